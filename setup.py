@@ -1,0 +1,38 @@
+"""mm1_jax: MM1 / MM1.5 multimodal LLMs and mPLUG-Owl3 hyper attention in JAX + Flax."""
+from setuptools import find_packages, setup
+
+CORE = [
+    "jax>=0.4.35",
+    "flax>=0.10",
+    "optax>=0.2.3",
+    "orbax-checkpoint>=0.10",
+    "tensorstore>=0.1.60",
+    "grain>=0.2.10",
+    "ml-collections>=0.1.1",
+    "einops>=0.8",
+    "absl-py>=2.0",
+    "numpy>=1.26",
+    "safetensors>=0.4",
+    "tqdm>=4.60",
+    "pillow>=10.0",
+    "tokenizers>=0.19",
+    "pyarrow>=14",
+    "array-record>=0.5",
+]
+# torch is pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA wheel.
+TORCH = ["torch==2.13.0", "transformers>=4.50"]
+
+setup(
+    name="mm1_jax",
+    version="0.1.0",
+    description=__doc__,
+    packages=find_packages(include=["mm1_jax", "mm1_jax.*"]),
+    package_data={"mm1_jax": ["data/assets/*"]},
+    python_requires=">=3.10",
+    install_requires=CORE,
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6"] + TORCH,
+        "convert": TORCH,
+        "notebooks": ["jupyter", "matplotlib"],
+    },
+)
