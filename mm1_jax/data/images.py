@@ -48,19 +48,20 @@ def whole_image(img: Image.Image, size: int, norm: str) -> np.ndarray:
 def choose_grid(width: int, height: int, r: int, n_min: int, n_max: int) -> tuple[int, int]:
   """MM1.5 grid (n_h, n_w) for an image, with n_min <= n_h * n_w <= n_max (REFERENCE.md).
 
-  Each grid is a canvas of n_h*r x n_w*r; the image is scaled (aspect kept) to fit it. If some grid holds the
-  image without downscaling, take the one with least padding (canvas area - scaled image area); otherwise the one
-  that loses least resolution (original area - scaled area). Ties: fewer crops, then fewer rows.
+  A grid is a canvas of n_h*r x n_w*r. If some canvases hold the image without downscaling, take the one with
+  least padding (canvas area - image area, the image at its own resolution, as LLaVA-NeXT's "effective
+  resolution"); otherwise the one that loses least resolution (image area - area after scaling to fit).
+  Ties: least padding after scaling the image to fit the canvas, then fewer rows.
   """
   best, best_key = None, None
   for n_h, n_w in candidate_grids(n_min, n_max):
+    canvas = n_h * n_w * r * r
     scale = min(n_w * r / width, n_h * r / height)
-    scaled_area = (width * scale) * (height * scale)
-    padding = n_h * n_w * r * r - scaled_area
+    fitted_area = (width * scale) * (height * scale)
     if scale >= 1:
-      key = (0, padding, n_h * n_w, n_h)
+      key = (0, canvas - width * height, canvas - fitted_area, n_h)
     else:
-      key = (1, width * height - scaled_area, n_h * n_w, n_h)
+      key = (1, width * height - fitted_area, canvas - fitted_area, n_h)
     if best_key is None or key < best_key:
       best, best_key = (n_h, n_w), key
   return best

@@ -134,7 +134,12 @@ class PackedBatchIterator(grain.DatasetIterator):
     row = RowBuilder(self.seq_len, self.max_images, self.image_shape, self.image_id)
     while row.space > 0:
       if self._carry is None:
-        ex, self._carry_state = self._next_example()
+        try:
+          ex, self._carry_state = self._next_example()
+        except StopIteration:  # a finite stream ends: its last partial row still comes out
+          if row.length == 0:
+            raise
+          break
         self._carry = [ex, 0]
       ex, offset = self._carry
       tokens, length = ex["tokens"], len(ex["tokens"])
