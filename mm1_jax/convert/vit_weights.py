@@ -49,7 +49,7 @@ def vit_from_hf_config(hf_config_dict: dict, **overrides: Any) -> ml_collections
     act = hf["hidden_act"]
     if act not in _HF_ACTIVATIONS:
         raise ValueError(f"hidden_act={act!r} has no equivalent here ({', '.join(_HF_ACTIVATIONS)}).")
-    cfg = dict(vit.VIT_PRESETS["clip_vit_l14_224"])  # every field, then overwritten
+    cfg = dict(vit.FIELD_DEFAULTS, **vit.MM1_FEATURES)
     cfg.update(
         style=style, image_size=hf["image_size"], patch_size=hf["patch_size"], width=hf["hidden_size"],
         depth=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"], mlp_dim=hf["intermediate_size"],
@@ -58,6 +58,7 @@ def vit_from_hf_config(hf_config_dict: dict, **overrides: Any) -> ml_collections
     if style == "aim_v2":
         cfg.update(attn_bias=hf["qkv_bias"], mlp_bias=hf["mlp_bias"], pos_embed="sincos" if hf["is_native"] else "")
     cfg.update(overrides)
+    cfg = vit.with_style_defaults(cfg)
     vit.validate_vit_config(cfg)
     return ml_collections.ConfigDict(cfg)
 
@@ -145,7 +146,8 @@ def _hf_layer(read: _Reader, i: int, cfg: Any) -> dict:
     names, base = _LAYER_NAMES[cfg.style], f"encoder.layers.{i}."
     attn_bias, mlp_bias = vit.style_value(cfg, "attn_bias"), vit.style_value(cfg, "mlp_bias")
     a = base + names["attn"]
-    qkv = [(read(f"{a}.{n}.weight"), read(f"{a}.{n}.bias") if attn_bias else None) for n in ("q_proj", "k_proj", "v_proj")]
+    qkv = [(read(f"{a}.{n}.weight"), read(f"{a}.{n}.bias") if attn_bias else None)
+           for n in ("q_proj", "k_proj", "v_proj")]
     attn = _attention(read, *qkv, read(f"{a}.out_proj.weight"), read(f"{a}.out_proj.bias") if attn_bias else None,
                       cfg.num_heads)
     m = base + names["mlp"]

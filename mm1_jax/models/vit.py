@@ -220,7 +220,7 @@ def _proj(features: Any, axis: Any, in_axes: tuple, out_axes: tuple, use_bias: b
 
 
 class ProbeAttention(nn.Module):
-    """Multi-head attention of learned queries [B, Q, C] to tokens [B, N, C], biased projections (nn.MultiheadAttention)."""
+    """Multi-head attention of learned queries [B, Q, C] to tokens [B, N, C] (as torch nn.MultiheadAttention)."""
 
     num_heads: int
     dtype: Any = jnp.float32
@@ -364,7 +364,7 @@ class ViT(nn.Module):
 
     @nn.compact
     def __call__(self, images: Array, *, return_hidden_states: bool = False) -> dict[str, Any]:
-        """images [B, H, W, 3], normalised -> dict (see the module docstring); pixels past the last whole patch are unused."""
+        """images [B, H, W, 3], normalised -> dict (module docstring); pixels past the last whole patch are unused."""
         validate_vit_config(self)
         if images.ndim != 4 or images.shape[-1] != 3 or min(images.shape[1:3]) < self.patch_size:
             raise ValueError(f"images of shape {tuple(images.shape)} are not [B, H, W, 3] with H, W >= "
@@ -405,26 +405,39 @@ MM1_FEATURES = dict(feature_layer=-1, feature_norm=False, drop_class_token=True)
 # mPLUG-Owl3 (Ye et al. 2024): SigLIP-400M's second-to-last layer, without the final norm (LLaVA-style).
 OWL3_FEATURES = dict(feature_layer=-2, feature_norm=False, drop_class_token=True)
 
-_DEFAULTS = dict(use_head=False, activation="", pos_embed="", attn_bias=None, mlp_bias=None, remat=False, scan=False)
+# The fields that are not the architecture's size; '' / None take the style's value (see STYLES).
+FIELD_DEFAULTS = dict(use_head=False, activation="", pos_embed="", attn_bias=None, mlp_bias=None, remat=False,
+                      scan=False)
+OVERRIDABLE = ("activation", "pos_embed", "attn_bias", "mlp_bias")
+
+
+def with_style_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an encoder config dict whose None / '' fields hold the style's values (explicit, overridable)."""
+    return {**cfg, **{field: style_value(cfg, field) for field in OVERRIDABLE}}
+
+
+def _preset(**fields: Any) -> dict[str, Any]:
+    return with_style_defaults({**FIELD_DEFAULTS, **fields})
+
 
 VIT_PRESETS: dict[str, dict[str, Any]] = {
     # openai/clip-vit-large-patch14(-336) config.json: 1024 wide, 24 layers, 16 heads, 4096 MLP, quick-GELU.
-    "clip_vit_l14_224": dict(_DEFAULTS, style="clip", image_size=224, patch_size=14, width=1024, depth=24,
-                             num_heads=16, mlp_dim=4096, norm_eps=1e-5, **MM1_FEATURES),
-    "clip_vit_l14_336": dict(_DEFAULTS, style="clip", image_size=336, patch_size=14, width=1024, depth=24,
-                             num_heads=16, mlp_dim=4096, norm_eps=1e-5, **MM1_FEATURES),
+    "clip_vit_l14_224": _preset(style="clip", image_size=224, patch_size=14, width=1024, depth=24,
+                                num_heads=16, mlp_dim=4096, norm_eps=1e-5, **MM1_FEATURES),
+    "clip_vit_l14_336": _preset(style="clip", image_size=336, patch_size=14, width=1024, depth=24,
+                                num_heads=16, mlp_dim=4096, norm_eps=1e-5, **MM1_FEATURES),
     # ViT-H/14 (open_clip ViT-H-14; apple/DFN5B-CLIP-ViT-H-14-378 used by MM1): 1280 wide, 32 layers, 16 heads,
     # 5120 MLP; open_clip trains it with exact GELU (laion/CLIP-ViT-H-14-laion2B-s32B-b79K: hidden_act 'gelu').
-    "clip_vit_h14_336": dict(_DEFAULTS, style="clip", image_size=336, patch_size=14, width=1280, depth=32,
-                             num_heads=16, mlp_dim=5120, norm_eps=1e-5, **MM1_FEATURES, activation="gelu"),
-    "clip_vit_h14_378": dict(_DEFAULTS, style="clip", image_size=378, patch_size=14, width=1280, depth=32,
-                             num_heads=16, mlp_dim=5120, norm_eps=1e-5, **MM1_FEATURES, activation="gelu"),
+    "clip_vit_h14_336": _preset(style="clip", image_size=336, patch_size=14, width=1280, depth=32,
+                                num_heads=16, mlp_dim=5120, norm_eps=1e-5, **MM1_FEATURES, activation="gelu"),
+    "clip_vit_h14_378": _preset(style="clip", image_size=378, patch_size=14, width=1280, depth=32,
+                                num_heads=16, mlp_dim=5120, norm_eps=1e-5, **MM1_FEATURES, activation="gelu"),
     # google/siglip-so400m-patch14-384 config.json: 1152 wide, 27 layers, 16 heads, 4304 MLP, eps 1e-6.
-    "siglip_so400m14_384": dict(_DEFAULTS, style="siglip", image_size=384, patch_size=14, width=1152, depth=27,
-                                num_heads=16, mlp_dim=4304, norm_eps=1e-6, **OWL3_FEATURES),
+    "siglip_so400m14_384": _preset(style="siglip", image_size=384, patch_size=14, width=1152, depth=27,
+                                   num_heads=16, mlp_dim=4304, norm_eps=1e-6, **OWL3_FEATURES),
     # apple/ml-aim aim-v1/aim/v1/torch/models.py aim_600M: patch 14, 1536 wide, 24 blocks, 12 heads, mlp_ratio 4.
-    "aim_600m_224": dict(_DEFAULTS, style="aim_v1", image_size=224, patch_size=14, width=1536, depth=24,
-                         num_heads=12, mlp_dim=6144, norm_eps=1e-6, **MM1_FEATURES),
+    "aim_600m_224": _preset(style="aim_v1", image_size=224, patch_size=14, width=1536, depth=24,
+                            num_heads=12, mlp_dim=6144, norm_eps=1e-6, **MM1_FEATURES),
 }
-for _name, _preset in VIT_PRESETS.items():
-    validate_vit_config(_preset)
+for _fields in VIT_PRESETS.values():
+    validate_vit_config(_fields)
