@@ -1,0 +1,277 @@
+"""Building blocks shared by the encoders and decoders: norms, RoPE, attention, MLPs.
+
+Every parameter names its logical axes (see `mm1_jax.train.sharding.LOGICAL_AXIS_RULES`). A module serves both
+the ViT and the decoder; `axes` picks the family of names ('decoder' -> embed/heads/mlp, 'vit' -> vit_embed/...).
+Norms, softmax and RoPE run in float32 whatever the compute dtype.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+DType = Any
+
+AXES = {
+    "decoder": dict(embed="embed", heads="heads", kv_heads="kv_heads", head_dim="head_dim", mlp="mlp"),
+    "vit": dict(embed="vit_embed", heads="vit_heads", kv_heads="vit_heads", head_dim="head_dim", mlp="vit_mlp"),
+}
+
+
+def with_axes(init: Callable, *names: str | None) -> Callable:
+    """An initializer whose parameter carries logical axis names."""
+    return nn.with_logical_partitioning(init, names)
+
+
+def constrain(x: Array, *names: str | None) -> Array:
+    """Logical sharding constraint on an activation (a no-op outside a mesh context)."""
+    return nn.with_logical_constraint(x, names)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Norms
+# ----------------------------------------------------------------------------------------------------------------
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * scale, computed in float32 (Llama, Qwen2, AIMv2)."""
+
+    epsilon: float = 1e-6
+    axis_name: str = "embed"
+    dtype: DType = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        scale = self.param("scale", with_axes(nn.initializers.ones, self.axis_name), (x.shape[-1],), jnp.float32)
+        x32 = x.astype(jnp.float32)
+        y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.epsilon)
+        return (y * scale).astype(self.dtype)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with named axes, computed in float32 (CLIP, SigLIP, AIM v1)."""
+
+    epsilon: float = 1e-5
+    use_bias: bool = True
+    axis_name: str = "embed"
+    dtype: DType = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        return nn.LayerNorm(
+            epsilon=self.epsilon,
+            use_bias=self.use_bias,
+            dtype=jnp.float32,
+            scale_init=with_axes(nn.initializers.ones, self.axis_name),
+            bias_init=with_axes(nn.initializers.zeros, self.axis_name),
+            name="norm",
+        )(x.astype(jnp.float32)).astype(self.dtype)
+
+
+def make_norm(kind: str, epsilon: float, axis_name: str, dtype: DType, name: str) -> nn.Module:
+    """'rms' or 'layer' (with bias) or 'layer_nobias'."""
+    if kind == "rms":
+        return RMSNorm(epsilon=epsilon, axis_name=axis_name, dtype=dtype, name=name)
+    if kind in ("layer", "layer_nobias"):
+        return LayerNorm(epsilon=epsilon, use_bias=kind == "layer", axis_name=axis_name, dtype=dtype, name=name)
+    raise ValueError(f"norm kind {kind!r} is not one of 'rms', 'layer', 'layer_nobias'.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Rotary position embedding (the rotate-half layout of Llama / Qwen2 in transformers)
+# ----------------------------------------------------------------------------------------------------------------
+def rope_sin_cos(positions: Array, head_dim: int, theta: float) -> tuple[Array, Array]:
+    """sin, cos tables [..., head_dim] for integer positions [...], in float32."""
+    inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    angles = positions.astype(jnp.float32)[..., None] * inv_freq
+    angles = jnp.concatenate([angles, angles], axis=-1)
+    return jnp.sin(angles), jnp.cos(angles)
+
+
+def apply_rope(x: Array, sin: Array, cos: Array) -> Array:
+    """Rotate x [B, T, H, Dh] by tables [B, T, Dh]; float32 inside, x's dtype out."""
+    x32 = x.astype(jnp.float32)
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x32[..., half:], x32[..., :half]], axis=-1)
+    out = x32 * cos[:, :, None, :] + rotated * sin[:, :, None, :]
+    return out.astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Masks: a short function each; True means "may attend"
+# ----------------------------------------------------------------------------------------------------------------
+def causal_mask(q_index: Array, k_index: Array) -> Array:
+    """[B, Tq, Tk]: key index <= query index."""
+    return k_index[:, None, :] <= q_index[:, :, None]
+
+
+def segment_mask(q_segments: Array, k_segments: Array) -> Array:
+    """[B, Tq, Tk]: same packed document, and the key is not padding (segment 0)."""
+    return (q_segments[:, :, None] == k_segments[:, None, :]) & (k_segments[:, None, :] > 0)
+
+
+def dot_product_attention(q: Array, k: Array, v: Array, mask: Array | None) -> Array:
+    """Grouped-KV attention: q [B, T, H, Dh], k/v [B, S, KVH, Dh], mask [B, T, S] -> [B, T, H, Dh].
+
+    Query heads are grouped onto their KV head (head h uses KV head h // (H / KVH)) without materialising
+    repeated keys. Logits and softmax in float32; fully masked rows give zeros rather than NaNs.
+    """
+    b, t, h, dh = q.shape
+    kvh = k.shape[2]
+    q = q.reshape(b, t, kvh, h // kvh, dh)
+    logits = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
+    logits = logits * (dh**-0.5)
+    if mask is not None:
+        logits = jnp.where(mask[:, None, None, :, :], logits, jnp.finfo(jnp.float32).min)
+    weights = jax.nn.softmax(logits, axis=-1)
+    if mask is not None:
+        weights = jnp.where(mask[:, None, None, :, :], weights, 0.0)
+    out = jnp.einsum("bkgts,bskd->btkgd", weights.astype(v.dtype), v)
+    return out.reshape(b, t, h, dh)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Attention
+# ----------------------------------------------------------------------------------------------------------------
+class Attention(nn.Module):
+    """Multi-head self-attention with grouped KV heads, optional qkv bias and RoPE, and an explicit KV cache.
+
+    Full sequence: the mask is causal (if `causal`) and stays inside each packed document (`segment_ids`).
+    decode=True: keys/values are written into the 'cache' collection at the cache index and the queries attend
+    every cached key up to their own index within the same segment. `init(..., decode=True)` on an input of the
+    cache's length creates the cache (zeros); prefill and one-token steps then both go through `decode=True`.
+    """
+
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    qkv_bias: bool = False
+    out_bias: bool = False
+    use_rope: bool = True
+    rope_theta: float = 10000.0
+    causal: bool = True
+    axes: str = "decoder"
+    dtype: DType = jnp.float32
+
+    def _proj(self, x: Array, n_heads: int, heads_axis: str, name: str) -> Array:
+        a = AXES[self.axes]
+        return nn.DenseGeneral(
+            features=(n_heads, self.head_dim),
+            use_bias=self.qkv_bias,
+            dtype=self.dtype,
+            kernel_init=with_axes(nn.initializers.lecun_normal(), a["embed"], heads_axis, a["head_dim"]),
+            bias_init=with_axes(nn.initializers.zeros, heads_axis, a["head_dim"]),
+            name=name,
+        )(x)
+
+    @nn.compact
+    def __call__(
+        self,
+        x: Array,
+        *,
+        positions: Array | None = None,
+        segment_ids: Array | None = None,
+        decode: bool = False,
+    ) -> Array:
+        """x [B, T, D]; positions / segment_ids int [B, T] (defaults: 0..T-1 and one document)."""
+        a = AXES[self.axes]
+        b, t, width = x.shape
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        if segment_ids is None:
+            segment_ids = jnp.ones((b, t), jnp.int32)
+
+        q = self._proj(x, self.num_heads, a["heads"], "q_proj")
+        k = self._proj(x, self.num_kv_heads, a["kv_heads"], "k_proj")
+        v = self._proj(x, self.num_kv_heads, a["kv_heads"], "v_proj")
+        if self.use_rope:
+            sin, cos = rope_sin_cos(positions, self.head_dim, self.rope_theta)
+            q, k = apply_rope(q, sin, cos), apply_rope(k, sin, cos)
+        q = constrain(q, "act_batch", "act_len", "act_heads", None)
+
+        if decode:
+            out = self._cached_attention(q, k, v, segment_ids)
+        else:
+            mask = segment_mask(segment_ids, segment_ids)
+            if self.causal:
+                index = jnp.broadcast_to(jnp.arange(t), (b, t))
+                mask = mask & causal_mask(index, index)
+            out = dot_product_attention(q, k, v, mask)
+
+        return nn.DenseGeneral(
+            features=width,
+            axis=(-2, -1),
+            use_bias=self.out_bias,
+            dtype=self.dtype,
+            kernel_init=with_axes(nn.initializers.lecun_normal(), a["heads"], a["head_dim"], a["embed"]),
+            bias_init=with_axes(nn.initializers.zeros, a["embed"]),
+            name="o_proj",
+        )(out)
+
+    def _cached_attention(self, q: Array, k: Array, v: Array, segment_ids: Array) -> Array:
+        """Write k/v at the cache index, attend to everything cached so far (causally, same segment)."""
+        initialized = self.has_variable("cache", "key")
+        b, t = q.shape[:2]
+        key = self.variable("cache", "key", jnp.zeros, k.shape, k.dtype)
+        value = self.variable("cache", "value", jnp.zeros, v.shape, v.dtype)
+        segments = self.variable("cache", "segment_ids", jnp.zeros, segment_ids.shape, jnp.int32)
+        index = self.variable("cache", "index", lambda: jnp.array(0, jnp.int32))
+        if not initialized:  # init call: the cache is created at the input's length; nothing to attend yet.
+            return dot_product_attention(q, k, v, segment_mask(segment_ids, segment_ids))
+        start = index.value
+        key.value = jax.lax.dynamic_update_slice(key.value, k.astype(key.value.dtype), (0, start, 0, 0))
+        value.value = jax.lax.dynamic_update_slice(value.value, v.astype(value.value.dtype), (0, start, 0, 0))
+        segments.value = jax.lax.dynamic_update_slice(segments.value, segment_ids.astype(jnp.int32), (0, start))
+        index.value = start + t
+        length = key.value.shape[1]
+        q_index = jnp.broadcast_to(start + jnp.arange(t), (b, t))
+        k_index = jnp.broadcast_to(jnp.arange(length), (b, length))
+        mask = causal_mask(q_index, k_index) & segment_mask(segment_ids, segments.value)
+        return dot_product_attention(q, key.value, value.value, mask)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# MLPs
+# ----------------------------------------------------------------------------------------------------------------
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "silu": nn.silu,
+    "gelu": lambda x: nn.gelu(x, approximate=False),
+    "gelu_tanh": lambda x: nn.gelu(x, approximate=True),
+    "quick_gelu": lambda x: x * nn.sigmoid(1.702 * x),
+}
+
+
+class Mlp(nn.Module):
+    """Gated (SwiGLU: down(act(gate(x)) * up(x))) or plain (fc2(act(fc1(x)))) feed-forward block."""
+
+    hidden_dim: int
+    gated: bool = True
+    activation: str = "silu"
+    use_bias: bool = False
+    axes: str = "decoder"
+    dtype: DType = jnp.float32
+
+    def _dense(self, x: Array, features: int, in_axis: str, out_axis: str, name: str) -> Array:
+        return nn.Dense(
+            features,
+            use_bias=self.use_bias,
+            dtype=self.dtype,
+            kernel_init=with_axes(nn.initializers.lecun_normal(), in_axis, out_axis),
+            bias_init=with_axes(nn.initializers.zeros, out_axis),
+            name=name,
+        )(x)
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        a = AXES[self.axes]
+        act = ACTIVATIONS[self.activation]
+        if self.gated:
+            h = act(self._dense(x, self.hidden_dim, a["embed"], a["mlp"], "gate_proj"))
+            h = h * self._dense(x, self.hidden_dim, a["embed"], a["mlp"], "up_proj")
+            name_out = "down_proj"
+        else:
+            h = act(self._dense(x, self.hidden_dim, a["embed"], a["mlp"], "fc1"))
+            name_out = "fc2"
+        h = constrain(h, "act_batch", "act_len", "act_mlp")
+        return self._dense(h, x.shape[-1], a["mlp"], a["embed"], name_out)

@@ -1,0 +1,109 @@
+"""The device mesh and the one table that maps logical axis names to mesh axes.
+
+Mesh axes: data (pure data parallel), fsdp (data parallel + parameters sharded), tensor (model parallel),
+expert (MoE experts). A mesh is configuration: `config.mesh = {'data': 1, 'fsdp': -1, 'tensor': 1, 'expert': 1}`
+(-1 fills the remaining devices).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor", "expert")
+
+# logical name -> mesh axis (or axes, or None = replicated). Activations shard their batch over every
+# data-parallel axis; parameters shard their `embed`-like axis over fsdp and their wide axis over tensor.
+LOGICAL_AXIS_RULES: tuple[tuple[str, Any], ...] = (
+    # activations
+    ("act_batch", ("data", "fsdp", "expert")),
+    ("act_len", None),
+    ("act_embed", None),
+    ("act_heads", "tensor"),
+    ("act_mlp", "tensor"),
+    # decoder parameters
+    ("vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("head_dim", None),
+    ("exp", "expert"),
+    ("layers", None),
+    # encoder and connector parameters
+    ("vit_embed", "fsdp"),
+    ("vit_mlp", "tensor"),
+    ("vit_heads", "tensor"),
+    ("conv_in", None),
+    ("conv_out", "tensor"),
+)
+
+
+def mesh_shape(spec: Mapping[str, int], num_devices: int) -> dict[str, int]:
+    """Resolve a mesh spec (one axis may be -1) into sizes whose product is `num_devices`."""
+    unknown = set(spec) - set(MESH_AXES)
+    if unknown:
+        raise ValueError(f"mesh has unknown axis {sorted(unknown)[0]!r}; the axes are {', '.join(MESH_AXES)}.")
+    sizes = {a: int(spec.get(a, 1)) for a in MESH_AXES}
+    fill = [a for a, s in sizes.items() if s == -1]
+    if len(fill) > 1:
+        raise ValueError(f"mesh axes {fill} are all -1; at most one axis may fill the remaining devices.")
+    for a, s in sizes.items():
+        if s == 0 or s < -1:
+            raise ValueError(f"mesh.{a}={s} must be a positive size or -1.")
+    known = math.prod(s for s in sizes.values() if s != -1)
+    if fill:
+        if num_devices % known:
+            raise ValueError(f"mesh sizes {sizes} do not divide the {num_devices} devices.")
+        sizes[fill[0]] = num_devices // known
+    if math.prod(sizes.values()) != num_devices:
+        raise ValueError(f"mesh sizes {sizes} multiply to {math.prod(sizes.values())}, not the {num_devices} devices.")
+    return sizes
+
+
+def make_mesh(spec: Mapping[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A Mesh with axes (data, fsdp, tensor, expert) over `devices` (default: all)."""
+    devices = list(jax.devices() if devices is None else devices)
+    sizes = mesh_shape(spec, len(devices))
+    shape = tuple(sizes[a] for a in MESH_AXES)
+    try:
+        grid = jax.experimental.mesh_utils.create_device_mesh(shape, devices)
+    except Exception:  # CPU / odd topologies: plain reshape is fine
+        grid = np.asarray(devices).reshape(shape)
+    return Mesh(grid, MESH_AXES)
+
+
+def logical_to_mesh(tree: Any, rules: Sequence[tuple[str, Any]] = LOGICAL_AXIS_RULES) -> Any:
+    """PartitionSpecs of mesh axes for a tree of logical PartitionSpecs."""
+    return nn.logical_to_mesh(tree, rules)
+
+
+def param_shardings(abstract_variables: Any, mesh: Mesh, rules=LOGICAL_AXIS_RULES) -> Any:
+    """NamedShardings for every leaf of boxed (`nn.LogicallyPartitioned`) variables, e.g. from `jax.eval_shape(init)`.
+
+    A mesh axis that does not divide the dimension is dropped for that dimension (replicated), so small models
+    still shard on large meshes.
+    """
+    logical = nn.get_partition_spec(abstract_variables)
+    mesh_specs = nn.logical_to_mesh(logical, rules)
+    values = nn.unbox(abstract_variables)
+
+    def fit(spec: PartitionSpec, leaf) -> NamedSharding:
+        shape = getattr(leaf, "shape", ())
+        dims = []
+        for i, axes in enumerate(tuple(spec) + (None,) * (len(shape) - len(spec))):
+            names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+            size = math.prod(mesh.shape[n] for n in names) if names else 1
+            dims.append(axes if names and shape[i] % size == 0 else None)
+        return NamedSharding(mesh, PartitionSpec(*dims))
+
+    return jax.tree.map(fit, mesh_specs, values, is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+
+def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
+    """Leading (batch) dimension over every data-parallel mesh axis, the rest replicated."""
+    return NamedSharding(mesh, PartitionSpec(("data", "fsdp", "expert"), *([None] * (ndim - 1))))
