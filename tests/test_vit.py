@@ -334,3 +334,26 @@ def test_presets_build_with_the_published_sizes(name, hf_kind):
     with torch.device("meta"):
         theirs = sum(p.numel() for p in cls(config_cls(**fields)).parameters())
     assert ours == theirs
+
+
+def test_aimv2_native_recomputes_sincos_at_another_resolution():
+    model = _hf_model("aim_v2_native")
+    cfg = vit_from_hf_config(model.config.to_dict())
+    params = hf_vit_to_params(_state_dict(model), cfg)
+    pixels = _images(48)
+    with torch.no_grad():
+        theirs = model(pixel_values=pixels)
+    _assert_close(_run(cfg, params, pixels)["last_hidden_state"], theirs.last_hidden_state)
+
+
+def test_bfloat16_compute_stays_close_to_float32():
+    model = _hf_model("siglip")
+    cfg = vit_from_hf_config(model.config.to_dict())
+    params = hf_vit_to_params(_state_dict(model), cfg)
+    pixels = _images(32)
+    full = _run(cfg, params, pixels)
+    half = jax.jit(lambda p, x: vit.ViT(**dict(cfg, dtype=jnp.bfloat16)).apply({"params": p}, x))(
+        params, jnp.asarray(pixels.numpy().transpose(0, 2, 3, 1)))
+    assert half["features"].dtype == jnp.bfloat16
+    _assert_close(half["pooled"].astype(jnp.float32), full["pooled"], tol=5e-2)
+    _assert_close(half["last_hidden_state"].astype(jnp.float32), full["last_hidden_state"], tol=5e-2)

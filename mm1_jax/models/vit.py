@@ -402,7 +402,8 @@ class ViT(nn.Module):
 # MM1 (McKinney et al. 2024, sec. 3.2 / appendix): the connector reads the last layer's patch tokens, before the final
 # norm, class token dropped.
 MM1_FEATURES = dict(feature_layer=-1, feature_norm=False, drop_class_token=True)
-# mPLUG-Owl3 (Ye et al. 2024): SigLIP-400M's second-to-last layer, without the final norm (LLaVA-style).
+# mPLUG-Owl3 (Ye et al. 2024): SigLIP-400M's second-to-last layer, without the final norm (LLaVA-style; from the
+# project brief, not yet checked against the released modeling_mplugowl3.py).
 OWL3_FEATURES = dict(feature_layer=-2, feature_norm=False, drop_class_token=True)
 
 # The fields that are not the architecture's size; '' / None take the style's value (see STYLES).
