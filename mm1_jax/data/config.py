@@ -43,6 +43,8 @@ def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
   c.shard_by_host = True         # host p of n reads records p, p+n, p+2n, ... of every source.
   c.worker_count = 0             # grain worker processes for reading/decoding (0: in the main process).
   c.worker_buffer_size = 2       # elements each worker keeps ready.
+  c.read_threads = 2             # threads reading and decoding records (in each worker, or the main process).
+  c.prefetch_buffer_size = 16    # examples read ahead by those threads (each holds its decoded images).
   c.add_bos = True               # <bos> at the start of each document, <eos> at its end.
   c.add_eos = True
   # Packing. Pre-training documents may be cut across rows (each piece is its own segment, positions restart) so
