@@ -120,7 +120,7 @@ def caption_records(rng, n):
     yield data, describe(objs) + " ."
 
 
-def interleaved_record(rng) -> dict[str, Any]:
+def interleaved_record(rng, text_factor: int = 1) -> dict[str, Any]:
   n = int(rng.integers(2, 5))
   texts, images = [], []
   for i in range(n):
@@ -129,16 +129,16 @@ def interleaved_record(rng) -> dict[str, Any]:
     data, objs = shapes_image(rng, int(rng.integers(1, 3)))
     texts.append(None)
     images.append(data)
-    texts.append(f"it shows {describe(objs)} .")
+    texts.append(f"it shows {describe(objs)} ." + "".join(" " + text_record(rng)["text"] for _ in range(text_factor - 1)))
     images.append(None)
   texts.append(f"there were {COUNTS[n]} pictures .")
   images.append(None)
   return {"texts": texts, "images": images}
 
 
-def text_record(rng) -> dict[str, Any]:
+def text_record(rng, text_factor: int = 1) -> dict[str, Any]:
   sentences = []
-  for _ in range(int(rng.integers(3, 8))):
+  for _ in range(int(rng.integers(3, 8)) * text_factor):
     shape, colour = str(rng.choice(SHAPES)), str(rng.choice(list(COLOURS)))
     sentences.append(f"{_article(colour)} {colour} {shape} has {CORNERS[shape]} corners .")
   return {"text": " ".join(sentences)}
@@ -196,22 +196,22 @@ def write_captions(root: pathlib.Path, rng, n: int, shards: int = 2):
           tar.addfile(info, io.BytesIO(payload))
 
 
-def write_interleaved(root: pathlib.Path, rng, n: int):
+def write_interleaved(root: pathlib.Path, rng, n: int, text_factor: int = 1):
   import pyarrow as pa  # pylint: disable=g-import-not-at-top
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   (root / "interleaved").mkdir(parents=True)
-  rows = [interleaved_record(rng) for _ in range(n)]
+  rows = [interleaved_record(rng, text_factor) for _ in range(n)]
   table = pa.table({"texts": pa.array([r["texts"] for r in rows], pa.list_(pa.string())),
                     "images": pa.array([r["images"] for r in rows], pa.list_(pa.binary()))})
   pq.write_table(table, root / "interleaved" / "docs-00000.parquet", row_group_size=256)
 
 
-def write_text(root: pathlib.Path, rng, n: int):
+def write_text(root: pathlib.Path, rng, n: int, text_factor: int = 1):
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
   (root / "text").mkdir(parents=True)
   writer = array_record_module.ArrayRecordWriter(str(root / "text" / "text-00000.array_record"), "group_size:1")
   for _ in range(n):
-    writer.write(json.dumps(text_record(rng)).encode())
+    writer.write(json.dumps(text_record(rng, text_factor)).encode())
   writer.close()
 
 
@@ -232,21 +232,26 @@ def write_sft(root: pathlib.Path, rng, name: str, make, n: int, as_jsonl: bool, 
       json.dump(records, f)
 
 
-def generate(directory: str, seed: int = 0, scale: float = 1.0) -> str:
-  """Write the whole world into `directory` (created; must not exist). Returns the directory."""
+def generate(directory: str, seed: int = 0, scale: float = 1.0, text_factor: int = 1) -> str:
+  """Write the whole world into `directory` (created; must not exist). Returns the directory.
+
+  text_factor > 1 makes interleaved and text-only documents that many times longer (web-like lengths, for the
+  packing benchmark); the default world is what the tiny model learns.
+  """
   root = pathlib.Path(directory)
   sizes = {k: max(8, int(v * scale)) for k, v in SIZES.items()}
   rngs = {k: np.random.default_rng([seed, i]) for i, k in enumerate(sorted(SIZES))}
   root.mkdir(parents=True)
   build_tokenizer(root / "tokenizer.json")
   write_captions(root, rngs["captions"], sizes["captions"])
-  write_interleaved(root, rngs["interleaved"], sizes["interleaved"])
-  write_text(root, rngs["text"], sizes["text"])
+  write_interleaved(root, rngs["interleaved"], sizes["interleaved"], text_factor)
+  write_text(root, rngs["text"], sizes["text"], text_factor)
   write_sft(root, rngs["vqa"], "vqa", vqa_record, sizes["vqa"], as_jsonl=False)
   write_sft(root, rngs["ocr"], "ocr", ocr_record, sizes["ocr"], as_jsonl=True)
   write_sft(root, rngs["grounding"], "grounding", grounding_record, sizes["grounding"], as_jsonl=True)
   write_sft(root, rngs["vqa_eval"], "vqa", vqa_record, sizes["vqa_eval"], as_jsonl=False, folder="eval")
-  (root / "DONE").write_text(json.dumps({"version": VERSION, "seed": seed, "scale": scale, "sizes": sizes}))
+  (root / "DONE").write_text(json.dumps({"version": VERSION, "seed": seed, "scale": scale, "text_factor": text_factor,
+                                             "sizes": sizes}))
   return str(root)
 
 
