@@ -32,7 +32,7 @@ def model_fields(config) -> dict:
   model = config.get("model") or {}
   connector, encoder = model.get("connector") or {}, model.get("encoder") or {}
   return dict(tokens_per_image=int(connector.get("num_tokens", 144)), image_size=int(encoder.get("image_size", 336)),
-              image_norm=str(encoder.get("norm", "clip")))
+              image_norm=str(encoder.get("norm") or ("siglip" if encoder.get("style") == "siglip" else "clip")))
 
 
 def summarise(it: pipeline_lib.Pipeline, data_config, batches: list[dict]) -> str:

@@ -121,8 +121,11 @@ class Pipeline:
             "images": c["images"], "truncated": c["truncated"]}
 
   @property
-  def _packer(self) -> packing.PackedBatchIterator:
+  def iterator(self) -> packing.PackedBatchIterator:
+    """The grain DatasetIterator itself (for grain.checkpoint / orbax handlers that take one)."""
     return self._it
+
+  _packer = iterator
 
 
 def build_pipeline(data_config, *, seq_len: int | None = None, global_batch_size: int, tokens_per_image: int,

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mm1_jax.data import config as config_lib
 from mm1_jax.data import tokenizer as tokenizer_lib
 
-VERSION = "v1"
+VERSION = "v2"
 IMAGE_SIZE = 64
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 50), "blue": (40, 70, 220), "yellow": (240, 210, 30),
            "purple": (140, 50, 170), "orange": (250, 140, 20)}
