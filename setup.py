@@ -17,6 +17,7 @@ CORE = [
     "pillow>=10.0",
     "tokenizers>=0.19",
     "pyarrow>=14",
+    "etils[epath]>=1.5",
     "array-record>=0.5",
 ]
 # torch is pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA wheel.

@@ -267,6 +267,7 @@ def test_every_parameter_has_logical_axes(style, extra):
 @pytest.mark.parametrize("change,message", [
     (dict(style="dino"), "encoder.style='dino' is not one of 'clip', 'siglip', 'aim_v1', 'aim_v2'"),
     (dict(image_size=10, patch_size=14), "encoder.image_size=10 is smaller than encoder.patch_size=14"),
+    (dict(image_size=230), "encoder.image_size=230 is not a multiple of encoder.patch_size=14"),
     (dict(width=100, num_heads=16), "encoder.width=100 is not divisible by encoder.num_heads=16"),
     (dict(feature_layer=25), "encoder.feature_layer=25 is out of range for encoder.depth=24"),
     (dict(feature_layer=-26), "encoder.feature_layer=-26 is out of range"),
@@ -279,6 +280,7 @@ def test_config_errors(change, message):
         vit.validate_vit_config(cfg)
     for ok in (-25, 24, -1, 0):  # every hidden state of a 24-layer model
         vit.validate_vit_config(dict(vit.VIT_PRESETS["clip_vit_l14_224"], feature_layer=ok))
+    vit.validate_vit_config(dict(vit.VIT_PRESETS["clip_vit_l14_224"], image_size=230, allow_partial_patches=True))
 
 
 def test_vit_from_hf_config_reads_nested_and_flat_configs():

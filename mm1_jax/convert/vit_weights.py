@@ -54,7 +54,8 @@ def vit_from_hf_config(hf_config_dict: dict, **overrides: Any) -> ml_collections
         style=style, image_size=hf["image_size"], patch_size=hf["patch_size"], width=hf["hidden_size"],
         depth=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"], mlp_dim=hf["intermediate_size"],
         norm_eps=hf["rms_norm_eps"] if style == "aim_v2" else hf["layer_norm_eps"], activation=_HF_ACTIVATIONS[act],
-        use_head=bool(hf.get("vision_use_head", hf.get("use_head", False))), **vit.MM1_FEATURES)
+        use_head=bool(hf.get("vision_use_head", hf.get("use_head", False))), **vit.MM1_FEATURES,
+        allow_partial_patches=hf["image_size"] % hf["patch_size"] != 0)
     if style == "aim_v2":
         cfg.update(attn_bias=hf["qkv_bias"], mlp_bias=hf["mlp_bias"], pos_embed="sincos" if hf["is_native"] else "")
     cfg.update(overrides)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from mm1_jax.models.layers import Projection
 from mm1_jax.models.c_abstractor import CAbstractor, adaptive_avg_pool_2d, adaptive_pool_matrix
 
 __all__ = [
@@ -98,14 +99,9 @@ class AttentionPooling(nn.Module):
         )
         queries = jnp.broadcast_to(queries.astype(self.dtype)[None], (batch, self.num_tokens, in_dim))
 
-        def heads_projection(name: str) -> nn.DenseGeneral:
-            return nn.DenseGeneral(
-                (self.num_heads, head_dim),
-                dtype=self.dtype,
-                kernel_init=nn.with_logical_partitioning(
-                    nn.initializers.lecun_normal(), ("vit_embed", "heads", "head_dim")
-                ),
-                bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("heads", "head_dim")),
+        def heads_projection(name: str) -> Projection:
+            return Projection(
+                (self.num_heads, head_dim), ("vit_embed", "heads", "head_dim"), use_bias=True, dtype=self.dtype,
                 name=name,
             )
 
@@ -115,13 +111,8 @@ class AttentionPooling(nn.Module):
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / jnp.sqrt(jnp.float32(head_dim))
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
         attended = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
-        pooled = nn.DenseGeneral(
-            in_dim,
-            axis=(-2, -1),
-            dtype=self.dtype,
-            kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), ("heads", "head_dim", "vit_embed")),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("vit_embed",)),
-            name="out",
+        pooled = Projection(
+            in_dim, ("heads", "head_dim", "vit_embed"), in_ndim=2, use_bias=True, dtype=self.dtype, name="out"
         )(attended)
         return _constrain_output(_dense(self.out_dim, "vit_embed", "embed", "proj", self.dtype)(pooled))
 

@@ -31,6 +31,36 @@ def constrain(x: Array, *names: str | None) -> Array:
     return nn.with_logical_constraint(x, names)
 
 
+class Projection(nn.Module):
+    """x [..., *in] -> [..., *features] through a kernel [*in, *features] whose every axis is named.
+
+    Replaces flax's DenseGeneral, which initialises a flattened 2D kernel and reshapes it: that breaks the kernel's
+    logical sharding constraint under an active mesh. The last `in_ndim` axes of x are contracted.
+    """
+
+    features: int | tuple[int, ...]
+    kernel_axes: tuple[str | None, ...]
+    in_ndim: int = 1
+    use_bias: bool = False
+    dtype: DType = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        out_shape = (self.features,) if isinstance(self.features, int) else tuple(self.features)
+        in_shape = x.shape[x.ndim - self.in_ndim :]
+        n_in = len(in_shape)
+        init = nn.initializers.lecun_normal(
+            in_axis=tuple(range(n_in)), out_axis=tuple(range(n_in, n_in + len(out_shape)))
+        )
+        kernel = self.param("kernel", with_axes(init, *self.kernel_axes), in_shape + out_shape, jnp.float32)
+        y = jnp.tensordot(x.astype(self.dtype), kernel.astype(self.dtype), axes=n_in)
+        if self.use_bias:
+            bias_axes = self.kernel_axes[n_in:]
+            bias = self.param("bias", with_axes(nn.initializers.zeros, *bias_axes), out_shape, jnp.float32)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Norms
 # ----------------------------------------------------------------------------------------------------------------
@@ -156,13 +186,9 @@ class Attention(nn.Module):
 
     def _proj(self, x: Array, n_heads: int, heads_axis: str, name: str) -> Array:
         a = AXES[self.axes]
-        return nn.DenseGeneral(
-            features=(n_heads, self.head_dim),
-            use_bias=self.qkv_bias,
-            dtype=self.dtype,
-            kernel_init=with_axes(nn.initializers.lecun_normal(), a["embed"], heads_axis, a["head_dim"]),
-            bias_init=with_axes(nn.initializers.zeros, heads_axis, a["head_dim"]),
-            name=name,
+        return Projection(
+            (n_heads, self.head_dim), (a["embed"], heads_axis, a["head_dim"]), use_bias=self.qkv_bias,
+            dtype=self.dtype, name=name,
         )(x)
 
     @nn.compact
@@ -199,13 +225,8 @@ class Attention(nn.Module):
                 mask = mask & causal_mask(index, index)
             out = dot_product_attention(q, k, v, mask)
 
-        return nn.DenseGeneral(
-            features=width,
-            axis=(-2, -1),
-            use_bias=self.out_bias,
-            dtype=self.dtype,
-            kernel_init=with_axes(nn.initializers.lecun_normal(), a["heads"], a["head_dim"], a["embed"]),
-            bias_init=with_axes(nn.initializers.zeros, a["embed"]),
+        return Projection(
+            width, (a["heads"], a["head_dim"], a["embed"]), in_ndim=2, use_bias=self.out_bias, dtype=self.dtype,
             name="o_proj",
         )(out)
 

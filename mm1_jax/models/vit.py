@@ -87,10 +87,15 @@ def validate_vit_config(cfg: Any) -> None:
     if style not in STYLES:
         raise ValueError(f"encoder.style={style!r} is not one of {', '.join(map(repr, STYLES))}.")
     image_size, patch_size = _get(cfg, "image_size"), _get(cfg, "patch_size")
-    # Not required to be a multiple: google/siglip-so400m-patch14-384 runs 384 px through 14 px patches, and the
-    # patch convolution (here as in torch) drops the 6 pixels past the last whole patch: a 27 x 27 grid.
     if patch_size <= 0 or image_size < patch_size:
         raise ValueError(f"encoder.image_size={image_size} is smaller than encoder.patch_size={patch_size}.")
+    # google/siglip-so400m-patch14-384 runs 384 px through 14 px patches: the patch convolution (here as in torch)
+    # drops the 6 pixels past the last whole patch (a 27 x 27 grid). Such configs must say so explicitly.
+    if image_size % patch_size and not _get(cfg, "allow_partial_patches", False):
+        raise ValueError(
+            f"encoder.image_size={image_size} is not a multiple of encoder.patch_size={patch_size} (set "
+            f"encoder.allow_partial_patches=True to drop the {image_size % patch_size} border pixels, as "
+            f"SigLIP-so400m/14 @384 does).")
     width, num_heads = _get(cfg, "width"), _get(cfg, "num_heads")
     if num_heads <= 0 or width % num_heads:
         raise ValueError(f"encoder.width={width} is not divisible by encoder.num_heads={num_heads}.")
@@ -212,11 +217,10 @@ class Block(nn.Module):
 
 
 def _proj(features: Any, axis: Any, in_axes: tuple, out_axes: tuple, use_bias: bool, dtype: Any, name: str):
-    """A DenseGeneral with named kernel axes in_axes + out_axes and bias axes out_axes."""
-    return nn.DenseGeneral(
-        features=features, axis=axis, use_bias=use_bias, dtype=dtype, name=name,
-        kernel_init=layers.with_axes(nn.initializers.lecun_normal(), *in_axes, *out_axes),
-        bias_init=layers.with_axes(nn.initializers.zeros, *out_axes))
+    """A projection with named kernel axes in_axes + out_axes and bias axes out_axes."""
+    in_ndim = len(axis) if isinstance(axis, tuple) else 1
+    return layers.Projection(features, (*in_axes, *out_axes), in_ndim=in_ndim, use_bias=use_bias, dtype=dtype,
+                             name=name)
 
 
 class ProbeAttention(nn.Module):
@@ -294,6 +298,7 @@ class ViT(nn.Module):
     feature_layer: int = -1
     feature_norm: bool = False
     drop_class_token: bool = True
+    allow_partial_patches: bool = False  # image_size need not be a multiple of patch_size (border pixels dropped)
     use_head: bool = False
     activation: str = ""  # '' = the style's
     pos_embed: str = ""  # '' = the style's; 'sincos' with style 'aim_v2' is AIMv2-native
@@ -407,7 +412,7 @@ MM1_FEATURES = dict(feature_layer=-1, feature_norm=False, drop_class_token=True)
 OWL3_FEATURES = dict(feature_layer=-2, feature_norm=False, drop_class_token=True)
 
 # The fields that are not the architecture's size; '' / None take the style's value (see STYLES).
-FIELD_DEFAULTS = dict(use_head=False, activation="", pos_embed="", attn_bias=None, mlp_bias=None, remat=False,
+FIELD_DEFAULTS = dict(allow_partial_patches=False, use_head=False, activation="", pos_embed="", attn_bias=None, mlp_bias=None, remat=False,
                       scan=False)
 OVERRIDABLE = ("activation", "pos_embed", "attn_bias", "mlp_bias")
 
@@ -435,7 +440,8 @@ VIT_PRESETS: dict[str, dict[str, Any]] = {
                                 num_heads=16, mlp_dim=5120, norm_eps=1e-5, **MM1_FEATURES, activation="gelu"),
     # google/siglip-so400m-patch14-384 config.json: 1152 wide, 27 layers, 16 heads, 4304 MLP, eps 1e-6.
     "siglip_so400m14_384": _preset(style="siglip", image_size=384, patch_size=14, width=1152, depth=27,
-                                   num_heads=16, mlp_dim=4304, norm_eps=1e-6, **OWL3_FEATURES),
+                                   num_heads=16, mlp_dim=4304, norm_eps=1e-6, **OWL3_FEATURES,
+                                   allow_partial_patches=True),
     # apple/ml-aim aim-v1/aim/v1/torch/models.py aim_600M: patch 14, 1536 wide, 24 blocks, 12 heads, mlp_ratio 4.
     "aim_600m_224": _preset(style="aim_v1", image_size=224, patch_size=14, width=1536, depth=24,
                             num_heads=12, mlp_dim=6144, norm_eps=1e-6, **MM1_FEATURES),

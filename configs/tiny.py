@@ -1,0 +1,35 @@
+"""The embedded default: a CPU-sized MM1 on the synthetic dataset the package generates.
+
+    python -m mm1_jax.train --config=configs/tiny.py --workdir=/tmp/tiny
+    python -m mm1_jax.models.summary --config=configs/tiny.py
+
+`get_config('sft')` gives the same model on the embedded SFT mixture (VQA, OCR, grounding).
+"""
+import ml_collections
+
+from mm1_jax.data import synthetic
+from mm1_jax.data.tokenizer import load_tokenizer
+
+
+def get_config(arg: str = "pretrain") -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.data = synthetic.embedded_data_config(stage=arg)
+    vocab_size = load_tokenizer(config.data.tokenizer).vocab_size
+
+    config.model = ml_collections.ConfigDict()
+    # CLIP-style encoder on 64 px images, 8 px patches: an 8 x 8 grid of 64 patch tokens.
+    config.model.encoder = dict(
+        style="clip", image_size=64, patch_size=8, width=96, depth=4, num_heads=4, mlp_dim=384, norm_eps=1e-5,
+        feature_layer=-1, feature_norm=False, drop_class_token=True,
+    )
+    # C-Abstractor 8 x 8 -> 4 x 4 = 16 image tokens.
+    config.model.connector = dict(name="c_abstractor", num_tokens=16, hidden_dim=96, depth=1, mlp_depth=2)
+    config.model.decoder = dict(
+        vocab_size=vocab_size, width=192, depth=4, num_heads=6, num_kv_heads=2, mlp_dim=512, rope_theta=10000.0,
+        tie_embeddings=True, norm_eps=1e-5, scan_layers=False, remat_policy="none",
+    )
+    config.model.max_images = config.data.max_images
+    config.model.dtype = "float32"
+
+    config.mesh = dict(data=1, fsdp=-1, tensor=1, expert=1)
+    return config

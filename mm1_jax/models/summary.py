@@ -1,0 +1,86 @@
+"""Print a model config's parameter counts per component, image tokens per image and sequence budget.
+
+    python -m mm1_jax.models.summary --config=configs/mm1_pretrain.py:decoder=7b
+
+Counts come from `jax.eval_shape` of the initialiser: nothing is allocated, so 30B models summarise on a laptop.
+"""
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+from absl import app
+from ml_collections import config_flags
+
+from mm1_jax.models import registry
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:ARG]).", lock_config=False)
+
+
+def abstract_params(model_cfg: ml_collections.ConfigDict) -> dict:
+    """Parameter shapes (ShapeDtypeStructs) of the whole model, from `jax.eval_shape`."""
+    model = registry.build_model(model_cfg)
+    enc = model_cfg.encoder
+    k = registry.image_tokens(model_cfg)
+    tokens = jnp.zeros((1, k), jnp.int32)
+    images = jnp.zeros((1, 1, enc.image_size, enc.image_size, 3), jnp.float32)
+    index = jnp.arange(k, dtype=jnp.int32)[None]
+    variables = jax.eval_shape(
+        lambda: model.init(jax.random.PRNGKey(0), tokens, images=images, image_token_index=index)
+    )
+    return nn.unbox(variables["params"])
+
+
+def count(tree) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
+
+def summarize(config: ml_collections.ConfigDict) -> dict:
+    """The figures the command prints, as a dict (also used by tests and notebooks)."""
+    params = abstract_params(config.model)
+    parts = {name: count(params.get(name, {})) for name in ("encoder", "connector", "decoder")}
+    dec = config.model.decoder
+    embed = dec.vocab_size * dec.width * (1 if dec.get("tie_embeddings", False) else 2)
+    seq_len = config.get("data", {}).get("seq_len", 4096) if "data" in config else 4096
+    k = registry.image_tokens(config.model)
+    max_images = config.model.get("max_images", 16)
+    return dict(
+        params=parts,
+        total=sum(parts.values()),
+        decoder_non_embedding=parts["decoder"] - embed,
+        tokens_per_image=k,
+        encoder_tokens=registry.num_encoder_tokens(config.model.encoder),
+        seq_len=seq_len,
+        max_images=max_images,
+        max_image_tokens=k * max_images,
+    )
+
+
+def format_summary(s: dict) -> str:
+    def b(n):
+        return f"{n / 1e9:8.3f}B" if n >= 1e8 else f"{n / 1e6:8.3f}M"
+
+    lines = ["component        parameters"]
+    lines += [f"  {name:<14} {b(n)}  ({n:,})" for name, n in s["params"].items()]
+    lines += [
+        f"  {'total':<14} {b(s['total'])}  ({s['total']:,})",
+        f"  decoder without embeddings: {b(s['decoder_non_embedding'])}",
+        "",
+        f"image tokens: {s['encoder_tokens']} encoder tokens -> {s['tokens_per_image']} decoder tokens per image",
+        f"sequence budget: {s['seq_len']} tokens per row; up to {s['max_images']} images = "
+        f"{s['max_image_tokens']} image tokens ({100 * s['max_image_tokens'] / s['seq_len']:.1f}%), "
+        f"leaving at least {s['seq_len'] - s['max_image_tokens']} for text",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    print(format_summary(summarize(_CONFIG.value)))
+
+
+if __name__ == "__main__":
+    app.run(main)
