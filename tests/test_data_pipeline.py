@@ -1,4 +1,5 @@
 """The grain pipeline: batch contract, mixture shares, state restore, host shards, bad-record limits."""
+
 import json
 
 import numpy as np
@@ -14,129 +15,141 @@ K, SIZE = 8, 32
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-  return synthetic.generate(str(tmp_path_factory.mktemp("world") / "w"), seed=0, scale=0.02)
+    return synthetic.generate(str(tmp_path_factory.mktemp("world") / "w"), seed=0, scale=0.02)
 
 
 def text_sources(tmp_path, names_weights, n=50, bad_lines=()):
-  out = []
-  for name, weight in names_weights:
-    lines = [json.dumps({"text": f"a red circle has {i % 10} corners ."}) for i in range(n)] + list(bad_lines)
-    (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
-    out.append(config_lib.source(name, "text", "jsonl", str(tmp_path / f"{name}.jsonl"), weight))
-  return out
+    out = []
+    for name, weight in names_weights:
+        lines = [json.dumps({"text": f"a red circle has {i % 10} corners ."}) for i in range(n)] + list(bad_lines)
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+        out.append(config_lib.source(name, "text", "jsonl", str(tmp_path / f"{name}.jsonl"), weight))
+    return out
 
 
 def build(dc, batch=2, seq_len=128, **kw):
-  kw = dict(process_index=0, process_count=1) | kw
-  return pipeline.build_pipeline(dc, seq_len=seq_len, global_batch_size=batch, tokens_per_image=K, image_size=SIZE,
-                                 image_norm="clip", **kw)
+    kw = dict(process_index=0, process_count=1) | kw
+    return pipeline.build_pipeline(
+        dc, seq_len=seq_len, global_batch_size=batch, tokens_per_image=K, image_size=SIZE, image_norm="clip", **kw
+    )
 
 
 def test_batch_contract_on_embedded_data(world):
-  dc = synthetic.embedded_data_config(directory=world, max_images=6)
-  it = build(dc, batch=3)
-  tok = tokenizer_lib.load_tokenizer(dc.tokenizer)
-  b = next(it)
-  assert b["tokens"].shape == (3, 128) and b["images"].shape == (3, 6, SIZE, SIZE, 3)
-  assert b["tokens"].dtype == np.int32 and b["loss_weights"].dtype == np.float32 and b["image_valid"].dtype == bool
-  is_img = b["tokens"] == tok.image_id
-  assert np.all(b["loss_weights"][b["targets"] == tok.image_id] == 0)
-  np.testing.assert_array_equal(is_img.sum(-1), b["image_valid"].sum(-1) * K)
-  for r in range(3):
-    np.testing.assert_array_equal(b["image_token_index"][r][is_img[r]], np.arange(is_img[r].sum()))
-  assert np.all(b["segment_ids"][b["tokens"] == tok.bos_id] > 0)
-  assert np.mean(b["segment_ids"] > 0) > 0.8
+    dc = synthetic.embedded_data_config(directory=world, max_images=6)
+    it = build(dc, batch=3)
+    tok = tokenizer_lib.load_tokenizer(dc.tokenizer)
+    b = next(it)
+    assert b["tokens"].shape == (3, 128) and b["images"].shape == (3, 6, SIZE, SIZE, 3)
+    assert b["tokens"].dtype == np.int32 and b["loss_weights"].dtype == np.float32 and b["image_valid"].dtype == bool
+    is_img = b["tokens"] == tok.image_id
+    assert np.all(b["loss_weights"][b["targets"] == tok.image_id] == 0)
+    np.testing.assert_array_equal(is_img.sum(-1), b["image_valid"].sum(-1) * K)
+    for r in range(3):
+        np.testing.assert_array_equal(b["image_token_index"][r][is_img[r]], np.arange(is_img[r].sum()))
+    assert np.all(b["segment_ids"][b["tokens"] == tok.bos_id] > 0)
+    assert np.mean(b["segment_ids"] > 0) > 0.8
 
 
 def test_mixture_shares_within_one_percent(tmp_path):
-  dc = config_lib.get_data_config(tokenizer=str(tmp_path / "tok.json"),
-                                  sources=text_sources(tmp_path, [("cap", 45), ("int", 45), ("txt", 10)]))
-  synthetic.build_tokenizer(tmp_path / "tok.json")
-  it = build(dc, batch=8, seq_len=512)
-  while sum(it.stats()["examples"].values()) < 10_000:
-    next(it)
-  ex = it.stats()["examples"]
-  total = sum(ex.values())
-  for name, want in (("cap", 0.45), ("int", 0.45), ("txt", 0.10)):
-    assert abs(ex[name] / total - want) < 0.01, (name, ex)
+    dc = config_lib.get_data_config(
+        tokenizer=str(tmp_path / "tok.json"), sources=text_sources(tmp_path, [("cap", 45), ("int", 45), ("txt", 10)])
+    )
+    synthetic.build_tokenizer(tmp_path / "tok.json")
+    it = build(dc, batch=8, seq_len=512)
+    while sum(it.stats()["examples"].values()) < 10_000:
+        next(it)
+    ex = it.stats()["examples"]
+    total = sum(ex.values())
+    for name, want in (("cap", 0.45), ("int", 0.45), ("txt", 0.10)):
+        assert abs(ex[name] / total - want) < 0.01, (name, ex)
 
 
 def test_restore_and_continue_equals_uninterrupted(world):
-  dc = synthetic.embedded_data_config(directory=world, max_images=4)
-  it = build(dc)
-  for _ in range(3):
-    next(it)
-  saved = it.state_json()
-  want = [next(it) for _ in range(4)]
-  it2 = build(dc)
-  it2.set_state_json(saved)
-  for a, b in zip(want, [next(it2) for _ in range(4)]):
-    assert a.keys() == b.keys()
-    for k in a:
-      np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-  assert it2.stats() == it.stats()
+    dc = synthetic.embedded_data_config(directory=world, max_images=4)
+    it = build(dc)
+    for _ in range(3):
+        next(it)
+    saved = it.state_json()
+    want = [next(it) for _ in range(4)]
+    it2 = build(dc)
+    it2.set_state_json(saved)
+    for a, b in zip(want, [next(it2) for _ in range(4)]):
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert it2.stats() == it.stats()
 
 
 def test_grain_worker_gives_the_same_batches(world):
-  dc = synthetic.embedded_data_config(directory=world, max_images=4)
-  plain = build(dc)
-  want = [next(plain) for _ in range(2)]
-  dc.worker_count = 1
-  got = build(dc)
-  for a, b in zip(want, [next(got) for _ in range(2)]):
-    np.testing.assert_array_equal(a["tokens"], b["tokens"])
-    np.testing.assert_array_equal(a["images"], b["images"])
+    dc = synthetic.embedded_data_config(directory=world, max_images=4)
+    plain = build(dc)
+    want = [next(plain) for _ in range(2)]
+    dc.worker_count = 1
+    got = build(dc)
+    for a, b in zip(want, [next(got) for _ in range(2)]):
+        np.testing.assert_array_equal(a["tokens"], b["tokens"])
+        np.testing.assert_array_equal(a["images"], b["images"])
 
 
 def test_two_hosts_read_disjoint_shards_covering_all(tmp_path):
-  src = text_sources(tmp_path, [("t", 1)], n=101)[0]
-  dc = config_lib.get_data_config(sources=[src])
-  seen = []
-  for p in range(2):
-    ds = pipeline.source_dataset(src, 0, dc, seed=0, process_index=p, process_count=2,
-                                 builder=lambda r: r["__key__"])
-    seen.append([ds[i] for i in range(len(range(p, 101, 2)))])
-  a, b = set(seen[0]), set(seen[1])
-  assert len(a) == 51 and len(b) == 50 and not a & b and len(a | b) == 101
+    src = text_sources(tmp_path, [("t", 1)], n=101)[0]
+    dc = config_lib.get_data_config(sources=[src])
+    seen = []
+    for p in range(2):
+        ds = pipeline.source_dataset(
+            src, 0, dc, seed=0, process_index=p, process_count=2, builder=lambda r: r["__key__"]
+        )
+        seen.append([ds[i] for i in range(len(range(p, 101, 2)))])
+    a, b = set(seen[0]), set(seen[1])
+    assert len(a) == 51 and len(b) == 50 and not a & b and len(a | b) == 101
 
 
 def test_host_batch_is_its_share(world):
-  dc = synthetic.embedded_data_config(directory=world)
-  b0 = next(build(dc, batch=4, process_index=0, process_count=2))
-  b1 = next(build(dc, batch=4, process_index=1, process_count=2))
-  assert b0["tokens"].shape == (2, 128) and not np.array_equal(b0["tokens"], b1["tokens"])
+    dc = synthetic.embedded_data_config(directory=world)
+    b0 = next(build(dc, batch=4, process_index=0, process_count=2))
+    b1 = next(build(dc, batch=4, process_index=1, process_count=2))
+    assert b0["tokens"].shape == (2, 128) and not np.array_equal(b0["tokens"], b1["tokens"])
 
 
 def test_bad_records_are_counted(tmp_path):
-  synthetic.build_tokenizer(tmp_path / "tok.json")
-  bad = ['{"text": ""}', '{"label": 3}', '{oops']
-  dc = config_lib.get_data_config(tokenizer=str(tmp_path / "tok.json"), max_error_rate=0.5,
-                                  sources=text_sources(tmp_path, [("t", 1)], n=27, bad_lines=bad))
-  it = build(dc, seq_len=64)
-  for _ in range(20):
-    next(it)
-  skips, ex = it.skip_counts(), it.stats()["examples"]["t"]
-  assert set(skips) == {"empty_text", "wrong_schema", "bad_json"}
-  assert abs(sum(skips.values()) / (sum(skips.values()) + ex) - 0.1) < 0.03
+    synthetic.build_tokenizer(tmp_path / "tok.json")
+    bad = ['{"text": ""}', '{"label": 3}', "{oops"]
+    dc = config_lib.get_data_config(
+        tokenizer=str(tmp_path / "tok.json"),
+        max_error_rate=0.5,
+        sources=text_sources(tmp_path, [("t", 1)], n=27, bad_lines=bad),
+    )
+    it = build(dc, seq_len=64)
+    for _ in range(20):
+        next(it)
+    skips, ex = it.skip_counts(), it.stats()["examples"]["t"]
+    assert set(skips) == {"empty_text", "wrong_schema", "bad_json"}
+    assert abs(sum(skips.values()) / (sum(skips.values()) + ex) - 0.1) < 0.03
 
 
 def test_error_rate_limit_stops_with_one_clear_message(tmp_path):
-  synthetic.build_tokenizer(tmp_path / "tok.json")
-  bad = ['{"text": ""}'] * 10
-  dc = config_lib.get_data_config(tokenizer=str(tmp_path / "tok.json"), max_error_rate=0.05,
-                                  min_records_for_rate=20,
-                                  sources=text_sources(tmp_path, [("web", 1)], n=20, bad_lines=bad))
-  it = build(dc, seq_len=64)
-  with pytest.raises(pipeline.DataError, match=r"Data source 'web': \d+ of \d+ records were bad .*web.jsonl:byte"):
-    for _ in range(50):
-      next(it)
+    synthetic.build_tokenizer(tmp_path / "tok.json")
+    bad = ['{"text": ""}'] * 10
+    dc = config_lib.get_data_config(
+        tokenizer=str(tmp_path / "tok.json"),
+        max_error_rate=0.05,
+        min_records_for_rate=20,
+        sources=text_sources(tmp_path, [("web", 1)], n=20, bad_lines=bad),
+    )
+    it = build(dc, seq_len=64)
+    with pytest.raises(pipeline.DataError, match=r"Data source 'web': \d+ of \d+ records were bad .*web.jsonl:byte"):
+        for _ in range(50):
+            next(it)
 
 
 def test_all_bad_source_never_hangs(tmp_path):
-  synthetic.build_tokenizer(tmp_path / "tok.json")
-  dc = config_lib.get_data_config(tokenizer=str(tmp_path / "tok.json"), max_error_rate=1.0,
-                                  sources=text_sources(tmp_path, [("junk", 1)], n=0, bad_lines=['{"x": 1}'] * 5))
-  it = build(dc, seq_len=64)
-  it._it.error_check.max_consecutive = 100
-  with pytest.raises(pipeline.DataError, match="'junk': 100 of 100 records were bad"):
-    next(it)
+    synthetic.build_tokenizer(tmp_path / "tok.json")
+    dc = config_lib.get_data_config(
+        tokenizer=str(tmp_path / "tok.json"),
+        max_error_rate=1.0,
+        sources=text_sources(tmp_path, [("junk", 1)], n=0, bad_lines=['{"x": 1}'] * 5),
+    )
+    it = build(dc, seq_len=64)
+    it._it.error_check.max_consecutive = 100
+    with pytest.raises(pipeline.DataError, match="'junk': 100 of 100 records were bad"):
+        next(it)

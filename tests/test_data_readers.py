@@ -1,4 +1,5 @@
 """Readers on fixtures written with each format's own writer, and records -> examples (incl. bad records)."""
+
 import io
 import json
 import tarfile
@@ -20,130 +21,153 @@ K, SIZE = 4, 16
 
 
 def png(colour=(255, 0, 0)) -> bytes:
-  buf = io.BytesIO()
-  Image.new("RGB", (20, 10), colour).save(buf, format="PNG")
-  return buf.getvalue()
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 10), colour).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
 def tok_path(tmp_path_factory):
-  path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-  synthetic.build_tokenizer(path)
-  return str(path)
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    synthetic.build_tokenizer(path)
+    return str(path)
 
 
 def builder(tok_path, kind, **cfg):
-  dc = config_lib.get_data_config(tokenizer=tok_path, **cfg)
-  src = config_lib.source("s", kind, "jsonl", "unused", 1.0)
-  return examples_lib.ExampleBuilder(src, 0, dc, tokens_per_image=K, image_size=SIZE, image_norm="siglip")
+    dc = config_lib.get_data_config(tokenizer=tok_path, **cfg)
+    src = config_lib.source("s", kind, "jsonl", "unused", 1.0)
+    return examples_lib.ExampleBuilder(src, 0, dc, tokens_per_image=K, image_size=SIZE, image_norm="siglip")
 
 
 def words(tok_path, ex):
-  return tokenizer_lib.load_tokenizer(tok_path).decode(ex["tokens"])
+    return tokenizer_lib.load_tokenizer(tok_path).decode(ex["tokens"])
 
 
 def test_webdataset_tar(tmp_path, tok_path):
-  with tarfile.open(tmp_path / "a.tar", "w") as tar:
-    for key, caption in (("x/000", "a red circle ."), ("x/001", "a blue square .")):
-      for name, data in ((f"{key}.jpg", png()), (f"{key}.json", json.dumps({"caption": caption}).encode())):
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-  src = sources.WebDatasetSource(sources.expand_paths(str(tmp_path / "*.tar"), "caps"))
-  assert len(src) == 2
-  rec = src[1]
-  assert rec["__key__"] == "a.tar:x/001" and rec["json"]["caption"] == "a blue square ." and rec["jpg"] == png()
-  ex = builder(tok_path, "caption")(rec)
-  assert words(tok_path, ex) == "<bos> <image> a blue square . <eos>"
-  assert ex["images"].shape == (1, SIZE, SIZE, 3)
-  np.testing.assert_allclose(ex["images"][0, 0, 0], [1, -1, -1], atol=1e-6)  # red, siglip-normalised
-  # targets: no loss on predicting image slots, loss on every caption token and <eos>, none after the last token
-  np.testing.assert_array_equal(ex["weights"], [0, 0, 0, 0, 1, 1, 1, 1, 1, 0])
+    with tarfile.open(tmp_path / "a.tar", "w") as tar:
+        for key, caption in (("x/000", "a red circle ."), ("x/001", "a blue square .")):
+            for name, data in ((f"{key}.jpg", png()), (f"{key}.json", json.dumps({"caption": caption}).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    src = sources.WebDatasetSource(sources.expand_paths(str(tmp_path / "*.tar"), "caps"))
+    assert len(src) == 2
+    rec = src[1]
+    assert rec["__key__"] == "a.tar:x/001" and rec["json"]["caption"] == "a blue square ." and rec["jpg"] == png()
+    ex = builder(tok_path, "caption")(rec)
+    assert words(tok_path, ex) == "<bos> <image> a blue square . <eos>"
+    assert ex["images"].shape == (1, SIZE, SIZE, 3)
+    np.testing.assert_allclose(ex["images"][0, 0, 0], [1, -1, -1], atol=1e-6)  # red, siglip-normalised
+    # targets: no loss on predicting image slots, loss on every caption token and <eos>, none after the last token
+    np.testing.assert_array_equal(ex["weights"], [0, 0, 0, 0, 1, 1, 1, 1, 1, 0])
 
 
 def test_jsonl_text_and_mmc4_layout(tmp_path, tok_path):
-  (tmp_path / "img.png").write_bytes(png((0, 0, 255)))
-  lines = [{"text": "a square has 4 corners ."},
-           {"text_list": ["here is a picture .", "it shows a blue square ."],
-            "image_info": [{"image_name": "img.png", "matched_text_index": 1}]}]
-  (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
-  src = sources.JsonlSource(sources.expand_paths(str(tmp_path / "d.jsonl"), "d"))
-  assert len(src) == 2
-  assert words(tok_path, builder(tok_path, "text")(src[0])) == "<bos> a square has 4 corners . <eos>"
-  ex = builder(tok_path, "interleaved")(src[1])
-  assert words(tok_path, ex) == "<bos> here is a picture . <image> it shows a blue square . <eos>"
-  np.testing.assert_allclose(ex["images"][0, 0, 0], [-1, -1, 1], atol=1e-6)
+    (tmp_path / "img.png").write_bytes(png((0, 0, 255)))
+    lines = [
+        {"text": "a square has 4 corners ."},
+        {
+            "text_list": ["here is a picture .", "it shows a blue square ."],
+            "image_info": [{"image_name": "img.png", "matched_text_index": 1}],
+        },
+    ]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    src = sources.JsonlSource(sources.expand_paths(str(tmp_path / "d.jsonl"), "d"))
+    assert len(src) == 2
+    assert words(tok_path, builder(tok_path, "text")(src[0])) == "<bos> a square has 4 corners . <eos>"
+    ex = builder(tok_path, "interleaved")(src[1])
+    assert words(tok_path, ex) == "<bos> here is a picture . <image> it shows a blue square . <eos>"
+    np.testing.assert_allclose(ex["images"][0, 0, 0], [-1, -1, 1], atol=1e-6)
 
 
 def test_parquet_obelics_layout(tmp_path, tok_path):
-  table = pa.table({"texts": [["look at this one .", None, "here is a picture .", None]],
-                    "images": [[None, png(), None, png((0, 255, 0))]]})
-  pq.write_table(table, tmp_path / "o.parquet")
-  src = sources.ParquetSource(sources.expand_paths(str(tmp_path / "o.parquet"), "o"))
-  ex = builder(tok_path, "interleaved")(src[0])
-  assert words(tok_path, ex) == "<bos> look at this one . <image> here is a picture . <image> <eos>"
-  assert ex["images"].shape == (2, SIZE, SIZE, 3)
-  # keep_first: with a budget of one image, the second image is dropped and all text kept
-  ex1 = builder(tok_path, "interleaved", max_images=1)(src[0])
-  assert words(tok_path, ex1) == "<bos> look at this one . <image> here is a picture . <eos>"
-  assert ex1["images"].shape == (1, SIZE, SIZE, 3)
+    table = pa.table(
+        {
+            "texts": [["look at this one .", None, "here is a picture .", None]],
+            "images": [[None, png(), None, png((0, 255, 0))]],
+        }
+    )
+    pq.write_table(table, tmp_path / "o.parquet")
+    src = sources.ParquetSource(sources.expand_paths(str(tmp_path / "o.parquet"), "o"))
+    ex = builder(tok_path, "interleaved")(src[0])
+    assert words(tok_path, ex) == "<bos> look at this one . <image> here is a picture . <image> <eos>"
+    assert ex["images"].shape == (2, SIZE, SIZE, 3)
+    # keep_first: with a budget of one image, the second image is dropped and all text kept
+    ex1 = builder(tok_path, "interleaved", max_images=1)(src[0])
+    assert words(tok_path, ex1) == "<bos> look at this one . <image> here is a picture . <eos>"
+    assert ex1["images"].shape == (1, SIZE, SIZE, 3)
 
 
 def test_arrayrecord_json_records(tmp_path, tok_path):
-  writer = array_record_module.ArrayRecordWriter(str(tmp_path / "t.array_record"), "group_size:1")
-  for text in ("a red circle .", "a green triangle ."):
-    writer.write(json.dumps({"text": text}).encode())
-  writer.close()
-  src = sources.ArrayRecordSource(sources.expand_paths(str(tmp_path / "t.array_record"), "t"))
-  assert len(src) == 2 and src[1]["text"] == "a green triangle ."
+    writer = array_record_module.ArrayRecordWriter(str(tmp_path / "t.array_record"), "group_size:1")
+    for text in ("a red circle .", "a green triangle ."):
+        writer.write(json.dumps({"text": text}).encode())
+    writer.close()
+    src = sources.ArrayRecordSource(sources.expand_paths(str(tmp_path / "t.array_record"), "t"))
+    assert len(src) == 2 and src[1]["text"] == "a green triangle ."
 
 
 def test_llava_sft_loss_only_on_answers(tmp_path, tok_path):
-  (tmp_path / "i.png").write_bytes(png())
-  convs = [{"id": "q1", "image": "i.png", "conversations": [
-      {"from": "human", "value": "<image>\nwhat colour is the circle ?"}, {"from": "gpt", "value": "red ."}]}]
-  (tmp_path / "s.json").write_text(json.dumps(convs))
-  src = sources.LlavaJsonSource(sources.expand_paths(str(tmp_path / "s.json"), "s"))
-  ex = builder(tok_path, "sft")(src[0])
-  tok = tokenizer_lib.load_tokenizer(tok_path)
-  assert words(tok_path, ex) == "<bos> User : <image> what colour is the circle ? Assistant : red . <eos>"
-  learned = [tok.decode([t]) for t, w in zip(ex["tokens"][1:], ex["weights"][:-1]) if w > 0]
-  assert learned == ["red", ".", "<eos>"]
-  assert ex["splittable"] is False
+    (tmp_path / "i.png").write_bytes(png())
+    convs = [
+        {
+            "id": "q1",
+            "image": "i.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nwhat colour is the circle ?"},
+                {"from": "gpt", "value": "red ."},
+            ],
+        }
+    ]
+    (tmp_path / "s.json").write_text(json.dumps(convs))
+    src = sources.LlavaJsonSource(sources.expand_paths(str(tmp_path / "s.json"), "s"))
+    ex = builder(tok_path, "sft")(src[0])
+    tok = tokenizer_lib.load_tokenizer(tok_path)
+    assert words(tok_path, ex) == "<bos> User : <image> what colour is the circle ? Assistant : red . <eos>"
+    learned = [tok.decode([t]) for t, w in zip(ex["tokens"][1:], ex["weights"][:-1]) if w > 0]
+    assert learned == ["red", ".", "<eos>"]
+    assert ex["splittable"] is False
 
 
 def test_sft_dynamic_split_adds_markers(tmp_path, tok_path):
-  (tmp_path / "w.png").write_bytes(png())  # 20x10 with r=10: 4-crop canvases hold it unscaled; grid 1x4
-  rec = {"image": "w.png", "__folder__": str(tmp_path),
-         "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "red ."}]}
-  ex = builder(tok_path, "sft", split=dict(config_lib.get_data_config().split, mode="mm1.5", r=10))(rec)
-  text = words(tok_path, ex)
-  assert text.startswith("<bos> User : <crop_1> <image> <crop_2> <image> <crop_3> <image> <crop_4> <image> "
-                         "<overview> <image> Assistant")
-  assert ex["images"].shape == (5, SIZE, SIZE, 3)
-  assert np.sum(ex["tokens"] == tokenizer_lib.load_tokenizer(tok_path).image_id) == 5 * K
+    (tmp_path / "w.png").write_bytes(png())  # 20x10 with r=10: 4-crop canvases hold it unscaled; grid 1x4
+    rec = {
+        "image": "w.png",
+        "__folder__": str(tmp_path),
+        "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "red ."}],
+    }
+    ex = builder(tok_path, "sft", split=dict(config_lib.get_data_config().split, mode="mm1.5", r=10))(rec)
+    text = words(tok_path, ex)
+    assert text.startswith(
+        "<bos> User : <crop_1> <image> <crop_2> <image> <crop_3> <image> <crop_4> <image> <overview> <image> Assistant"
+    )
+    assert ex["images"].shape == (5, SIZE, SIZE, 3)
+    assert np.sum(ex["tokens"] == tokenizer_lib.load_tokenizer(tok_path).image_id) == 5 * K
 
 
-@pytest.mark.parametrize("rec,reason", [
-    ({"jpg": b"\xff\xd8garbage", "txt": "a red circle ."}, "bad_image"),
-    ({"image": "nowhere.png", "caption": "a red circle .", "__folder__": "/nonexistent"}, "missing_image"),
-    ({"jpg": png(), "txt": "   "}, "empty_text"),
-    ({"jpg": png(), "label": 3}, "wrong_schema"),
-    ({"__error__": "bad_json", "__key__": "f.jsonl:byte0"}, "bad_json"),
-])
+@pytest.mark.parametrize(
+    "rec,reason",
+    [
+        ({"jpg": b"\xff\xd8garbage", "txt": "a red circle ."}, "bad_image"),
+        ({"image": "nowhere.png", "caption": "a red circle .", "__folder__": "/nonexistent"}, "missing_image"),
+        ({"jpg": png(), "txt": "   "}, "empty_text"),
+        ({"jpg": png(), "label": 3}, "wrong_schema"),
+        ({"__error__": "bad_json", "__key__": "f.jsonl:byte0"}, "bad_json"),
+    ],
+)
 def test_bad_caption_records_are_skipped_with_reason(tok_path, rec, reason):
-  out = builder(tok_path, "caption")(rec)
-  assert out["skip"] == reason and out["source"] == 0
+    out = builder(tok_path, "caption")(rec)
+    assert out["skip"] == reason and out["source"] == 0
 
 
 def test_bad_json_line_and_missing_files(tmp_path):
-  (tmp_path / "b.jsonl").write_text('{"text": "ok"}\n{not json\n[1, 2]\n')
-  src = sources.JsonlSource(sources.expand_paths(str(tmp_path / "b.jsonl"), "b"))
-  assert [src[i].get("__error__") for i in range(3)] == [None, "bad_json", "wrong_schema"]
-  with pytest.raises(FileNotFoundError, match="Data source 'caps': no files match path '/nope/\\*.tar'"):
-    sources.expand_paths("/nope/*.tar", "caps")
+    (tmp_path / "b.jsonl").write_text('{"text": "ok"}\n{not json\n[1, 2]\n')
+    src = sources.JsonlSource(sources.expand_paths(str(tmp_path / "b.jsonl"), "b"))
+    assert [src[i].get("__error__") for i in range(3)] == [None, "bad_json", "wrong_schema"]
+    with pytest.raises(FileNotFoundError, match="Data source 'caps': no files match path '/nope/\\*.tar'"):
+        sources.expand_paths("/nope/*.tar", "caps")
 
 
 def test_config_rejects_unknown_kind():
-  with pytest.raises(ValueError, match="kind must be one of .* got 'video'"):
-    config_lib.source("v", "video", "jsonl", "x", 1)
+    with pytest.raises(ValueError, match="kind must be one of .* got 'video'"):
+        config_lib.source("v", "video", "jsonl", "x", 1)

@@ -1,4 +1,5 @@
 """The embedded dataset: deterministic, closed vocabulary, captions that match the pixels; the inspect command."""
+
 import filecmp
 import io
 import json
@@ -14,48 +15,57 @@ from mm1_jax.data import tokenizer as tokenizer_lib
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-  a = synthetic.generate(str(tmp_path / "a"), seed=3, scale=0.005)
-  b = synthetic.generate(str(tmp_path / "b"), seed=3, scale=0.005)
-  c = synthetic.generate(str(tmp_path / "c"), seed=4, scale=0.005)
-  files = sorted(os.path.relpath(os.path.join(d, f), a) for d, _, fs in os.walk(a) for f in fs)
-  assert len(files) > 20
-  _, mismatch, errors = filecmp.cmpfiles(a, b, files, shallow=False)
-  assert not mismatch and not errors
-  assert not filecmp.cmp(os.path.join(a, "sft", "vqa.json"), os.path.join(c, "sft", "vqa.json"), shallow=False)
+    a = synthetic.generate(str(tmp_path / "a"), seed=3, scale=0.005)
+    b = synthetic.generate(str(tmp_path / "b"), seed=3, scale=0.005)
+    c = synthetic.generate(str(tmp_path / "c"), seed=4, scale=0.005)
+    files = sorted(os.path.relpath(os.path.join(d, f), a) for d, _, fs in os.walk(a) for f in fs)
+    assert len(files) > 20
+    _, mismatch, errors = filecmp.cmpfiles(a, b, files, shallow=False)
+    assert not mismatch and not errors
+    assert not filecmp.cmp(os.path.join(a, "sft", "vqa.json"), os.path.join(c, "sft", "vqa.json"), shallow=False)
 
 
 def test_tokenizer_ids_are_fixed_and_vocabulary_closed(tmp_path):
-  root = synthetic.generate(str(tmp_path / "w"), seed=0, scale=0.005)
-  tok = tokenizer_lib.load_tokenizer(os.path.join(root, "tokenizer.json"))
-  assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.image_id, tok.overview_id, tok.crop_id(1)) == (0, 1, 2, 4, 5, 6)
-  assert tok.vocab_size == len(synthetic.vocabulary()) == 218
-  unk = tok.special["<unk>"]
-  texts = [json.loads(l)["conversations"][1]["value"] for l in open(os.path.join(root, "sft", "grounding.jsonl"))]
-  texts += [t["value"] for r in json.load(open(os.path.join(root, "sft", "vqa.json"))) for t in r["conversations"]]
-  for t in texts:
-    ids = tok.encode(t.replace("<image>", ""))
-    assert unk not in ids, t
-  assert tok.encode("<box> 3 , 40 </box>") == [22, tok.encode("3")[0], tok.encode(",")[0], tok.encode("40")[0], 23]
+    root = synthetic.generate(str(tmp_path / "w"), seed=0, scale=0.005)
+    tok = tokenizer_lib.load_tokenizer(os.path.join(root, "tokenizer.json"))
+    assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.image_id, tok.overview_id, tok.crop_id(1)) == (0, 1, 2, 4, 5, 6)
+    assert tok.vocab_size == len(synthetic.vocabulary()) == 218
+    unk = tok.special["<unk>"]
+    texts = [json.loads(l)["conversations"][1]["value"] for l in open(os.path.join(root, "sft", "grounding.jsonl"))]
+    texts += [t["value"] for r in json.load(open(os.path.join(root, "sft", "vqa.json"))) for t in r["conversations"]]
+    for t in texts:
+        ids = tok.encode(t.replace("<image>", ""))
+        assert unk not in ids, t
+    assert tok.encode("<box> 3 , 40 </box>") == [22, tok.encode("3")[0], tok.encode(",")[0], tok.encode("40")[0], 23]
 
 
 def test_shapes_are_where_and_what_the_text_says():
-  rng = np.random.default_rng(0)
-  for _ in range(20):
-    data, objs = synthetic.shapes_image(rng, 2)
-    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
-    assert objs[0]["box"][0] < objs[1]["box"][0]  # listed left to right
-    for o in objs:
-      x1, y1, x2, y2 = o["box"]
-      cx, cy = (x1 + x2) // 2, (y1 + 2 * y2) // 3  # inside circles, squares and triangles alike
-      assert np.abs(pixels[cy, cx] - synthetic.COLOURS[o["colour"]]).max() < 40, o
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        data, objs = synthetic.shapes_image(rng, 2)
+        pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+        assert objs[0]["box"][0] < objs[1]["box"][0]  # listed left to right
+        for o in objs:
+            x1, y1, x2, y2 = o["box"]
+            cx, cy = (x1 + x2) // 2, (y1 + 2 * y2) // 3  # inside circles, squares and triangles alike
+            assert np.abs(pixels[cy, cx] - synthetic.COLOURS[o["colour"]]).max() < 40, o
 
 
 def test_inspect_prints_shares_efficiency_and_rows(tmp_path):
-  env = dict(os.environ, MM1_JAX_CACHE=str(tmp_path / "cache"))
-  cmd = [sys.executable, "-m", "mm1_jax.data.inspect", "--config=tests/fixtures/data_tiny_config.py:0.01",
-         "--batches=3", "--rows=1", f"--dump={tmp_path / 'dump'}", "--config.data.seq_len=128"]
-  out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True,
-                       cwd=os.path.dirname(os.path.dirname(__file__))).stdout
-  assert "packing efficiency" in out and "interleaved" in out and "row 0:" in out and "<image>" in out
-  assert "seq_len 128" in out
-  assert any(f.endswith(".png") for f in os.listdir(tmp_path / "dump"))
+    env = dict(os.environ, MM1_JAX_CACHE=str(tmp_path / "cache"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "mm1_jax.data.inspect",
+        "--config=tests/fixtures/data_tiny_config.py:0.01",
+        "--batches=3",
+        "--rows=1",
+        f"--dump={tmp_path / 'dump'}",
+        "--config.data.seq_len=128",
+    ]
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, check=True, cwd=os.path.dirname(os.path.dirname(__file__))
+    ).stdout
+    assert "packing efficiency" in out and "interleaved" in out and "row 0:" in out and "<image>" in out
+    assert "seq_len 128" in out
+    assert any(f.endswith(".png") for f in os.listdir(tmp_path / "dump"))

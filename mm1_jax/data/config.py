@@ -3,6 +3,7 @@
 `get_data_config(**overrides)` returns an `ml_collections.ConfigDict`; a training config puts it at `config.data`
 and the command line can change any field (`--config.data.seq_len=2048`).
 """
+
 from typing import Any
 
 import ml_collections
@@ -14,69 +15,76 @@ FORMATS = ("wds", "jsonl", "parquet", "arrayrecord", "llava_json")
 
 
 def source(name: str, kind: str, format: str, path: str, weight: float, **extra: Any) -> dict[str, Any]:  # noqa: A002
-  """One entry of `sources`.
+    """One entry of `sources`.
 
-  name: shown in stats and error messages. kind: caption | interleaved | text | sft.
-  format: wds (webdataset tar shards) | jsonl | parquet | arrayrecord (each record a utf-8 JSON object) |
-  llava_json (one JSON list of LLaVA conversations). path: a file, a glob, or several joined by ',';
-  local or any filesystem etils.epath knows (gs://...). weight: share of examples in the mixture (normalised).
-  image_root (extra): folder that relative image paths in jsonl/json/arrayrecord records are read from
-  (default: the record file's folder).
-  """
-  if kind not in KINDS:
-    raise ValueError(f"Data source {name!r}: kind must be one of {KINDS}, got {kind!r}.")
-  if format not in FORMATS:
-    raise ValueError(f"Data source {name!r}: format must be one of {FORMATS}, got {format!r}.")
-  return dict(name=name, kind=kind, format=format, path=path, weight=float(weight), image_root=extra.pop("image_root", ""),
-              **extra)
+    name: shown in stats and error messages. kind: caption | interleaved | text | sft.
+    format: wds (webdataset tar shards) | jsonl | parquet | arrayrecord (each record a utf-8 JSON object) |
+    llava_json (one JSON list of LLaVA conversations). path: a file, a glob, or several joined by ',';
+    local or any filesystem etils.epath knows (gs://...). weight: share of examples in the mixture (normalised).
+    image_root (extra): folder that relative image paths in jsonl/json/arrayrecord records are read from
+    (default: the record file's folder).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Data source {name!r}: kind must be one of {KINDS}, got {kind!r}.")
+    if format not in FORMATS:
+        raise ValueError(f"Data source {name!r}: format must be one of {FORMATS}, got {format!r}.")
+    return dict(
+        name=name,
+        kind=kind,
+        format=format,
+        path=path,
+        weight=float(weight),
+        image_root=extra.pop("image_root", ""),
+        **extra,
+    )
 
 
 def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
-  """Defaults for MM1 pre-training; keyword overrides replace top-level fields (dotted names via `.update`)."""
-  c = ml_collections.ConfigDict()
-  c.sources = []                 # list of `source(...)` dicts; weights need not sum to 1.
-  c.tokenizer = ""               # path to a HF tokenizer.json or a SentencePiece .model.
-  c.seq_len = 4096               # tokens per packed row (MM1 pre-training).
-  c.max_images = 16              # image entries (crops count one each) per row, MM1: at most 16 images per sequence.
-  c.seed = 0                     # shuffling and mixing; same seed -> same batches on every run.
-  c.shuffle = True               # global per-epoch shuffle of each source's records (grain index shuffle).
-  c.shard_by_host = True         # host p of n reads records p, p+n, p+2n, ... of every source.
-  c.worker_count = 0             # grain worker processes for reading/decoding (0: in the main process).
-  c.worker_buffer_size = 2       # elements each worker keeps ready.
-  c.read_threads = 2             # threads reading and decoding records (in each worker, or the main process).
-  c.prefetch_buffer_size = 16    # examples read ahead by those threads (each holds its decoded images).
-  c.add_bos = True               # <bos> at the start of each document, <eos> at its end.
-  c.add_eos = True
-  # Packing. Pre-training documents may be cut across rows (each piece is its own segment, positions restart) so
-  # rows fill up; SFT conversations never are: they start a new row, and one longer than seq_len is truncated.
-  c.pack = ml_collections.ConfigDict()
-  c.pack.split_documents = True
-  c.pack.min_piece = 32          # never start a piece shorter than this at the end of a row: pad instead.
-  # Interleaved documents with more than max_images images keep the first max_images and drop the later images
-  # (their text is kept): the policy `keep_first`.
-  c.interleaved_image_policy = "keep_first"
-  # Image splitting for high resolution (MM1 SFT and MM1.5). mode: none | mm1 (2x2 crops + overview) |
-  # mm1.5 (dynamic grid, REFERENCE.md). Crops are cut at r px and resized to the encoder's resolution.
-  c.split = ml_collections.ConfigDict()
-  c.split.mode = "none"
-  c.split.kinds = ("sft",)       # example kinds whose images are split.
-  c.split.r = 0                  # crop size used to choose the grid; 0 -> the encoder's image size. MM1.5: 672.
-  c.split.n_min = 4              # MM1.5 training (4, 9); inference (4, 16).
-  c.split.n_max = 9
-  c.split.selection = "mm1.5"    # mm1.5: least padding if some grid needs no downscaling, else least resolution loss.
-  c.split.index_markers = True   # <crop_i> before each crop and <overview> before the overview image.
-  c.split.max_images_to_split = 2  # MM1.5 splits only samples with fewer than 3 images.
-  # Bad records: skipped and counted; once a source has seen `min_records_for_rate` records, a skipped share
-  # above `max_error_rate` stops the run with a message naming the source and a sample record.
-  c.max_error_rate = 0.05
-  c.min_records_for_rate = 200
-  c.update(overrides)
-  return c
+    """Defaults for MM1 pre-training; keyword overrides replace top-level fields (dotted names via `.update`)."""
+    c = ml_collections.ConfigDict()
+    c.sources = []  # list of `source(...)` dicts; weights need not sum to 1.
+    c.tokenizer = ""  # path to a HF tokenizer.json or a SentencePiece .model.
+    c.seq_len = 4096  # tokens per packed row (MM1 pre-training).
+    c.max_images = 16  # image entries (crops count one each) per row, MM1: at most 16 images per sequence.
+    c.seed = 0  # shuffling and mixing; same seed -> same batches on every run.
+    c.shuffle = True  # global per-epoch shuffle of each source's records (grain index shuffle).
+    c.shard_by_host = True  # host p of n reads records p, p+n, p+2n, ... of every source.
+    c.worker_count = 0  # grain worker processes for reading/decoding (0: in the main process).
+    c.worker_buffer_size = 2  # elements each worker keeps ready.
+    c.read_threads = 2  # threads reading and decoding records (in each worker, or the main process).
+    c.prefetch_buffer_size = 16  # examples read ahead by those threads (each holds its decoded images).
+    c.add_bos = True  # <bos> at the start of each document, <eos> at its end.
+    c.add_eos = True
+    # Packing. Pre-training documents may be cut across rows (each piece is its own segment, positions restart) so
+    # rows fill up; SFT conversations never are: they start a new row, and one longer than seq_len is truncated.
+    c.pack = ml_collections.ConfigDict()
+    c.pack.split_documents = True
+    c.pack.min_piece = 32  # never start a piece shorter than this at the end of a row: pad instead.
+    # Interleaved documents with more than max_images images keep the first max_images and drop the later images
+    # (their text is kept): the policy `keep_first`.
+    c.interleaved_image_policy = "keep_first"
+    # Image splitting for high resolution (MM1 SFT and MM1.5). mode: none | mm1 (2x2 crops + overview) |
+    # mm1.5 (dynamic grid, REFERENCE.md). Crops are cut at r px and resized to the encoder's resolution.
+    c.split = ml_collections.ConfigDict()
+    c.split.mode = "none"
+    c.split.kinds = ("sft",)  # example kinds whose images are split.
+    c.split.r = 0  # crop size used to choose the grid; 0 -> the encoder's image size. MM1.5: 672.
+    c.split.n_min = 4  # MM1.5 training (4, 9); inference (4, 16).
+    c.split.n_max = 9
+    c.split.selection = "mm1.5"  # mm1.5: least padding if some grid needs no downscaling, else least resolution loss.
+    c.split.index_markers = True  # <crop_i> before each crop and <overview> before the overview image.
+    c.split.max_images_to_split = 2  # MM1.5 splits only samples with fewer than 3 images.
+    # Bad records: skipped and counted; once a source has seen `min_records_for_rate` records, a skipped share
+    # above `max_error_rate` stops the run with a message naming the source and a sample record.
+    c.max_error_rate = 0.05
+    c.min_records_for_rate = 200
+    c.update(overrides)
+    return c
 
 
 def source_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
-  """Normalised weight of each source by name."""
-  total = sum(s["weight"] for s in config.sources)
-  if total <= 0:
-    raise ValueError(f"Data config: source weights must sum to a positive number, got {total}.")
-  return {s["name"]: s["weight"] / total for s in config.sources}
+    """Normalised weight of each source by name."""
+    total = sum(s["weight"] for s in config.sources)
+    if total <= 0:
+        raise ValueError(f"Data config: source weights must sum to a positive number, got {total}.")
+    return {s["name"]: s["weight"] / total for s in config.sources}

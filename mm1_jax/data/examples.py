@@ -6,6 +6,7 @@ cut across packed rows, SFT conversations may not). Each image entry is K consec
 a <crop_i> / <overview> marker when the image was split with index markers.
 A record that cannot make an example gives `{"skip": reason, "source": i, "key": where}` (counted, never raised).
 """
+
 from typing import Any
 
 import numpy as np
@@ -20,205 +21,219 @@ TEXT_KEYS = ("text", "content", "txt")
 
 
 class SkipRecord(Exception):
-  """A record that cannot make an example; `reason` is one of SKIP_REASONS."""
+    """A record that cannot make an example; `reason` is one of SKIP_REASONS."""
 
-  def __init__(self, reason: str, detail: str = ""):
-    super().__init__(detail or reason)
-    self.reason = reason
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail or reason)
+        self.reason = reason
 
 
 class ExampleBuilder:
-  """Callable record -> example for one source (runs inside grain workers, so it holds only picklable config)."""
+    """Callable record -> example for one source (runs inside grain workers, so it holds only picklable config)."""
 
-  def __init__(self, source: dict[str, Any], source_index: int, data_config, *, tokens_per_image: int,
-               image_size: int, image_norm: str):
-    self.kind = source["kind"]
-    self.name = source["name"]
-    self.image_root = source.get("image_root", "")
-    self.source_index = source_index
-    self.tokenizer_path = data_config.tokenizer
-    self.k = tokens_per_image
-    self.size = image_size
-    self.norm = image_norm
-    self.max_images = data_config.max_images
-    self.split = dict(data_config.split)
-    self.add_bos, self.add_eos = data_config.add_bos, data_config.add_eos
-    images_lib.normalize(np.zeros((1, 1, 3), np.uint8), image_norm)  # fail early on a bad norm name
+    def __init__(
+        self,
+        source: dict[str, Any],
+        source_index: int,
+        data_config,
+        *,
+        tokens_per_image: int,
+        image_size: int,
+        image_norm: str,
+    ):
+        self.kind = source["kind"]
+        self.name = source["name"]
+        self.image_root = source.get("image_root", "")
+        self.source_index = source_index
+        self.tokenizer_path = data_config.tokenizer
+        self.k = tokens_per_image
+        self.size = image_size
+        self.norm = image_norm
+        self.max_images = data_config.max_images
+        self.split = dict(data_config.split)
+        self.add_bos, self.add_eos = data_config.add_bos, data_config.add_eos
+        images_lib.normalize(np.zeros((1, 1, 3), np.uint8), image_norm)  # fail early on a bad norm name
 
-  @property
-  def tok(self) -> tokenizer_lib.Tokenizer:
-    return tokenizer_lib.load_tokenizer(self.tokenizer_path)
+    @property
+    def tok(self) -> tokenizer_lib.Tokenizer:
+        return tokenizer_lib.load_tokenizer(self.tokenizer_path)
 
-  def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
-    key = str(record.get("__key__", "?")) if isinstance(record, dict) else "?"
-    try:
-      if not isinstance(record, dict):
-        raise SkipRecord("wrong_schema", f"record is a {type(record).__name__}")
-      if "__error__" in record:
-        raise SkipRecord(record["__error__"])
-      parts = getattr(self, "_" + self.kind)(record)
-      return self._assemble(parts)
-    except SkipRecord as e:
-      return {"skip": e.reason, "source": self.source_index, "key": key, "detail": str(e)}
+    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
+        key = str(record.get("__key__", "?")) if isinstance(record, dict) else "?"
+        try:
+            if not isinstance(record, dict):
+                raise SkipRecord("wrong_schema", f"record is a {type(record).__name__}")
+            if "__error__" in record:
+                raise SkipRecord(record["__error__"])
+            parts = getattr(self, "_" + self.kind)(record)
+            return self._assemble(parts)
+        except SkipRecord as e:
+            return {"skip": e.reason, "source": self.source_index, "key": key, "detail": str(e)}
 
-  # --- record layouts -> parts: ("text", str, learn) | ("image", entries [n, S, S, 3])
+    # --- record layouts -> parts: ("text", str, learn) | ("image", entries [n, S, S, 3])
 
-  def _caption(self, rec):
-    caption = _first(rec, CAPTION_KEYS)
-    if caption is None and isinstance(rec.get("json"), dict):
-      caption = _first(rec["json"], CAPTION_KEYS)
-    if not isinstance(caption, str):
-      raise SkipRecord("wrong_schema", f"no caption field among {CAPTION_KEYS} or json")
-    if not caption.strip():
-      raise SkipRecord("empty_text", "caption is empty")
-    ref = _first(rec, ("image",) + sources_lib.IMAGE_EXTS)
-    if ref is None:
-      raise SkipRecord("wrong_schema", "no image field (image/jpg/png/...)")
-    return [("image", self._image(ref, rec, n_images=1)), ("text", caption, 1.0)]
+    def _caption(self, rec):
+        caption = _first(rec, CAPTION_KEYS)
+        if caption is None and isinstance(rec.get("json"), dict):
+            caption = _first(rec["json"], CAPTION_KEYS)
+        if not isinstance(caption, str):
+            raise SkipRecord("wrong_schema", f"no caption field among {CAPTION_KEYS} or json")
+        if not caption.strip():
+            raise SkipRecord("empty_text", "caption is empty")
+        ref = _first(rec, ("image",) + sources_lib.IMAGE_EXTS)
+        if ref is None:
+            raise SkipRecord("wrong_schema", "no image field (image/jpg/png/...)")
+        return [("image", self._image(ref, rec, n_images=1)), ("text", caption, 1.0)]
 
-  def _text(self, rec):
-    text = _first(rec, TEXT_KEYS)
-    if not isinstance(text, str):
-      raise SkipRecord("wrong_schema", f"no text field among {TEXT_KEYS}")
-    if not text.strip():
-      raise SkipRecord("empty_text", "text is empty")
-    return [("text", text, 1.0)]
+    def _text(self, rec):
+        text = _first(rec, TEXT_KEYS)
+        if not isinstance(text, str):
+            raise SkipRecord("wrong_schema", f"no text field among {TEXT_KEYS}")
+        if not text.strip():
+            raise SkipRecord("empty_text", "text is empty")
+        return [("text", text, 1.0)]
 
-  def _interleaved(self, rec):
-    items = interleaved_items(rec)
-    if not any(kind == "text" and value.strip() for kind, value in items):
-      raise SkipRecord("empty_text", "document has no text")
-    parts, n_images = [], 0
-    n_total = sum(kind == "image" for kind, _ in items)
-    for kind, value in items:
-      if kind == "text" and value.strip():
-        parts.append(("text", value, 1.0))
-      elif kind == "image" and n_images < self.max_images:  # policy keep_first: later images dropped, text kept.
-        entries = self._image(value, rec, n_images=n_total, budget=self.max_images - n_images)
-        n_images += len(entries)
-        parts.append(("image", entries))
-    return parts
+    def _interleaved(self, rec):
+        items = interleaved_items(rec)
+        if not any(kind == "text" and value.strip() for kind, value in items):
+            raise SkipRecord("empty_text", "document has no text")
+        parts, n_images = [], 0
+        n_total = sum(kind == "image" for kind, _ in items)
+        for kind, value in items:
+            if kind == "text" and value.strip():
+                parts.append(("text", value, 1.0))
+            elif kind == "image" and n_images < self.max_images:  # policy keep_first: later images dropped, text kept.
+                entries = self._image(value, rec, n_images=n_total, budget=self.max_images - n_images)
+                n_images += len(entries)
+                parts.append(("image", entries))
+        return parts
 
-  def _sft(self, rec):
-    turns = rec.get("conversations")
-    if not isinstance(turns, list) or not turns:
-      raise SkipRecord("wrong_schema", "no `conversations` list")
-    refs = rec.get("image") or rec.get("images") or []
-    refs = refs if isinstance(refs, list) else [refs]
-    if len(refs) > self.max_images:
-      refs = refs[:self.max_images]
-    pics = [self._image(r, rec, n_images=len(refs)) for r in refs]
-    markers = sum(str(t.get("value", "")).count("<image>") for t in turns if isinstance(t, dict))
-    parts, next_pic = [], 0
-    if markers == 0:  # LLaVA convention: images without markers go before the first question.
-      parts += [("image", p) for p in pics]
-      next_pic = len(pics)
-    for t in turns:
-      if not isinstance(t, dict) or not isinstance(t.get("value"), str):
-        raise SkipRecord("wrong_schema", "a conversation turn lacks a string `value`")
-      answer = t.get("from") in ("gpt", "assistant")
-      parts.append(("text", "Assistant:" if answer else "User:", 0.0))
-      for j, piece in enumerate(t["value"].split("<image>")):
-        if j > 0 and next_pic < len(pics):
-          parts.append(("image", pics[next_pic]))
-          next_pic += 1
-        if piece.strip():
-          parts.append(("text", piece.strip(), 1.0 if answer else 0.0))
-      if answer:
-        parts.append(("eos", None, 1.0))
-    if not any(p[0] == "text" and p[2] > 0 for p in parts):
-      raise SkipRecord("empty_text", "conversation has no answer text")
-    return parts
+    def _sft(self, rec):
+        turns = rec.get("conversations")
+        if not isinstance(turns, list) or not turns:
+            raise SkipRecord("wrong_schema", "no `conversations` list")
+        refs = rec.get("image") or rec.get("images") or []
+        refs = refs if isinstance(refs, list) else [refs]
+        if len(refs) > self.max_images:
+            refs = refs[: self.max_images]
+        pics = [self._image(r, rec, n_images=len(refs)) for r in refs]
+        markers = sum(str(t.get("value", "")).count("<image>") for t in turns if isinstance(t, dict))
+        parts, next_pic = [], 0
+        if markers == 0:  # LLaVA convention: images without markers go before the first question.
+            parts += [("image", p) for p in pics]
+            next_pic = len(pics)
+        for t in turns:
+            if not isinstance(t, dict) or not isinstance(t.get("value"), str):
+                raise SkipRecord("wrong_schema", "a conversation turn lacks a string `value`")
+            answer = t.get("from") in ("gpt", "assistant")
+            parts.append(("text", "Assistant:" if answer else "User:", 0.0))
+            for j, piece in enumerate(t["value"].split("<image>")):
+                if j > 0 and next_pic < len(pics):
+                    parts.append(("image", pics[next_pic]))
+                    next_pic += 1
+                if piece.strip():
+                    parts.append(("text", piece.strip(), 1.0 if answer else 0.0))
+            if answer:
+                parts.append(("eos", None, 1.0))
+        if not any(p[0] == "text" and p[2] > 0 for p in parts):
+            raise SkipRecord("empty_text", "conversation has no answer text")
+        return parts
 
-  # --- helpers
+    # --- helpers
 
-  def _image(self, ref, rec, n_images: int, budget: int | None = None) -> np.ndarray:
-    """Encoded image -> entries [n, S, S, 3]; split when the config asks and the budget allows."""
-    try:
-      data = sources_lib.read_image_ref(ref, rec.get("__folder__", "."), self.image_root)
-    except (FileNotFoundError, OSError) as e:
-      raise SkipRecord("missing_image", str(e)) from e
-    except KeyError as e:
-      raise SkipRecord("wrong_schema", str(e)) from e
-    try:
-      img = images_lib.decode_image(data)
-    except ValueError as e:
-      raise SkipRecord("bad_image", str(e)) from e
-    budget = self.max_images if budget is None else budget
-    mode = self.split["mode"]
-    if mode != "none" and self.kind in self.split["kinds"] and n_images <= self.split["max_images_to_split"]:
-      if mode == "mm1":
-        entries = images_lib.split_image_mm1(img, self.size, self.norm)
-      elif mode == "mm1.5":
-        entries = images_lib.split_image_dynamic(img, self.size, self.norm, self.split["r"] or self.size,
-                                                 self.split["n_min"], self.split["n_max"])
-      else:
-        raise ValueError(f"Data config: split.mode must be none, mm1 or mm1.5, got {mode!r}.")
-      if len(entries) <= budget // max(1, n_images):
-        return entries
-    return images_lib.whole_image(img, self.size, self.norm)[None]
+    def _image(self, ref, rec, n_images: int, budget: int | None = None) -> np.ndarray:
+        """Encoded image -> entries [n, S, S, 3]; split when the config asks and the budget allows."""
+        try:
+            data = sources_lib.read_image_ref(ref, rec.get("__folder__", "."), self.image_root)
+        except (FileNotFoundError, OSError) as e:
+            raise SkipRecord("missing_image", str(e)) from e
+        except KeyError as e:
+            raise SkipRecord("wrong_schema", str(e)) from e
+        try:
+            img = images_lib.decode_image(data)
+        except ValueError as e:
+            raise SkipRecord("bad_image", str(e)) from e
+        budget = self.max_images if budget is None else budget
+        mode = self.split["mode"]
+        if mode != "none" and self.kind in self.split["kinds"] and n_images <= self.split["max_images_to_split"]:
+            if mode == "mm1":
+                entries = images_lib.split_image_mm1(img, self.size, self.norm)
+            elif mode == "mm1.5":
+                entries = images_lib.split_image_dynamic(
+                    img, self.size, self.norm, self.split["r"] or self.size, self.split["n_min"], self.split["n_max"]
+                )
+            else:
+                raise ValueError(f"Data config: split.mode must be none, mm1 or mm1.5, got {mode!r}.")
+            if len(entries) <= budget // max(1, n_images):
+                return entries
+        return images_lib.whole_image(img, self.size, self.norm)[None]
 
-  def _assemble(self, parts) -> dict[str, Any]:
-    """Parts -> tokens, target weights and image entries."""
-    tok = self.tok
-    ids, learn, pics = [], [], []
-    if self.add_bos:
-      ids.append(tok.bos_id)
-      learn.append(0.0)
-    for part in parts:
-      if part[0] == "text":
-        new = tok.encode(part[1])
-        ids += new
-        learn += [part[2]] * len(new)
-      elif part[0] == "eos":
-        ids.append(tok.eos_id)
-        learn.append(part[2])
-      else:
-        entries = part[1]
-        split = len(entries) > 1
-        for i in range(len(entries)):
-          if split and self.split["index_markers"]:
-            ids.append(tok.overview_id if i == len(entries) - 1 else tok.crop_id(i + 1))
+    def _assemble(self, parts) -> dict[str, Any]:
+        """Parts -> tokens, target weights and image entries."""
+        tok = self.tok
+        ids, learn, pics = [], [], []
+        if self.add_bos:
+            ids.append(tok.bos_id)
+            learn.append(0.0)
+        for part in parts:
+            if part[0] == "text":
+                new = tok.encode(part[1])
+                ids += new
+                learn += [part[2]] * len(new)
+            elif part[0] == "eos":
+                ids.append(tok.eos_id)
+                learn.append(part[2])
+            else:
+                entries = part[1]
+                split = len(entries) > 1
+                for i in range(len(entries)):
+                    if split and self.split["index_markers"]:
+                        ids.append(tok.overview_id if i == len(entries) - 1 else tok.crop_id(i + 1))
+                        learn.append(1.0)
+                    ids += [tok.image_id] * self.k
+                    learn += [0.0] * self.k
+                pics.append(entries)
+        if self.add_eos and self.kind != "sft":
+            ids.append(tok.eos_id)
             learn.append(1.0)
-          ids += [tok.image_id] * self.k
-          learn += [0.0] * self.k
-        pics.append(entries)
-    if self.add_eos and self.kind != "sft":
-      ids.append(tok.eos_id)
-      learn.append(1.0)
-    weights = np.zeros(len(ids), np.float32)
-    weights[:-1] = learn[1:]
-    pics = np.concatenate(pics) if pics else np.zeros((0, self.size, self.size, 3), np.float32)
-    return {"tokens": np.asarray(ids, np.int32), "weights": weights, "images": pics.astype(np.float32),
-            "source": self.source_index, "splittable": self.kind != "sft"}
+        weights = np.zeros(len(ids), np.float32)
+        weights[:-1] = learn[1:]
+        pics = np.concatenate(pics) if pics else np.zeros((0, self.size, self.size, 3), np.float32)
+        return {
+            "tokens": np.asarray(ids, np.int32),
+            "weights": weights,
+            "images": pics.astype(np.float32),
+            "source": self.source_index,
+            "splittable": self.kind != "sft",
+        }
 
 
 def interleaved_items(rec: dict[str, Any]) -> list[tuple[str, Any]]:
-  """OBELICS (`texts`/`images` aligned lists) or MMC4 (`text_list` + `image_info`) -> ordered (kind, value)."""
-  if isinstance(rec.get("texts"), list) and isinstance(rec.get("images"), list):
-    if len(rec["texts"]) != len(rec["images"]):
-      raise SkipRecord("wrong_schema", "`texts` and `images` differ in length")
-    items = []
-    for text, image in zip(rec["texts"], rec["images"]):
-      if image is not None:
-        items.append(("image", image))
-      elif isinstance(text, str):
-        items.append(("text", text))
-    return items
-  if isinstance(rec.get("text_list"), list):
-    before = {}
-    for info in rec.get("image_info") or []:
-      before.setdefault(int(info.get("matched_text_index", 0)), []).append(info)
-    items = []
-    for i, text in enumerate(rec["text_list"]):
-      items += [("image", info) for info in before.get(i, [])]
-      items.append(("text", str(text)))
-    return items
-  raise SkipRecord("wrong_schema", "interleaved record needs `texts`+`images` or `text_list`+`image_info`")
+    """OBELICS (`texts`/`images` aligned lists) or MMC4 (`text_list` + `image_info`) -> ordered (kind, value)."""
+    if isinstance(rec.get("texts"), list) and isinstance(rec.get("images"), list):
+        if len(rec["texts"]) != len(rec["images"]):
+            raise SkipRecord("wrong_schema", "`texts` and `images` differ in length")
+        items = []
+        for text, image in zip(rec["texts"], rec["images"]):
+            if image is not None:
+                items.append(("image", image))
+            elif isinstance(text, str):
+                items.append(("text", text))
+        return items
+    if isinstance(rec.get("text_list"), list):
+        before = {}
+        for info in rec.get("image_info") or []:
+            before.setdefault(int(info.get("matched_text_index", 0)), []).append(info)
+        items = []
+        for i, text in enumerate(rec["text_list"]):
+            items += [("image", info) for info in before.get(i, [])]
+            items.append(("text", str(text)))
+        return items
+    raise SkipRecord("wrong_schema", "interleaved record needs `texts`+`images` or `text_list`+`image_info`")
 
 
 def _first(rec: dict[str, Any], keys) -> Any:
-  for k in keys:
-    if k in rec and rec[k] is not None:
-      return rec[k]
-  return None
+    for k in keys:
+        if k in rec and rec[k] is not None:
+            return rec[k]
+    return None

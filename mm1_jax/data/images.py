@@ -3,6 +3,7 @@
 Every function returns float32 arrays [H, W, 3] (or [n, H, W, 3]) already normalised, so padding with zeros
 means "the encoder's mean colour".
 """
+
 import io
 import itertools
 
@@ -11,98 +12,100 @@ from PIL import Image
 
 # CLIP (OpenAI / DFN) statistics; SigLIP maps [0, 1] to [-1, 1].
 NORMS = {
-    "clip": (np.array([0.48145466, 0.4578275, 0.40821073], np.float32),
-             np.array([0.26862954, 0.26130258, 0.27577711], np.float32)),
+    "clip": (
+        np.array([0.48145466, 0.4578275, 0.40821073], np.float32),
+        np.array([0.26862954, 0.26130258, 0.27577711], np.float32),
+    ),
     "siglip": (np.array([0.5, 0.5, 0.5], np.float32), np.array([0.5, 0.5, 0.5], np.float32)),
 }
 
 
 def decode_image(data: bytes) -> Image.Image:
-  """RGB PIL image from encoded bytes; raises ValueError naming the problem for corrupt bytes."""
-  try:
-    img = Image.open(io.BytesIO(data))
-    img.load()
-  except Exception as e:  # PIL raises several types for bad data.
-    raise ValueError(f"cannot decode image ({len(data)} bytes): {e}") from e
-  return img.convert("RGB")
+    """RGB PIL image from encoded bytes; raises ValueError naming the problem for corrupt bytes."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as e:  # PIL raises several types for bad data.
+        raise ValueError(f"cannot decode image ({len(data)} bytes): {e}") from e
+    return img.convert("RGB")
 
 
 def normalize(pixels: np.ndarray, norm: str) -> np.ndarray:
-  """uint8 [..., 3] -> float32 normalised with the encoder's mean and std."""
-  if norm not in NORMS:
-    raise ValueError(f"image_norm must be one of {sorted(NORMS)}, got {norm!r}.")
-  mean, std = NORMS[norm]
-  return (pixels.astype(np.float32) / 255.0 - mean) / std
+    """uint8 [..., 3] -> float32 normalised with the encoder's mean and std."""
+    if norm not in NORMS:
+        raise ValueError(f"image_norm must be one of {sorted(NORMS)}, got {norm!r}.")
+    mean, std = NORMS[norm]
+    return (pixels.astype(np.float32) / 255.0 - mean) / std
 
 
 def resize(img: Image.Image, width: int, height: int) -> Image.Image:
-  """Bicubic resize to (width, height)."""
-  return img.resize((int(width), int(height)), Image.BICUBIC)
+    """Bicubic resize to (width, height)."""
+    return img.resize((int(width), int(height)), Image.BICUBIC)
 
 
 def whole_image(img: Image.Image, size: int, norm: str) -> np.ndarray:
-  """The whole image squashed to size x size (no crop: nothing of the picture is lost)."""
-  return normalize(np.asarray(resize(img, size, size)), norm)
+    """The whole image squashed to size x size (no crop: nothing of the picture is lost)."""
+    return normalize(np.asarray(resize(img, size, size)), norm)
 
 
 def choose_grid(width: int, height: int, r: int, n_min: int, n_max: int) -> tuple[int, int]:
-  """MM1.5 grid (n_h, n_w) for an image, with n_min <= n_h * n_w <= n_max (REFERENCE.md).
+    """MM1.5 grid (n_h, n_w) for an image, with n_min <= n_h * n_w <= n_max (REFERENCE.md).
 
-  A grid is a canvas of n_h*r x n_w*r. If some canvases hold the image without downscaling, take the one with
-  least padding (canvas area - image area, the image at its own resolution, as LLaVA-NeXT's "effective
-  resolution"); otherwise the one that loses least resolution (image area - area after scaling to fit).
-  Ties: least padding after scaling the image to fit the canvas, then fewer rows.
-  """
-  best, best_key = None, None
-  for n_h, n_w in candidate_grids(n_min, n_max):
-    canvas = n_h * n_w * r * r
-    scale = min(n_w * r / width, n_h * r / height)
-    fitted_area = (width * scale) * (height * scale)
-    if scale >= 1:
-      key = (0, canvas - width * height, canvas - fitted_area, n_h)
-    else:
-      key = (1, width * height - fitted_area, canvas - fitted_area, n_h)
-    if best_key is None or key < best_key:
-      best, best_key = (n_h, n_w), key
-  return best
+    A grid is a canvas of n_h*r x n_w*r. If some canvases hold the image without downscaling, take the one with
+    least padding (canvas area - image area, the image at its own resolution, as LLaVA-NeXT's "effective
+    resolution"); otherwise the one that loses least resolution (image area - area after scaling to fit).
+    Ties: least padding after scaling the image to fit the canvas, then fewer rows.
+    """
+    best, best_key = None, None
+    for n_h, n_w in candidate_grids(n_min, n_max):
+        canvas = n_h * n_w * r * r
+        scale = min(n_w * r / width, n_h * r / height)
+        fitted_area = (width * scale) * (height * scale)
+        if scale >= 1:
+            key = (0, canvas - width * height, canvas - fitted_area, n_h)
+        else:
+            key = (1, width * height - fitted_area, canvas - fitted_area, n_h)
+        if best_key is None or key < best_key:
+            best, best_key = (n_h, n_w), key
+    return best
 
 
 def candidate_grids(n_min: int, n_max: int) -> list[tuple[int, int]]:
-  """All (n_h, n_w) with n_min <= n_h * n_w <= n_max."""
-  if not 1 <= n_min <= n_max:
-    raise ValueError(f"Image splitting: need 1 <= n_min <= n_max, got n_min={n_min}, n_max={n_max}.")
-  return [(h, w) for h, w in itertools.product(range(1, n_max + 1), repeat=2) if n_min <= h * w <= n_max]
+    """All (n_h, n_w) with n_min <= n_h * n_w <= n_max."""
+    if not 1 <= n_min <= n_max:
+        raise ValueError(f"Image splitting: need 1 <= n_min <= n_max, got n_min={n_min}, n_max={n_max}.")
+    return [(h, w) for h, w in itertools.product(range(1, n_max + 1), repeat=2) if n_min <= h * w <= n_max]
 
 
 def cut_grid(img: Image.Image, n_h: int, n_w: int, r: int, size: int, norm: str) -> list[np.ndarray]:
-  """Scale the image (aspect kept) into an n_h*r x n_w*r canvas, pad right/bottom, cut r x r crops row-major."""
-  scale = min(n_w * r / img.width, n_h * r / img.height)
-  w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
-  canvas = np.zeros((n_h * r, n_w * r, 3), np.float32)  # zero = the mean colour after normalising.
-  canvas[:h, :w] = normalize(np.asarray(resize(img, w, h)), norm)
-  crops = [canvas[i * r:(i + 1) * r, j * r:(j + 1) * r] for i in range(n_h) for j in range(n_w)]
-  if r != size:
-    crops = [_resize_array(c, size) for c in crops]
-  return crops
+    """Scale the image (aspect kept) into an n_h*r x n_w*r canvas, pad right/bottom, cut r x r crops row-major."""
+    scale = min(n_w * r / img.width, n_h * r / img.height)
+    w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+    canvas = np.zeros((n_h * r, n_w * r, 3), np.float32)  # zero = the mean colour after normalising.
+    canvas[:h, :w] = normalize(np.asarray(resize(img, w, h)), norm)
+    crops = [canvas[i * r : (i + 1) * r, j * r : (j + 1) * r] for i in range(n_h) for j in range(n_w)]
+    if r != size:
+        crops = [_resize_array(c, size) for c in crops]
+    return crops
 
 
 def _resize_array(x: np.ndarray, size: int) -> np.ndarray:
-  """Bicubic resize of a normalised float image, channel by channel (PIL mode F)."""
-  chans = [np.asarray(Image.fromarray(x[..., c]).resize((size, size), Image.BICUBIC)) for c in range(3)]
-  return np.stack(chans, -1).astype(np.float32)
+    """Bicubic resize of a normalised float image, channel by channel (PIL mode F)."""
+    chans = [np.asarray(Image.fromarray(x[..., c]).resize((size, size), Image.BICUBIC)) for c in range(3)]
+    return np.stack(chans, -1).astype(np.float32)
 
 
 def split_image_dynamic(img: Image.Image, size: int, norm: str, r: int, n_min: int, n_max: int) -> np.ndarray:
-  """MM1.5 dynamic splitting: crops of the chosen grid, then the overview (none for a 1x1 grid). [n, size, size, 3]."""
-  n_h, n_w = choose_grid(img.width, img.height, r, n_min, n_max)
-  crops = cut_grid(img, n_h, n_w, r, size, norm)
-  if n_h * n_w > 1:
-    crops.append(whole_image(img, size, norm))
-  return np.stack(crops)
+    """MM1.5 dynamic splitting: crops of the chosen grid, then the overview (none for a 1x1 grid). [n, size, size, 3]."""
+    n_h, n_w = choose_grid(img.width, img.height, r, n_min, n_max)
+    crops = cut_grid(img, n_h, n_w, r, size, norm)
+    if n_h * n_w > 1:
+        crops.append(whole_image(img, size, norm))
+    return np.stack(crops)
 
 
 def split_image_mm1(img: Image.Image, size: int, norm: str) -> np.ndarray:
-  """MM1 SFT splitting: 4 crops (2x2 of the image at 2*size) then the overview. [5, size, size, 3]."""
-  big = normalize(np.asarray(resize(img, 2 * size, 2 * size)), norm)
-  crops = [big[i * size:(i + 1) * size, j * size:(j + 1) * size] for i in range(2) for j in range(2)]
-  return np.stack(crops + [whole_image(img, size, norm)])
+    """MM1 SFT splitting: 4 crops (2x2 of the image at 2*size) then the overview. [5, size, size, 3]."""
+    big = normalize(np.asarray(resize(img, 2 * size, 2 * size)), norm)
+    crops = [big[i * size : (i + 1) * size, j * size : (j + 1) * size] for i in range(2) for j in range(2)]
+    return np.stack(crops + [whole_image(img, size, norm)])

@@ -6,6 +6,7 @@
 Shows the observed share of each source against its weight, packing efficiency, images per row, skipped records by
 reason, and a few decoded rows (image slots shown as <image>); --dump also writes those rows' images as PNG.
 """
+
 import os
 import sys
 
@@ -28,72 +29,79 @@ _DUMP = flags.DEFINE_string("dump", "", "Folder to write the printed rows' image
 
 
 def model_fields(config) -> dict:
-  """tokens_per_image, image_size and image_norm from config.model (defaults when a field is absent)."""
-  model = config.get("model") or {}
-  connector, encoder = model.get("connector") or {}, model.get("encoder") or {}
-  return dict(tokens_per_image=int(connector.get("num_tokens", 144)), image_size=int(encoder.get("image_size", 336)),
-              image_norm=str(encoder.get("norm") or ("siglip" if encoder.get("style") == "siglip" else "clip")))
+    """tokens_per_image, image_size and image_norm from config.model (defaults when a field is absent)."""
+    model = config.get("model") or {}
+    connector, encoder = model.get("connector") or {}, model.get("encoder") or {}
+    return dict(
+        tokens_per_image=int(connector.get("num_tokens", 144)),
+        image_size=int(encoder.get("image_size", 336)),
+        image_norm=str(encoder.get("norm") or ("siglip" if encoder.get("style") == "siglip" else "clip")),
+    )
 
 
 def summarise(it: pipeline_lib.Pipeline, data_config, batches: list[dict]) -> str:
-  """The report's numbers as text."""
-  stats, lines = it.stats(), []
-  weights = config_lib.source_weights(data_config)
-  total = max(1, sum(stats["examples"].values()))
-  lines.append(f"{'source':<16}{'weight':>8}{'observed':>10}{'examples':>10}{'skipped':>9}")
-  for name, w in weights.items():
-    n = stats["examples"].get(name, 0)
-    lines.append(f"{name:<16}{w:>8.3f}{n / total:>10.3f}{n:>10}{stats['skipped_by_source'].get(name, 0):>9}")
-  seg = np.concatenate([b["segment_ids"] for b in batches])
-  n_images = np.concatenate([b["image_valid"] for b in batches]).sum(-1)
-  lines.append(f"packing efficiency (non-pad / all tokens): {np.mean(seg > 0):.4f} over {len(seg)} rows")
-  lines.append(f"documents per row: mean {np.mean(seg.max(-1)):.2f}")
-  lines.append(f"images per row: mean {n_images.mean():.2f}, min {n_images.min()}, max {n_images.max()}, "
-               f"histogram {np.bincount(n_images, minlength=data_config.max_images + 1).tolist()}")
-  lines.append(f"skipped records by reason: {stats['skipped'] or 'none'}; truncated SFT examples: "
-               f"{stats['truncated']}")
-  return "\n".join(lines)
+    """The report's numbers as text."""
+    stats, lines = it.stats(), []
+    weights = config_lib.source_weights(data_config)
+    total = max(1, sum(stats["examples"].values()))
+    lines.append(f"{'source':<16}{'weight':>8}{'observed':>10}{'examples':>10}{'skipped':>9}")
+    for name, w in weights.items():
+        n = stats["examples"].get(name, 0)
+        lines.append(f"{name:<16}{w:>8.3f}{n / total:>10.3f}{n:>10}{stats['skipped_by_source'].get(name, 0):>9}")
+    seg = np.concatenate([b["segment_ids"] for b in batches])
+    n_images = np.concatenate([b["image_valid"] for b in batches]).sum(-1)
+    lines.append(f"packing efficiency (non-pad / all tokens): {np.mean(seg > 0):.4f} over {len(seg)} rows")
+    lines.append(f"documents per row: mean {np.mean(seg.max(-1)):.2f}")
+    lines.append(
+        f"images per row: mean {n_images.mean():.2f}, min {n_images.min()}, max {n_images.max()}, "
+        f"histogram {np.bincount(n_images, minlength=data_config.max_images + 1).tolist()}"
+    )
+    lines.append(
+        f"skipped records by reason: {stats['skipped'] or 'none'}; truncated SFT examples: {stats['truncated']}"
+    )
+    return "\n".join(lines)
 
 
 def decode_row(tok: tokenizer_lib.Tokenizer, batch: dict, row: int) -> str:
-  """Each packed document of the row on its own line."""
-  seg = batch["segment_ids"][row]
-  out = []
-  for s in range(1, seg.max() + 1):
-    ids = batch["tokens"][row][seg == s]
-    out.append(f"  [{s}] {tok.decode(ids)}")
-  return "\n".join(out)
+    """Each packed document of the row on its own line."""
+    seg = batch["segment_ids"][row]
+    out = []
+    for s in range(1, seg.max() + 1):
+        ids = batch["tokens"][row][seg == s]
+        out.append(f"  [{s}] {tok.decode(ids)}")
+    return "\n".join(out)
 
 
 def dump_images(batch: dict, row: int, folder: str, norm: str):
-  """Write the row's valid image entries as PNG (undoing the normalisation)."""
-  os.makedirs(folder, exist_ok=True)
-  mean, std = images_lib.NORMS[norm]
-  for m in np.flatnonzero(batch["image_valid"][row]):
-    pixels = np.clip((batch["images"][row, m] * std + mean) * 255, 0, 255).astype(np.uint8)
-    Image.fromarray(pixels).save(os.path.join(folder, f"row{row}_image{m:02d}.png"))
+    """Write the row's valid image entries as PNG (undoing the normalisation)."""
+    os.makedirs(folder, exist_ok=True)
+    mean, std = images_lib.NORMS[norm]
+    for m in np.flatnonzero(batch["image_valid"][row]):
+        pixels = np.clip((batch["images"][row, m] * std + mean) * 255, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(os.path.join(folder, f"row{row}_image{m:02d}.png"))
 
 
 def main(argv):
-  del argv
-  config = _CONFIG.value
-  if config is None or "data" not in config:
-    sys.exit("--config must name a config file whose get_config() has a `data` field.")
-  fields = model_fields(config)
-  it = pipeline_lib.build_pipeline(config.data, global_batch_size=_BATCH.value, process_index=0, process_count=1,
-                                   **fields)
-  batches = [next(it) for _ in range(_BATCHES.value)]
-  print(f"data: seq_len {config.data.seq_len}, max_images {config.data.max_images}, {fields}")
-  print(summarise(it, config.data, batches))
-  tok = tokenizer_lib.load_tokenizer(config.data.tokenizer)
-  for r in range(min(_ROWS.value, _BATCH.value)):
-    print(f"row {r}:")
-    print(decode_row(tok, batches[0], r))
+    del argv
+    config = _CONFIG.value
+    if config is None or "data" not in config:
+        sys.exit("--config must name a config file whose get_config() has a `data` field.")
+    fields = model_fields(config)
+    it = pipeline_lib.build_pipeline(
+        config.data, global_batch_size=_BATCH.value, process_index=0, process_count=1, **fields
+    )
+    batches = [next(it) for _ in range(_BATCHES.value)]
+    print(f"data: seq_len {config.data.seq_len}, max_images {config.data.max_images}, {fields}")
+    print(summarise(it, config.data, batches))
+    tok = tokenizer_lib.load_tokenizer(config.data.tokenizer)
+    for r in range(min(_ROWS.value, _BATCH.value)):
+        print(f"row {r}:")
+        print(decode_row(tok, batches[0], r))
+        if _DUMP.value:
+            dump_images(batches[0], r, _DUMP.value, fields["image_norm"])
     if _DUMP.value:
-      dump_images(batches[0], r, _DUMP.value, fields["image_norm"])
-  if _DUMP.value:
-    print(f"images written to {_DUMP.value}")
+        print(f"images written to {_DUMP.value}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+    app.run(main)
