@@ -9,6 +9,8 @@
   model.layers.{i}.mlp.{gate,up,down}_proj.weight  -> layer_{i}/mlp/{gate,up,down}_proj/kernel (transposed)
   model.norm.weight                                -> final_norm/scale
   lm_head.weight [V, D] (absent when tied)         -> lm_head/kernel [D, V]
+
+This module is the 'llama' conversion family (see mm1_jax.convert): Llama and Qwen2 causal LMs.
 """
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ from typing import Any, Mapping
 
 import ml_collections
 import numpy as np
+
+MODEL_TYPES = ("llama", "qwen2")
+ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
+KIND = "decoder"
 
 
 def decoder_config_from_hf(hf: Mapping[str, Any]) -> ml_collections.ConfigDict:
@@ -99,3 +105,59 @@ def params_to_hf(params: Mapping[str, Any], cfg: ml_collections.ConfigDict, pref
         for n in ("gate_proj", "up_proj", "down_proj"):
             out[p + f"mlp.{n}.weight"] = np.asarray(lp["mlp"][n]["kernel"]).T
     return {prefix + k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The conversion-family interface (mm1_jax.convert).
+# ----------------------------------------------------------------------------------------------------------------
+def config_from_hf(hf: dict) -> ml_collections.ConfigDict:
+    """`decoder_config_from_hf` after refusing the variants our decoder does not model."""
+    model_type = hf.get("model_type", "llama")
+    if hf.get("hidden_act", "silu") != "silu":
+        raise ValueError(f"config.json hidden_act={hf['hidden_act']!r} is not supported (the decoder uses silu).")
+    if hf.get("mlp_bias"):
+        raise ValueError("config.json mlp_bias=true is not supported (the decoder's MLP has no biases).")
+    if model_type == "llama" and hf.get("attention_bias"):
+        raise ValueError("config.json attention_bias=true is not supported for llama (it adds an o_proj bias).")
+    if hf.get("use_sliding_window"):
+        raise ValueError("config.json use_sliding_window=true is not supported (the decoder attends globally).")
+    cfg = decoder_config_from_hf(hf)
+    if model_type == "qwen2":
+        cfg.qkv_bias = True  # Qwen2 always has q/k/v biases; its config has no attention_bias field
+    return cfg
+
+
+def build_module(cfg: ml_collections.ConfigDict):
+    from mm1_jax.models.registry import build_decoder
+
+    return build_decoder(cfg)
+
+
+def param_shapes(cfg: ml_collections.ConfigDict) -> dict:
+    import jax.numpy as jnp
+
+    from mm1_jax.convert import init_shapes
+
+    return init_shapes(build_module(cfg), jnp.zeros((1, 1), jnp.int32))
+
+
+def ignored(name: str, cfg: ml_collections.ConfigDict) -> bool:
+    """A tied model's checkpoint may still carry lm_head.weight (a copy of the embedding)."""
+    return cfg.tie_embeddings and name == "lm_head.weight" or name.endswith("rotary_emb.inv_freq")
+
+
+def hf_config_to(cfg: ml_collections.ConfigDict) -> dict:
+    """A LlamaConfig / Qwen2Config dict (Qwen2 when the q/k/v projections have biases)."""
+    model_type = "qwen2" if cfg.qkv_bias else "llama"
+    out = dict(
+        model_type=model_type,
+        architectures=["Qwen2ForCausalLM" if cfg.qkv_bias else "LlamaForCausalLM"],
+        vocab_size=cfg.vocab_size, hidden_size=cfg.width, num_hidden_layers=cfg.depth,
+        num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+        head_dim=cfg.head_dim or cfg.width // cfg.num_heads, intermediate_size=cfg.mlp_dim, hidden_act="silu",
+        rms_norm_eps=cfg.norm_eps, tie_word_embeddings=cfg.tie_embeddings,
+        rope_parameters=dict(rope_type="default", rope_theta=cfg.rope_theta), rope_theta=cfg.rope_theta,
+    )
+    if model_type == "llama":
+        out.update(attention_bias=False, mlp_bias=False)
+    return out

@@ -6,6 +6,10 @@ arrays onto our parameter tree (the name table is in mm1_jax.models.vit's docstr
 become kernels [in, out]; attention kernels are reshaped to [embed, heads, head_dim] / [heads, head_dim, embed];
 conv weights [C, 3, p, p] become [p, p, 3, C]. A learned position table trained at another resolution is resized to
 the config's grid with the same bicubic kernel the model uses at call time.
+
+This module is also the 'vit_weights' conversion family (see mm1_jax.convert): CLIPVisionModel, SiglipVisionModel,
+Aimv2VisionModel and the vision towers of CLIPModel / SiglipModel / Aimv2Model. `params_to_hf` writes the names
+transformers 5 saves for the *VisionModel classes (no `vision_model.` prefix); AIM v1 (ml-aim) has no way back.
 """
 from __future__ import annotations
 
@@ -16,6 +20,10 @@ import ml_collections
 import numpy as np
 
 from mm1_jax.models import vit
+
+MODEL_TYPES = ("clip_vision_model", "clip", "siglip_vision_model", "siglip", "aimv2_vision_model", "aimv2")
+ARCHITECTURES = ("CLIPVisionModel", "CLIPModel", "SiglipVisionModel", "SiglipModel", "Aimv2VisionModel", "Aimv2Model")
+KIND = "encoder"
 
 # transformers' defaults for the fields a saved config.json may leave out (configuration_{clip,siglip,aimv2}.py).
 _HF_DEFAULTS = {
@@ -270,3 +278,149 @@ def _check_all_used(read: _Reader, cfg: Any) -> None:
     if skipped:
         raise ValueError(f"the encoder config (style {cfg.style!r}) does not use the checkpoint tensors "
                          f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The way back and the conversion-family interface (mm1_jax.convert).
+# ----------------------------------------------------------------------------------------------------------------
+_HF_CLASSES = {"clip": ("clip_vision_model", "CLIPVisionModel"), "siglip": ("siglip_vision_model", "SiglipVisionModel"),
+               "aim_v2": ("aimv2_vision_model", "Aimv2VisionModel")}
+_TO_HF_ACTIVATIONS = {"quick_gelu": "quick_gelu", "gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "silu": "silu"}
+
+
+def config_from_hf(hf_config: dict) -> ml_collections.ConfigDict:
+    return vit_from_hf_config(hf_config)
+
+
+def hf_to_params(state, cfg) -> dict:
+    return hf_vit_to_params(state, cfg)
+
+
+def build_module(cfg) -> vit.ViT:
+    return vit.ViT(**dict(cfg))
+
+
+def param_shapes(cfg) -> dict:
+    import jax.numpy as jnp
+
+    from mm1_jax.convert import init_shapes
+
+    return init_shapes(build_module(cfg), jnp.zeros((1, cfg.image_size, cfg.image_size, 3), jnp.float32))
+
+
+def ignored(name: str, cfg) -> bool:
+    return name.endswith("position_ids")
+
+
+def hf_config_to(cfg) -> dict:
+    """The *VisionConfig dict transformers reads for our encoder config."""
+    if cfg.style not in _HF_CLASSES:
+        raise ValueError(f"encoder.style={cfg.style!r} has no transformers vision model to convert back to.")
+    model_type, architecture = _HF_CLASSES[cfg.style]
+    out = dict(model_type=model_type, architectures=[architecture], hidden_size=cfg.width,
+               intermediate_size=cfg.mlp_dim, num_hidden_layers=cfg.depth, num_attention_heads=cfg.num_heads,
+               image_size=cfg.image_size, patch_size=cfg.patch_size, num_channels=3,
+               hidden_act=_TO_HF_ACTIVATIONS[vit.style_value(cfg, "activation")])
+    if cfg.style == "aim_v2":
+        out.update(rms_norm_eps=cfg.norm_eps, use_head=bool(cfg.use_head), qkv_bias=bool(vit.style_value(cfg, "attn_bias")),
+                   mlp_bias=bool(vit.style_value(cfg, "mlp_bias")), is_native=vit.style_value(cfg, "pos_embed") == "sincos")
+    else:
+        out.update(layer_norm_eps=cfg.norm_eps)
+        if cfg.style == "siglip":
+            out.update(vision_use_head=bool(cfg.use_head))
+    return out
+
+
+def _torch_linear(kernel: np.ndarray) -> np.ndarray:
+    return np.asarray(kernel).T
+
+
+def _put_norm(out: dict, name: str, p: dict) -> None:
+    if "norm" in p:
+        out[f"{name}.weight"], out[f"{name}.bias"] = p["norm"]["scale"], p["norm"]["bias"]
+    else:
+        out[f"{name}.weight"] = p["scale"]
+
+
+def _put_dense(out: dict, name: str, p: dict) -> None:
+    out[f"{name}.weight"] = _torch_linear(p["kernel"])
+    if "bias" in p:
+        out[f"{name}.bias"] = p["bias"]
+
+
+def _put_attention(out: dict, names: dict[str, str], p: dict) -> None:
+    """q/k/v kernels [C, H, Dh] -> [H*Dh, C]; o kernel [H, Dh, C] -> [C, H*Dh]; `names` maps ours -> theirs."""
+    for ours, theirs in names.items():
+        if ours not in p:
+            continue
+        kernel = np.asarray(p[ours]["kernel"])
+        flat = kernel.reshape(kernel.shape[0], -1) if ours != "o_proj" else kernel.reshape(-1, kernel.shape[-1])
+        out[f"{theirs}.weight"] = flat.T
+        if "bias" in p[ours]:
+            out[f"{theirs}.bias"] = np.asarray(p[ours]["bias"]).reshape(-1)
+
+
+def params_to_hf(params: dict, cfg) -> dict[str, np.ndarray]:
+    """The inverse of `hf_vit_to_params` for CLIP / SigLIP / AIMv2: our params -> a *VisionModel state dict."""
+    if cfg.style not in _HF_CLASSES:
+        raise ValueError(f"encoder.style={cfg.style!r} has no transformers vision model to convert back to.")
+    s, names = vit.STYLES[cfg.style], _LAYER_NAMES[cfg.style]
+    out: dict[str, np.ndarray] = {}
+    patch = "embeddings.patch_embed" if cfg.style == "aim_v2" else "embeddings.patch_embedding"
+    out[f"{patch}.weight"] = np.asarray(params["patch_embed"]["kernel"]).transpose(3, 2, 0, 1)
+    if "bias" in params["patch_embed"]:
+        out[f"{patch}.bias"] = params["patch_embed"]["bias"]
+    if cfg.style == "aim_v2":
+        _put_norm(out, "embeddings.rms_norm", params["patch_norm"])
+    if "class_token" in params:
+        out["embeddings.class_embedding"] = params["class_token"]
+    if "pos_embed" in params:
+        out["embeddings.position_embedding.weight"] = params["pos_embed"]
+    if "pre_norm" in params:
+        _put_norm(out, "pre_layrnorm", params["pre_norm"])
+    layers = ([{k: v[i] for k, v in _flat(params["layers"]).items()} for i in range(cfg.depth)] if "layers" in params
+              else [_flat(params[f"layer_{i}"]) for i in range(cfg.depth)])
+    for i, flat in enumerate(layers):
+        layer, base = _unflat(flat), f"encoder.layers.{i}."
+        _put_norm(out, base + names["norm1"], layer["norm1"])
+        _put_norm(out, base + names["norm2"], layer["norm2"])
+        a = base + names["attn"]
+        _put_attention(out, {n: f"{a}.{n}" for n in ("q_proj", "k_proj", "v_proj")} | {"o_proj": f"{a}.out_proj"},
+                       layer["attn"])
+        for part, p in layer["mlp"].items():
+            _put_dense(out, f"{base}{names['mlp']}.{part}", p)
+    _put_norm(out, "rms_norm" if cfg.style == "aim_v2" else "post_layernorm", params["post_norm"])
+    head = params.get("head")
+    if head is not None and cfg.style == "siglip":
+        out["head.probe"] = np.asarray(head["probe"]).reshape(1, 1, -1)
+        qkv = {}
+        _put_attention(qkv, {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "head.attention.out_proj"},
+                       head["attn"])
+        out["head.attention.in_proj_weight"] = np.concatenate([qkv["q.weight"], qkv["k.weight"], qkv["v.weight"]])
+        out["head.attention.in_proj_bias"] = np.concatenate([qkv["q.bias"], qkv["k.bias"], qkv["v.bias"]])
+        out["head.attention.out_proj.weight"] = qkv["head.attention.out_proj.weight"]
+        out["head.attention.out_proj.bias"] = qkv["head.attention.out_proj.bias"]
+        _put_norm(out, "head.layernorm", head["norm"])
+        for part in ("fc1", "fc2"):
+            _put_dense(out, f"head.mlp.{part}", head["mlp"][part])
+    elif head is not None and cfg.style == "aim_v2":
+        out["head.cls_token"] = np.asarray(head["query"]).reshape(1, 1, -1)
+        _put_attention(out, {"k_proj": "head.k_proj", "v_proj": "head.v_proj", "o_proj": "head.output_proj"}, head)
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def _flat(tree: dict, prefix: tuple = ()) -> dict:
+    out = {}
+    for k, v in tree.items():
+        out.update(_flat(v, prefix + (k,)) if isinstance(v, dict) else {prefix + (k,): v})
+    return out
+
+
+def _unflat(flat: dict) -> dict:
+    out: dict = {}
+    for path, v in flat.items():
+        node = out
+        for k in path[:-1]:
+            node = node.setdefault(k, {})
+        node[path[-1]] = v
+    return out
