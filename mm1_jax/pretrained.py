@@ -115,13 +115,15 @@ _ARCHITECTURE_FIELDS = {
 
 
 def _effective(part: str, cfg: Any, field: str) -> Any:
+    """A config's value for `field`, the module's default where the config leaves it out."""
+    from mm1_jax.models import decoder, vit
+
     if part == "decoder" and field == "head_dim":
         return cfg.get("head_dim") or cfg["width"] // cfg["num_heads"]
     if part == "encoder" and field in ("activation", "attn_bias", "mlp_bias", "pos_embed"):
-        from mm1_jax.models import vit
-
         return vit.style_value(cfg, field)
-    return cfg.get(field)
+    value = cfg.get(field)
+    return getattr(decoder.Decoder if part == "decoder" else vit.ViT, field) if value is None else value
 
 
 def _check_architecture(part: str, path: str, theirs: Any, ours: Any) -> None:
