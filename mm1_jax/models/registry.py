@@ -10,9 +10,10 @@ from typing import Any
 import jax.numpy as jnp
 import ml_collections
 
-from mm1_jax.models import connectors
+from mm1_jax.models import connectors, hyper_attention  # hyper_attention registers connector 'hyper_attention'
 from mm1_jax.models.decoder import REMAT_POLICIES, Decoder
 from mm1_jax.models.mm1 import MM1
+from mm1_jax.models.moe import validate_moe_fields
 from mm1_jax.models.vit import ViT, grid_size, validate_vit_config
 
 MODEL_FIELDS = ("encoder", "connector", "decoder", "max_images", "dtype")
@@ -48,6 +49,7 @@ def validate_decoder_config(cfg: ml_collections.ConfigDict, section: str = "mode
     head_dim = cfg.get("head_dim") or cfg.width // cfg.num_heads
     if head_dim % 2:
         raise ValueError(f"{section} head dim {head_dim} is odd; RoPE needs an even head dim.")
+    validate_moe_fields(cfg, section)
     if cfg.get("remat_policy", "none") not in REMAT_POLICIES:
         raise ValueError(
             f"{section}.remat_policy={cfg.remat_policy!r} is not one of {', '.join(REMAT_POLICIES)}."
@@ -99,6 +101,10 @@ def build_model(cfg: ml_collections.ConfigDict) -> MM1:
         num_input_tokens=num_encoder_tokens(cfg.encoder),
         dtype=dtype,
     )
+    if cfg.connector.name == "hyper_attention":  # images reach the decoder through its hyper layers
+        decoder = hyper_attention.build_hyper_decoder(cfg.decoder, cfg.connector.hyper_layers, dtype)
+        return hyper_attention.HyperMM1(encoder=encoder, connector=connector, decoder=decoder,
+                                        max_images=cfg.get("max_images", 16))
     decoder = Decoder(**{**cfg.decoder.to_dict(), "dtype": dtype})
     return MM1(encoder=encoder, connector=connector, decoder=decoder, max_images=cfg.get("max_images", 16))
 
