@@ -15,9 +15,9 @@ import numpy as np
 
 def init_cache(module: Any, params: Any, batch: int, length: int, images: Any, image_token_id: int) -> Any:
     """Zero caches for `length` tokens (and the given images), shapes found without running the model."""
-    tokens = jnp.zeros((batch, length), jnp.int32)
-    shapes = jax.eval_shape(lambda: module.apply({"params": params}, tokens, images, image_token_id=image_token_id,
-                                                 decode=True, mutable=["cache"])[1]["cache"])
+    tokens = jax.ShapeDtypeStruct((batch, length), jnp.int32)
+    shapes = jax.eval_shape(lambda ids, imgs: module.apply({"params": params}, ids, imgs, image_token_id=image_token_id,
+                                                           decode=True, mutable=["cache"])[1]["cache"], tokens, images)
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
