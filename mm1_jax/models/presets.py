@@ -17,21 +17,35 @@ DECODER_PRESETS: dict[str, dict] = {
     "1b": dict(width=2048, depth=18, num_heads=16, num_kv_heads=16, mlp_dim=5632, tie_embeddings=True),
     # 3.02B: 2560 wide, 36 layers.
     "3b": dict(width=2560, depth=36, num_heads=20, num_kv_heads=20, mlp_dim=6912, tie_embeddings=False),
-    # 6.74B: exactly Llama-2-7B's shape.
-    "7b": dict(width=4096, depth=32, num_heads=32, num_kv_heads=32, mlp_dim=11008, tie_embeddings=False),
+    # 6.84B: Llama-2-7B's width and depth, 8 KV heads and a 13312 FFN, so that MM1's 7B-MoE (32 experts every
+    # 4th layer) comes to its stated ~47B total (47.4B here).
+    "7b": dict(width=4096, depth=32, num_heads=32, num_kv_heads=8, mlp_dim=13312, tie_embeddings=False),
     # 30.4B: Llama-30B's width and FFN with 56 instead of 60 layers.
     "30b": dict(width=6656, depth=56, num_heads=52, num_kv_heads=52, mlp_dim=17920, tie_embeddings=False),
 }
 NOMINAL_PARAMS = {"1b": 1e9, "3b": 3e9, "7b": 7e9, "30b": 30e9}
 
+# MM1 (sec. 3.4 / appendix) and MM1.5: top-2 experts, load-balance 0.01, router z-loss 0.001.
+MOE_PRESETS: dict[str, dict] = {
+    "3b-moe": dict(base="3b", num_experts=64, moe_every=2),  # MM1: ~64B total (63.2B here)
+    "7b-moe": dict(base="7b", num_experts=32, moe_every=4),  # MM1: ~47B total (47.4B here)
+    "1b-moe": dict(base="1b", num_experts=64, moe_every=2),  # MM1.5
+}
+MOE_NOMINAL_TOTAL = {"3b-moe": 64e9, "7b-moe": 47e9}
+
 
 def decoder_config(size: str, **overrides) -> ml_collections.ConfigDict:
-    """`config.model.decoder` for a nominal size ('1b', '3b', '7b', '30b')."""
+    """`config.model.decoder` for a nominal size ('1b', '3b', '7b', '30b', or an MoE one: '3b-moe', ...)."""
+    moe = {}
+    if size in MOE_PRESETS:
+        moe = dict(MOE_PRESETS[size], top_k=2, moe_mode="dropless", load_balance_weight=0.01, z_loss_weight=0.001)
+        size = moe.pop("base")
     if size not in DECODER_PRESETS:
-        raise ValueError(f"decoder size {size!r} is not one of {', '.join(DECODER_PRESETS)}.")
+        choices = list(DECODER_PRESETS) + list(MOE_PRESETS)
+        raise ValueError(f"decoder size {size!r} is not one of {', '.join(choices)}.")
     fields = dict(vocab_size=VOCAB, rope_theta=10000.0, qkv_bias=False, norm_eps=1e-5, scan_layers=True,
                   remat_policy="full")
-    fields.update(DECODER_PRESETS[size], **overrides)
+    fields.update(DECODER_PRESETS[size], **moe, **overrides)
     return ml_collections.ConfigDict(fields)
 
 

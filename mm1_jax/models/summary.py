@@ -47,9 +47,15 @@ def summarize(config: ml_collections.ConfigDict) -> dict:
     seq_len = config.get("data", {}).get("seq_len", 4096) if "data" in config else 4096
     k = registry.image_tokens(config.model)
     max_images = config.model.get("max_images", 16)
+    inactive = 0
+    if dec.get("num_experts", 0):
+        moe_layers = sum(1 for i in range(dec.depth) if (i + 1) % dec.get("moe_every", 1) == 0)
+        per_expert = 3 * dec.width * (dec.get("expert_mlp_dim", 0) or dec.mlp_dim)
+        inactive = moe_layers * (dec.num_experts - dec.get("top_k", 2)) * per_expert
     return dict(
         params=parts,
         total=sum(parts.values()),
+        decoder_active=parts["decoder"] - inactive,
         decoder_non_embedding=parts["decoder"] - embed,
         tokens_per_image=k,
         encoder_tokens=registry.num_encoder_tokens(config.model.encoder),
@@ -68,6 +74,7 @@ def format_summary(s: dict) -> str:
     lines += [
         f"  {'total':<14} {b(s['total'])}  ({s['total']:,})",
         f"  decoder without embeddings: {b(s['decoder_non_embedding'])}",
+        f"  decoder active per token:   {b(s['decoder_active'])}",
         "",
         f"image tokens: {s['encoder_tokens']} encoder tokens -> {s['tokens_per_image']} decoder tokens per image",
         f"sequence budget: {s['seq_len']} tokens per row; up to {s['max_images']} images = "

@@ -107,3 +107,35 @@ def param_shardings(abstract_variables: Any, mesh: Mesh, rules=LOGICAL_AXIS_RULE
 def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
     """Leading (batch) dimension over every data-parallel mesh axis, the rest replicated."""
     return NamedSharding(mesh, PartitionSpec(("data", "fsdp", "expert"), *([None] * (ndim - 1))))
+
+
+def check_expert_axis(num_experts: int, sizes: Mapping[str, int]) -> None:
+    """Refuse an `expert` mesh axis that cannot split the experts evenly."""
+    axis = int(sizes.get("expert", 1))
+    if num_experts and num_experts % axis:
+        raise ValueError(
+            f"model.decoder.num_experts={num_experts} is not divisible by the mesh's expert axis of {axis}."
+        )
+
+
+def like_params_shardings(tree: Any, params: Any, mesh: Mesh) -> Any:
+    """Shardings for a tree shaped after the params (optimizer state: mu, nu, factored rows...).
+
+    A leaf whose path ends with a parameter's path and whose shape is that parameter's takes its sharding;
+    everything else (counts, factored second moments) is replicated.
+    """
+    def key(path) -> tuple:
+        return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+    by_path = {key(p): x for p, x in jax.tree_util.tree_flatten_with_path(params)[0]}
+    depth = max((len(k) for k in by_path), default=0)
+
+    def pick(path, leaf):
+        k = key(path)
+        for n in range(min(depth, len(k)), 0, -1):
+            p = by_path.get(k[-n:])
+            if p is not None and tuple(p.shape) == tuple(leaf.shape):
+                return p.sharding
+        return NamedSharding(mesh, PartitionSpec())
+
+    return jax.tree_util.tree_map_with_path(pick, tree)
