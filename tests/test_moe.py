@@ -179,7 +179,10 @@ def test_expert_parallel_equals_single_device(mode):
 
 
 @pytest.mark.parametrize("family", ["mixtral", "qwen2_moe"])
-def test_matches_transformers(family):
+def test_matches_transformers(family, tmp_path):
+    """A saved random Mixtral / Qwen2-MoE (per-expert names on disk) -> ours: same logits; the aux loss as HF's."""
+    from safetensors.numpy import load_file
+
     common = dict(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                   max_position_embeddings=64, rms_norm_eps=1e-6, output_router_logits=True)
     if family == "mixtral":
@@ -197,7 +200,9 @@ def test_matches_transformers(family):
             if name.endswith("bias"):  # qkv biases (Qwen2-MoE) start at zero too
                 p.copy_(torch.randn_like(p) * 0.1)
     cfg = moe_decoders.config_from_hf(hf_cfg.to_dict())
-    state = {k: v.numpy() for k, v in hf.state_dict().items()}
+    hf.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    assert any(".experts.3." in k for k in state)  # the released per-expert layout
     params = moe_decoders.hf_to_params(state, cfg)
     tokens = np.random.RandomState(0).randint(0, 61, (2, 9))
     with torch.no_grad():
@@ -246,3 +251,31 @@ def test_mm1_moe_presets_total_and_active(size, total):
     moe_layers = dec.depth // dec.moe_every
     expected_active = dense + moe_layers * (3 * dec.width * dec.mlp_dim + dec.width * dec.num_experts)
     assert s["decoder_active"] == expected_active
+
+
+def test_convert_command_both_ways(tmp_path):
+    """HF Qwen2-MoE dir -> `python -m mm1_jax.convert` -> orbax -> back to HF: bit-identical, loads in transformers."""
+    import subprocess
+    import sys
+
+    from safetensors.numpy import load_file
+
+    hf_cfg = transformers.Qwen2MoeConfig(
+        vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=40, moe_intermediate_size=24, num_experts=4, num_experts_per_tok=2,
+        shared_expert_intermediate_size=36, decoder_sparse_step=2, max_position_embeddings=64,
+    )
+    torch.manual_seed(1)
+    hf = transformers.AutoModelForCausalLM.from_config(hf_cfg).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "mm1_jax.convert", *a], check=True, capture_output=True)  # noqa: E731
+    run("--src", str(tmp_path / "hf"), "--dst", str(tmp_path / "ours"))
+    run("--to-hf", "--src", str(tmp_path / "ours"), "--dst", str(tmp_path / "back"))
+    a, b = load_file(tmp_path / "hf" / "model.safetensors"), load_file(tmp_path / "back" / "model.safetensors")
+    assert set(a) - {"lm_head.weight"} <= set(b)
+    for k in b:
+        np.testing.assert_array_equal(a[k], b[k])
+    again = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "back").eval()
+    tokens = torch.tensor([[1, 5, 9, 33, 2]])
+    with torch.no_grad():
+        np.testing.assert_allclose(again(tokens).logits.numpy(), hf(tokens).logits.numpy(), atol=1e-6)
