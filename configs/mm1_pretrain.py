@@ -13,6 +13,7 @@ import ml_collections
 
 from mm1_jax.data.config import get_data_config, source
 from mm1_jax.models import presets
+from mm1_jax.train.config import init_defaults, train_defaults
 
 DEFAULTS = dict(decoder="3b", encoder="clip_vit_h14_378", connector="c_abstractor", tokens="144")
 
@@ -47,4 +48,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         max_images=16,
     )
     config.mesh = dict(data=1, fsdp=-1, tensor=1, expert=1)
+    # Final recipe: 200k steps, batch 512, everything trained; MM1's LR law (peak LR from the decoder's size,
+    # weight decay 0.1 x LR), warmup 2k steps and cosine to 10% (both unverified, REFERENCE.md).
+    config.train = train_defaults()
+    config.train.update(steps=200_000, global_batch_size=512, log_every=50, num_samples=0)
+    config.train.optimizer.update(name="adamw", lr_rule="mm1_law", warmup_steps=2000, final_lr_fraction=0.1)
+    config.train.checkpoint.update(every_steps=2000, keep=3)
+    config.init = init_defaults()
     return config

@@ -9,6 +9,7 @@ import ml_collections
 
 from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import load_tokenizer
+from mm1_jax.train.config import init_defaults, train_defaults
 
 
 def get_config(arg: str = "pretrain") -> ml_collections.ConfigDict:
@@ -32,4 +33,21 @@ def get_config(arg: str = "pretrain") -> ml_collections.ConfigDict:
     config.model.dtype = "float32"
 
     config.mesh = dict(data=1, fsdp=-1, tensor=1, expert=1)
+
+    # Sized so the README's main job learns to caption held-out images in ~10 minutes on 2 CPU cores.
+    config.train = train_defaults()
+    config.train.steps = 600
+    config.train.global_batch_size = 16
+    config.train.log_every = 20
+    config.train.sample_every = 200
+    config.train.num_samples = 64
+    config.train.optimizer.lr = 2e-3
+    config.train.optimizer.warmup_steps = 50
+    config.train.optimizer.weight_decay = 0.0
+    config.train.checkpoint.every_steps = 200
+    config.init = init_defaults()
+    if arg == "sft":  # continue from the pre-trained tiny model: --config.init.checkpoint=WORKDIR/checkpoints
+        config.train.steps = 300
+        config.train.optimizer.name = "adafactor"
+        config.train.optimizer.lr = 1e-3
     return config

@@ -1,0 +1,78 @@
+"""`config.train` and `config.init`: the defaults with what each field means, and their checks.
+
+A stage config (configs/tiny.py, configs/mm1_sft.py, ...) starts from `train_defaults()` and changes what it needs;
+the command line changes any field (`--config.train.steps=100`). Unknown fields and bad values are refused
+with one sentence naming the field and the value.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from mm1_jax.train.optim import OPTIMIZERS
+
+PARTS = ("encoder", "connector", "decoder")
+HOST_DATA = ("shard", "global")
+
+
+def train_defaults() -> ml_collections.ConfigDict:
+    t = ml_collections.ConfigDict()
+    t.steps = 1000                       # optimizer updates
+    t.global_batch_size = 32             # rows of data.seq_len tokens per update, over all hosts
+    t.grad_accum_steps = 1               # micro-batches per update (same result as one big batch)
+    t.seed = 0                           # parameter initialisation
+    t.trainable = PARTS                  # parts that train; the others stay frozen (MM1 trains all of them)
+    t.host_data = "shard"                # shard: each host reads its share of records; global: each host reads
+                                         # the whole global batch and keeps its rows (same batches for any host count)
+    t.log_every = 10
+    t.sample_every = 0                   # greedy captions of held-out images every N steps (0: only at the end)
+    t.num_samples = 32                   # held-out images captioned (0: none)
+    t.max_nonfinite_steps = 5            # non-finite losses in a row before the run stops
+    t.optimizer = ml_collections.ConfigDict(dict(
+        name="adamw", lr_rule="fixed", lr=1e-3, weight_decay=0.0, warmup_steps=100, final_lr_fraction=0.1,  # MM1: cosine to 10%
+        b1=0.9, b2=0.95, eps=1e-8, clip_norm=1.0))
+    t.checkpoint = ml_collections.ConfigDict(dict(every_steps=500, keep=3, async_save=True))
+    return t
+
+
+def init_defaults() -> ml_collections.ConfigDict:
+    i = ml_collections.ConfigDict()
+    i.checkpoint = ""   # a previous stage's workdir/checkpoints: its latest parameters start this stage
+    i.encoder = ""      # converted weights (mm1_jax.pretrained.init_from_checkpoints)
+    i.decoder = ""
+    return i
+
+
+def _known(section: str, cfg, defaults) -> None:
+    for key in cfg.keys():
+        if key not in defaults:
+            raise ValueError(f"{section}.{key} is not a known field; the fields are: {', '.join(sorted(defaults))}.")
+
+
+def validate_train_config(config: ml_collections.ConfigDict) -> None:
+    """Raise ValueError naming the first bad field of config.train / config.init."""
+    if "train" not in config:
+        raise ValueError("config.train is missing; start from mm1_jax.train.config.train_defaults().")
+    t, d = config.train, train_defaults()
+    _known("train", t, d)
+    _known("train.optimizer", t.optimizer, d.optimizer)
+    _known("train.checkpoint", t.checkpoint, d.checkpoint)
+    if "init" in config:
+        _known("init", config.init, init_defaults())
+    for name in ("steps", "global_batch_size", "grad_accum_steps", "log_every", "max_nonfinite_steps"):
+        if not isinstance(t[name], int) or t[name] <= 0:
+            raise ValueError(f"train.{name}={t[name]!r} must be a positive integer.")
+    for name in ("sample_every", "num_samples"):
+        if not isinstance(t[name], int) or t[name] < 0:
+            raise ValueError(f"train.{name}={t[name]!r} must be a non-negative integer.")
+    bad = [p for p in t.trainable if p not in PARTS]
+    if bad or not t.trainable:
+        raise ValueError(f"train.trainable={tuple(t.trainable)!r} must name some of {', '.join(PARTS)}.")
+    if t.host_data not in HOST_DATA:
+        raise ValueError(f"train.host_data={t.host_data!r} is not one of {', '.join(HOST_DATA)}.")
+    if t.optimizer.name not in OPTIMIZERS:
+        raise ValueError(f"train.optimizer.name={t.optimizer.name!r} is not one of {', '.join(OPTIMIZERS)}.")
+    if not 0 <= t.optimizer.final_lr_fraction <= 1:
+        raise ValueError(f"train.optimizer.final_lr_fraction={t.optimizer.final_lr_fraction!r} must lie in [0, 1].")
+    if t.checkpoint.keep <= 0 or t.checkpoint.every_steps < 0:
+        raise ValueError(f"train.checkpoint.keep={t.checkpoint.keep} must be positive and "
+                         f"train.checkpoint.every_steps={t.checkpoint.every_steps} non-negative.")

@@ -1,0 +1,183 @@
+"""The trainer: sharded step = single-device step, accumulation = full batch, freezing, resume, bad input."""
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from configs import tiny
+from mm1_jax.train import optim, trainer
+
+# Every test builds the same small model: the persistent cache compiles its steps once for the whole module.
+jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "mm1_jax", "xla_tests"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def small_config(**train):
+    """The tiny config shrunk further: 16 px images, 4 image tokens, 64-token rows, batch 8."""
+    c = tiny.get_config()
+    c.data.seq_len, c.data.max_images = 64, 2
+    c.model.max_images = 2
+    c.model.encoder.update(image_size=16, patch_size=4, width=32, depth=1, num_heads=2, mlp_dim=64)
+    c.model.connector.update(num_tokens=4, hidden_dim=32, depth=1)
+    c.model.decoder.update(width=32, depth=2, num_heads=4, num_kv_heads=2, mlp_dim=64)
+    c.train.update(steps=6, global_batch_size=8, log_every=1, num_samples=0, sample_every=0)
+    c.train.optimizer.update(warmup_steps=2, lr=3e-3)
+    c.train.checkpoint.update(every_steps=3, keep=2, async_save=True)
+    c.train.update(train)
+    return c
+
+
+def one_step(config, devices, batch=None):
+    t = trainer.Trainer(config, "/nonexistent", devices=devices)
+    batch = batch if batch is not None else {k: np.asarray(v) for k, v in t.next_batch().items()}
+    put = {k: jax.device_put(v, t.batch_sharding(v.ndim)) for k, v in batch.items()}
+    with jax.set_mesh(t.mesh), t._rules():
+        state, m = t.train_step(t.state, put)
+    return jax.device_get(state), jax.device_get(m), batch
+
+
+def test_mm1_learning_rate_law():
+    assert [round(optim.mm1_peak_lr(n), 6) for n in (3e9, 7e9, 30e9)] == [5.8e-5, 4.1e-5, 2.2e-5]
+    opt = small_config().train.optimizer
+    opt.lr_rule = "mm1_law"
+    lr, wd = optim.resolve_lr(opt, 7_000_000_000)
+    assert lr == pytest.approx(4.082e-5, rel=1e-3) and wd == pytest.approx(0.1 * lr)
+
+
+def test_schedule_warmup_then_cosine_to_floor():
+    s = optim.make_schedule(1e-3, total_steps=100, warmup_steps=10, final_fraction=0.1)
+    assert float(s(0)) == 0.0 and float(s(10)) == pytest.approx(1e-3) and float(s(100)) == pytest.approx(1e-4)
+    assert float(s(55)) == pytest.approx(1e-4 + 0.9e-3 * 0.5, rel=1e-4)  # half way down the cosine
+
+
+def test_sharded_step_equals_single_device():
+    """fsdp 4 x tensor 2 over 8 devices gives the 1-device update to 1e-5; parameters really are sharded."""
+    ref_state, ref_m, batch = one_step(small_config(), jax.devices()[:1])
+    cfg = small_config()
+    cfg.mesh = dict(data=1, fsdp=4, tensor=2, expert=1)
+    state, m, _ = one_step(cfg, jax.devices(), batch)
+    assert float(m["loss"]) == pytest.approx(float(ref_m["loss"]), abs=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), state["params"], ref_state["params"])
+    t = trainer.Trainer(cfg, "/nonexistent")
+    q = t.state["params"]["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"]
+    assert q.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor", None)
+    assert t.state["opt_state"][1][0].mu["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"].sharding.spec == q.sharding.spec
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adafactor"])
+def test_grad_accumulation_equals_full_batch(optimizer):
+    full, m_full, batch = one_step(small_config(optimizer=dict(name=optimizer)), jax.devices()[:1])
+    acc, m_acc, _ = one_step(small_config(grad_accum_steps=4, optimizer=dict(name=optimizer)), jax.devices()[:1],
+                             batch)
+    assert float(m_acc["loss"]) == pytest.approx(float(m_full["loss"]), abs=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), acc["params"], full["params"])
+
+
+def test_frozen_parts_stay_bit_identical(tmp_path):
+    t = trainer.Trainer(small_config(steps=3, trainable=("connector", "decoder")), str(tmp_path))
+    before = jax.device_get(t.state["params"])
+    t.run()
+    after = jax.device_get(t.state["params"])
+    jax.tree.map(np.testing.assert_array_equal, after["encoder"], before["encoder"])
+    changed = jax.tree.leaves(jax.tree.map(lambda a, b: np.abs(a - b).max(), after["decoder"], before["decoder"]))
+    assert min(changed) > 0  # every decoder parameter moved
+    assert "encoder" not in t.state["opt_state"][1][0].mu
+
+
+def _losses(workdir):
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tmp_path, monkeypatch):
+    full = trainer.Trainer(small_config(), str(tmp_path / "full")).run()["losses"]
+
+    calls = {"n": 0}
+    original = trainer.Trainer.next_batch
+
+    def dying(self):  # the process "dies" when it asks for the 5th batch (after the step-3 save)
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(trainer.Trainer, "next_batch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.Trainer(small_config(), str(tmp_path / "cut")).run()
+    monkeypatch.setattr(trainer.Trainer, "next_batch", original)
+    resumed = trainer.Trainer(small_config(), str(tmp_path / "cut"))
+    out = resumed.run()
+    assert min(out["losses"]) == 4  # resumed after step 3
+    assert [out["losses"][s] for s in (4, 5, 6)] == [full[s] for s in (4, 5, 6)]  # exactly
+    assert _losses(tmp_path / "cut")[6] == full[6]
+
+
+def test_sigterm_saves_and_resumes(tmp_path, monkeypatch):
+    full = trainer.Trainer(small_config(), str(tmp_path / "full")).run()["losses"]
+    calls = {"n": 0}
+    original = trainer.Trainer.next_batch
+
+    def preempted(self):  # the preemption notice arrives during step 2
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self)
+
+    monkeypatch.setattr(trainer.Trainer, "next_batch", preempted)
+    out = trainer.Trainer(small_config(), str(tmp_path / "pre")).run()
+    assert out["status"] == "preempted" and out["step"] == 2
+    assert sorted(os.listdir(tmp_path / "pre" / "checkpoints")) == ["2"]
+    monkeypatch.setattr(trainer.Trainer, "next_batch", original)
+    out = trainer.Trainer(small_config(), str(tmp_path / "pre")).run()
+    assert out["status"] == "done" and [out["losses"][s] for s in range(3, 7)] == [full[s] for s in range(3, 7)]
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    trainer.Trainer(small_config(steps=1), str(tmp_path)).run()
+    other = small_config(steps=2)
+    other.model.decoder.mlp_dim = 48
+    with pytest.raises(ValueError, match=r"different model.*mlp/gate_proj/kernel \(checkpoint \(32, 64\), "
+                                         r"model \(32, 48\)\)"):
+        trainer.Trainer(other, str(tmp_path)).run()
+    assert os.listdir(tmp_path / "checkpoints") == ["1"]  # nothing written over
+
+
+def test_nonfinite_losses_are_skipped_then_stop(tmp_path, monkeypatch):
+    original = trainer.Trainer.next_batch
+    calls = {"n": 0}
+
+    def poisoned(self):  # batch 3 is NaN once; from batch 5 on every batch is NaN
+        calls["n"] += 1
+        batch = original(self)
+        if calls["n"] == 3 or calls["n"] >= 5:
+            batch["images"] = batch["images"] * np.nan
+        return batch
+
+    monkeypatch.setattr(trainer.Trainer, "next_batch", poisoned)
+    t = trainer.Trainer(small_config(steps=10, max_nonfinite_steps=3), str(tmp_path))
+    with pytest.raises(FloatingPointError, match="3 non-finite steps in a row"):
+        t.run()
+    assert int(jax.device_get(t.state["step"])) == 3  # batches 1, 2, 4 applied; 3 and 5-7 skipped
+    assert np.all(np.isfinite(jax.device_get(t.state["params"])["decoder"]["final_norm"]["scale"]))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(stepz=3), "train.stepz is not a known field"),
+    (dict(trainable=("vision",)), r"train.trainable=\('vision',\) must name some of encoder"),
+    (dict(optimizer=dict(name="sgd")), "train.optimizer.name='sgd' is not one of adamw, adafactor"),
+    (dict(grad_accum_steps=3), "train.global_batch_size=8 is not divisible by the 1 data-parallel devices x "
+                               "train.grad_accum_steps=3"),
+])
+def test_config_errors(change, message):
+    cfg = small_config()
+    for k, v in change.items():
+        if isinstance(v, dict):
+            cfg.train[k].update(v)
+        else:
+            cfg.train[k] = v
+    with pytest.raises(ValueError, match=message):
+        trainer.Trainer(cfg, "/nonexistent", devices=jax.devices()[:1])
