@@ -66,8 +66,12 @@ class MM1(nn.Module):
         return self.decoder(inputs_embeds=x, positions=positions, segment_ids=segment_ids, decode=decode)
 
     def loss(self, batch: dict[str, Array]) -> dict[str, Array]:
-        """Forward + weighted next-token loss: {'loss' (scalar), 'token_loss' [B, T], 'logits'}."""
+        """Forward + weighted next-token loss: {'loss' (scalar, + the MoE auxiliary loss), 'lm_loss',
+        'token_loss' [B, T], 'logits'} and, for MoE decoders, 'moe_loss' and per-layer 'moe_stats'."""
         out = self(**batch)
         per_token, mean = token_loss(out["logits"], batch["targets"], batch["loss_weights"])
-        return {"loss": mean, "token_loss": per_token, "logits": out["logits"]}
+        result = {"loss": mean, "lm_loss": mean, "token_loss": per_token, "logits": out["logits"]}
+        if "moe_loss" in out:
+            result.update(loss=mean + out["moe_loss"], moe_loss=out["moe_loss"], moe_stats=out["moe_stats"])
+        return result
 
