@@ -241,6 +241,19 @@ class _AtomicDirectory:
             os.rename(self.tmp, self.dst)
 
 
+def _to_device_in_place(tree: dict) -> None:
+    """Replace numpy leaves by jax arrays one at a time, dropping each numpy array as its copy is made.
+
+    orbax copies numpy leaves while saving (a second full copy of the model); it writes jax arrays as they are.
+    """
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            _to_device_in_place(value)
+        elif isinstance(value, np.ndarray):
+            tree[key] = jax.device_put(np.ascontiguousarray(value))
+            del value
+
+
 def write_converted(converted: Converted, dst: str, overwrite: bool = False) -> None:
     """OUT/config.json and OUT/params (orbax), all or nothing."""
     import orbax.checkpoint as ocp
@@ -250,6 +263,7 @@ def write_converted(converted: Converted, dst: str, overwrite: bool = False) -> 
                 source_dtype=converted.source_dtype, source_dtype_exceptions=converted.source_dtype_exceptions,
                 config=converted.config.to_dict(), source_hf_config=converted.source_hf_config)
     with _AtomicDirectory(dst, overwrite) as tmp:
+        _to_device_in_place(converted.params)
         checkpointer = ocp.StandardCheckpointer()
         checkpointer.save(os.path.join(tmp, "params"), converted.params)
         checkpointer.wait_until_finished()

@@ -49,8 +49,13 @@ def decoder_config_from_hf(hf: Mapping[str, Any]) -> ml_collections.ConfigDict:
     )
 
 
-def hf_to_params(state: Mapping[str, np.ndarray], cfg: ml_collections.ConfigDict, prefix: str = "") -> dict:
-    """Unscanned `Decoder` params from a transformers state dict (numpy arrays); `prefix` e.g. 'language_model.'."""
+def hf_to_params(
+    state: Mapping[str, np.ndarray], cfg: ml_collections.ConfigDict, prefix: str = "", dense_ffn=lambda i: True
+) -> dict:
+    """Unscanned `Decoder` params from a transformers state dict (numpy arrays); `prefix` e.g. 'language_model.'.
+
+    Layers for which `dense_ffn(i)` is False get no 'mlp' entry (MoE families fill in their experts).
+    """
     h, kvh, d = cfg.num_heads, cfg.num_kv_heads, cfg.width
     dh = cfg.head_dim or d // h
 
@@ -78,8 +83,11 @@ def hf_to_params(state: Mapping[str, np.ndarray], cfg: ml_collections.ConfigDict
             "input_norm": {"scale": get(p + "input_layernorm.weight")},
             "post_attn_norm": {"scale": get(p + "post_attention_layernorm.weight")},
             "attn": attn,
-            "mlp": {n: {"kernel": get(p + f"mlp.{n}.weight").T} for n in ("gate_proj", "up_proj", "down_proj")},
         }
+        if dense_ffn(i):
+            params[f"layer_{i}"]["mlp"] = {
+                n: {"kernel": get(p + f"mlp.{n}.weight").T} for n in ("gate_proj", "up_proj", "down_proj")
+            }
     return params
 
 
@@ -102,9 +110,10 @@ def params_to_hf(params: Mapping[str, Any], cfg: ml_collections.ConfigDict, pref
             if cfg.qkv_bias:
                 out[p + f"self_attn.{name}.bias"] = np.asarray(lp["attn"][name]["bias"]).reshape(n * dh)
         out[p + "self_attn.o_proj.weight"] = np.asarray(lp["attn"]["o_proj"]["kernel"]).reshape(h * dh, d).T
-        for n in ("gate_proj", "up_proj", "down_proj"):
+        for n in ("gate_proj", "up_proj", "down_proj") if "mlp" in lp else ():
             out[p + f"mlp.{n}.weight"] = np.asarray(lp["mlp"][n]["kernel"]).T
-    return {prefix + k: np.ascontiguousarray(v) for k, v in out.items()}
+    # views, not copies: writers make one tensor contiguous at a time (the way back then streams)
+    return {prefix + k: np.asarray(v) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------------
