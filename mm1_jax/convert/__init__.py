@@ -19,6 +19,7 @@ and optionally
                                         every missing, unexpected and mis-shaped tensor before anything is read
   ignored(name: str, cfg) -> bool       checkpoint tensors to skip silently (e.g. lm_head.weight when tied)
   recognises(hf_config: dict) -> bool   for configs without a `model_type` (HoneyBee's projector config)
+  update_config_from_dir(cfg, src) -> cfg   fields that live beside config.json (Owl3: the image token id)
   make_loaded(cfg, params, module) -> object   what `pretrained.load` returns; required when KIND is not one of
                                         'encoder', 'decoder', 'connector' (those get `pretrained.Loaded`)
 

@@ -185,6 +185,8 @@ def read_hf(src: str, dtype: str = "float32", progress: bool = False) -> Convert
     family = convert.family_for(hf_config, os.path.join(src, "config.json"))
     family_name = family.__name__.rsplit(".", 1)[-1]
     cfg = family.config_from_hf(hf_config)
+    if hasattr(family, "update_config_from_dir"):  # fields kept beside config.json (Owl3: the <|image|> token id)
+        cfg = family.update_config_from_dir(cfg, src)
     tensors = open_checkpoint(src)
     prefix = check_tensors(family_name, family, cfg, tensors, tensors.description)
     bar = None

@@ -5,7 +5,7 @@ sum to 1 (`renormalize`, Mixtral / MM1; Qwen2-MoE's default keeps the raw probab
 
 Two ways to run the experts (`mode`):
   * 'dropless': the token copies are sorted by expert and each expert's rows go through one grouped matmul
-    (`jax.lax.ragged_dot`), then unsorted. Nothing is dropped.
+    (`jax.lax.ragged_dot`; blocked per expert on CPU), then unsorted. Nothing is dropped.
   * 'capacity': GShard-style. Tokens are cut into groups of `group_size`; each expert takes at most
     C = ceil(capacity_factor * top_k * group_size / num_experts) tokens per group. Slots are given in priority
     order: every token's 1st choice (in token order), then every token's 2nd choice, ...; a choice that finds its
@@ -71,9 +71,43 @@ def hf_router_aux_loss(stats: dict[str, Array]) -> Array:
 
 
 def swiglu_experts(x: Array, w_gate: Array, w_up: Array, w_down: Array, group_sizes: Array) -> Array:
-    """Rows of x [R, D] sorted by expert through each expert's SwiGLU, by grouped matmuls."""
-    h = nn.silu(jax.lax.ragged_dot(x, w_gate, group_sizes)) * jax.lax.ragged_dot(x, w_up, group_sizes)
-    return jax.lax.ragged_dot(h.astype(x.dtype), w_down, group_sizes)
+    """Rows of x [R, D] sorted by expert through each expert's SwiGLU.
+
+    TPU and GPU have grouped-matmul kernels behind `jax.lax.ragged_dot`. XLA's CPU lowering of it multiplies every
+    row by every expert and masks (E times the work), so on CPU the rows are padded per expert to whole blocks and
+    each block is multiplied by its own expert's weights only.
+    """
+    if jax.default_backend() != "cpu":
+        h = nn.silu(jax.lax.ragged_dot(x, w_gate, group_sizes)) * jax.lax.ragged_dot(x, w_up, group_sizes)
+        return jax.lax.ragged_dot(h.astype(x.dtype), w_down, group_sizes)
+    return blocked_swiglu_experts(x, w_gate, w_up, w_down, group_sizes)
+
+
+def blocked_swiglu_experts(
+    x: Array, w_gate: Array, w_up: Array, w_down: Array, group_sizes: Array, block: int = 128
+) -> Array:
+    """`swiglu_experts` by blocks of `block` rows that each belong to one expert (at most E - 1 blocks of padding)."""
+    rows, width = x.shape
+    num_experts = w_gate.shape[0]
+    block = min(block, rows)
+    num_blocks = -(-(rows + num_experts * (block - 1)) // block)
+    padded = -(-group_sizes // block) * block
+    padded_end = jnp.cumsum(padded)
+    end = jnp.cumsum(group_sizes)
+    expert_of_row = jnp.searchsorted(end, jnp.arange(rows), side="right")
+    dest = (padded_end - padded)[expert_of_row] + jnp.arange(rows) - (end - group_sizes)[expert_of_row]
+    buffer = jnp.zeros((num_blocks * block, width), x.dtype).at[dest].set(x)
+    expert_of_block = jnp.minimum(
+        jnp.searchsorted(padded_end, jnp.arange(num_blocks) * block, side="right"), num_experts - 1
+    )
+
+    def one_block(args):
+        xb, e = args
+        h = nn.silu(xb @ w_gate[e]) * (xb @ w_up[e])
+        return h.astype(xb.dtype) @ w_down[e]
+
+    out = jax.lax.map(one_block, (buffer.reshape(num_blocks, block, width), expert_of_block))
+    return out.reshape(num_blocks * block, -1)[dest]
 
 
 def dropless(x: Array, gates: Array, experts: Array, w_gate: Array, w_up: Array, w_down: Array) -> Array:
