@@ -136,13 +136,13 @@ def test_sigterm_saves_and_resumes(tmp_path, monkeypatch):
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
-    trainer.Trainer(small_config(steps=1), str(tmp_path)).run()
-    other = small_config(steps=2)
+    trainer.Trainer(small_config(steps=2), str(tmp_path)).run()
+    other = small_config(steps=3)
     other.model.decoder.mlp_dim = 48
     with pytest.raises(ValueError, match=r"different model.*mlp/gate_proj/kernel \(checkpoint \(32, 64\), "
                                          r"model \(32, 48\)\)"):
         trainer.Trainer(other, str(tmp_path)).run()
-    assert os.listdir(tmp_path / "checkpoints") == ["1"]  # nothing written over
+    assert os.listdir(tmp_path / "checkpoints") == ["2"]  # nothing written over
 
 
 def test_nonfinite_losses_are_skipped_then_stop(tmp_path, monkeypatch):
@@ -181,3 +181,18 @@ def test_config_errors(change, message):
             cfg.train[k] = v
     with pytest.raises(ValueError, match=message):
         trainer.Trainer(cfg, "/nonexistent", devices=jax.devices()[:1])
+
+
+def test_stage_initialises_from_previous_checkpoint(tmp_path):
+    """A second stage (decoder only, Adafactor) starts from the first stage's parameters, not a fresh init."""
+    first = trainer.Trainer(small_config(steps=2), str(tmp_path / "pretrain"))
+    first.run()
+    cfg = small_config(steps=2, trainable=("decoder",), optimizer=dict(name="adafactor"))
+    cfg.train.seed = 1  # a different fresh init, which must be overwritten
+    cfg.init.checkpoint = str(tmp_path / "pretrain" / "checkpoints")
+    second = trainer.Trainer(cfg, str(tmp_path / "sft"))
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(second.state["params"]),
+                 jax.device_get(first.state["params"]))
+    cfg.init.checkpoint = str(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="init.checkpoint=.*nothing.* holds no complete checkpoint"):
+        trainer.Trainer(cfg, str(tmp_path / "sft2"))

@@ -10,9 +10,15 @@ import os
 from typing import Any
 
 import jax
+from etils import epath
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
+
+
+def _absolute(directory: str) -> str:
+    """Local paths made absolute (orbax needs that); bucket URLs (gs://...) kept as they are."""
+    return directory if "://" in directory else os.path.abspath(directory)
 
 
 def make_manager(directory: str, *, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
@@ -21,7 +27,8 @@ def make_manager(directory: str, *, keep: int, async_save: bool = True) -> ocp.C
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
         save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(1),  # the trainer decides when to save
     )
-    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(_absolute(directory), options=options, item_handlers=handlers)
 
 
 def gather_data_states(local_json: str) -> dict[str, str]:
@@ -46,7 +53,8 @@ def save(manager: ocp.CheckpointManager, step: int, state: dict[str, Any], data_
 def _describe(tree: Any) -> dict[str, tuple]:
     """{'params/decoder/...': shape} for every leaf."""
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape) for path, leaf in flat}
+    name = lambda k: str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))  # noqa: E731
+    return {"/".join(name(k) for k in path): tuple(leaf.shape) for path, leaf in flat}
 
 
 def check_compatible(manager: ocp.CheckpointManager, step: int, target: Any) -> None:
@@ -85,7 +93,10 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> t
 
 def restore_params(directory: str, abstract_params: Any) -> Any:
     """Params only, from the latest step of another run's checkpoint directory (a previous training stage)."""
-    manager = make_manager(directory, keep=1_000_000, async_save=False)
+    if not epath.Path(directory).exists():
+        raise ValueError(f"init.checkpoint={directory!r} holds no complete checkpoint (the folder does not exist).")
+    manager = ocp.CheckpointManager(_absolute(directory), options=ocp.CheckpointManagerOptions(create=False),
+                                    item_handlers={"state": ocp.PyTreeCheckpointHandler()})
     step = manager.latest_step()
     if step is None:
         raise ValueError(f"init.checkpoint={directory!r} holds no complete checkpoint.")

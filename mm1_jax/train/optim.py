@@ -44,7 +44,7 @@ def make_schedule(peak: float, total_steps: int, warmup_steps: int, final_fracti
     if warmup_steps < 0 or warmup_steps > total_steps:
         raise ValueError(f"train.optimizer.warmup_steps={warmup_steps} must lie in [0, train.steps={total_steps}].")
     return optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=peak, warmup_steps=warmup_steps, decay_steps=max(total_steps, 1),
+        init_value=0.0, peak_value=peak, warmup_steps=warmup_steps, decay_steps=max(total_steps, warmup_steps + 1),
         end_value=peak * final_fraction,
     )
 
