@@ -1,0 +1,119 @@
+"""The embedded benchmark: held-out items of the synthetic world, so every config can be scored on CPU.
+
+Each task returns (eval items, support items): the support split gives the few-shot demonstrations. Items are drawn
+with the synthetic module's public functions from seeds the training data never uses (training uses [seed, i] for
+i < 7); VQA reads the dataset's own held-out `eval/vqa.json` and its training `sft/vqa.json` as support.
+
+  cap        caption 1-2 shapes                         CIDEr-D, exact match
+  vqa        colour / count / yes-no questions         VQA accuracy (the one answer x 10 humans), exact match
+  ocr        read the rendered word                     exact match
+  grounding  "where is the red circle ?" -> <box>      accuracy at IoU >= 0.5 (coordinates 0-99 of the side)
+  multi      4 images, "image X" addressing (mPLUG-Owl3's distractor protocol: one image holds the answer)
+  mc         colour question, options listed in the prompt, scored by likelihood, circular over rotations
+  text       TextCore-style: "a red square has" -> {0, 3, 4} corners by likelihood
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from mm1_jax.data import synthetic
+from mm1_jax.eval.prompts import Item
+
+EVAL_SEED = 424_242  # not a training seed
+HUMANS = 10  # VQA accuracy needs 10 human answers; the world's one exact answer is given 10 times
+
+
+def _rng(task: str, split: str) -> np.random.Generator:
+    return np.random.default_rng([EVAL_SEED, sum(map(ord, task)), split == "support"])
+
+
+def _strip(answer: str) -> str:
+    return answer.rstrip(" .").strip()
+
+
+def captioning(n: int, split: str) -> list[Item]:
+    rng = _rng("cap", split)
+    items = []
+    for i in range(n):
+        data, objects = synthetic.shapes_image(rng, int(rng.integers(1, 3)))
+        items.append(Item(id=f"cap-{split}-{i}", images=[data], answers=[synthetic.describe(objects) + " ."]))
+    return items
+
+
+def vqa(root: str, n: int, split: str) -> list[Item]:
+    path = os.path.join(root, "eval" if split == "eval" else "sft", "vqa.json")
+    with open(path) as f:
+        records = json.load(f)[:n]
+    items = []
+    for r in records:
+        question = r["conversations"][0]["value"].replace("<image>", "").strip()
+        answer = r["conversations"][1]["value"]
+        image = os.path.join(os.path.dirname(path), r["image"])
+        items.append(Item(id=f"vqa-{split}-{r['id']}", images=[image], question=question, answers=[answer] * HUMANS))
+    return items
+
+
+def ocr(n: int, split: str) -> list[Item]:
+    rng = _rng("ocr", split)
+    items = []
+    for i in range(n):
+        data, word = synthetic.text_image(rng)
+        items.append(Item(id=f"ocr-{split}-{i}", images=[data], question="what does the text say ?",
+                          answers=[f"{word} ."]))
+    return items
+
+
+def grounding(n: int, split: str) -> list[Item]:
+    rng = _rng("grounding", split)
+    items = []
+    for i in range(n):
+        data, record = synthetic.grounding_record(rng, f"g-{i}.jpg")
+        question = record["conversations"][0]["value"].replace("<image>", "").strip()
+        items.append(Item(id=f"grounding-{split}-{i}", images=[data], question=question,
+                          answers=[record["conversations"][1]["value"]]))
+    return items
+
+
+def multi_image(n: int, split: str, num_images: int = 4) -> list[Item]:
+    rng = _rng("multi", split)
+    items = []
+    for i in range(n):
+        pics, objects = zip(*[synthetic.shapes_image(rng, 1) for _ in range(num_images)])
+        target = int(rng.integers(0, num_images))
+        shape = objects[target][0]["shape"]
+        listing = " ".join(f"image {j + 1} <image>" for j in range(num_images))
+        items.append(Item(id=f"multi-{split}-{i}", images=list(pics), answers=[f"{objects[target][0]['colour']} ."],
+                          question=f"{listing} what colour is the {shape} in image {target + 1} ?"))
+    return items
+
+
+def multiple_choice(n: int, split: str, num_options: int = 3) -> list[Item]:
+    rng = _rng("mc", split)
+    items = []
+    for i in range(n):
+        data, objects = synthetic.shapes_image(rng, 1)
+        truth = objects[0]["colour"]
+        others = [c for c in rng.permutation(list(synthetic.COLOURS)) if c != truth][: num_options - 1]
+        options = [truth] + [str(c) for c in others]
+        order = rng.permutation(num_options)
+        options = [options[j] for j in order]
+        items.append(Item(id=f"mc-{split}-{i}", images=[data], question=f"what colour is the {objects[0]['shape']} ?",
+                          options=[f"{o} ." for o in options], answer_index=int(np.argmax(order == 0)),
+                          answers=[f"{truth} ."]))
+    return items
+
+
+def text_choice(n: int, split: str) -> list[Item]:
+    rng = _rng("text", split)
+    items = []
+    for i in range(n):
+        shape, colour = str(rng.choice(synthetic.SHAPES)), str(rng.choice(list(synthetic.COLOURS)))
+        article = "an" if colour[0] in "aeiou" else "a"
+        options = [f"{c} corners ." for c in ("0", "3", "4")]
+        answer = options.index(f"{synthetic.CORNERS[shape]} corners .")
+        items.append(Item(id=f"text-{split}-{i}", images=[], question="", options=options, answer_index=answer,
+                          answers=[options[answer]], meta={"context": f"{article} {colour} {shape} has"}))
+    return items

@@ -1,0 +1,127 @@
+"""Few-shot prompts as MM1 builds them: k demonstrations interleaved before the query, then the query.
+
+Formats (text between the parts is the model's training layout):
+  caption  <bos> [<img> caption]*k <img>                                   -> generate the caption
+  vqa      <bos> [User: <img> question Assistant: answer <eos>]*k User: <img> question Assistant:
+  choice   as vqa (or plain text when the item has no images and no question), scored per option
+An item's question may place its images with `<image>` markers (multi-image questions); otherwise its images go
+before the question. Each image becomes K <image> slot tokens.
+
+Demonstrations come from a support split, drawn reproducibly (seed, item index). When the prompt does not fit the
+model's context (tokens, plus the new tokens to generate) or its image budget, demonstrations are dropped from the
+left (the earliest first) and the count is reported; a query that still does not fit is cut from the left at an image
+boundary; if even that is impossible the item is skipped with a reason, never a crash.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from mm1_jax.data.tokenizer import Tokenizer
+
+
+@dataclasses.dataclass
+class Item:
+    """One evaluation (or support) example. images: references (paths / bytes) or normalised arrays."""
+
+    id: str
+    images: list[Any]
+    question: str = ""
+    answers: list[str] = dataclasses.field(default_factory=list)  # references / human answers; [0] for demos
+    options: list[str] = dataclasses.field(default_factory=list)  # multiple choice
+    answer_index: int = -1
+    meta: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Prompt:
+    tokens: np.ndarray
+    images: np.ndarray  # [n, S, S, 3]
+    dropped_demos: int = 0
+    cut_query_tokens: int = 0
+
+
+def _content(item: Item, question: str, load: Callable[[Any], np.ndarray]) -> list[tuple]:
+    """User content: images and question text in order."""
+    pics = [load(ref) for ref in item.images]
+    if "<image>" not in question:
+        return [("image", p) for p in pics] + ([("text", question)] if question.strip() else [])
+    parts, pieces = [], question.split("<image>")
+    for j, piece in enumerate(pieces):
+        if j > 0 and j - 1 < len(pics):
+            parts.append(("image", pics[j - 1]))
+        if piece.strip():
+            parts.append(("text", piece.strip()))
+    return parts
+
+
+def item_parts(item: Item, fmt: str, load: Callable, answer: str | None = None, question: str | None = None
+               ) -> list[tuple]:
+    """One item as parts; with `answer` it is a demonstration (the answer and, for vqa, <eos> appended)."""
+    question = item.question if question is None else question
+    if fmt == "caption":
+        parts = _content(item, "", load)
+        return parts + ([("text", answer)] if answer is not None else [])
+    if fmt == "choice" and not item.images and not question:  # TextCore-style: a text context, no user turn
+        context = [("text", item.meta["context"])] if item.meta.get("context") else []
+        return context + ([("text", answer)] if answer is not None else [])
+    parts = [("text", "User:")] + _content(item, question, load) + [("text", "Assistant:")]
+    return parts + ([("text", answer), ("eos",)] if answer is not None else [])
+
+
+def encode(parts: Sequence[tuple], tok: Tokenizer, k: int) -> tuple[list[int], list[np.ndarray]]:
+    ids, pics = [], []
+    for part in parts:
+        if part[0] == "text":
+            ids += tok.encode(part[1])
+        elif part[0] == "eos":
+            ids.append(tok.eos_id)
+        else:
+            ids += [tok.image_id] * k
+            pics.append(part[1])
+    return ids, pics
+
+
+def draw_demos(support: Sequence[Item], shots: int, seed: int, index: int, exclude: str = "") -> list[Item]:
+    """`shots` distinct support items for eval item `index`, the same on every run."""
+    if shots == 0 or not support:
+        return []
+    rng = np.random.default_rng([seed, shots, index])
+    pool = [i for i in rng.permutation(len(support)) if support[i].id != exclude]
+    return [support[i] for i in pool[:shots]]
+
+
+def build_prompt(demos: Sequence[list[tuple]], query: list[tuple], tok: Tokenizer, k: int, *, max_tokens: int,
+                 max_images: int, image_shape: tuple[int, ...]) -> Prompt:
+    """<bos> + demos + query within max_tokens / max_images (demos dropped from the left first)."""
+    encoded = [encode(d, tok, k) for d in demos]
+    q_ids, q_pics = encode(query, tok, k)
+    dropped = 0
+    while True:
+        kept = encoded[dropped:]
+        n_tokens = 1 + sum(len(ids) for ids, _ in kept) + len(q_ids)
+        n_images = sum(len(p) for _, p in kept) + len(q_pics)
+        if (n_tokens <= max_tokens and n_images <= max_images) or dropped == len(encoded):
+            break
+        dropped += 1
+    cut = 0
+    if n_tokens > max_tokens or n_images > max_images:
+        q_ids, q_pics, cut = _cut_query(q_ids, q_pics, tok.image_id, k, max_tokens - 1, max_images)
+    ids = [tok.bos_id] + [t for d, _ in kept for t in d] + q_ids
+    pics = [p for _, ps in kept for p in ps] + q_pics
+    images = np.stack(pics).astype(np.float32) if pics else np.zeros((0,) + tuple(image_shape), np.float32)
+    return Prompt(np.asarray(ids, np.int32), images, dropped, cut)
+
+
+def _cut_query(ids: list[int], pics: list[np.ndarray], image_id: int, k: int, max_tokens: int, max_images: int):
+    """Drop query tokens from the left, never inside an image, until it fits; ValueError when it cannot."""
+    starts = [i for i in range(len(ids)) if ids[i] == image_id and (i == 0 or ids[i - 1] != image_id)]
+    for cut in range(len(ids) - max_tokens, len(ids)):
+        inside = any(s < cut < s + k for s in starts)
+        gone = sum(s < cut for s in starts)
+        if cut >= 0 and not inside and len(pics) - gone <= max_images:
+            return ids[cut:], pics[gone:], cut
+    raise ValueError(f"the query alone ({len(ids)} tokens, {len(pics)} images) does not fit {max_tokens} tokens / "
+                     f"{max_images} images")
