@@ -10,8 +10,7 @@ loop once every row has produced a stop token), compiled once per (batch, bucket
 Greedy when temperature <= 0, otherwise sampling at `temperature` from the smallest set of tokens whose
 probability reaches `top_p` (nucleus sampling; top_p=1 samples from everything).
 
-Also: `full_forward_greedy`, the reference that re-runs the whole sequence for every token (the tests compare), and
-`score_continuations`, summed log-likelihoods of given continuations (multiple-choice by likelihood).
+Also `score_continuations`, summed log-likelihoods of given continuations (multiple-choice by likelihood).
 """
 from __future__ import annotations
 
@@ -177,26 +176,6 @@ class Generator:
                 end = next((i for i, t in enumerate(ids) if t in stop), len(ids))
                 results.append((ids[:end], [float(x) for x in logps[row, :end]]))
         return results
-
-
-def full_forward_greedy(model: Any, params: Any, request: Request, max_new_tokens: int, image_id: int) -> list[int]:
-    """Reference for the tests: greedy tokens by re-running the full forward over the whole sequence each step."""
-    ids = list(np.asarray(request.tokens))
-    images = jnp.asarray(request.images)[None] if len(request.images) else None
-    new = []
-    for _ in range(max_new_tokens):
-        tokens = np.asarray(ids, np.int32)[None]
-        if images is not None:
-            slots = tokens[0] == image_id
-            index = np.full(tokens.shape, -1, np.int32)
-            index[0, slots] = np.arange(int(slots.sum()))
-            logits = model.apply({"params": params}, tokens, images=images, image_token_index=index)["logits"]
-        else:
-            logits = model.apply({"params": params}, tokens)["logits"]
-        token = int(jnp.argmax(logits[0, -1]))
-        new.append(token)
-        ids.append(token)
-    return new
 
 
 def score_continuations(model: Any, params: Any, requests: Sequence[Request], continuations: Sequence[Sequence[int]],

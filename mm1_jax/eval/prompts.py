@@ -9,8 +9,8 @@ before the question. Each image becomes K <image> slot tokens.
 
 Demonstrations come from a support split, drawn reproducibly (seed, item index). When the prompt does not fit the
 model's context (tokens, plus the new tokens to generate) or its image budget, demonstrations are dropped from the
-left (the earliest first) and the count is reported; a query that still does not fit is cut from the left at an image
-boundary; if even that is impossible the item is skipped with a reason, never a crash.
+left (the earliest first) and the count is reported; a query that still does not fit loses text from the left, up
+to its first image; if even that is not enough the item is skipped with a reason, never a crash.
 """
 from __future__ import annotations
 
@@ -116,12 +116,11 @@ def build_prompt(demos: Sequence[list[tuple]], query: list[tuple], tok: Tokenize
 
 
 def _cut_query(ids: list[int], pics: list[np.ndarray], image_id: int, k: int, max_tokens: int, max_images: int):
-    """Drop query tokens from the left, never inside an image, until it fits; ValueError when it cannot."""
-    starts = [i for i in range(len(ids)) if ids[i] == image_id and (i == 0 or ids[i - 1] != image_id)]
-    for cut in range(len(ids) - max_tokens, len(ids)):
-        inside = any(s < cut < s + k for s in starts)
-        gone = sum(s < cut for s in starts)
-        if cut >= 0 and not inside and len(pics) - gone <= max_images:
-            return ids[cut:], pics[gone:], cut
-    raise ValueError(f"the query alone ({len(ids)} tokens, {len(pics)} images) does not fit {max_tokens} tokens / "
-                     f"{max_images} images")
+    """Drop query text from the left, before its first image (its images are the question), until it fits;
+    ValueError when it cannot."""
+    first = next((i for i, t in enumerate(ids) if t == image_id), len(ids))
+    cut = max(0, len(ids) - max_tokens)
+    if cut > first or len(pics) > max_images:
+        raise ValueError(f"the query alone ({len(ids)} tokens, {len(pics)} images) does not fit {max_tokens} tokens "
+                         f"/ {max_images} images")
+    return ids[cut:], pics, cut

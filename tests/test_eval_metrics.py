@@ -1,0 +1,68 @@
+"""Metrics against references nobody here wrote (pycocoevalcap's Cider) and the official VQA normalisation cases."""
+import numpy as np
+import pytest
+
+from mm1_jax.eval import metrics
+
+
+def test_cider_d_equals_pycocoevalcap():
+    cider_ref = pytest.importorskip("pycocoevalcap.cider.cider")
+    refs = {
+        "1": ["a red circle and a blue square", "a red circle next to a blue square", "two shapes red and blue"],
+        "2": ["a green triangle", "one green triangle on grey"],
+        "3": ["a man riding a horse on a beach", "a person rides a brown horse", "horse and rider by the sea"],
+        "4": ["a plate of food with broccoli", "broccoli and rice on a white plate"],
+        "5": ["a cat", "a small cat sleeping on a sofa"],
+    }
+    cands = {"1": "a red circle and a blue square", "2": "a green triangle triangle triangle",
+             "3": "a horse", "4": "a white plate with broccoli and rice and more food on it", "5": "dog"}
+    expected_mean, expected_each = cider_ref.Cider().compute_score({k: v for k, v in refs.items()},
+                                                                  {k: [v] for k, v in cands.items()})
+    mean, each = metrics.cider(refs, cands)
+    assert mean == pytest.approx(float(expected_mean), rel=1e-9)
+    np.testing.assert_allclose([each[k] for k in refs], expected_each, rtol=1e-9)
+    assert mean > 0.1  # not a trivial agreement at zero
+
+
+@pytest.mark.parametrize("raw,normalised", [
+    ("Yes.", "yes"),                 # period stripped, lower case
+    ("two", "2"),                    # number words -> digits
+    ("none", "0"),
+    ("the red one", "red 1"),        # articles dropped
+    ("dont know", "don't know"),     # contractions restored
+    ("1.5", "1.5"),                  # a decimal point stays
+    ("1,000", "1000"),               # comma inside a number: punctuation removed, not spaced
+    ("black-and-white", "black and white"),  # punctuation without spaces around it becomes a space
+    ("hot dog ?", "hot dog"),        # punctuation next to a space is removed
+    ("  A  Dog\n", "dog"),
+])
+def test_vqa_normalisation_official_cases(raw, normalised):
+    assert metrics.normalize_vqa_answer(raw) == normalised
+
+
+def test_vqa_accuracy_leave_one_out():
+    humans = ["2"] * 2 + ["3"] * 8
+    # "2": leaving out one of the two "2"s leaves 1 match (1/3); leaving out any "3" leaves 2 matches (2/3)
+    assert metrics.vqa_accuracy("two", humans) == pytest.approx((2 * (1 / 3) + 8 * (2 / 3)) / 10)
+    assert metrics.vqa_accuracy("3", humans) == 1.0
+    assert metrics.vqa_accuracy("4", humans) == 0.0
+    humans = ["yes"] * 3 + ["no"] * 7  # 3 matches: the 7 subsets keeping all three give 1, the other 3 give 2/3
+    assert metrics.vqa_accuracy("Yes.", humans) == pytest.approx((7 * 1 + 3 * (2 / 3)) / 10)
+    # the official script leaves answers untouched when all humans agree
+    assert metrics.vqa_accuracy("Yes.", ["yes"] * 10, official_quirk=True) == 0.0
+    assert metrics.vqa_accuracy("Yes.", ["yes"] * 10) == 1.0
+
+
+def test_circular_eval_needs_every_rotation():
+    assert metrics.rotations(["a", "b", "c"]) == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
+    results = {"q1": [True, True, True], "q2": [True, False, True], "q3": [False, False, False]}
+    assert metrics.circular_accuracy(results) == pytest.approx(1 / 3)
+    assert np.mean([v[0] for v in results.values()]) == pytest.approx(2 / 3)  # vanilla accuracy differs
+
+
+def test_boxes_and_exact_match():
+    assert metrics.parse_box("<box> 3 , 32 , 26 , 56 </box>") == (3, 32, 26, 56)
+    assert metrics.parse_box("no box here") is None
+    assert metrics.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert metrics.exact_match("Red .", ["red ."]) == 1.0
+    assert metrics.exact_match("red square", ["red ."]) == 0.0

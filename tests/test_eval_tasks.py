@@ -1,0 +1,129 @@
+"""Few-shot prompts (layout, reproducible demonstrations, truncation), readers and their errors, skipped items."""
+import json
+
+import numpy as np
+import pytest
+
+from mm1_jax.data import synthetic
+from mm1_jax.data.tokenizer import load_tokenizer
+from mm1_jax.eval import embedded, readers, tasks
+from mm1_jax.eval.prompts import Item, build_prompt, draw_demos, item_parts
+
+K = 4
+SHAPE = (8, 8, 3)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer(synthetic.ensure_generated() + "/tokenizer.json")
+
+
+def _pic(value):
+    return np.full(SHAPE, value, np.float32)
+
+
+def test_vqa_prompt_layout_and_left_truncation(tok):
+    load = lambda ref: ref  # noqa: E731  (items hold ready arrays)
+    support = [Item(f"s{i}", [_pic(i)], "how many shapes are there ?", [f"{n} ."]) for i, n in
+               enumerate(["one", "two", "one", "two"])]
+    query = Item("q", [_pic(9)], "what colour is the circle ?", ["red ."])
+    demos = [item_parts(d, "vqa", load, answer=d.answers[0]) for d in support]
+    full = build_prompt(demos, item_parts(query, "vqa", load), tok, K, max_tokens=1000, max_images=8, image_shape=SHAPE)
+    text = tok.decode(full.tokens)
+    assert text.startswith("<bos> User : <image> how many shapes are there ? Assistant : one . <eos> User :")
+    assert text.endswith("User : <image> what colour is the circle ? Assistant :")
+    assert full.dropped_demos == 0 and len(full.images) == 5
+    demo_len = len(tok.encode("User: how many shapes are there ? Assistant: one .")) + K + 1
+    # room for exactly two demonstrations: the two earliest go, the images stay aligned with their slots
+    limit = len(full.tokens) - 2 * demo_len
+    cut = build_prompt(demos, item_parts(query, "vqa", load), tok, K, max_tokens=limit, max_images=8,
+                       image_shape=SHAPE)
+    assert cut.dropped_demos == 2 and len(cut.tokens) == limit
+    assert [float(p[0, 0, 0]) for p in cut.images] == [2.0, 3.0, 9.0]
+    # the image budget also drops demonstrations
+    few = build_prompt(demos, item_parts(query, "vqa", load), tok, K, max_tokens=1000, max_images=2,
+                       image_shape=SHAPE)
+    assert few.dropped_demos == 3 and [float(p[0, 0, 0]) for p in few.images] == [3.0, 9.0]
+    with pytest.raises(ValueError, match="does not fit"):
+        build_prompt(demos, item_parts(query, "vqa", load), tok, K, max_tokens=3, max_images=8, image_shape=SHAPE)
+
+
+def test_caption_prompt_and_reproducible_demos(tok):
+    support = embedded.captioning(20, "support")
+    a = draw_demos(support, 4, seed=0, index=3)
+    assert [d.id for d in a] == [d.id for d in draw_demos(support, 4, seed=0, index=3)]
+    assert [d.id for d in a] != [d.id for d in draw_demos(support, 4, seed=0, index=4)]
+    assert len({d.id for d in a}) == 4
+    assert all(d.id != "s1" for d in draw_demos([Item(f"s{i}", []) for i in range(3)], 2, 0, 0, exclude="s1"))
+    load = tasks.image_loader(16, "clip")
+    parts = [item_parts(d, "caption", load, answer=d.answers[0]) for d in a]
+    prompt = build_prompt(parts, item_parts(support[0], "caption", load), tok, K, max_tokens=500, max_images=8,
+                          image_shape=(16, 16, 3))
+    expected = "<bos> " + " ".join(f"<image> {d.answers[0]}" for d in a) + " <image>"
+    assert tok.decode(prompt.tokens) == expected
+    assert prompt.images.shape == (5, 16, 16, 3)
+    # held-out captioning items differ from the support split
+    assert embedded.captioning(3, "eval")[0].images[0] != support[0].images[0]
+
+
+def test_missing_images_are_reported_and_skipped(tmp_path, tok):
+    (tmp_path / "a.jpg").write_bytes(embedded.captioning(1, "eval")[0].images[0])
+    ann = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "gone.jpg"}],
+           "annotations": [{"image_id": 1, "caption": "a red circle"}, {"image_id": 2, "caption": "x"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    items, missing = readers.read_coco_captions(str(tmp_path / "ann.json"), str(tmp_path))
+    assert [i.id for i in items] == ["1"] and items[0].answers == ["a red circle"]
+    assert missing[0]["id"] == "2" and "gone.jpg" in missing[0]["reason"]
+    # an unreadable image found at prompt time: skipped with its reason, the run goes on
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    ctx = tasks.Context(model=None, tok=tok, k=K, image_size=16, norm="clip", max_tokens=256, max_images=8)
+    bad = Item("b", [str(tmp_path / "bad.jpg")], answers=["x"])
+    report = tasks.evaluate(ctx, None, tasks.TASKS["embedded_cap"], [bad], [], shots=0)
+    assert report["skipped"][0]["id"] == "b" and "decode" in report["skipped"][0]["reason"]
+    assert report["predictions"] == []
+
+
+def test_wrong_schema_names_file_and_field(tmp_path):
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1}]}))
+    with pytest.raises(ValueError, match=r"captions\.json: annotations\[0\] lacks the field 'caption'"):
+        readers.read_coco_captions(str(path), str(tmp_path))
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps({"questions": [{"question_id": 7, "image_id": 3}]}))
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps({"annotations": [{"question_id": 7, "answers": [{"answer": "yes"}]}]}))
+    with pytest.raises(ValueError, match=r"q\.json: questions\[0\] lacks the field 'question'"):
+        readers.read_vqa(str(q), str(a), str(tmp_path))
+    mc = tmp_path / "mc.jsonl"
+    mc.write_text(json.dumps({"question": "q", "options": ["a", "b"]}) + "\n")
+    with pytest.raises(ValueError, match=r"mc\.jsonl: line 1 lacks the field 'answer'"):
+        readers.read_multiple_choice(str(mc))
+
+
+def test_vqa_readers(tmp_path):
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps({"questions": [{"question_id": 7, "image_id": 3, "question": "is it red?"}]}))
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps({"annotations": [{"question_id": 7, "answers": [{"answer": "yes"}] * 10}]}))
+    (tmp_path / "COCO_val2014_000000000003.jpg").write_bytes(b"x")
+    items, missing = readers.read_vqa(str(q), str(a), str(tmp_path))
+    assert not missing and items[0].answers == ["yes"] * 10 and items[0].question == "is it red?"
+    t = tmp_path / "textvqa.json"
+    t.write_text(json.dumps({"data": [{"question_id": 1, "image_id": "abc", "question": "what?",
+                                       "answers": ["stop"] * 10}]}))
+    items, missing = readers.read_vqa(str(t), None, str(tmp_path), image_pattern="{image_id}.jpg")
+    assert not items and "abc.jpg" in missing[0]["reason"]
+
+
+def test_query_text_cut_before_its_image(tok):
+    query = Item("q", [_pic(1)], "<image> what colour is the circle ?", ["red ."])
+    long_prefix = Item("p", [_pic(1)], "here is a picture . look at this one . <image> what colour is it ?")
+    load = lambda ref: ref  # noqa: E731
+    full = build_prompt([], item_parts(long_prefix, "vqa", load), tok, K, max_tokens=100, max_images=8,
+                        image_shape=SHAPE)
+    cut = build_prompt([], item_parts(long_prefix, "vqa", load), tok, K, max_tokens=len(full.tokens) - 3,
+                       max_images=8, image_shape=SHAPE)
+    assert cut.cut_query_tokens == 3 and len(cut.tokens) == len(full.tokens) - 3
+    assert tok.decode(cut.tokens).endswith("<image> what colour is it ? Assistant :")
+    with pytest.raises(ValueError, match="does not fit"):
+        build_prompt([], item_parts(query, "vqa", load), tok, K, max_tokens=8, max_images=8, image_shape=SHAPE)
