@@ -100,3 +100,26 @@ def test_top_p_samples_only_the_nucleus():
     assert counts[0] == pytest.approx(0.5 / 0.8, abs=0.03)
     greedy = np.asarray(gen.pick_tokens(logits[:2], jax.random.PRNGKey(1), temperature=0.0, top_p=1.0))
     assert list(greedy) == [0, 0]
+
+
+def test_owl3_requests_equal_owl3_batched_generation():
+    """The Owl3 adapter (one request at a time) gives what Owl3's own batched generation gives."""
+    from mm1_jax.models.owl3 import LoadedOwl3, build_owl3, tiny_owl3_config
+    from tests.test_hyper_attention import randomize
+
+    cfg = tiny_owl3_config()
+    token = cfg.image_token_id
+    module = build_owl3(cfg)
+    params = module.init(jax.random.PRNGKey(0), np.array([[1, token, 2]], np.int32),
+                         np.zeros((1, 28, 28, 3), np.float32))["params"]
+    loaded = LoadedOwl3(module, randomize(params, 5, scale=0.3), cfg, token)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, token, size=(2, 7)).astype(np.int32)
+    ids[0, 3] = token
+    ids[1, 0] = token
+    images = rng.normal(size=(2, 28, 28, 3)).astype(np.float32)
+    batched = loaded.generate(ids, images, max_new_tokens=4)
+    adapter = gen.Owl3Generator(module, image_token_id=token)
+    out = adapter(loaded.params, [gen.Request(ids[0], images[:1]), gen.Request(ids[1], images[1:])],
+                  gen.Sampling(max_new_tokens=4))
+    assert [o[0] for o in out] == [list(map(int, row)) for row in batched]
