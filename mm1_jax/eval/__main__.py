@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -37,8 +38,8 @@ def abstract_params(model, config: ml_collections.ConfigDict):
     """Parameter shapes of the config's model (nothing allocated)."""
     k, s = image_tokens(config.model), config.model.encoder.image_size
     tokens = jnp.zeros((1, k), jnp.int32)
-    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), tokens, images=jnp.zeros((1, 1, s, s, 3)),
-                                             image_token_index=jnp.arange(k, dtype=jnp.int32)[None]))["params"]
+    return jax.eval_shape(lambda: nn.unbox(model.init(jax.random.PRNGKey(0), tokens, images=jnp.zeros((1, 1, s, s, 3)),
+                                             image_token_index=jnp.arange(k, dtype=jnp.int32)[None])))["params"]
 
 
 def load_params(model, config: ml_collections.ConfigDict, directory: str | None, seed: int = 0):
@@ -46,9 +47,9 @@ def load_params(model, config: ml_collections.ConfigDict, directory: str | None,
     shapes = abstract_params(model, config)
     if not directory:
         k, s = image_tokens(config.model), config.model.encoder.image_size
-        return jax.jit(model.init)(jax.random.PRNGKey(seed), jnp.zeros((1, k), jnp.int32),
+        return nn.unbox(jax.jit(model.init)(jax.random.PRNGKey(seed), jnp.zeros((1, k), jnp.int32),
                                    images=jnp.zeros((1, 1, s, s, 3)),
-                                   image_token_index=jnp.arange(k, dtype=jnp.int32)[None])["params"]
+                                   image_token_index=jnp.arange(k, dtype=jnp.int32)[None])["params"])
     if os.path.isdir(os.path.join(directory, "checkpoints")):
         directory = os.path.join(directory, "checkpoints")
     return checkpoint.restore_params(directory, shapes)

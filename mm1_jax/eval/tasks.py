@@ -137,8 +137,9 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
     prompts, kept, skipped = [], [], []
     for index, item in enumerate(items):
         try:
-            demos = [item_parts(d, task.fmt, load, answer=_demo_answer(d)) for d in
-                     draw_demos(support, shots, seed, index, exclude=item.id)]
+            demos = [item_parts(d, task.fmt, load, answer=_demo_answer(d),
+                                question=_rotated_questions(d)[0][0] if task.circular else None)
+                     for d in draw_demos(support, shots, seed, index, exclude=item.id)]
             questions = _rotated_questions(item) if task.circular else [(item.question, item.options)]
             for question, options in questions:
                 query = item_parts(item, task.fmt, load, question=question)
