@@ -127,3 +127,28 @@ def test_query_text_cut_before_its_image(tok):
     assert tok.decode(cut.tokens).endswith("<image> what colour is it ? Assistant :")
     with pytest.raises(ValueError, match="does not fit"):
         build_prompt([], item_parts(query, "vqa", load), tok, K, max_tokens=8, max_images=8, image_shape=SHAPE)
+
+
+def test_evaluate_scores_what_the_generator_says(tok):
+    """The task plumbing (prompts -> generation -> decode -> metrics) with a stand-in generator that answers the
+    first half of the questions right and the rest wrong."""
+    items = embedded.vqa(synthetic.ensure_generated(), 8, "eval")
+    support = embedded.vqa(synthetic.ensure_generated(), 20, "support")
+    seen = []
+
+    def fake_generator(params, requests, sampling):
+        seen.extend(requests)
+        out = []
+        for n, _ in enumerate(requests):
+            answer = items[n].answers[0] if n < 4 else "purple triangle ."
+            out.append((tok.encode(answer.rstrip(" .")), [0.0]))
+        return out
+
+    ctx = tasks.Context(model=None, tok=tok, k=K, image_size=16, norm="clip", max_tokens=256, max_images=8,
+                        generator=fake_generator)
+    report = tasks.evaluate(ctx, None, tasks.TASKS["embedded_vqa"], items, support, shots=2)
+    assert report["scores"]["vqa_accuracy"] == pytest.approx(0.5)
+    assert report["scores"]["exact_match"] == pytest.approx(0.5)
+    assert len(seen) == 8 and all(len(r.images) == 3 for r in seen)  # 2 demonstrations + the query
+    assert report["truncated"] == 0 and not report["skipped"]
+    assert report["predictions"][0]["prediction"] == items[0].answers[0].rstrip(" .")
