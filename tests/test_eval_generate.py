@@ -31,8 +31,8 @@ def tiny_model():
 
 def _requests(k, s, vocab):
     rng = np.random.default_rng(0)
-    text = lambda n: list(rng.integers(30, vocab, n))  # noqa: E731
-    pic = lambda n: rng.normal(size=(n, s, s, 3)).astype(np.float32)  # noqa: E731
+    text = lambda n: list(rng.integers(30, vocab, n))
+    pic = lambda n: rng.normal(size=(n, s, s, 3)).astype(np.float32)
     return [
         gen.Request(np.array([1] + [IMAGE_ID] * k + text(3), np.int32), pic(1)),  # image first
         gen.Request(np.array([1] + text(9) + [IMAGE_ID] * k + text(2) + [IMAGE_ID] * k + text(1)), pic(2)),
@@ -85,7 +85,7 @@ def test_scores_equal_full_forward_log_likelihood(tiny_model):
         if len(req.images):
             index = np.full(tokens.shape, -1, np.int32)
             index[tokens == IMAGE_ID] = np.arange(int((tokens == IMAGE_ID).sum()))
-            kwargs = dict(images=jnp.asarray(req.images)[None], image_token_index=index)
+            kwargs = {"images": jnp.asarray(req.images)[None], "image_token_index": index}
         logp = jax.nn.log_softmax(model.apply({"params": params}, tokens, **kwargs)["logits"][0])
         n = len(req.tokens)
         expected = sum(float(logp[n - 1 + i, c]) for i, c in enumerate(cont))

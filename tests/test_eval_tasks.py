@@ -23,7 +23,7 @@ def _pic(value):
 
 
 def test_vqa_prompt_layout_and_left_truncation(tok):
-    load = lambda ref: ref  # noqa: E731  (items hold ready arrays)
+    load = lambda ref: ref
     support = [Item(f"s{i}", [_pic(i)], "how many shapes are there ?", [f"{n} ."]) for i, n in
                enumerate(["one", "two", "one", "two"])]
     query = Item("q", [_pic(9)], "what colour is the circle ?", ["red ."])
@@ -118,7 +118,7 @@ def test_vqa_readers(tmp_path):
 def test_query_text_cut_before_its_image(tok):
     query = Item("q", [_pic(1)], "<image> what colour is the circle ?", ["red ."])
     long_prefix = Item("p", [_pic(1)], "here is a picture . look at this one . <image> what colour is it ?")
-    load = lambda ref: ref  # noqa: E731
+    load = lambda ref: ref
     full = build_prompt([], item_parts(long_prefix, "vqa", load), tok, K, max_tokens=100, max_images=8,
                         image_shape=SHAPE)
     cut = build_prompt([], item_parts(long_prefix, "vqa", load), tok, K, max_tokens=len(full.tokens) - 3,

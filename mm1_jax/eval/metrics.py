@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def tokenize_for_cider(text: str) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 # VQA accuracy
 # --------------------------------------------------------------------------------------------------------------------
-_CONTRACTIONS = dict(pair.split(":") for pair in (
+_CONTRACTIONS = dict(pair.split(":") for pair in (  # noqa: SIM905 (a compact table of the official pairs)
     "aint:ain't arent:aren't cant:can't couldve:could've couldnt:couldn't couldn'tve:couldn't've "
     "couldnt've:couldn't've didnt:didn't doesnt:doesn't dont:don't hadnt:hadn't hadnt've:hadn't've "
     "hadn'tve:hadn't've hasnt:hasn't havent:haven't hed:he'd hed've:he'd've he'dve:he'd've hes:he's howd:how'd "
@@ -92,7 +92,7 @@ _CONTRACTIONS = dict(pair.split(":") for pair in (
     "wouldn'tve:wouldn't've yall:y'all yall'll:y'all'll y'allll:y'all'll yall'd've:y'all'd've "
     "y'alld've:y'all'd've y'all'dve:y'all'd've youd:you'd youd've:you'd've you'dve:you'd've youll:you'll "
     "youre:you're youve:you've").split())
-_NUMBERS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+_NUMBERS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}  # noqa: SIM905
 _NUMBERS["none"] = "0"
 _ARTICLES = {"a", "an", "the"}
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
@@ -118,7 +118,7 @@ def vqa_accuracy(prediction: str, human_answers: Sequence[str], official_quirk: 
     """min(#matching humans / 3, 1), averaged over the leave-one-out subsets of the human answers."""
     if not human_answers:
         raise ValueError("vqa_accuracy: a question has no human answers.")
-    clean = lambda s: s.replace("\n", " ").replace("\t", " ").strip()  # noqa: E731
+    clean = lambda s: s.replace("\n", " ").replace("\t", " ").strip()
     humans, pred = [clean(a) for a in human_answers], clean(prediction)
     if not official_quirk or len(set(humans)) > 1:
         humans, pred = [normalize_vqa_answer(a) for a in humans], normalize_vqa_answer(pred)
@@ -162,6 +162,6 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
-    area = lambda r: max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])  # noqa: E731
+    area = lambda r: max(0.0, r[2] - r[0]) * max(0.0, r[3] - r[1])
     union = area(a) + area(b) - inter
     return inter / union if union > 0 else 0.0

@@ -15,7 +15,8 @@ to its first image; if even that is not enough the item is skipped with a reason
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -108,7 +108,8 @@ def read_multiple_choice(path: str, image_dir: str = "") -> tuple[list[Item], li
     """jsonl multiple choice; `answer` is the option's index or its text."""
     items = []
     try:
-        lines = open(path).read().splitlines()
+        with open(path) as f:
+            lines = f.read().splitlines()
     except FileNotFoundError:
         raise FileNotFoundError(f"multiple-choice file {path!r} does not exist.") from None
     for n, line in enumerate(lines, 1):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ml_collections
 import numpy as np
@@ -111,7 +112,7 @@ class Context:
     generator: gen.Generator | None = None
 
     @classmethod
-    def from_config(cls, model: Any, config: ml_collections.ConfigDict, batch_size: int = 16) -> "Context":
+    def from_config(cls, model: Any, config: ml_collections.ConfigDict, batch_size: int = 16) -> Context:
         enc = config.model.encoder
         norm = str(enc.get("norm") or ("siglip" if enc.get("style") == "siglip" else "clip"))
         k = registry.image_tokens(config.model)
