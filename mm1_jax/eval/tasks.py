@@ -158,7 +158,8 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
         preds = _generate(ctx, params, task, prompts, progress)
     report = _score(task, prompts, preds)
     report.update(skipped=skipped, truncated=sum(p.dropped_demos > 0 or p.cut_query_tokens > 0
-                                                  for _, p, _ in prompts))
+                                                  for _, p, _ in prompts),
+                  dropped_demos_mean=float(np.mean([p.dropped_demos for _, p, _ in prompts])) if prompts else 0.0)
     return report
 
 
