@@ -79,9 +79,10 @@ def main(argv):
             preds = [{"image_id": r["image_id"], "caption": r["prediction"]} for r in report["predictions"]]
             readers.write_coco_results(os.path.join(FLAGS.workdir, f"coco_results_{key.split('/')[1]}.json"), preds)
         if report["truncated"]:
-            print(f"{key}: {report['truncated']} prompts were cut to fit the context ({FLAGS.config.data.seq_len} "
-                  f"tokens, {FLAGS.config.model.max_images} images): {report['dropped_demos_mean']:.1f} of {key.split('/')[1].removesuffix('shot')} "
-                  "demonstrations dropped on average (the earliest first)")
+            shots = key.split("/")[1].removesuffix("shot")
+            print(f"{key}: {report['truncated']} prompts were cut to fit the context ({config.data.seq_len} tokens, "
+                  f"{config.model.max_images} images): {report['dropped_demos_mean']:.1f} of {shots} demonstrations "
+                  "dropped on average (the earliest first)")
         for skip in report["skipped"][:5]:
             print(f"{key}: skipped {skip['id']}: {skip['reason']}")
     print(table(scores))
