@@ -98,9 +98,9 @@ def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tmp_path, monkeypa
     calls = {"n": 0}
     original = trainer.Trainer.next_batch
 
-    def dying(self):  # the process "dies" when it asks for the 5th batch (after the step-3 save)
+    def dying(self):  # the process "dies" reading batch 6, during step 5 (after the step-3 save)
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 6:
             raise KeyboardInterrupt
         return original(self)
 
@@ -120,16 +120,16 @@ def test_sigterm_saves_and_resumes(tmp_path, monkeypatch):
     calls = {"n": 0}
     original = trainer.Trainer.next_batch
 
-    def preempted(self):  # the preemption notice arrives during step 2
+    def preempted(self):  # the preemption notice arrives while batch 3 is read (during step 2)
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:
             os.kill(os.getpid(), signal.SIGTERM)
         return original(self)
 
     monkeypatch.setattr(trainer.Trainer, "next_batch", preempted)
     out = trainer.Trainer(small_config(), str(tmp_path / "pre")).run()
     assert out["status"] == "preempted" and out["step"] == 2
-    assert sorted(os.listdir(tmp_path / "pre" / "checkpoints")) == ["2"]
+    assert sorted(os.listdir(tmp_path / "pre" / "checkpoints")) == ["2"]  # saved at once, before the step-3 save
     monkeypatch.setattr(trainer.Trainer, "next_batch", original)
     out = trainer.Trainer(small_config(), str(tmp_path / "pre")).run()
     assert out["status"] == "done" and [out["losses"][s] for s in range(3, 7)] == [full[s] for s in range(3, 7)]
@@ -196,3 +196,26 @@ def test_stage_initialises_from_previous_checkpoint(tmp_path):
     cfg.init.checkpoint = str(tmp_path / "nothing")
     with pytest.raises(ValueError, match="init.checkpoint=.*nothing.* holds no complete checkpoint"):
         trainer.Trainer(cfg, str(tmp_path / "sft2"))
+
+
+def test_tensorboard_events_are_valid_records(tmp_path):
+    """TFRecord framing with correct masked CRC-32C, and the scalar's tag and value inside the Event."""
+    import struct
+
+    from mm1_jax.train import metrics
+
+    assert metrics.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    w = metrics.TensorBoardWriter(str(tmp_path))
+    w.scalars(7, {"loss": 1.25})
+    w.close()
+    data = open(next(tmp_path.iterdir()), "rb").read()
+    records, pos = [], 0
+    while pos < len(data):
+        (n,) = struct.unpack("<Q", data[pos:pos + 8])
+        assert struct.unpack("<I", data[pos + 8:pos + 12])[0] == metrics._masked(data[pos:pos + 8])
+        body = data[pos + 12:pos + 12 + n]
+        assert struct.unpack("<I", data[pos + 12 + n:pos + 16 + n])[0] == metrics._masked(body)
+        records.append(body)
+        pos += 16 + n
+    assert len(records) == 2 and b"brain.Event:2" in records[0]
+    assert b"loss" in records[1] and struct.pack("<f", 1.25) in records[1] and b"\x10\x07" in records[1]  # step 7

@@ -236,10 +236,12 @@ class Trainer:
         t_last, s_last, t_start = time.time(), start, None
         step = start
         try:
+            batch = self.next_batch() if step < tc.steps else None
             while step < tc.steps:
-                batch = self.next_batch()
                 with jax.set_mesh(self.mesh), self._rules():
-                    self.state, m = self.train_step(self.state, batch)
+                    self.state, m = self.train_step(self.state, batch)  # dispatched; runs while the host goes on
+                data_json = self.pipeline.state_json()  # after exactly the batches this state has seen
+                batch = self.next_batch()  # the next batch is read and packed while the step computes
                 m = jax.device_get(m)
                 if not m["ok"]:
                     nonfinite_total, nonfinite_run = nonfinite_total + 1, nonfinite_run + 1
@@ -270,7 +272,7 @@ class Trainer:
                     self._samples(captioner, held, tok, logger, step)
                 stop = self._stop_everywhere()
                 if (cc.every_steps and step % cc.every_steps == 0) or step == tc.steps or stop:
-                    ckpt_lib.save(manager, step, self.state, self.pipeline.state_json(), force=True)
+                    ckpt_lib.save(manager, step, self.state, data_json, force=True)
                 if stop:
                     result = {"status": "preempted"}
                     print(f"SIGTERM: saved step {step}; exiting (restart with the same workdir to resume).",
