@@ -302,3 +302,33 @@ def test_blocked_grouped_matmul_equals_ragged_dot():
     g_blocked = jax.grad(lambda *a: jnp.sum(blocked(*a) ** 2), argnums=(0, 1, 2, 3))(*args)
     for a, b in zip(g_blocked, g_native):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_train_step_adds_the_moe_loss():
+    """The trainer's update for an MoE MM1 equals the gradient of MM1.loss (language-model loss + router losses)."""
+    import optax
+
+    from mm1_jax.train.trainer import make_train_step
+    from tests.test_mm1 import make_batch, small_config
+
+    cfg = small_config(num_experts=4, top_k=2, moe_every=1)
+    model = registry.build_model(cfg)
+    batch = make_batch()
+    batch["targets"] = jnp.roll(batch["tokens"], -1, axis=1)
+    batch["loss_weights"] = (batch["image_token_index"] < 0).astype(jnp.float32)
+    batch["segment_ids"] = jnp.ones_like(batch["tokens"])
+    batch["positions"] = jnp.broadcast_to(jnp.arange(16), (2, 16))
+    params = nn.unbox(jax.jit(model.init)(jax.random.PRNGKey(0), **batch)["params"])
+    tx = optax.sgd(1.0)
+    state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
+    step = jax.jit(make_train_step(model, tx, lambda s: 1.0, ("encoder", "connector", "decoder"), 1, None))
+    new_state, metrics = step(state, batch)
+    expected, moe_out = jax.jit(
+        jax.grad(lambda p: (lambda o: (o["loss"], o))(model.apply({"params": p}, batch, method=model.loss)),
+                 has_aux=True)
+    )(params)
+    assert float(metrics["moe_loss"]) > 0
+    np.testing.assert_allclose(metrics["moe_loss"], moe_out["moe_loss"], rtol=1e-5)
+    got = jax.tree.map(lambda a, b: a - b, params, new_state["params"])  # sgd(1): params - new = grads
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-4)

@@ -59,16 +59,22 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     gradient leaves the state unchanged (flagged in the metrics)."""
 
     def loss_sums(train_params, frozen, micro):
-        logits = model.apply({"params": {**frozen, **train_params}}, **micro)["logits"]
-        per_token, _ = token_loss(logits, micro["targets"], micro["loss_weights"])
-        return jnp.sum(per_token), jnp.sum(micro["loss_weights"].astype(jnp.float32))
+        """(summed token loss + MoE auxiliary loss x this micro-batch's weight, (summed token loss, weight))."""
+        out = model.apply({"params": {**frozen, **train_params}}, **micro)
+        per_token, _ = token_loss(out["logits"], micro["targets"], micro["loss_weights"])
+        nll, weight = jnp.sum(per_token), jnp.sum(micro["loss_weights"].astype(jnp.float32))
+        # MoE: the router losses are means over the micro-batch; weighting them by its token weight makes the
+        # accumulated objective the token-weighted average over micro-batches (exact without accumulation).
+        aux = out.get("moe_loss", jnp.float32(0.0))
+        return nll + aux * weight, (nll, weight, aux)
 
     grad_fn = jax.value_and_grad(loss_sums, has_aux=True)
 
     def step(state, batch):
         train_params, frozen = split_params(state["params"], trainable)
         if accum_steps == 1:
-            (nll, weight), grads = grad_fn(train_params, frozen, batch)
+            (_, (nll, weight, aux)), grads = grad_fn(train_params, frozen, batch)
+            aux = aux * weight
         else:
             # micro-batch i = rows i, i+k, i+2k, ...: every device keeps a share of every micro-batch.
             def to_micro(x):
@@ -78,14 +84,15 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
             micros = jax.tree.map(to_micro, batch)
 
             def body(carry, micro):
-                (nll_i, w_i), g_i = grad_fn(train_params, frozen, micro)
-                nll, w, g = carry
-                return (nll + nll_i, w + w_i, jax.tree.map(jnp.add, g, g_i)), None
+                (_, (nll_i, w_i, aux_i)), g_i = grad_fn(train_params, frozen, micro)
+                nll, w, aux, g = carry
+                return (nll + nll_i, w + w_i, aux + aux_i * w_i, jax.tree.map(jnp.add, g, g_i)), None
 
             zeros = jax.tree.map(jnp.zeros_like, train_params)
-            (nll, weight, grads), _ = jax.lax.scan(body, (jnp.float32(0), jnp.float32(0), zeros), micros)
+            init = (jnp.float32(0), jnp.float32(0), jnp.float32(0), zeros)
+            (nll, weight, aux, grads), _ = jax.lax.scan(body, init, micros)
         denom = jnp.maximum(weight, 1e-8)
-        loss = nll / denom
+        loss = nll / denom  # the language-model loss; the MoE auxiliary loss is reported beside it
         grads = jax.tree.map(lambda g: g / denom, grads)
         grad_norm = optax.global_norm(grads)
         updates, new_opt = tx.update(grads, state["opt_state"], train_params)
@@ -95,7 +102,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
         new_state = {"step": state["step"] + ok.astype(jnp.int32), "params": {**frozen, **keep(new_train, train_params)},
                      "opt_state": keep(new_opt, state["opt_state"])}
         metrics = {"loss": loss, "grad_norm": grad_norm, "lr": schedule(state["step"]), "ok": ok,
-                   "target_tokens": weight}
+                   "target_tokens": weight, "moe_loss": aux / denom}
         return new_state, metrics
 
     return step
