@@ -120,25 +120,12 @@ class HyperAttention(nn.Module):
         return jnp.where(jnp.any(visible, axis=-1)[:, :, None, None], mixed, self_out)
 
     def _cached_self_attention(self, q: Array, k: Array, v: Array, segment_ids: Array) -> tuple[Any, Array]:
-        """Same cache protocol as `layers.Attention`: write at the cache index, attend causally to what is cached."""
-        initialized = self.has_variable("cache", "key")
-        b, t = q.shape[:2]
-        key = self.variable("cache", "key", jnp.zeros, k.shape, k.dtype)
-        value = self.variable("cache", "value", jnp.zeros, v.shape, v.dtype)
-        segments = self.variable("cache", "segment_ids", jnp.zeros, segment_ids.shape, jnp.int32)
-        index = self.variable("cache", "index", lambda: jnp.array(0, jnp.int32))
-        if not initialized:
+        """Same cache as `layers.Attention` (`layers.update_kv_cache`); also returns the cache's start index."""
+        cached = layers.update_kv_cache(self, k, v, segment_ids)
+        if cached is None:
             return 0, layers.dot_product_attention(q, k, v, layers.segment_mask(segment_ids, segment_ids))
-        start = index.value
-        key.value = jax.lax.dynamic_update_slice(key.value, k.astype(key.value.dtype), (0, start, 0, 0))
-        value.value = jax.lax.dynamic_update_slice(value.value, v.astype(value.value.dtype), (0, start, 0, 0))
-        segments.value = jax.lax.dynamic_update_slice(segments.value, segment_ids.astype(jnp.int32), (0, start))
-        index.value = start + t
-        length = key.value.shape[1]
-        q_index = jnp.broadcast_to(start + jnp.arange(t), (b, t))
-        k_index = jnp.broadcast_to(jnp.arange(length), (b, length))
-        mask = layers.causal_mask(q_index, k_index) & layers.segment_mask(segment_ids, segments.value)
-        return start, layers.dot_product_attention(q, key.value, value.value, mask)
+        keys, values, mask, start = cached
+        return start, layers.dot_product_attention(q, keys, values, mask)
 
     def _image_cache(self, image_kv: tuple | None) -> tuple | None:
         """Store the image keys/values when a call brings images (prefill); read them back on later steps."""

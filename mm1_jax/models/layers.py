@@ -269,24 +269,37 @@ class Attention(nn.Module):
 
     def _cached_attention(self, q: Array, k: Array, v: Array, segment_ids: Array) -> Array:
         """Write k/v at the cache index, attend to everything cached so far (causally, same segment)."""
-        initialized = self.has_variable("cache", "key")
-        b, t = q.shape[:2]
-        key = self.variable("cache", "key", jnp.zeros, k.shape, k.dtype)
-        value = self.variable("cache", "value", jnp.zeros, v.shape, v.dtype)
-        segments = self.variable("cache", "segment_ids", jnp.zeros, segment_ids.shape, jnp.int32)
-        index = self.variable("cache", "index", lambda: jnp.array(0, jnp.int32))
-        if not initialized:  # init call: the cache is created at the input's length; nothing to attend yet.
+        cached = update_kv_cache(self, k, v, segment_ids)
+        if cached is None:  # init call: the cache is created at the input's length; nothing to attend yet.
             return dot_product_attention(q, k, v, segment_mask(segment_ids, segment_ids))
-        start = index.value
-        key.value = jax.lax.dynamic_update_slice(key.value, k.astype(key.value.dtype), (0, start, 0, 0))
-        value.value = jax.lax.dynamic_update_slice(value.value, v.astype(value.value.dtype), (0, start, 0, 0))
-        segments.value = jax.lax.dynamic_update_slice(segments.value, segment_ids.astype(jnp.int32), (0, start))
-        index.value = start + t
-        length = key.value.shape[1]
-        q_index = jnp.broadcast_to(start + jnp.arange(t), (b, t))
-        k_index = jnp.broadcast_to(jnp.arange(length), (b, length))
-        mask = causal_mask(q_index, k_index) & segment_mask(segment_ids, segments.value)
-        return dot_product_attention(q, key.value, value.value, mask)
+        keys, values, mask, _ = cached
+        return dot_product_attention(q, keys, values, mask)
+
+
+def update_kv_cache(
+    module: nn.Module, k: Array, v: Array, segment_ids: Array
+) -> tuple[Array, Array, Array, Array] | None:
+    """The KV-cache protocol of every attention module: write k/v [B, t, KVH, Dh] into `module`'s 'cache'
+    collection at its index and return (keys, values, mask [B, t, S], start index). On the init call, which creates
+    the cache at the input's length, returns None."""
+    initialized = module.has_variable("cache", "key")
+    b, t = k.shape[:2]
+    key = module.variable("cache", "key", jnp.zeros, k.shape, k.dtype)
+    value = module.variable("cache", "value", jnp.zeros, v.shape, v.dtype)
+    segments = module.variable("cache", "segment_ids", jnp.zeros, segment_ids.shape, jnp.int32)
+    index = module.variable("cache", "index", lambda: jnp.array(0, jnp.int32))
+    if not initialized:
+        return None
+    start = index.value
+    key.value = jax.lax.dynamic_update_slice(key.value, k.astype(key.value.dtype), (0, start, 0, 0))
+    value.value = jax.lax.dynamic_update_slice(value.value, v.astype(value.value.dtype), (0, start, 0, 0))
+    segments.value = jax.lax.dynamic_update_slice(segments.value, segment_ids.astype(jnp.int32), (0, start))
+    index.value = start + t
+    length = key.value.shape[1]
+    q_index = jnp.broadcast_to(start + jnp.arange(t), (b, t))
+    k_index = jnp.broadcast_to(jnp.arange(length), (b, length))
+    mask = causal_mask(q_index, k_index) & segment_mask(segment_ids, segments.value)
+    return key.value, value.value, mask, start
 
 
 # ----------------------------------------------------------------------------------------------------------------
