@@ -35,17 +35,18 @@ def get_config(arg: str = "pretrain") -> ml_collections.ConfigDict:
 
     config.mesh = dict(data=1, fsdp=-1, tensor=1, expert=1)
 
-    # Sized so the README's main job learns to caption held-out images in ~10 minutes on 2 CPU cores.
+    # Sized so the README's main job learns to caption held-out images in under 10 minutes on 2 CPU cores
+    # (measured: 7m20s, loss 5.35 -> 0.17, 68.8% of 64 held-out images captioned right; 48% after 600 steps).
     config.train = train_defaults()
-    config.train.steps = 600
+    config.train.steps = 1000
     config.train.global_batch_size = 8
     config.train.log_every = 20
-    config.train.sample_every = 200
+    config.train.sample_every = 250
     config.train.num_samples = 64
     config.train.optimizer.lr = 3e-3
     config.train.optimizer.warmup_steps = 50
     config.train.optimizer.weight_decay = 0.0
-    config.train.checkpoint.every_steps = 200
+    config.train.checkpoint.every_steps = 250
     config.init = init_defaults()
     if arg == "sft":  # continue from the pre-trained tiny model: --config.init.checkpoint=WORKDIR/checkpoints
         config.train.steps = 300
