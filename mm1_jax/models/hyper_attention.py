@@ -140,18 +140,11 @@ class HyperAttention(nn.Module):
         return tuple(self.get_variable("cache", name) for name in names)
 
 
-class HyperDecoderLayer(nn.Module):
-    """A pre-norm Qwen2 block whose attention is `HyperAttention`; the input norm also normalises the images."""
+class HyperDecoderLayer(DecoderLayer):
+    """A pre-norm Qwen2 block whose attention is `HyperAttention`; the input norm also normalises the images.
 
-    width: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    mlp_dim: int
-    rope_theta: float
-    qkv_bias: bool
-    norm_eps: float
-    dtype: Any
+    Same fields as `DecoderLayer` (its FFN is always dense: `moe` stays None).
+    """
 
     @nn.compact
     def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False,
