@@ -30,10 +30,10 @@ def test_vqa_prompt_layout_and_left_truncation(tok):
     demos = [item_parts(d, "vqa", load, answer=d.answers[0]) for d in support]
     full = build_prompt(demos, item_parts(query, "vqa", load), tok, K, max_tokens=1000, max_images=8, image_shape=SHAPE)
     text = tok.decode(full.tokens)
-    assert text.startswith("<bos> User : <image> how many shapes are there ? Assistant : one . User :")
+    assert text.startswith("<bos> User : <image> how many shapes are there ? Assistant : one . <eos> User :")
     assert text.endswith("User : <image> what colour is the circle ? Assistant :")
     assert full.dropped_demos == 0 and len(full.images) == 5
-    demo_len = len(tok.encode("User: how many shapes are there ? Assistant: one .")) + K
+    demo_len = len(tok.encode("User: how many shapes are there ? Assistant: one .")) + K + 1  # + <eos>
     # room for exactly two demonstrations: the two earliest go, the images stay aligned with their slots
     limit = len(full.tokens) - 2 * demo_len
     cut = build_prompt(demos, item_parts(query, "vqa", load), tok, K, max_tokens=limit, max_images=8,

@@ -169,6 +169,8 @@ def test_nonfinite_losses_are_skipped_then_stop(tmp_path, monkeypatch):
     (dict(stepz=3), "train.stepz is not a known field"),
     (dict(trainable=("vision",)), r"train.trainable=\('vision',\) must name some of encoder"),
     (dict(optimizer=dict(name="sgd")), "train.optimizer.name='sgd' is not one of adamw, adafactor"),
+    (dict(eval_every=2, eval_tasks=("coco",)), r"train.eval_tasks=\('coco',\) must name some of coco_cap, "),
+    (dict(eval_every=2, eval_shots=(0, -4)), r"train.eval_shots=\(0, -4\) must be non-negative integers"),
     (dict(grad_accum_steps=3), "train.global_batch_size=8 is not divisible by the 1 data-parallel devices x "
                                "train.grad_accum_steps=3"),
 ])
@@ -196,6 +198,39 @@ def test_stage_initialises_from_previous_checkpoint(tmp_path):
     cfg.init.checkpoint = str(tmp_path / "nothing")
     with pytest.raises(ValueError, match="init.checkpoint=.*nothing.* holds no complete checkpoint"):
         trainer.Trainer(cfg, str(tmp_path / "sft2"))
+
+
+def test_eval_every_scores_the_current_parameters(tmp_path, monkeypatch):
+    """eval_every=3 in a 6-step run: run_tasks sees exactly the parameters checkpointed at steps 3 and 6, and what it
+    returns is logged (eval/<task>/<N>shot/<metric>) and returned."""
+    from mm1_jax.eval import tasks as eval_lib
+    from mm1_jax.train import checkpoint as ckpt_lib
+
+    seen, real = {}, eval_lib.run_tasks
+
+    def spy(model, params, config, tasks, shots, **kw):
+        scores = real(model, params, config, tasks, shots, **kw)
+        seen[len(seen)] = (jax.device_get(params), scores, tuple(tasks), tuple(shots), kw["limit"])
+        return scores
+
+    monkeypatch.setattr(eval_lib, "run_tasks", spy)
+    cfg = small_config(eval_every=3, eval_tasks=("embedded_vqa", "embedded_mc"), eval_shots=(0, 1), eval_limit=3)
+    t = trainer.Trainer(cfg, str(tmp_path))
+    result = t.run()
+    assert len(seen) == 2 and seen[1][2:] == (("embedded_vqa", "embedded_mc"), (0, 1), 3)
+    assert sorted(result["eval"]) == sorted(f"{task}/{k}shot/{m}" for task, ms in
+                                            (("embedded_vqa", ("vqa_accuracy", "exact_match")),
+                                             ("embedded_mc", ("accuracy", "circular_accuracy"))) for k in (0, 1)
+                                            for m in ms)
+    manager = ckpt_lib.make_manager(str(tmp_path / "checkpoints"), keep=2, async_save=False)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), t.state)
+    for call, step in enumerate((3, 6)):
+        saved, _ = ckpt_lib.restore(manager, step, abstract)
+        jax.tree.map(np.testing.assert_array_equal, seen[call][0], jax.device_get(saved["params"]))
+    logged = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    evals = {row["step"]: {k[5:]: v for k, v in row.items() if k.startswith("eval/")} for row in logged
+             if any(k.startswith("eval/") for k in row)}
+    assert evals == {3: seen[0][1], 6: seen[1][1]} and result["eval"] == seen[1][1]
 
 
 def test_tensorboard_events_are_valid_records(tmp_path):

@@ -4,8 +4,8 @@ One seed decides everything. Contents (sizes scale with `scale`):
   captions/    webdataset tars (jpg + txt in shard 0, jpg + json in shard 1): "a red circle and a blue square ."
   interleaved/ parquet, OBELICS layout (texts/images aligned, image bytes): 2-4 pictures with sentences.
   text/        ArrayRecord of JSON {"text"}: facts about the shapes ("a square has 4 corners .").
-  sft/         vqa.json (LLaVA JSON), ocr.jsonl (images of a rendered word), grounding.jsonl (boxes as
-               "<box> x1 , y1 , x2 , y2 </box>", 0-99 of the image side), eval/vqa.json held out.
+  sft/         vqa.json (LLaVA JSON; 1-5 turns, each about a new image), ocr.jsonl (images of a rendered word), grounding.jsonl (boxes as
+               "<box> x1 , y1 , x2 , y2 </box>", 0-99 of the image side), eval/vqa.json held out (one turn).
   tokenizer.json  a word-level HF tokenizer over the world's closed vocabulary (built here, deterministic).
 Shapes are listed left to right, so every caption and answer is exact ground truth.
 """
@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mm1_jax.data import config as config_lib
 from mm1_jax.data import tokenizer as tokenizer_lib
 
-VERSION = "v2"
+VERSION = "v3"
 IMAGE_SIZE = 64
 COLOURS = {
     "red": (220, 30, 30),
@@ -243,7 +243,8 @@ def text_record(rng, text_factor: int = 1) -> dict[str, Any]:
     return {"text": " ".join(sentences)}
 
 
-def vqa_record(rng, image_name: str) -> tuple[bytes, dict[str, Any]]:
+def vqa_turn(rng) -> tuple[bytes, str, str]:
+    """An image and one colour / count / yes-no question about it, with its exact answer."""
     data, objs = shapes_image(rng, int(rng.integers(1, 3)))
     q = int(rng.integers(0, 3))
     if q == 0:
@@ -257,7 +258,25 @@ def vqa_record(rng, image_name: str) -> tuple[bytes, dict[str, Any]]:
         colour, shape = str(rng.choice(list(COLOURS))), str(rng.choice(SHAPES))
         present = any(o["colour"] == colour and o["shape"] == shape for o in objs)
         question, answer = f"is there {_article(colour)} {colour} {shape} ?", "yes ." if present else "no ."
+    return data, question, answer
+
+
+def vqa_record(rng, image_name: str) -> tuple[bytes, dict[str, Any]]:
+    data, question, answer = vqa_turn(rng)
     return data, _conversation(image_name, question, answer)
+
+
+def vqa_dialogue_record(rng, image_name: str, max_turns: int = 5) -> tuple[list[bytes], dict[str, Any]]:
+    """1..max_turns question turns, each about a new image (`<image>` marks where): a chat model's multi-turn,
+    multi-image data, and the layout of a few-shot VQA prompt (demonstrations are earlier turns)."""
+    stem = image_name.rsplit(".", 1)[0]
+    images, names, turns = [], [], []
+    for j in range(int(rng.integers(1, max_turns + 1))):
+        data, question, answer = vqa_turn(rng)
+        images.append(data)
+        names.append(f"{stem}-{j}.jpg")
+        turns += [{"from": "human", "value": f"<image>\n{question}"}, {"from": "gpt", "value": answer}]
+    return images, {"id": stem, "image": names, "conversations": turns}
 
 
 def grounding_record(rng, image_name: str) -> tuple[bytes, dict[str, Any]]:
@@ -332,7 +351,9 @@ def write_sft(root: pathlib.Path, rng, name: str, make, n: int, as_jsonl: bool, 
     for i in range(n):
         image_name = f"images/{name}-{i:05d}.jpg"
         data, rec = make(rng, image_name)
-        (root / folder / image_name).write_bytes(data)
+        names = rec["image"] if isinstance(rec["image"], list) else [rec["image"]]
+        for image, path in zip(data if isinstance(data, list) else [data], names):
+            (root / folder / path).write_bytes(image)
         records.append(rec)
     path = root / folder / (f"{name}.jsonl" if as_jsonl else f"{name}.json")
     with open(path, "w") as f:
@@ -356,7 +377,7 @@ def generate(directory: str, seed: int = 0, scale: float = 1.0, text_factor: int
     write_captions(root, rngs["captions"], sizes["captions"])
     write_interleaved(root, rngs["interleaved"], sizes["interleaved"], text_factor)
     write_text(root, rngs["text"], sizes["text"], text_factor)
-    write_sft(root, rngs["vqa"], "vqa", vqa_record, sizes["vqa"], as_jsonl=False)
+    write_sft(root, rngs["vqa"], "vqa", vqa_dialogue_record, sizes["vqa"], as_jsonl=False)
     write_sft(root, rngs["ocr"], "ocr", ocr_record, sizes["ocr"], as_jsonl=True)
     write_sft(root, rngs["grounding"], "grounding", grounding_record, sizes["grounding"], as_jsonl=True)
     write_sft(root, rngs["vqa_eval"], "vqa", vqa_record, sizes["vqa_eval"], as_jsonl=False, folder="eval")
@@ -392,9 +413,11 @@ def ensure_generated(directory: str | None = None, seed: int = 0, scale: float =
 def embedded_data_config(
     stage: str = "pretrain", directory: str | None = None, seed: int = 0, scale: float = 1.0, **overrides: Any
 ):
-    """Data config over the embedded dataset (generated on first use). stage: pretrain | sft.
+    """Data config over the embedded dataset (generated on first use). stage: pretrain | sft | main.
 
     pretrain: captions 45 / interleaved 45 / text 10 (MM1). sft: vqa 50 / ocr 25 / grounding 25.
+    main (the README's main job): MM1's mixture scaled to 80% plus 20% VQA instructions, so one short run gives a
+    model that both captions and answers questions.
     Defaults sized for the tiny model: seq_len 256, max_images 8; overrides replace any top-level field.
     """
     root = ensure_generated(directory, seed, scale)
@@ -405,6 +428,13 @@ def embedded_data_config(
             config_lib.source("interleaved", "interleaved", "parquet", j("interleaved", "*.parquet"), 45),
             config_lib.source("text", "text", "arrayrecord", j("text", "*.array_record"), 10),
         ]
+    elif stage == "main":
+        sources = [
+            config_lib.source("caption", "caption", "wds", j("captions", "shard-*.tar"), 36),
+            config_lib.source("interleaved", "interleaved", "parquet", j("interleaved", "*.parquet"), 36),
+            config_lib.source("text", "text", "arrayrecord", j("text", "*.array_record"), 8),
+            config_lib.source("vqa", "sft", "llava_json", j("sft", "vqa.json"), 20),
+        ]
     elif stage == "sft":
         sources = [
             config_lib.source("vqa", "sft", "llava_json", j("sft", "vqa.json"), 50),
@@ -412,7 +442,7 @@ def embedded_data_config(
             config_lib.source("grounding", "sft", "jsonl", j("sft", "grounding.jsonl"), 25),
         ]
     else:
-        raise ValueError(f"embedded_data_config: stage must be 'pretrain' or 'sft', got {stage!r}.")
+        raise ValueError(f"embedded_data_config: stage must be 'pretrain', 'sft' or 'main', got {stage!r}.")
     fields = dict(sources=sources, tokenizer=j("tokenizer.json"), seq_len=256, max_images=8, seed=seed)
     fields.update(overrides)
     return config_lib.get_data_config(**fields)

@@ -44,15 +44,21 @@ def captioning(n: int, split: str) -> list[Item]:
 
 
 def vqa(root: str, n: int, split: str) -> list[Item]:
+    """The first n question turns of eval/vqa.json (held out) or sft/vqa.json (training dialogues, for support)."""
     path = os.path.join(root, "eval" if split == "eval" else "sft", "vqa.json")
     with open(path) as f:
-        records = json.load(f)[:n]
+        records = json.load(f)
     items = []
     for r in records:
-        question = r["conversations"][0]["value"].replace("<image>", "").strip()
-        answer = r["conversations"][1]["value"]
-        image = os.path.join(os.path.dirname(path), r["image"])
-        items.append(Item(id=f"vqa-{split}-{r['id']}", images=[image], question=question, answers=[answer] * HUMANS))
+        refs = r["image"] if isinstance(r["image"], list) else [r["image"]]
+        turns = r["conversations"]
+        for j, (ask, reply) in enumerate(zip(turns[::2], turns[1::2])):
+            if len(items) == n:
+                return items
+            question = ask["value"].replace("<image>", "").strip()
+            image = os.path.join(os.path.dirname(path), refs[j])
+            items.append(Item(id=f"vqa-{split}-{r['id']}-{j}", images=[image], question=question,
+                              answers=[reply["value"]] * HUMANS))
     return items
 
 

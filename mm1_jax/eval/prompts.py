@@ -2,12 +2,12 @@
 
 Formats (text between the parts is the model's training layout):
   caption  <bos> [<img> caption]*k <img>                                   -> generate the caption
-  vqa      <bos> [User: <img> question Assistant: answer]*k User: <img> question Assistant:
+  vqa      <bos> [User: <img> question Assistant: answer <eos>]*k User: <img> question Assistant:
   choice   as vqa (or plain text when the item has no images and no question), scored per option
 An item's question may place its images with `<image>` markers (multi-image questions); otherwise its images go
-before the question. Each image becomes K <image> slot tokens. Demonstrations are not separated by <eos>: in training
-<eos> ends a packed document, so no token ever followed one in the same document and a model trained that way (the
-embedded SFT model) answers nothing after a demonstration that ends with it.
+before the question. Each image becomes K <image> slot tokens. A question-answer demonstration ends with <eos>, as
+every assistant turn does in SFT data, so a k-shot VQA prompt is a (k+1)-turn chat; caption demonstrations do not
+(in pre-training <eos> ends a document, so nothing follows one in the same document).
 
 Demonstrations come from a support split, drawn reproducibly (seed, item index). When the prompt does not fit the
 model's context (tokens, plus the new tokens to generate) or its image budget, demonstrations are dropped from the
@@ -71,7 +71,7 @@ def item_parts(item: Item, fmt: str, load: Callable, answer: str | None = None, 
         context = [("text", item.meta["context"])] if item.meta.get("context") else []
         return context + ([("text", answer)] if answer is not None else [])
     parts = [("text", "User:")] + _content(item, question, load) + [("text", "Assistant:")]
-    return parts + ([("text", answer)] if answer is not None else [])
+    return parts + ([("text", answer), ("eos",)] if answer is not None else [])
 
 
 def encode(parts: Sequence[tuple], tok: Tokenizer, k: int) -> tuple[list[int], list[np.ndarray]]:

@@ -27,6 +27,10 @@ def train_defaults() -> ml_collections.ConfigDict:
     t.sample_every = 0                   # greedy captions of held-out images every N steps (0: only at the end)
     t.num_samples = 32                   # held-out images captioned (0: none)
     t.max_nonfinite_steps = 5            # non-finite losses in a row before the run stops
+    t.eval_every = 0                     # score eval_tasks every N steps and at the last step (0: never)
+    t.eval_tasks = ("embedded_cap", "embedded_vqa")  # mm1_jax.eval task names (python -m mm1_jax.eval --help)
+    t.eval_shots = (0,)                  # demonstrations per prompt; one score per task and shot count
+    t.eval_limit = 100                   # items per task
     t.optimizer = ml_collections.ConfigDict(dict(
         name="adamw", lr_rule="fixed", lr=1e-3, weight_decay=0.0, warmup_steps=100, final_lr_fraction=0.1,  # MM1: cosine to 10%
         b1=0.9, b2=0.95, eps=1e-8, clip_norm=1.0))
@@ -61,9 +65,11 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
     for name in ("steps", "global_batch_size", "grad_accum_steps", "log_every", "max_nonfinite_steps"):
         if not isinstance(t[name], int) or t[name] <= 0:
             raise ValueError(f"train.{name}={t[name]!r} must be a positive integer.")
-    for name in ("sample_every", "num_samples"):
+    for name in ("sample_every", "num_samples", "eval_every"):
         if not isinstance(t[name], int) or t[name] < 0:
             raise ValueError(f"train.{name}={t[name]!r} must be a non-negative integer.")
+    if t.eval_every:
+        _check_eval_fields(t)
     bad = [p for p in t.trainable if p not in PARTS]
     if bad or not t.trainable:
         raise ValueError(f"train.trainable={tuple(t.trainable)!r} must name some of {', '.join(PARTS)}.")
@@ -76,3 +82,16 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
     if t.checkpoint.keep <= 0 or t.checkpoint.every_steps < 0:
         raise ValueError(f"train.checkpoint.keep={t.checkpoint.keep} must be positive and "
                          f"train.checkpoint.every_steps={t.checkpoint.every_steps} non-negative.")
+
+
+def _check_eval_fields(t: ml_collections.ConfigDict) -> None:
+    from mm1_jax.eval.tasks import TASKS  # pylint: disable=import-outside-toplevel
+
+    tasks, shots = tuple(t.eval_tasks), tuple(t.eval_shots)
+    unknown = [name for name in tasks if name not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"train.eval_tasks={tasks!r} must name some of {', '.join(sorted(TASKS))}.")
+    if not shots or any(not isinstance(k, int) or k < 0 for k in shots):
+        raise ValueError(f"train.eval_shots={shots!r} must be non-negative integers.")
+    if not isinstance(t.eval_limit, int) or t.eval_limit <= 0:
+        raise ValueError(f"train.eval_limit={t.eval_limit!r} must be a positive integer.")

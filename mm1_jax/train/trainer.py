@@ -1,4 +1,5 @@
-"""The training loop: sharded init, jitted train step over the mesh, data, checkpoints, metrics, samples.
+"""The training loop: sharded init, jitted train step over the mesh, data, checkpoints, metrics, samples, and the
+`mm1_jax.eval` tasks every `train.eval_every` steps.
 
     train(config, workdir) -> {'losses': [...], 'step': last step, ...}
 
@@ -124,6 +125,7 @@ class Trainer:
             raise ValueError(f"train.global_batch_size={self.global_batch} is not divisible by the {n_data} "
                              f"data-parallel devices x train.grad_accum_steps={tc.grad_accum_steps}.")
         self._stop_requested = False
+        self._eval_context = None  # built on the first evaluation, then reused (compiled generation)
         self._build_state()
         self._build_data()
 
@@ -277,6 +279,8 @@ class Trainer:
                     t_last, s_last = now, step
                 if captioner and tc.sample_every and step % tc.sample_every == 0 and step != tc.steps:
                     self._samples(captioner, held, tok, logger, step)
+                if tc.eval_every and (step % tc.eval_every == 0 or step == tc.steps):
+                    result["eval"] = self._evaluate(logger, step)
                 stop = self._stop_everywhere()
                 if (cc.every_steps and step % cc.every_steps == 0) or step == tc.steps or stop:
                     ckpt_lib.save(manager, step, self.state, data_json, force=True)
@@ -296,6 +300,22 @@ class Trainer:
         result.update(losses=losses, step=step, nonfinite_skips=nonfinite_total,
                       data_stats=self.pipeline.stats(), wall_s=time.time() - (t_start or time.time()))
         return result
+
+    def _evaluate(self, logger, step) -> dict[str, float]:
+        """train.eval_tasks at train.eval_shots on the current parameters, logged as eval/<task>/<N>shot/<metric>."""
+        from mm1_jax.eval import tasks as eval_lib  # pylint: disable=import-outside-toplevel
+
+        tc = self.config.train
+        if self._eval_context is None:
+            self._eval_context = eval_lib.Context.from_config(self.model, self.config)
+        with jax.set_mesh(self.mesh), self._rules():
+            scores = eval_lib.run_tasks(self.model, self.state["params"], self.config, tuple(tc.eval_tasks),
+                                        [int(k) for k in tc.eval_shots], limit=tc.eval_limit,
+                                        context=self._eval_context)
+        logger.write(step, {f"eval/{k}": v for k, v in scores.items()}, console=False)
+        if jax.process_index() == 0:
+            print(f"  eval @ {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
+        return scores
 
     def _samples(self, captioner, held, tok, logger, step) -> float:
         images, truth = held
