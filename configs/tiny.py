@@ -3,9 +3,10 @@
     python -m mm1_jax.train --config=configs/tiny.py --workdir=/tmp/tiny
     python -m mm1_jax.models.summary --config=configs/tiny.py
 
-get_config(arg) picks the data: 'main' (default, the README's main job) is MM1's 45/45/10 pre-training mixture
-scaled to 80% plus 20% VQA instructions, so one run gives a model that captions and answers; 'pretrain' is the
-mixture alone; 'sft' is the embedded SFT mixture (VQA, OCR, grounding) to continue from a pre-trained model.
+get_config(arg) picks the data: 'main' (default, the README's main job) is MM1's pre-training sources with 10% of
+multi-turn VQA dialogues mixed in (captions 45 / interleaved 37 / text 8 / VQA 10), so one run gives a model that
+captions and answers; 'pretrain' is MM1's 45/45/10 alone; 'sft' is the embedded SFT mixture (VQA, OCR, grounding)
+to continue from a pre-trained model.
 """
 import ml_collections
 

@@ -23,7 +23,7 @@ def small_config(**train):
     c.model.encoder.update(image_size=16, patch_size=4, width=32, depth=1, num_heads=2, mlp_dim=64)
     c.model.connector.update(num_tokens=4, hidden_dim=32, depth=1)
     c.model.decoder.update(width=32, depth=2, num_heads=4, num_kv_heads=2, mlp_dim=64)
-    c.train.update(steps=6, global_batch_size=8, log_every=1, num_samples=0, sample_every=0)
+    c.train.update(steps=6, global_batch_size=8, log_every=1, num_samples=0, sample_every=0, eval_every=0)
     c.train.optimizer.update(warmup_steps=2, lr=3e-3)
     c.train.checkpoint.update(every_steps=3, keep=2, async_save=True)
     c.train.update(train)

@@ -1,5 +1,5 @@
-"""Two local processes x 4 devices (jax.distributed over localhost, gloo collectives) train to the same losses as
-one process x 8 devices: the multi-host path of a pod, exercised on one machine."""
+"""Two local processes x 4 devices (jax.distributed over localhost, gloo collectives) train to the same losses, and
+score the same in-training evaluation, as one process x 8 devices: the multi-host path of a pod, on one machine."""
 import json
 import os
 import socket
@@ -18,12 +18,14 @@ distributed.initialize({coordinator!r}, {n}, {pid})
 import jax
 from test_train import small_config
 from mm1_jax.train import trainer
-config = small_config(steps=3, host_data="global")
+config = small_config(steps=3, host_data="global", eval_every=3, eval_tasks=("embedded_vqa", "embedded_text"),
+                      eval_shots=(0,), eval_limit=8)
 config.mesh = dict(data=1, fsdp=-1, tensor=2, expert=1)
 out = trainer.train(config, {workdir!r})
 assert jax.device_count() == 8 and jax.local_device_count() == 8 // {n}
 if jax.process_index() == 0:
     print("LOSSES" + json.dumps(out["losses"]))
+    print("EVAL" + json.dumps(out["eval"]))
 """
 
 
@@ -45,20 +47,24 @@ def _launch(n: int, workdir: str) -> list[subprocess.Popen]:
     return procs
 
 
-def _losses(procs) -> dict:
+def _results(procs) -> tuple[dict, dict]:
+    """Host 0's losses {step: loss} and eval scores."""
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
-    line = next(line for line in outputs[0].splitlines() if line.startswith("LOSSES"))
-    return {int(k): v for k, v in json.loads(line[len("LOSSES"):]).items()}
+    lines = outputs[0].splitlines()
+    printed = lambda tag: json.loads(next(line for line in lines if line.startswith(tag))[len(tag):])  # noqa: E731
+    return {int(k): v for k, v in printed("LOSSES").items()}, printed("EVAL")
 
 
 def test_two_processes_match_one_process(tmp_path):
     single = _launch(1, str(tmp_path / "one"))
     multi = _launch(2, str(tmp_path / "two"))
-    one, two = _losses(single), _losses(multi)
+    (one, one_eval), (two, two_eval) = _results(single), _results(multi)
     assert sorted(one) == sorted(two) == [1, 2, 3]
     for step in one:
         assert two[step] == pytest.approx(one[step], abs=1e-5), (step, one, two)
     assert one[3] < one[1]
     assert sorted(os.listdir(tmp_path / "two" / "checkpoints")) == ["3"]  # both hosts saved one checkpoint
+    # generation (VQA) and likelihood scoring (TextCore-style choice) over parameters sharded across both hosts
+    assert len(one_eval) == 3 and two_eval == pytest.approx(one_eval, abs=1e-6), (one_eval, two_eval)

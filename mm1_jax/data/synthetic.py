@@ -416,8 +416,8 @@ def embedded_data_config(
     """Data config over the embedded dataset (generated on first use). stage: pretrain | sft | main.
 
     pretrain: captions 45 / interleaved 45 / text 10 (MM1). sft: vqa 50 / ocr 25 / grounding 25.
-    main (the README's main job): MM1's mixture scaled to 80% plus 20% VQA instructions, so one short run gives a
-    model that both captions and answers questions.
+    main (the README's main job): captions 45 / interleaved 37 / text 8 / multi-turn VQA dialogues 10, so one short
+    run gives a model that both captions and answers questions (0-shot, or k-shot as a (k+1)-turn chat).
     Defaults sized for the tiny model: seq_len 256, max_images 8; overrides replace any top-level field.
     """
     root = ensure_generated(directory, seed, scale)
@@ -430,10 +430,10 @@ def embedded_data_config(
         ]
     elif stage == "main":
         sources = [
-            config_lib.source("caption", "caption", "wds", j("captions", "shard-*.tar"), 36),
-            config_lib.source("interleaved", "interleaved", "parquet", j("interleaved", "*.parquet"), 36),
+            config_lib.source("caption", "caption", "wds", j("captions", "shard-*.tar"), 45),
+            config_lib.source("interleaved", "interleaved", "parquet", j("interleaved", "*.parquet"), 37),
             config_lib.source("text", "text", "arrayrecord", j("text", "*.array_record"), 8),
-            config_lib.source("vqa", "sft", "llava_json", j("sft", "vqa.json"), 20),
+            config_lib.source("vqa", "sft", "llava_json", j("sft", "vqa.json"), 10),
         ]
     elif stage == "sft":
         sources = [

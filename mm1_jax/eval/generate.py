@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mm1_jax.train.distributed import to_host
+
 
 @dataclasses.dataclass
 class Request:
@@ -170,7 +172,7 @@ class Generator:
             shapes = self._cache_shapes(self.batch_size, length + sampling.max_new_tokens)
             cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
             key = jax.random.fold_in(jax.random.PRNGKey(sampling.seed), start)
-            tokens, logps = jax.device_get(self._run(params, batch, cache, key, sampling=sampling))
+            tokens, logps = to_host(self._run(params, batch, cache, key, sampling=sampling))
             stop = set(sampling.stop_ids)
             for row in range(real):
                 ids = [int(t) for t in tokens[row]]
@@ -198,7 +200,7 @@ def score_continuations(model: Any, params: Any, requests: Sequence[Request], co
         weights = np.zeros((batch_size, length), np.float32)
         for row, (_, cont) in enumerate(pairs):
             weights[row, length - len(cont) - 1 : length - 1] = 1.0  # logits at i predict token i + 1
-        picked = jax.device_get(apply(params, batch))
+        picked = to_host(apply(params, batch))
         scores += [float(np.sum(picked[row] * weights[row])) for row in range(real)]
     return scores
 

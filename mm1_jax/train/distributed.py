@@ -9,8 +9,10 @@ CPU processes exchange collectives through gloo.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
+import numpy as np
 
 
 def _env_int(name: str) -> int | None:
@@ -36,3 +38,16 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
                                    process_id=process_id)
     elif on_tpu_pod or in_slurm:
         jax.distributed.initialize()
+
+
+def to_host(tree: Any) -> Any:
+    """Numpy values of jax arrays on every host. An array laid out over several hosts' devices (e.g. the output of a
+    computation on parameters sharded across hosts) is gathered first, which every host must do together."""
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+    def fetch(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(jax.device_get(x))
+
+    return jax.tree.map(fetch, tree)

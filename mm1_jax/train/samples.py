@@ -16,6 +16,7 @@ import numpy as np
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import Tokenizer
+from mm1_jax.train.distributed import to_host
 
 HELD_OUT_SEED = 987_654  # not one of the training data's seeds
 
@@ -74,7 +75,7 @@ def caption_accuracy(predicted: list[str], truth: list[str]) -> float:
 def sample_captions(generate, params: Any, images: np.ndarray, truth: list[str], tok: Tokenizer
                     ) -> tuple[list[str], float]:
     """Greedy captions of the held-out images, lines 'prediction | truth', and the accuracy."""
-    ids = np.asarray(jax.device_get(generate(params, jnp.asarray(images))))
+    ids = to_host(generate(params, jnp.asarray(images)))
     predicted = [decode_caption(row, tok) for row in ids]
     lines = [f"{'ok ' if caption_accuracy([p], [t]) else 'BAD'} {p!r}  (true: {t!r})" for p, t in zip(predicted, truth)]
     return lines, caption_accuracy(predicted, truth)
