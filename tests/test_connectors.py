@@ -389,3 +389,12 @@ def test_every_param_has_logical_axes_and_jit_runs_in_bf16(model, expected_axes)
     out = jax.jit(low.apply)(variables, x)
     assert out.dtype == jnp.bfloat16
     np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(full), rtol=0.1, atol=0.1)
+
+
+@pytest.mark.parametrize("module", [connectors.AveragePooling(num_tokens=4, out_dim=8),
+                                    connectors.CAbstractor(num_tokens=4, hidden_dim=8, out_dim=8)])
+def test_pooling_modules_refuse_a_non_square_token_map(module):
+    """Used outside build_connector's checks, the modules still name themselves and the counts."""
+    x = jnp.zeros((1, 10, 8))
+    with pytest.raises(ValueError, match=f"{type(module).__name__} needs square token counts, got N=10 input and K=4"):
+        module.init(jax.random.PRNGKey(0), x)

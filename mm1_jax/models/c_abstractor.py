@@ -63,6 +63,14 @@ def adaptive_pool_matrix(in_size: int, out_size: int) -> np.ndarray:
     return matrix
 
 
+def square_sides(num_input: int, num_tokens: int, who: str) -> tuple[int, int]:
+    """(s, k): the input is an s x s token map and the output k x k; ValueError naming `who` when either is not."""
+    side, out_side = int(round(num_input**0.5)), int(round(num_tokens**0.5))
+    if side * side != num_input or out_side * out_side != num_tokens:
+        raise ValueError(f"{who} needs square token counts, got N={num_input} input and K={num_tokens} output tokens.")
+    return side, out_side
+
+
 def adaptive_avg_pool_2d(x: jax.Array, out_hw: int | Sequence[int]) -> jax.Array:
     """2D adaptive average pooling of channels-last maps [B, H, W, C] -> [B, kh, kw, C], PyTorch-exact windows."""
     out_h, out_w = (out_hw, out_hw) if isinstance(out_hw, int) else tuple(out_hw)
@@ -187,12 +195,7 @@ class CAbstractor(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         batch, num_input, in_dim = x.shape
-        side = int(round(num_input**0.5))
-        out_side = int(round(self.num_tokens**0.5))
-        if side * side != num_input or out_side * out_side != self.num_tokens:
-            raise ValueError(
-                f"CAbstractor needs square token counts, got N={num_input} input and K={self.num_tokens} output tokens."
-            )
+        side, out_side = square_sides(num_input, self.num_tokens, "CAbstractor")
         x = x.astype(self.dtype)
         if self.use_pos_emb:
             pos_emb = self.param(

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from mm1_jax.models.layers import Projection
-from mm1_jax.models.c_abstractor import CAbstractor, adaptive_avg_pool_2d, adaptive_pool_matrix
+from mm1_jax.models.c_abstractor import CAbstractor, adaptive_avg_pool_2d, adaptive_pool_matrix, square_sides
 
 __all__ = [
     "AveragePooling",
@@ -65,8 +65,7 @@ class AveragePooling(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         batch, num_input, in_dim = x.shape
-        side = int(round(num_input**0.5))
-        out_side = int(round(self.num_tokens**0.5))
+        side, out_side = square_sides(num_input, self.num_tokens, "AveragePooling")
         x = x.astype(self.dtype).reshape(batch, side, side, in_dim)
         x = adaptive_avg_pool_2d(x, out_side).reshape(batch, self.num_tokens, in_dim)
         x = _dense(self.out_dim, "vit_embed", "embed", "proj", self.dtype)(x)
