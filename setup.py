@@ -16,6 +16,7 @@ CORE = [
     "tqdm>=4.60",
     "pillow>=10.0",
     "tokenizers>=0.19",
+    "sentencepiece>=0.2",  # tokenizer.model files (Llama 2 and other SentencePiece vocabularies)
     "pyarrow>=14",
     "etils[epath]>=1.5",
     "array-record>=0.5",

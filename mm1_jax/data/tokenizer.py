@@ -110,9 +110,20 @@ class Tokenizer:
     def _decode_run(self, ids: list[int]) -> str:
         if self._hf is not None:
             return self._hf.decode(ids, skip_special_tokens=False)
+        # Text pieces are decoded together (SentencePiece joins sub-words and turns "▁" into spaces); special
+        # tokens, which SentencePiece decodes to nothing or does not know, are shown by name.
         names = {v: k for k, v in self.special.items()}
-        n = self._sp.get_piece_size()
-        return " ".join(names[i] if i in names and i >= n else self._sp.decode([i]) for i in ids)
+        words, pieces = [], []
+        for i in ids + [None]:
+            if i is None or i in names:
+                if pieces:
+                    words.append(self._sp.decode(pieces))
+                    pieces = []
+                if i is not None:
+                    words.append(names[i])
+            else:
+                pieces.append(i)
+        return " ".join(words)
 
     def crop_id(self, i: int) -> int:
         """Id of the marker before crop i (1-based)."""
