@@ -102,8 +102,9 @@ def test_top_p_samples_only_the_nucleus():
     assert list(greedy) == [0, 0]
 
 
-def test_owl3_requests_equal_owl3_batched_generation():
-    """The Owl3 adapter (one request at a time) gives what Owl3's own batched generation gives."""
+def test_owl3_left_padded_batch_equals_each_prompt_alone():
+    """Owl3 prompts of different lengths, images at different places (or none), generate batched and left-padded
+    exactly what each generates alone; the eval adapter (chunks of 2) gives the same."""
     from mm1_jax.models.owl3 import LoadedOwl3, build_owl3, tiny_owl3_config
     from tests.test_hyper_attention import randomize
 
@@ -114,12 +115,15 @@ def test_owl3_requests_equal_owl3_batched_generation():
                          np.zeros((1, 28, 28, 3), np.float32))["params"]
     loaded = LoadedOwl3(module, randomize(params, 5, scale=0.3), cfg, token)
     rng = np.random.default_rng(0)
-    ids = rng.integers(0, token, size=(2, 7)).astype(np.int32)
-    ids[0, 3] = token
-    ids[1, 0] = token
-    images = rng.normal(size=(2, 28, 28, 3)).astype(np.float32)
-    batched = loaded.generate(ids, images, max_new_tokens=4)
-    adapter = gen.Owl3Generator(module, image_token_id=token)
-    out = adapter(loaded.params, [gen.Request(ids[0], images[:1]), gen.Request(ids[1], images[1:])],
-                  gen.Sampling(max_new_tokens=4))
-    assert [o[0] for o in out] == [list(map(int, row)) for row in batched]
+    prompts = [rng.integers(0, token, size=n).astype(np.int32) for n in (7, 4, 9, 5)]
+    prompts[0][3] = token
+    prompts[1][0] = prompts[1][2] = token
+    prompts[3][4] = token  # the placeholder is the prompt's last token
+    pics = [rng.normal(size=(int(np.sum(p == token)), 28, 28, 3)).astype(np.float32) for p in prompts]
+    alone = [loaded.generate(p[None], pic if len(pic) else None, max_new_tokens=4)[0] for p, pic in zip(prompts, pics)]
+    batched = loaded.generate(prompts, np.concatenate(pics), max_new_tokens=4)
+    np.testing.assert_array_equal(batched, np.stack(alone))
+    assert len({tuple(a) for a in alone}) > 1  # the rows really differ
+    adapter = gen.Owl3Generator(module, image_token_id=token, batch_size=2)
+    out = adapter(loaded.params, [gen.Request(p, pic) for p, pic in zip(prompts, pics)], gen.Sampling(max_new_tokens=4))
+    assert [o[0] for o in out] == [list(map(int, a)) for a in alone]

@@ -222,13 +222,13 @@ def _scorer(model: Any):
 class Owl3Generator:
     """`Generator`'s call for mPLUG-Owl3 models (`mm1_jax.models.owl3`), on `mm1_jax.eval.generate_owl3`.
 
-    Owl3 prompts hold one <|image|> placeholder per image (not K slots) and its generation takes equal-length
-    prompts, so requests run one at a time. Sampling is greedy or temperature (top_p must be 1: Owl3's sampler
-    offers top-k); every stop id ends a row; log-probs are not computed there and come back as NaN.
+    Owl3 prompts hold one <|image|> placeholder per image (not K slots); requests run `batch_size` at a time,
+    left-padded. Sampling is greedy or temperature (top_p must be 1: Owl3's sampler offers top-k); every stop id ends
+    a row; log-probs are not computed there and come back as NaN.
     """
 
-    def __init__(self, model: Any, *, image_token_id: int):
-        self.model, self.image_token_id = model, image_token_id
+    def __init__(self, model: Any, *, image_token_id: int, batch_size: int = 16):
+        self.model, self.image_token_id, self.batch_size = model, image_token_id, batch_size
 
     def __call__(self, params: Any, requests: Sequence[Request], sampling: Sampling = Sampling()
                  ) -> list[tuple[list[int], list[float]]]:
@@ -236,14 +236,17 @@ class Owl3Generator:
 
         if sampling.top_p < 1.0:
             raise ValueError(f"Owl3 generation samples from the top k, not the top p; got top_p={sampling.top_p}.")
-        results = []
-        for req in requests:
+        results, stop = [], set(sampling.stop_ids)
+        for start in range(0, len(requests), self.batch_size):
+            chunk = requests[start:start + self.batch_size]
+            pics = [np.asarray(r.images, np.float32) for r in chunk if len(r.images)]
             new = generate_owl3.generate(
-                self.model, params, np.asarray(req.tokens, np.int32)[None],
-                np.asarray(req.images) if len(req.images) else None, image_token_id=self.image_token_id,
-                max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature, seed=sampling.seed,
+                self.model, params, [r.tokens for r in chunk], np.concatenate(pics) if pics else None,
+                image_token_id=self.image_token_id, max_new_tokens=sampling.max_new_tokens,
+                temperature=sampling.temperature, seed=sampling.seed,
                 eos_id=sampling.stop_ids[0] if sampling.stop_ids else None)
-            ids = [int(t) for t in new[0]]
-            end = next((i for i, t in enumerate(ids) if t in set(sampling.stop_ids)), len(ids))
-            results.append((ids[:end], [float("nan")] * end))
+            for row in new:
+                ids = [int(t) for t in row]
+                end = next((i for i, t in enumerate(ids) if t in stop), len(ids))
+                results.append((ids[:end], [float("nan")] * end))
         return results

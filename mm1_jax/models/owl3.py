@@ -165,12 +165,14 @@ class LoadedOwl3:
     def generate(self, input_ids: Any, images: Any = None, *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_k: int = 0, seed: int = 0, eos_id: int | None = None,
                  image_token_id: int | None = None) -> np.ndarray:
-        """New tokens [B, max_new_tokens] (greedy when temperature == 0); see `mm1_jax.eval.generate_owl3`."""
+        """New tokens [B, max_new_tokens] (greedy when temperature == 0) for input_ids [B, T] or a list of prompts of
+        any lengths (left-padded); see `mm1_jax.eval.generate_owl3`."""
         from mm1_jax.eval.generate_owl3 import generate
 
         token_id = self._token_id(image_token_id)
         images = None if images is None else np.asarray(images, np.float32)
-        check_placeholder_count(np.asarray(input_ids), 0 if images is None else images.shape[0], token_id)
-        return generate(self.module, self.params, np.asarray(input_ids, np.int32), images, image_token_id=token_id,
+        prompts = [np.asarray(row, np.int32).reshape(-1) for row in input_ids]
+        check_placeholder_count(np.concatenate(prompts), 0 if images is None else images.shape[0], token_id)
+        return generate(self.module, self.params, prompts, images, image_token_id=token_id,
                         max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed,
                         eos_id=eos_id)
