@@ -38,8 +38,9 @@ def get_config(arg: str = "main") -> ml_collections.ConfigDict:
 
     config.mesh = dict(data=1, fsdp=-1, tensor=1, expert=1)
 
-    # Sized so the README's main job learns to caption held-out images in under 10 minutes on 2 CPU cores
-    # (measured: 7m20s, loss 5.35 -> 0.17, 68.8% of 64 held-out images captioned right; 48% after 600 steps).
+    # Sized so the README's main job learns to caption and answer in under 10 minutes on 2 CPU cores (measured:
+    # 7m02s with both evaluations, loss 5.36 -> 0.20, 54.7% of 64 held-out images captioned right, embedded VQA
+    # accuracy 0.89 0-shot / 0.90 4-shot, CIDEr-D 6.69 0-shot; MM1's mixture alone: 68.8% captions, VQA 0.00).
     config.train = train_defaults()
     config.train.steps = 1000
     config.train.global_batch_size = 8
