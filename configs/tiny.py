@@ -12,7 +12,7 @@ import ml_collections
 
 from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import load_tokenizer
-from mm1_jax.train.config import init_defaults, train_defaults
+from mm1_jax.train.config import eval_defaults, init_defaults, train_defaults
 
 
 def get_config(arg: str = "main") -> ml_collections.ConfigDict:
@@ -54,6 +54,7 @@ def get_config(arg: str = "main") -> ml_collections.ConfigDict:
     config.train.eval_every = 500  # the embedded captioning and VQA benchmark, 0- and 4-shot, logged as eval/...
     config.train.eval_shots = (0, 4)
     config.init = init_defaults()
+    config.eval = eval_defaults()  # annotation files for coco_cap / vqa / mc: --config.eval.coco_annotations=...
     if arg == "sft":  # continue from the pre-trained tiny model: --config.init.checkpoint=WORKDIR/checkpoints
         config.train.steps = 300
         config.train.optimizer.name = "adafactor"

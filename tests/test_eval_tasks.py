@@ -152,3 +152,28 @@ def test_evaluate_scores_what_the_generator_says(tok):
     assert len(seen) == 8 and all(len(r.images) == 3 for r in seen)  # 2 demonstrations + the query
     assert report["truncated"] == 0 and not report["skipped"]
     assert report["predictions"][0]["prediction"] == items[0].answers[0].rstrip(" .")
+
+
+def test_annotation_tasks_read_config_eval(tmp_path):
+    """coco_cap / vqa / mc find their files through config.eval (what --config.eval.* sets); a missing file is named
+    before training starts."""
+    from configs import tiny
+    from mm1_jax.train.config import validate_train_config
+
+    (tmp_path / "a.jpg").write_bytes(embedded.captioning(1, "eval")[0].images[0])
+    ann = {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "caption": "a red circle"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    config = tiny.get_config()
+    config.eval.coco_annotations, config.eval.coco_images = str(tmp_path / "ann.json"), str(tmp_path)
+    items, support, missing = tasks.TASKS["coco_cap"].load(config, 5)
+    assert [i.answers for i in items] == [["a red circle"]] and not missing
+    config.train.update(eval_every=10, eval_tasks=("coco_cap",))
+    validate_train_config(config)
+    config.eval.coco_images = str(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=r"config.eval.coco_images='.*nowhere' does not exist \(needed by eval task "
+                                         r"'coco_cap'\)"):
+        validate_train_config(config)
+    config.eval.coco_images = str(tmp_path)
+    config.eval.coco_anotations = "typo"
+    with pytest.raises(ValueError, match="eval.coco_anotations is not a known field"):
+        validate_train_config(config)

@@ -36,6 +36,7 @@ class Task:
     metrics: tuple[str, ...]
     max_new_tokens: int = 16
     circular: bool = False  # choice: list the options in the prompt, every rotation must be right
+    needs: tuple[str, ...] = ()  # config.eval fields the task reads (checked before training starts)
 
 
 def _embedded_root(config) -> str:
@@ -68,14 +69,15 @@ TASKS = {
                         circular=True),
     "embedded_text": Task("embedded_text", "choice", _make(embedded.text_choice), ("accuracy",)),
     "coco_cap": Task("coco_cap", "caption", lambda c, n: _split(readers.read_coco_captions(
-        _eval_path(c, "coco_annotations"), _eval_path(c, "coco_images")), n), ("cider",), max_new_tokens=30),
+        _eval_path(c, "coco_annotations"), _eval_path(c, "coco_images")), n), ("cider",), max_new_tokens=30,
+                     needs=("coco_annotations", "coco_images")),
     "vqa": Task("vqa", "vqa", lambda c, n: _split(readers.read_vqa(
         _eval_path(c, "vqa_questions"), c.eval.get("vqa_annotations") or None, _eval_path(c, "vqa_images"),
         c.eval.get("vqa_image_pattern") or "COCO_val2014_{image_id:012d}.jpg"), n), ("vqa_accuracy",),
-                max_new_tokens=10),
+                max_new_tokens=10, needs=("vqa_questions", "vqa_images")),
     "mc": Task("mc", "choice", lambda c, n: _split(readers.read_multiple_choice(
         _eval_path(c, "mc_file"), c.eval.get("mc_images") or ""), n), ("accuracy", "circular_accuracy"),
-               circular=True),
+               circular=True, needs=("mc_file",)),
 }
 
 

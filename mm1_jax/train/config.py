@@ -1,4 +1,4 @@
-"""`config.train` and `config.init`: the defaults with what each field means, and their checks.
+"""`config.train`, `config.init` and `config.eval`: the defaults with what each field means, and their checks.
 
 A stage config (configs/tiny.py, configs/mm1_sft.py, ...) starts from `train_defaults()` and changes what it needs;
 the command line changes any field (`--config.train.steps=100`). Unknown fields and bad values are refused
@@ -46,6 +46,20 @@ def init_defaults() -> ml_collections.ConfigDict:
     return i
 
 
+def eval_defaults() -> ml_collections.ConfigDict:
+    """Annotation files for the coco_cap / vqa / mc tasks of `mm1_jax.eval` (the embedded tasks need none)."""
+    e = ml_collections.ConfigDict()
+    e.coco_annotations = ""   # COCO captions annotations JSON (e.g. captions_val2014.json)
+    e.coco_images = ""        # the folder of its images
+    e.vqa_questions = ""      # VQAv2 / TextVQA-style questions JSON
+    e.vqa_annotations = ""    # their answers JSON (empty: predictions only, no accuracy)
+    e.vqa_images = ""         # the folder of their images
+    e.vqa_image_pattern = "COCO_val2014_{image_id:012d}.jpg"
+    e.mc_file = ""            # multiple-choice jsonl
+    e.mc_images = ""          # the folder its image paths are relative to
+    return e
+
+
 def _known(section: str, cfg, defaults) -> None:
     for key in cfg.keys():
         if key not in defaults:
@@ -62,6 +76,8 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
     _known("train.checkpoint", t.checkpoint, d.checkpoint)
     if "init" in config:
         _known("init", config.init, init_defaults())
+    if "eval" in config:
+        _known("eval", config.eval, eval_defaults())
     for name in ("steps", "global_batch_size", "grad_accum_steps", "log_every", "max_nonfinite_steps"):
         if not isinstance(t[name], int) or t[name] <= 0:
             raise ValueError(f"train.{name}={t[name]!r} must be a positive integer.")
@@ -69,7 +85,7 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
         if not isinstance(t[name], int) or t[name] < 0:
             raise ValueError(f"train.{name}={t[name]!r} must be a non-negative integer.")
     if t.eval_every:
-        _check_eval_fields(t)
+        _check_eval_fields(t, config.get("eval") or {})
     bad = [p for p in t.trainable if p not in PARTS]
     if bad or not t.trainable:
         raise ValueError(f"train.trainable={tuple(t.trainable)!r} must name some of {', '.join(PARTS)}.")
@@ -84,7 +100,10 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
                          f"train.checkpoint.every_steps={t.checkpoint.every_steps} non-negative.")
 
 
-def _check_eval_fields(t: ml_collections.ConfigDict) -> None:
+def _check_eval_fields(t: ml_collections.ConfigDict, eval_cfg) -> None:
+    """The task names, shots and limit, and (before training starts) the annotation files the tasks read."""
+    from etils import epath  # pylint: disable=import-outside-toplevel
+
     from mm1_jax.eval.tasks import TASKS  # pylint: disable=import-outside-toplevel
 
     tasks, shots = tuple(t.eval_tasks), tuple(t.eval_shots)
@@ -95,3 +114,10 @@ def _check_eval_fields(t: ml_collections.ConfigDict) -> None:
         raise ValueError(f"train.eval_shots={shots!r} must be non-negative integers.")
     if not isinstance(t.eval_limit, int) or t.eval_limit <= 0:
         raise ValueError(f"train.eval_limit={t.eval_limit!r} must be a positive integer.")
+    for name in tasks:
+        for field in TASKS[name].needs:
+            value = str(eval_cfg.get(field) or "")
+            if not value:
+                raise ValueError(f"train.eval_tasks names {name!r}, which needs config.eval.{field}; it is unset.")
+            if not epath.Path(value).exists():
+                raise ValueError(f"config.eval.{field}={value!r} does not exist (needed by eval task {name!r}).")

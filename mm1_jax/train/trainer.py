@@ -279,8 +279,6 @@ class Trainer:
                     t_last, s_last = now, step
                 if captioner and tc.sample_every and step % tc.sample_every == 0 and step != tc.steps:
                     self._samples(captioner, held, tok, logger, step)
-                if tc.eval_every and (step % tc.eval_every == 0 or step == tc.steps):
-                    result["eval"] = self._evaluate(logger, step)
                 stop = self._stop_everywhere()
                 if (cc.every_steps and step % cc.every_steps == 0) or step == tc.steps or stop:
                     ckpt_lib.save(manager, step, self.state, data_json, force=True)
@@ -289,6 +287,9 @@ class Trainer:
                     print(f"SIGTERM: saved step {step}; exiting (restart with the same workdir to resume).",
                           flush=True)
                     break
+                # after the save, so an evaluation that fails (an unreadable annotation file) loses no training
+                if tc.eval_every and (step % tc.eval_every == 0 or step == tc.steps):
+                    result["eval"] = self._evaluate(logger, step)
             if result["status"] == "done" and tc.num_samples:
                 result["caption_accuracy"] = self._samples(captioner, held, tok, logger, step)
         finally:
