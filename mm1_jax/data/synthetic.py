@@ -410,6 +410,22 @@ def ensure_generated(directory: str | None = None, seed: int = 0, scale: float =
     return directory
 
 
+# The world's sources (kind, format, path parts) and each stage's mixture weights.
+EMBEDDED_SOURCES = {
+    "caption": ("caption", "wds", "captions", "shard-*.tar"),
+    "interleaved": ("interleaved", "parquet", "interleaved", "*.parquet"),
+    "text": ("text", "arrayrecord", "text", "*.array_record"),
+    "vqa": ("sft", "llava_json", "sft", "vqa.json"),
+    "ocr": ("sft", "jsonl", "sft", "ocr.jsonl"),
+    "grounding": ("sft", "jsonl", "sft", "grounding.jsonl"),
+}
+MIXTURES = {
+    "pretrain": {"caption": 45, "interleaved": 45, "text": 10},
+    "main": {"caption": 45, "interleaved": 37, "text": 8, "vqa": 10},
+    "sft": {"vqa": 50, "ocr": 25, "grounding": 25},
+}
+
+
 def embedded_data_config(
     stage: str = "pretrain", directory: str | None = None, seed: int = 0, scale: float = 1.0, **overrides: Any
 ):
@@ -420,29 +436,12 @@ def embedded_data_config(
     run gives a model that both captions and answers questions (0-shot, or k-shot as a (k+1)-turn chat).
     Defaults sized for the tiny model: seq_len 256, max_images 8; overrides replace any top-level field.
     """
+    if stage not in MIXTURES:
+        raise ValueError(f"embedded_data_config: stage must be one of {', '.join(MIXTURES)}, got {stage!r}.")
     root = ensure_generated(directory, seed, scale)
     j = lambda *p: os.path.join(root, *p)  # noqa: E731
-    if stage == "pretrain":
-        sources = [
-            config_lib.source("caption", "caption", "wds", j("captions", "shard-*.tar"), 45),
-            config_lib.source("interleaved", "interleaved", "parquet", j("interleaved", "*.parquet"), 45),
-            config_lib.source("text", "text", "arrayrecord", j("text", "*.array_record"), 10),
-        ]
-    elif stage == "main":
-        sources = [
-            config_lib.source("caption", "caption", "wds", j("captions", "shard-*.tar"), 45),
-            config_lib.source("interleaved", "interleaved", "parquet", j("interleaved", "*.parquet"), 37),
-            config_lib.source("text", "text", "arrayrecord", j("text", "*.array_record"), 8),
-            config_lib.source("vqa", "sft", "llava_json", j("sft", "vqa.json"), 10),
-        ]
-    elif stage == "sft":
-        sources = [
-            config_lib.source("vqa", "sft", "llava_json", j("sft", "vqa.json"), 50),
-            config_lib.source("ocr", "sft", "jsonl", j("sft", "ocr.jsonl"), 25),
-            config_lib.source("grounding", "sft", "jsonl", j("sft", "grounding.jsonl"), 25),
-        ]
-    else:
-        raise ValueError(f"embedded_data_config: stage must be 'pretrain', 'sft' or 'main', got {stage!r}.")
+    sources = [config_lib.source(name, *EMBEDDED_SOURCES[name][:2], j(*EMBEDDED_SOURCES[name][2:]), weight)
+               for name, weight in MIXTURES[stage].items()]
     fields = dict(sources=sources, tokenizer=j("tokenizer.json"), seq_len=256, max_images=8, seed=seed)
     fields.update(overrides)
     return config_lib.get_data_config(**fields)

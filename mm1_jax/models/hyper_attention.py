@@ -209,10 +209,7 @@ class HyperDecoder(Decoder):
         """
         x = self.embed(tokens) if inputs_embeds is None else inputs_embeds.astype(self.dtype)
         b, t = x.shape[:2]
-        if positions is None:
-            positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
-        if segment_ids is None:
-            segment_ids = jnp.ones((b, t), jnp.int32)
+        positions, segment_ids = layers.default_layout(positions, segment_ids, b, t)
         if images is not None:
             check_images(images, image_index, b)
             images = images.astype(self.dtype)

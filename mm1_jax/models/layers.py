@@ -131,6 +131,15 @@ def apply_rope(x: Array, sin: Array, cos: Array) -> Array:
 # ----------------------------------------------------------------------------------------------------------------
 # Masks: a short function each; True means "may attend"
 # ----------------------------------------------------------------------------------------------------------------
+def default_layout(positions: Array | None, segment_ids: Array | None, b: int, t: int) -> tuple[Array, Array]:
+    """Positions 0..t-1 and one document (segment 1) for whichever the caller did not give."""
+    if positions is None:
+        positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+    if segment_ids is None:
+        segment_ids = jnp.ones((b, t), jnp.int32)
+    return positions, segment_ids
+
+
 def causal_mask(q_index: Array, k_index: Array) -> Array:
     """[B, Tq, Tk]: key index <= query index."""
     return k_index[:, None, :] <= q_index[:, :, None]
@@ -244,10 +253,7 @@ class Attention(nn.Module):
         """x [B, T, D]; positions / segment_ids int [B, T] (defaults: 0..T-1 and one document)."""
         a = AXES[self.axes]
         b, t, width = x.shape
-        if positions is None:
-            positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
-        if segment_ids is None:
-            segment_ids = jnp.ones((b, t), jnp.int32)
+        positions, segment_ids = default_layout(positions, segment_ids, b, t)
 
         q = self._proj(x, self.num_heads, a["heads"], "q_proj")
         k = self._proj(x, self.num_kv_heads, a["kv_heads"], "k_proj")
