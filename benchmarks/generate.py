@@ -1,4 +1,4 @@
-"""Cached generation speed: `mm1_jax.eval.generate.Generator` against transformers' `generate` on the same weights.
+"""Cached generation speed: `mm1_jax.runtime.generate.Generator` against transformers' `generate` on the same weights.
 
     python benchmarks/generate.py [--batch=8] [--prompt=128] [--new=64] [--width=512] [--depth=8] [--repeats=3]
 
@@ -27,7 +27,7 @@ import transformers  # noqa: E402
 
 from configs import tiny  # noqa: E402
 from mm1_jax.convert import llama  # noqa: E402
-from mm1_jax.eval import generate as gen  # noqa: E402
+from mm1_jax.runtime import generate as gen  # noqa: E402
 from mm1_jax.models import build_model  # noqa: E402
 from mm1_jax.models.registry import image_tokens  # noqa: E402
 

@@ -8,6 +8,8 @@ multi-turn VQA dialogues mixed in (captions 45 / interleaved 37 / text 8 / VQA 1
 captions and answers; 'pretrain' is MM1's 45/45/10 alone; 'sft' is the embedded SFT mixture (VQA, OCR, grounding)
 to continue from a pre-trained model.
 """
+import os
+
 import ml_collections
 
 from mm1_jax.data import synthetic
@@ -32,6 +34,7 @@ def get_config(arg: str = "main") -> ml_collections.ConfigDict:
     config.model.decoder = dict(
         vocab_size=vocab_size, width=128, depth=3, num_heads=4, num_kv_heads=2, mlp_dim=384, rope_theta=10000.0,
         tie_embeddings=True, norm_eps=1e-5, scan_layers=False, remat_policy="none",
+        hyper_layers=(),  # e.g. --config.model.decoder.hyper_layers=(1,): mPLUG-Owl3 hyper attention in layer 1
     )
     config.model.max_images = config.data.max_images
     config.model.dtype = "float32"
@@ -45,6 +48,7 @@ def get_config(arg: str = "main") -> ml_collections.ConfigDict:
     config.train.steps = 1000
     config.train.global_batch_size = 8
     config.train.log_every = 20
+    config.train.sample_task = "embedded_cap"  # held-out captions, logged as text samples
     config.train.sample_every = 250
     config.train.num_samples = 64
     config.train.optimizer.lr = 3e-3
@@ -52,9 +56,11 @@ def get_config(arg: str = "main") -> ml_collections.ConfigDict:
     config.train.optimizer.weight_decay = 0.0
     config.train.checkpoint.every_steps = 250
     config.train.eval_every = 500  # the embedded captioning and VQA benchmark, 0- and 4-shot, logged as eval/...
+    config.train.eval_tasks = ("embedded_cap", "embedded_vqa")
     config.train.eval_shots = (0, 4)
     config.init = init_defaults()
     config.eval = eval_defaults()  # annotation files for coco_cap / vqa / mc: --config.eval.coco_annotations=...
+    config.eval.embedded_root = os.path.dirname(config.data.tokenizer)  # the embedded tasks read this dataset
     if arg == "sft":  # continue from the pre-trained tiny model: --config.init.checkpoint=WORKDIR/checkpoints
         config.train.steps = 300
         config.train.optimizer.name = "adafactor"

@@ -7,7 +7,7 @@ device), `.module` and the entry points of its kind, each jitted once and comput
              'hidden_states' [depth + 1 x [B, N, D]] as transformers' output_hidden_states, 'pooled' where defined}
   decoder    logits(input_ids [B, T]) -> [B, T, V];  hidden_states(input_ids) -> [depth + 1 x [B, T, D]]
   connector  connect(features [B, N, Cv]) -> [B, K, D]
-A family of another kind (mPLUG-Owl3, ...) provides `make_loaded(cfg, params, module)` and returns its own object.
+mPLUG-Owl3 checkpoints load as `LoadedOwl3` (logits and generation).
 
 `init_from_checkpoints(config.init, params)` puts converted encoder / decoder weights into a freshly initialised MM1
 parameter tree (the connector stays fresh), stacking layers for scanned models and resizing ViT position tables.
@@ -15,6 +15,8 @@ parameter tree (the connector stays fresh), stacking layers for scanned models a
 from __future__ import annotations
 
 from typing import Any, Mapping
+
+import dataclasses
 
 import flax.linen as nn
 import jax
@@ -24,6 +26,7 @@ import numpy as np
 
 from mm1_jax import convert
 from mm1_jax.convert import checkpoint
+from mm1_jax.models.owl3 import check_placeholder_count
 
 
 def _float32(params: Any) -> Any:
@@ -91,15 +94,77 @@ class Loaded:
         return self._jit("connect", lambda p, x: self.module.apply({"params": p}, x))(self.params, features)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# mPLUG-Owl3: logits and generation on numpy inputs
+# ----------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class LoadedOwl3:
+    """An Owl3 module with its parameters (what `mm1_jax.pretrained.load` returns for kind 'owl3')."""
+
+    module: Any
+    params: Any
+    config: ml_collections.ConfigDict
+    image_token_id: int | None = None
+
+    def __post_init__(self):
+        self._logits = jax.jit(lambda p, ids, imgs, tid: self.module.apply({"params": p}, ids, imgs,
+                                                                            image_token_id=tid)["logits"])
+
+    def _token_id(self, image_token_id: int | None) -> int:
+        token_id = image_token_id if image_token_id is not None else self.image_token_id
+        if token_id is None:
+            raise ValueError("no image_token_id: the checkpoint's tokenizer has no <|image|> token; pass it.")
+        return int(token_id)
+
+    def logits(self, input_ids: Any, images: Any = None, image_token_id: int | None = None) -> np.ndarray:
+        """float32 [B, T, V] for int32 input_ids [B, T] and normalised images [N, H, W, 3] (placeholder order)."""
+        input_ids = np.asarray(input_ids, np.int32)
+        if images is not None:
+            images = np.asarray(images, np.float32)
+            if images.ndim != 4 or images.shape[-1] != 3:
+                raise ValueError(f"images of shape {images.shape} are not [n_images, H, W, 3].")
+        token_id = self._token_id(image_token_id)
+        check_placeholder_count(input_ids, 0 if images is None else images.shape[0], token_id)
+        if images is not None and images.shape[0] == 0:
+            images = None
+        return np.asarray(self._logits(self.params, input_ids, images, token_id))
+
+    def generate(self, input_ids: Any, images: Any = None, *, max_new_tokens: int = 32, temperature: float = 0.0,
+                 top_k: int = 0, seed: int = 0, eos_id: int | None = None,
+                 image_token_id: int | None = None) -> np.ndarray:
+        """New tokens [B, max_new_tokens] int32 (greedy when temperature == 0, else sampled at `temperature` from the
+        top_k most likely tokens, 0: all) for input_ids [B, T] or a list of prompts of any lengths (left-padded);
+        images [N, H, W, 3]: every row's images in placeholder order, row after row. After `eos_id` a row repeats
+        `eos_id`. Runs on `mm1_jax.runtime.generate.Generator` (compiled once per shape, reused across calls)."""
+        from mm1_jax.runtime import generate as gen
+
+        token_id = self._token_id(image_token_id)
+        images = None if images is None else np.asarray(images, np.float32)
+        prompts = [np.asarray(row, np.int32).reshape(-1) for row in input_ids]
+        check_placeholder_count(np.concatenate(prompts), 0 if images is None else images.shape[0], token_id)
+        counts = np.cumsum([0] + [int(np.sum(p == token_id)) for p in prompts])
+        shape = (0,) + (images.shape[1:] if images is not None else (1, 1, 3))
+        requests = [gen.Request(p, images[counts[i]:counts[i + 1]] if images is not None else np.zeros(shape))
+                    for i, p in enumerate(prompts)]
+        generator = gen.Generator(self.module, image_token_id=token_id, pad_id=int(token_id == 0),
+                                  batch_size=len(prompts))
+        sampling = gen.Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed,
+                                stop_ids=() if eos_id is None else (int(eos_id),))
+        fill = 0 if eos_id is None else int(eos_id)  # only rows that stopped are short
+        rows = [ids + [fill] * (max_new_tokens - len(ids)) for ids, _ in generator(self.params, requests, sampling)]
+        return np.array(rows, np.int32).reshape(len(prompts), max_new_tokens)
+
+
 def load(path: str) -> Any:
     """A Hugging Face or converted directory -> `Loaded` (or the family's own object for other kinds)."""
     converted = read(path)
     family = converted.module
     params = _float32(converted.params)
-    if hasattr(family, "make_loaded"):
-        return family.make_loaded(converted.config, params, family.build_module(converted.config))
+    if family.KIND == "owl3":
+        return LoadedOwl3(family.build_module(converted.config), params, converted.config,
+                          converted.config.get("image_token_id"))
     if family.KIND not in convert.GENERIC_KINDS:
-        raise ValueError(f"family {converted.family!r} (kind {family.KIND!r}) provides no make_loaded.")
+        raise ValueError(f"family {converted.family!r} has kind {family.KIND!r}, which pretrained.load cannot wrap.")
     return Loaded(converted.family, family.KIND, converted.config, params, family.build_module(converted.config))
 
 

@@ -1,11 +1,15 @@
-"""Cached generation equals re-running the full forward; nucleus sampling keeps only the nucleus; scoring."""
+"""Cached generation equals re-running the full forward; nucleus and top-k sampling keep only their tokens; every
+choice goes through `pick_tokens`; a second call with new prompts of the same shapes compiles nothing; scoring."""
+import contextlib
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import tiny
-from mm1_jax.eval import generate as gen
+from mm1_jax.runtime import generate as gen
 from mm1_jax.models import build_model
 from mm1_jax.models.registry import image_tokens
 
@@ -104,8 +108,9 @@ def test_top_p_samples_only_the_nucleus():
 
 def test_owl3_left_padded_batch_equals_each_prompt_alone():
     """Owl3 prompts of different lengths, images at different places (or none), generate batched and left-padded
-    exactly what each generates alone; the eval adapter (chunks of 2) gives the same."""
-    from mm1_jax.models.owl3 import LoadedOwl3, build_owl3, tiny_owl3_config
+    exactly what each generates alone; the eval's Generator (chunks of 2) gives the same."""
+    from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
+    from mm1_jax.pretrained import LoadedOwl3
     from tests.test_hyper_attention import randomize
 
     cfg = tiny_owl3_config()
@@ -124,6 +129,157 @@ def test_owl3_left_padded_batch_equals_each_prompt_alone():
     batched = loaded.generate(prompts, np.concatenate(pics), max_new_tokens=4)
     np.testing.assert_array_equal(batched, np.stack(alone))
     assert len({tuple(a) for a in alone}) > 1  # the rows really differ
-    adapter = gen.Owl3Generator(module, image_token_id=token, batch_size=2)
+    adapter = gen.Generator(module, image_token_id=token, pad_id=0, batch_size=2)
     out = adapter(loaded.params, [gen.Request(p, pic) for p, pic in zip(prompts, pics)], gen.Sampling(max_new_tokens=4))
     assert [o[0] for o in out] == [list(map(int, a)) for a in alone]
+
+
+def test_owl3_log_probs_are_real():
+    """Owl3 generation now returns the tokens' log-probs (they were NaN): each equals the full forward's."""
+    loaded, token = _tiny_owl3()
+    rng = np.random.default_rng(3)
+    prompt = rng.integers(0, token, size=6).astype(np.int32)
+    prompt[2] = token
+    pic = rng.normal(size=(1, 28, 28, 3)).astype(np.float32)
+    generator = gen.Generator(loaded.module, image_token_id=token, pad_id=0, batch_size=1)
+    [(ids, logps)] = generator(loaded.params, [gen.Request(prompt, pic)], gen.Sampling(max_new_tokens=3))
+    logits = loaded.logits(np.concatenate([prompt, ids])[None], pic)[0]
+    expected = jax.nn.log_softmax(logits[len(prompt) - 1:len(prompt) + 2], axis=-1)[np.arange(3), ids]
+    np.testing.assert_allclose(logps, np.asarray(expected), atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sampling: one pick_tokens
+# ----------------------------------------------------------------------------------------------------------------
+def test_top_k_samples_only_the_k_most_likely():
+    """Over many seeds, only the k most likely tokens (numpy's argsort of fixed logits) are drawn, each of them is,
+    and in proportion to their renormalised probabilities; top-p then cuts within the top k."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 50)).astype(np.float32) * 2
+    k = 5
+    top = np.argsort(-logits, axis=-1)[:, :k]
+    draws = np.stack([np.asarray(gen.pick_tokens(jnp.asarray(logits), jax.random.PRNGKey(seed), temperature=1.0,
+                                                 top_k=k)) for seed in range(600)])  # [seeds, rows]
+    for row in range(3):
+        assert set(draws[:, row]) == set(top[row])  # never outside the top k, and every one of them
+        p = np.exp(logits[row, top[row]] - logits[row, top[row]].max())
+        freq = np.array([np.mean(draws[:, row] == t) for t in top[row]])
+        np.testing.assert_allclose(freq, p / p.sum(), atol=0.07)
+    # top_k=1 is greedy at any temperature; top-p within the top k keeps the nucleus of those k
+    one = gen.pick_tokens(jnp.asarray(logits), jax.random.PRNGKey(1), temperature=3.0, top_k=1)
+    assert list(np.asarray(one)) == list(top[:, 0])
+    flat = jnp.log(jnp.array([[0.4, 0.3, 0.2, 0.1]] * 4000))
+    both = np.asarray(gen.pick_tokens(flat, jax.random.PRNGKey(2), temperature=1.0, top_k=3, top_p=0.7))
+    counts = np.bincount(both, minlength=4) / len(both)  # top 3: 4/9, 3/9, 2/9 -> nucleus 0.7 keeps the first two
+    assert counts[2] == 0 and counts[3] == 0
+    assert counts[0] == pytest.approx(4 / 7, abs=0.03)
+
+
+def test_greedy_temperature_top_k_top_p_all_go_through_pick_tokens(tiny_model, monkeypatch):
+    """The generator's every token comes from `pick_tokens` with the Sampling's settings (greedy too), and the
+    settings mean what they say: top_k=1 and a tiny top_p are greedy at any temperature."""
+    model, params, k, s = tiny_model
+    requests = _requests(k, s, model.decoder.vocab_size)
+    generator = gen.Generator(model, tokens_per_image=k, image_id=IMAGE_ID, pad_id=PAD_ID, batch_size=4)
+    greedy = generator(params, requests, gen.Sampling(max_new_tokens=5))
+    seen = []
+    real = gen.pick_tokens
+
+    def spy(logits, key, temperature=0.0, top_k=0, top_p=1.0):
+        seen.append((temperature, top_k, top_p))
+        return real(logits, key, temperature, top_k, top_p)
+
+    monkeypatch.setattr(gen, "pick_tokens", spy)
+    settings = [dict(temperature=0.0), dict(temperature=0.9), dict(temperature=0.8, top_p=0.75),
+                dict(temperature=2.5, top_k=1), dict(temperature=2.0, top_p=1e-6), dict(temperature=0.7, top_k=3)]
+    outs = []
+    for setting in settings:  # max_new_tokens=3: settings no other test compiled, so every one is traced here
+        seen.clear()
+        outs.append(generator(params, requests, gen.Sampling(max_new_tokens=3, seed=7, **setting)))
+        expected = (setting.get("temperature"), setting.get("top_k", 0), setting.get("top_p", 1.0))
+        assert seen and set(seen) == {expected}  # prefill and the loop's step, both through pick_tokens
+    for out in (outs[0], outs[3], outs[4]):
+        assert [ids for ids, _ in out] == [ids[:3] for ids, _ in greedy]
+    # different seeds give different samples (the seed is an argument, not a compiled constant)
+    hot = [generator(params, requests, gen.Sampling(max_new_tokens=3, temperature=5.0, seed=seed))
+           for seed in range(4)]
+    assert len({tuple(tuple(ids) for ids, _ in out) for out in hot}) > 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Compilation: once per shape
+# ----------------------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def count_compilations():
+    """Counts jax's lowerings to XLA (every compilation, whether or not a persistent cache then serves it)."""
+    events = []
+
+    def listener(event, duration_secs, **kwargs):
+        if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+            events.append(kwargs.get("fun_name", "?"))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield events
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def test_mm1_second_call_with_new_prompts_compiles_nothing(tiny_model):
+    model, params, k, s = tiny_model
+    vocab = model.decoder.vocab_size
+    sampling = gen.Sampling(max_new_tokens=4, temperature=0.6, top_k=5, top_p=0.9, stop_ids=(7,), seed=1)
+    with count_compilations() as first:
+        gen.Generator(model, tokens_per_image=k, image_id=IMAGE_ID, pad_id=PAD_ID, batch_size=2)(
+            params, _requests(k, s, vocab), sampling)
+    assert first  # the counter counts
+    rng = np.random.default_rng(5)
+    text = lambda n: list(rng.integers(30, vocab, n))
+    pic = lambda n: rng.normal(size=(n, s, s, 3)).astype(np.float32)
+    new = [gen.Request(np.array(text(4) + [IMAGE_ID] * k + text(6), np.int32), pic(1)),  # other lengths, same bucket
+           gen.Request(np.array([IMAGE_ID] * k + text(2) + [IMAGE_ID] * k, np.int32), pic(2)),
+           gen.Request(np.array(text(12), np.int32), pic(0))]
+    with count_compilations() as second:  # new prompts and seed, a new Generator of the same model
+        out = gen.Generator(model, tokens_per_image=k, image_id=IMAGE_ID, pad_id=PAD_ID, batch_size=2)(
+            params, new, dataclasses.replace(sampling, seed=2))
+    assert second == []
+    assert len(out) == 3 and all(len(ids) <= 4 for ids, _ in out)
+
+
+def test_owl3_second_call_with_new_prompts_compiles_nothing():
+    loaded, token = _tiny_owl3()
+    rng = np.random.default_rng(1)
+
+    def prompts_and_images():
+        prompts = [rng.integers(0, token, size=n).astype(np.int32) for n in (8, 5, 11)]
+        prompts[0][2] = prompts[2][0] = prompts[2][7] = token
+        return prompts, rng.normal(size=(3, 28, 28, 3)).astype(np.float32)
+
+    prompts, images = prompts_and_images()
+    with count_compilations() as first:
+        out1 = loaded.generate(prompts, images, max_new_tokens=5, eos_id=3)
+    assert first  # the counter counts
+    prompts2, images2 = prompts_and_images()
+    assert not any(np.array_equal(a, b) for a, b in zip(prompts, prompts2))
+    with count_compilations() as second:
+        out2 = loaded.generate(prompts2, images2, max_new_tokens=5, eos_id=3)
+    assert second == []
+    assert out1.shape == out2.shape == (3, 5) and not np.array_equal(out1, out2)
+    sampled = dict(max_new_tokens=5, eos_id=3, temperature=1.0, top_k=4)
+    loaded.generate(prompts, images, seed=9, **sampled)
+    with count_compilations() as third:  # new prompts and a new seed
+        loaded.generate(prompts2, images2, seed=10, **sampled)
+    assert third == []
+
+
+def _tiny_owl3():
+    from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
+    from mm1_jax.pretrained import LoadedOwl3
+    from tests.test_hyper_attention import randomize
+
+    cfg = tiny_owl3_config()
+    token = cfg.image_token_id
+    module = build_owl3(cfg)
+    params = module.init(jax.random.PRNGKey(0), np.array([[1, token, 2]], np.int32),
+                         np.zeros((1, 28, 28, 3), np.float32))["params"]
+    return LoadedOwl3(module, randomize(params, 5, scale=0.3), cfg, token), token

@@ -1,5 +1,9 @@
-"""Hyper attention layer and decoder: a plain-numpy reference of the documented math (REFERENCE.md, mPLUG-Owl3),
-the zero gate, earlier-images-only visibility, packed rows, the KV cache, the MM1 connector choice, bad input."""
+"""Hyper attention layer and decoder: a plain-numpy reference of the documented math (mPLUG-Owl3, arXiv 2408.04840,
+Sec. 3; `x_sdpa` in the release's modeling_hyper_qwen2.py), the zero gate, earlier-images-only visibility, packed rows,
+the KV cache, hyper layers with MoE FFNs, scanning, the MM1 hyper image route, selection from the command line, bad
+input."""
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,8 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from mm1_jax.models.decoder import Decoder
-from mm1_jax.models.hyper_attention import HyperDecoder, HyperDecoderLayer
+from mm1_jax.models.decoder import Decoder, DecoderLayer
 
 D, H, KVH, DH, MLP, LV, THETA, EPS = 32, 4, 2, 8, 48, 3, 1e4, 1e-6
 
@@ -50,8 +53,8 @@ def attend(q, k, v, allowed):
     return out
 
 
-def reference_layer(t, x, images, starts):
-    """x [L, D] text states; images [n, LV, D]; starts[j] = index of image j's placeholder."""
+def reference_attention(t, x, images, starts):
+    """x [L, D] text states; images [n, LV, D]; starts[j] = index of image j's placeholder -> x + attention."""
     h = rms(x, t["norm1"])
     length = len(x)
     q = (h @ t["wq"].T + t["bq"]).reshape(length, H, DH)
@@ -70,8 +73,15 @@ def reference_layer(t, x, images, starts):
         c = attend(q, vk, vv, seen)
         g = 1 / (1 + np.exp(-(s @ t["wg"].T + t["bg"])))
         out = np.where(seen.any(-1)[:, None, None], s * (1 - g) + c * g, s)
-    x = x + out.reshape(length, H * DH) @ t["wo"].T
+    return x + out.reshape(length, H * DH) @ t["wo"].T
+
+
+def reference_layer(t, x, images, starts, ffn=None):
+    """A whole layer: attention, then the dense SwiGLU of `t` or `ffn` (e.g. an MoE) on the post-attention norm."""
+    x = reference_attention(t, x, images, starts)
     h = rms(x, t["norm2"])
+    if ffn is not None:
+        return x + ffn(h)
     gate = h @ t["w_gate"].T
     return x + (gate / (1 + np.exp(-gate)) * (h @ t["w_up"].T)) @ t["w_down"].T
 
@@ -80,21 +90,25 @@ def torch_layout(p):
     """Our layer params -> the checkpoint's tensors (v_kv_proj re-assembled per KV head as [k | v])."""
     a = {k: jax.tree.map(lambda x: np.asarray(x, np.float64), v) for k, v in p["attn"].items()}
     heads_in = lambda kern: kern.reshape(D, -1).T  # noqa: E731
-    kv_w = np.stack([a["image_k_proj"]["kernel"].transpose(1, 2, 0), a["image_v_proj"]["kernel"].transpose(1, 2, 0)], 1)
-    kv_b = np.stack([a["image_k_proj"]["bias"], a["image_v_proj"]["bias"]], 1)
-    return dict(
+    out = dict(
         norm1=np.asarray(p["input_norm"]["scale"]), norm2=np.asarray(p["post_attn_norm"]["scale"]),
         wq=heads_in(a["q_proj"]["kernel"]), bq=a["q_proj"]["bias"].reshape(-1),
         wk=heads_in(a["k_proj"]["kernel"]), bk=a["k_proj"]["bias"].reshape(-1),
         wv=heads_in(a["v_proj"]["kernel"]), bv=a["v_proj"]["bias"].reshape(-1),
-        wo=a["o_proj"]["kernel"].reshape(H * DH, D).T,
-        wkv=kv_w.reshape(KVH * 2 * DH, D), bkv=kv_b.reshape(-1),
-        wg=a["gate_proj"]["kernel"].T, bg=a["gate_proj"]["bias"],
-        **{f"w_{n}": np.asarray(p["mlp"][f"{n}_proj"]["kernel"], np.float64).T for n in ("gate", "up", "down")})
+        wo=a["o_proj"]["kernel"].reshape(H * DH, D).T)
+    if "image_k_proj" in a:  # a hyper layer
+        kv_w = np.stack([a["image_k_proj"]["kernel"].transpose(1, 2, 0), a["image_v_proj"]["kernel"].transpose(1, 2, 0)],
+                        1)
+        kv_b = np.stack([a["image_k_proj"]["bias"], a["image_v_proj"]["bias"]], 1)
+        out.update(wkv=kv_w.reshape(KVH * 2 * DH, D), bkv=kv_b.reshape(-1), wg=a["gate_proj"]["kernel"].T,
+                   bg=a["gate_proj"]["bias"])
+    if "mlp" in p:  # a dense FFN
+        out.update({f"w_{n}": np.asarray(p["mlp"][f"{n}_proj"]["kernel"], np.float64).T for n in ("gate", "up", "down")})
+    return out
 
 
-LAYER = HyperDecoderLayer(width=D, num_heads=H, num_kv_heads=KVH, head_dim=DH, mlp_dim=MLP, rope_theta=THETA,
-                          qkv_bias=True, norm_eps=EPS, dtype=jnp.float32)
+LAYER = DecoderLayer(width=D, num_heads=H, num_kv_heads=KVH, head_dim=DH, mlp_dim=MLP, rope_theta=THETA,
+                     qkv_bias=True, norm_eps=EPS, dtype=jnp.float32, hyper=True)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +170,7 @@ def decoder_case():
     tokens = rng.integers(0, 50, size=(1, 12)).astype(np.int32)
     images = rng.normal(size=(1, 2, LV, D)).astype(np.float32)
     index = np.array([[2, 5]], np.int32)
-    model = HyperDecoder(**DEC, hyper_layers=(0, 2))
+    model = Decoder(**DEC, hyper_layers=(0, 2))
     params = randomize(model.init(jax.random.PRNGKey(0), tokens, images=images, image_index=index)["params"], 2)
     return model, params, tokens, images, index
 
@@ -194,20 +208,125 @@ def test_packed_rows_keep_documents_apart(decoder_case):
 def test_hyper_layer_index_out_of_range():
     tokens = np.zeros((1, 4), np.int32)
     with pytest.raises(ValueError, match=r"hyper_layers=\[1, 3\] holds 3, outside the decoder's layers 0..2"):
-        HyperDecoder(**DEC, hyper_layers=(1, 3)).init(jax.random.PRNGKey(0), tokens)
+        Decoder(**DEC, hyper_layers=(1, 3)).init(jax.random.PRNGKey(0), tokens)
 
 
-def test_mm1_hyper_attention_connector():
-    """connector 'hyper_attention' in an MM1 config: one slot token per image, read by the hyper layers."""
-    from mm1_jax.models import build_model
+# ----------------------------------------------------------------------------------------------------------------
+# MoE FFNs in hyper layers, scanning
+# ----------------------------------------------------------------------------------------------------------------
+MOE_DEC = dict(DEC, depth=4, num_experts=8, top_k=2, moe_every=2)  # MoE FFN in layers 1 and 3
 
-    cfg = ml_collections.ConfigDict(dict(
+
+def reference_decoder(params, tokens, images, starts, hyper_layers):
+    """The whole decoder in numpy, one row: hyper layers by `reference_layer`, MoE FFNs by the per-token loop."""
+    from tests.test_moe import _loop_reference  # top-2 of the experts, renormalised gates, one token at a time
+
+    x = np.asarray(params["embed_tokens"]["embedding"], np.float64)[tokens]
+    for i in range(MOE_DEC["depth"]):
+        p = params[f"layer_{i}"]
+        ffn = None
+        if "moe" in p:
+            moe = {k: np.asarray(v, np.float64) for k, v in p["moe"].items()}
+            ffn = lambda h, moe=moe: _loop_reference(h, moe)  # noqa: E731
+        x = reference_layer(torch_layout(p), x, images if i in hyper_layers else None,
+                            starts if i in hyper_layers else [], ffn)
+    x = rms(x, np.asarray(params["final_norm"]["scale"], np.float64))
+    return x @ np.asarray(params["lm_head"]["kernel"], np.float64)
+
+
+def test_moe_ffn_in_hyper_layers_equals_reference():
+    """Layer kinds: 0 dense, 1 hyper + MoE, 2 hyper + dense, 3 MoE; every one against the numpy reference."""
+    model = Decoder(**MOE_DEC, hyper_layers=(1, 2))
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(0, 50, size=(1, 12)).astype(np.int32)
+    images = rng.normal(size=(1, 2, LV, D)).astype(np.float32)
+    index = np.array([[2, 5]], np.int32)
+    params = randomize(model.init(jax.random.PRNGKey(0), tokens, images=images, image_index=index)["params"], 6)
+    kinds = {i: ("image_k_proj" in params[f"layer_{i}"]["attn"], "moe" in params[f"layer_{i}"],
+                 "mlp" in params[f"layer_{i}"]) for i in range(4)}
+    assert kinds == {0: (False, False, True), 1: (True, True, False), 2: (True, False, True), 3: (False, True, False)}
+    assert all(model.is_moe_layer(i) == ("moe" in params[f"layer_{i}"]) for i in range(4))
+    fwd = jax.jit(lambda p: model.apply({"params": p}, tokens, images=images, image_index=index))
+    out = fwd(params)
+    want = reference_decoder(params, tokens[0], images[0].astype(np.float64), [2, 5], (1, 2))
+    np.testing.assert_allclose(np.asarray(out["logits"])[0], want, atol=1e-4, rtol=1e-4)
+    assert out["moe_stats"]["load_balance_loss"].shape == (2,)  # layers 1 and 3
+    # the MoE of the hyper layer matters: with its experts zeroed the logits move
+    silent = jax.tree.map(np.array, params)
+    silent["layer_1"]["moe"]["wo"][:] = 0
+    moved = fwd(silent)["logits"]
+    assert np.abs(np.asarray(moved) - np.asarray(out["logits"])).max() > 1e-3
+
+
+@pytest.mark.parametrize("dec,hyper_layers,period,remat", [
+    (MOE_DEC, (1, 3), 2, "full"),  # kinds (dense), (hyper + MoE) repeat: groups of 2, layers/sub_0, layers/sub_1
+    (DEC, (0, 1, 2), 1, "none"),  # every layer a hyper layer: the layer itself is scanned
+])
+def test_scanned_hyper_layers_equal_unscanned(dec, hyper_layers, period, remat):
+    """Same logits, MoE loss and gradients scanned and unscanned; cached decoding scanned equals the full forward."""
+    from mm1_jax.models.decoder import stack_layers, unstack_layers
+
+    rng = np.random.default_rng(5)
+    tokens = rng.integers(0, 50, size=(2, 10)).astype(np.int32)
+    images = rng.normal(size=(2, 2, LV, D)).astype(np.float32)
+    index = np.array([[2, 5], [0, -1]], np.int32)
+    plain = Decoder(**dec, hyper_layers=hyper_layers)
+    params = randomize(plain.init(jax.random.PRNGKey(0), tokens, images=images, image_index=index)["params"], 7)
+    scanned = Decoder(**dec, hyper_layers=hyper_layers, scan_layers=True, remat_policy=remat)
+    stacked = stack_layers(params, dec["depth"], period)
+    shapes = nn.unbox(jax.eval_shape(scanned.init, jax.random.PRNGKey(0), tokens, images=images, image_index=index))
+    assert jax.tree.structure(stacked) == jax.tree.structure(shapes["params"])
+
+    def loss(m, p):
+        out = m.apply({"params": p}, tokens, images=images, image_index=index)
+        return jnp.mean(out["logits"] ** 2) + out.get("moe_loss", 0.0), out
+
+    (_, ref), g_ref = jax.jit(jax.value_and_grad(lambda p: loss(plain, p), has_aux=True))(params)
+    (_, out), g_scan = jax.jit(jax.value_and_grad(lambda p: loss(scanned, p), has_aux=True))(stacked)
+    np.testing.assert_allclose(out["logits"], ref["logits"], atol=1e-5, rtol=1e-5)
+    if "moe_loss" in ref:
+        np.testing.assert_allclose(out["moe_loss"], ref["moe_loss"], rtol=1e-5)
+        np.testing.assert_allclose(out["moe_stats"]["z_loss"], ref["moe_stats"]["z_loss"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(unstack_layers(g_scan))):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+    cache = scanned.init(jax.random.PRNGKey(0), tokens, images=images, image_index=index, decode=True)["cache"]
+    cache = jax.tree.map(jnp.zeros_like, cache)
+    run = jax.jit(lambda c, t, im, ix, pos: scanned.apply({"params": stacked, "cache": c}, t, images=im,
+                                                          image_index=ix, positions=pos, decode=True,
+                                                          mutable=["cache"]))
+    pos = np.broadcast_to(np.arange(10, dtype=np.int32), (2, 10))
+    (out, state) = run(cache, tokens[:, :7], images, index, pos[:, :7])
+    steps = [out["logits"]]
+    for t in range(7, 10):
+        out, state = run(state["cache"], tokens[:, t:t + 1], None, None, pos[:, t:t + 1])
+        steps.append(out["logits"])
+    np.testing.assert_allclose(np.concatenate(steps, 1), ref["logits"], atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# MM1 with the hyper image route
+# ----------------------------------------------------------------------------------------------------------------
+def mm1_hyper_config(**decoder):
+    return ml_collections.ConfigDict(dict(
         encoder=dict(style="clip", image_size=16, patch_size=8, width=16, depth=1, num_heads=2, mlp_dim=32,
                      norm_eps=1e-5, feature_layer=-1, feature_norm=False, drop_class_token=True),
-        connector=dict(name="hyper_attention", num_tokens=1, hyper_layers=(1,), mlp_depth=1),
-        decoder=dict(vocab_size=40, width=D, depth=2, num_heads=H, num_kv_heads=KVH, mlp_dim=MLP, norm_eps=1e-5),
+        connector=dict(name="mlp", mlp_depth=1),
+        decoder=dict(vocab_size=40, width=D, depth=2, num_heads=H, num_kv_heads=KVH, mlp_dim=MLP, norm_eps=1e-5,
+                     hyper_layers=(1,), **decoder),
         max_images=2, dtype="float32"))
+
+
+def test_mm1_hyper_image_route():
+    """decoder.hyper_layers in an MM1 config: one slot token per image, the connector output read by hyper layers."""
+    from mm1_jax.models import build_model, registry
+
+    cfg = mm1_hyper_config()
     model = build_model(cfg)
+    assert registry.image_route(cfg) == model.route == "hyper" and registry.image_tokens(cfg) == 1
+    plain_cfg = cfg.copy_and_resolve_references()
+    plain_cfg.decoder.hyper_layers = ()
+    assert registry.image_route(plain_cfg) == "slots" and registry.image_tokens(plain_cfg) == 4  # 2 x 2 patches
     rng = np.random.default_rng(3)
     tokens = rng.integers(0, 40, size=(1, 8)).astype(np.int32)
     slot = np.full((1, 8), -1, np.int32)
@@ -215,12 +334,126 @@ def test_mm1_hyper_attention_connector():
     images = rng.normal(size=(1, 2, 16, 16, 3)).astype(np.float32)
     params = model.init(jax.random.PRNGKey(0), tokens, images=images, image_token_index=slot)["params"]
     assert "image_k_proj" in params["decoder"]["layer_1"]["attn"] and "layers_0" in params["connector"]
-    run = jax.jit(lambda im: model.apply({"params": params}, tokens, images=im, image_token_index=slot)["logits"])
-    a = np.asarray(run(images))
-    b = np.asarray(run(images * np.array([1, 0], np.float32)[None, :, None, None, None]))
+    assert "image_k_proj" not in params["decoder"]["layer_0"]["attn"]
+    run = jax.jit(lambda im, valid: model.apply({"params": params}, tokens, images=im, image_token_index=slot,
+                                                image_valid=valid)["logits"])
+    both = np.ones((1, 2), bool)
+    a = np.asarray(run(images, both))
+    b = np.asarray(run(images * np.array([1, 0], np.float32)[None, :, None, None, None], both))
     np.testing.assert_array_equal(a[0, :6], b[0, :6])  # the second image (slot at 5) is seen from token 6 on
     assert np.abs(a[0, 6:] - b[0, 6:]).max() > 1e-4
-    bad = cfg.copy_and_resolve_references()
-    bad.connector.num_tokens = 4
-    with pytest.raises(ValueError, match="num_tokens=4 must be 1 for connector 'hyper_attention'"):
-        build_model(bad)
+    # image_valid=False: the image is absent, as if its slot were plain text
+    masked = np.asarray(run(images, np.array([[True, False]])))
+    no_slot = np.asarray(model.apply({"params": params}, tokens, images=images[:, :1],
+                                     image_token_index=np.where(slot == 1, -1, slot))["logits"])
+    np.testing.assert_allclose(masked, no_slot, atol=1e-5)
+    # the hyper layers read exactly the connector's output
+    embeds = model.apply({"params": params}, images, method=model.image_embeddings)  # [1, 2, 4, D]
+    direct = Decoder(**{**cfg.decoder.to_dict(), "hyper_layers": (1,)}).apply(
+        {"params": params["decoder"]}, tokens, images=embeds, image_index=np.array([[3, 5]]))["logits"]
+    np.testing.assert_allclose(a, np.asarray(direct), atol=1e-5)
+
+
+def test_mm1_hyper_moe_trains():
+    """An MM1 with hyper layers and MoE FFNs: sgd(0.1) steps through the trainer lower the loss and move the experts
+    of the hyper layer, its image projections and the connector."""
+    import optax
+
+    from mm1_jax.models import build_model
+    from mm1_jax.train.trainer import make_train_step
+
+    model = build_model(mm1_hyper_config(num_experts=4, top_k=2, moe_every=1))
+    rng = np.random.default_rng(8)
+    tokens = rng.integers(0, 40, size=(2, 12)).astype(np.int32)
+    slot = np.full((2, 12), -1, np.int32)
+    slot[0, 2], slot[0, 7], slot[1, 4] = 0, 1, 0
+    batch = dict(tokens=tokens, image_token_index=slot, images=rng.normal(size=(2, 2, 16, 16, 3)).astype(np.float32),
+                 image_valid=np.array([[True, True], [True, False]]), targets=np.roll(tokens, -1, axis=1),
+                 loss_weights=(slot < 0).astype(np.float32), segment_ids=np.ones((2, 12), np.int32),
+                 positions=np.broadcast_to(np.arange(12, dtype=np.int32), (2, 12)))
+    batch = jax.tree.map(jnp.asarray, batch)
+    params = nn.unbox(jax.jit(model.init)(jax.random.PRNGKey(0), **batch)["params"])
+    assert "moe" in params["decoder"]["layer_1"] and "image_k_proj" in params["decoder"]["layer_1"]["attn"]
+    tx = optax.sgd(0.1)
+    state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
+    step = jax.jit(make_train_step(model, tx, lambda s: 0.1, ("encoder", "connector", "decoder"), 1, None))
+    losses = []
+    for _ in range(6):
+        state, metrics = step(state, batch)
+        assert bool(metrics["ok"]) and float(metrics["moe_loss"]) > 0
+        losses.append(float(metrics["loss"]))
+    assert losses[-1] < losses[0] - 0.05, losses
+    new = state["params"]
+    for path in (("decoder", "layer_1", "moe", "wi_gate"), ("decoder", "layer_1", "moe", "router"),
+                 ("decoder", "layer_1", "attn", "image_k_proj", "kernel"), ("connector", "layers_0", "kernel")):
+        old, now = params, new
+        for key in path:
+            old, now = old[key], now[key]
+        assert np.abs(np.asarray(now) - np.asarray(old)).max() > 1e-6, path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Selection from the command line, bad input
+# ----------------------------------------------------------------------------------------------------------------
+def test_hyper_layers_from_the_command_line():
+    """--config.model.decoder.hyper_layers=(1,) turns configs/tiny.py into a hyper-attention MM1."""
+    import pathlib
+
+    from absl import flags
+    from ml_collections import config_flags
+
+    from mm1_jax.models import build_model, registry
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "tiny.py"
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, flag_values=values)
+    values(["prog", f"--config={path}", "--config.model.decoder.hyper_layers=(1,)"])
+    cfg = values.config
+    assert tuple(cfg.model.decoder.hyper_layers) == (1,)
+    model = build_model(cfg.model)
+    assert model.route == "hyper" and registry.image_tokens(cfg.model) == 1
+    s = cfg.model.encoder.image_size
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 8), jnp.int32),
+                            images=jnp.zeros((1, 1, s, s, 3)), image_token_index=jnp.full((1, 8), -1).at[0, 2].set(0))
+    layer_params = shapes["params"]["decoder"]
+    assert "image_k_proj" in layer_params["layer_1"]["attn"] and "image_k_proj" not in layer_params["layer_0"]["attn"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(hyper_layers=(5,)), "model.decoder.hyper_layers=[5] holds 5, outside the decoder's layers 0..1 (zero-based)."),
+    (dict(hyper_layers=(-1,)), "model.decoder.hyper_layers=[-1] holds -1, outside the decoder's layers 0..1"),
+    (dict(hyper_layers=(1, 1)), "model.decoder.hyper_layers=[1, 1] repeats a layer index."),
+    (dict(hyper_layers=1), "model.decoder.hyper_layers=1 must be a tuple of zero-based layer indices"),
+    (dict(hyper_layers=(1,), scan_layers=True, depth=4),
+     "model.decoder.scan_layers=True needs the layer kinds to repeat, but model.decoder.hyper_layers=[1] has no period "
+     "shorter than model.decoder.depth=4; set model.decoder.scan_layers=False"),
+    (dict(hyper_layers=(1, 3), scan_layers=True, depth=4, num_experts=4, moe_every=4),
+     "but model.decoder.hyper_layers=[1, 3] with the MoE layers has no period shorter than model.decoder.depth=4"),
+    (dict(connector="hyper_attention"), "model.connector.name='hyper_attention' no longer exists; use connector 'mlp'"),
+])
+def test_config_mistakes_are_refused_before_tracing(change, message):
+    from mm1_jax.models import build_model
+
+    cfg = mm1_hyper_config()
+    if "connector" in change:
+        cfg.connector = dict(name=change.pop("connector"), num_tokens=1, hyper_layers=(1,), mlp_depth=1)
+    cfg.decoder.update(change)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_model(cfg)
+
+
+def test_scannable_hyper_layers_pass_validation_and_direct_misuse_is_named():
+    from mm1_jax.models import build_model, registry
+    from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
+
+    cfg = mm1_hyper_config(depth=4, scan_layers=True, num_experts=4, moe_every=2)
+    cfg.decoder.hyper_layers = (1, 3)
+    registry.validate_model_config(cfg)
+    assert build_model(cfg).decoder.scan_layers
+    owl = tiny_owl3_config()
+    owl.hyper_layers = (4,)
+    with pytest.raises(ValueError, match=re.escape("model.hyper_layers=[4] holds 4, outside the decoder's layers 0..3")):
+        build_owl3(owl)
+    tokens = np.zeros((1, 4), np.int32)
+    with pytest.raises(ValueError, match="images were given to a decoder without hyper layers"):
+        Decoder(**DEC).init(jax.random.PRNGKey(0), tokens, images=np.zeros((1, 1, LV, D)), image_index=np.zeros((1, 1)))

@@ -17,7 +17,8 @@ from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb, repea
 
 from mm1_jax.convert import owl3 as convert_owl3
 from mm1_jax.data import owl3_images
-from mm1_jax.models.owl3 import LoadedOwl3, build_owl3, tiny_owl3_config
+from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
+from mm1_jax.pretrained import LoadedOwl3
 from tests.test_hyper_attention import randomize
 
 CFG = tiny_owl3_config()
@@ -177,7 +178,11 @@ def test_images_do_not_reach_earlier_tokens_and_counts_are_checked(loaded):
 
 
 def test_cached_decoding_equals_full_forward_and_generation(loaded):
-    from mm1_jax.eval.generate_owl3 import init_cache
+    def init_cache(module, params, b, length, images, token):  # zero caches for `length` tokens and the images
+        tokens = jax.ShapeDtypeStruct((b, length), np.int32)
+        shapes = jax.eval_shape(lambda t, im: module.apply({"params": params}, t, im, image_token_id=token,
+                                                           decode=True, mutable=["cache"])[1]["cache"], tokens, images)
+        return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
 
     ids, images = batch(1)
     ids, images = ids[:1], images[:2]

@@ -206,7 +206,7 @@ def test_eval_every_scores_the_current_parameters(tmp_path, monkeypatch):
     """eval_every=3 in a 6-step run: run_tasks sees exactly the parameters checkpointed at steps 3 and 6, and what it
     returns is logged (eval/<task>/<N>shot/<metric>) and returned."""
     from mm1_jax.eval import tasks as eval_lib
-    from mm1_jax.train import checkpoint as ckpt_lib
+    from mm1_jax.runtime import checkpoint as ckpt_lib
 
     seen, real = {}, eval_lib.run_tasks
 

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHILD = """
 import json, sys
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
-from mm1_jax.train import distributed
+from mm1_jax.runtime import distributed
 distributed.initialize({coordinator!r}, {n}, {pid})
 import jax
 from test_train import small_config

@@ -20,8 +20,6 @@ and optionally
   ignored(name: str, cfg) -> bool       checkpoint tensors to skip silently (e.g. lm_head.weight when tied)
   recognises(hf_config: dict) -> bool   for configs without a `model_type` (HoneyBee's projector config)
   update_config_from_dir(cfg, src) -> cfg   fields that live beside config.json (Owl3: the image token id)
-  make_loaded(cfg, params, module) -> object   what `pretrained.load` returns; required when KIND is not one of
-                                        'encoder', 'decoder', 'connector' (those get `pretrained.Loaded`)
 
 Families are discovered: any module in this package with a `MODEL_TYPES` attribute is one, so adding a family is
 adding a file. `hf_to_params` sees the checkpoint with its tensors' common prefix removed (a CLIP vision tower inside

@@ -166,10 +166,3 @@ def param_shapes(cfg: ml_collections.ConfigDict) -> dict:
 
 def ignored(name: str, cfg: ml_collections.ConfigDict) -> bool:
     return name.endswith("position_ids") or name.endswith("rotary_emb.inv_freq")
-
-
-def make_loaded(cfg: ml_collections.ConfigDict, params: dict, module: Any):
-    """What `mm1_jax.pretrained.load` returns: an object with `logits(input_ids, images, image_token_id=None)`."""
-    from mm1_jax.models.owl3 import LoadedOwl3
-
-    return LoadedOwl3(module=module, params=params, config=cfg, image_token_id=cfg.get("image_token_id"))

@@ -10,13 +10,15 @@ import itertools
 import numpy as np
 from PIL import Image
 
-# CLIP (OpenAI / DFN) statistics; SigLIP maps [0, 1] to [-1, 1].
+# Per-encoder pixel statistics (mean, std): CLIP (OpenAI / DFN, also AIMv2), SigLIP ([0, 1] -> [-1, 1]),
+# ImageNet (AIMv1). Which one an encoder takes is its style's `image_norm` (mm1_jax.models.vit.STYLES).
 NORMS = {
     "clip": (
         np.array([0.48145466, 0.4578275, 0.40821073], np.float32),
         np.array([0.26862954, 0.26130258, 0.27577711], np.float32),
     ),
     "siglip": (np.array([0.5, 0.5, 0.5], np.float32), np.array([0.5, 0.5, 0.5], np.float32)),
+    "imagenet": (np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)),
 }
 
 

@@ -20,23 +20,13 @@ from mm1_jax.data import config as config_lib
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import pipeline as pipeline_lib
 from mm1_jax.data import tokenizer as tokenizer_lib
+from mm1_jax.models.inputs import input_spec
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file with `data` (and `model`).")
 _BATCHES = flags.DEFINE_integer("batches", 10, "Batches to read.")
 _ROWS = flags.DEFINE_integer("rows", 2, "Rows to decode and print.")
 _BATCH = flags.DEFINE_integer("batch_size", 4, "Rows per batch.")
 _DUMP = flags.DEFINE_string("dump", "", "Folder to write the printed rows' images to.")
-
-
-def model_fields(config) -> dict:
-    """tokens_per_image, image_size and image_norm from config.model (defaults when a field is absent)."""
-    model = config.get("model") or {}
-    connector, encoder = model.get("connector") or {}, model.get("encoder") or {}
-    return dict(
-        tokens_per_image=int(connector.get("num_tokens", 144)),
-        image_size=int(encoder.get("image_size", 336)),
-        image_norm=str(encoder.get("norm") or ("siglip" if encoder.get("style") == "siglip" else "clip")),
-    )
 
 
 def summarise(it: pipeline_lib.Pipeline, data_config, batches: list[dict]) -> str:
@@ -84,9 +74,9 @@ def dump_images(batch: dict, row: int, folder: str, norm: str):
 def main(argv):
     del argv
     config = _CONFIG.value
-    if config is None or "data" not in config:
-        sys.exit("--config must name a config file whose get_config() has a `data` field.")
-    fields = model_fields(config)
+    if config is None or "data" not in config or "model" not in config:
+        sys.exit("--config must name a config file whose get_config() has `data` and `model` fields.")
+    fields = input_spec(config.model, config.data).pipeline_fields()
     it = pipeline_lib.build_pipeline(
         config.data, global_batch_size=_BATCH.value, process_index=0, process_count=1, **fields
     )

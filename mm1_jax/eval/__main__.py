@@ -12,7 +12,6 @@ import os
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
@@ -20,8 +19,8 @@ from ml_collections import config_flags
 from mm1_jax.eval import readers
 from mm1_jax.eval.tasks import TASKS, Context, run_tasks
 from mm1_jax.models import build_model
-from mm1_jax.models.registry import image_tokens
-from mm1_jax.train import checkpoint
+from mm1_jax.models.inputs import example_batch, input_spec
+from mm1_jax.runtime import checkpoint
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Model/data config file (configs/X.py[:ARG]).")
@@ -34,22 +33,13 @@ flags.DEFINE_integer("batch_size", 16, "Prompts per generation batch.")
 flags.DEFINE_integer("seed", 0, "Seed for drawing demonstrations (and the random initialisation).")
 
 
-def abstract_params(model, config: ml_collections.ConfigDict):
-    """Parameter shapes of the config's model (nothing allocated)."""
-    k, s = image_tokens(config.model), config.model.encoder.image_size
-    tokens = jnp.zeros((1, k), jnp.int32)
-    return jax.eval_shape(lambda: nn.unbox(model.init(jax.random.PRNGKey(0), tokens, images=jnp.zeros((1, 1, s, s, 3)),
-                                             image_token_index=jnp.arange(k, dtype=jnp.int32)[None])))["params"]
-
-
 def load_params(model, config: ml_collections.ConfigDict, directory: str | None, seed: int = 0):
     """Checkpointed parameters (`directory` or `directory/checkpoints`), or a random initialisation."""
-    shapes = abstract_params(model, config)
+    example = example_batch(input_spec(config.model), 1, 8)
+    init = lambda rng: nn.unbox(model.init(rng, **example)["params"])  # noqa: E731
     if not directory:
-        k, s = image_tokens(config.model), config.model.encoder.image_size
-        return nn.unbox(jax.jit(model.init)(jax.random.PRNGKey(seed), jnp.zeros((1, k), jnp.int32),
-                                   images=jnp.zeros((1, 1, s, s, 3)),
-                                   image_token_index=jnp.arange(k, dtype=jnp.int32)[None])["params"])
+        return jax.jit(init)(jax.random.PRNGKey(seed))
+    shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
     if os.path.isdir(os.path.join(directory, "checkpoints")):
         directory = os.path.join(directory, "checkpoints")
     return checkpoint.restore_params(directory, shapes)

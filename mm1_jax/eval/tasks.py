@@ -10,7 +10,6 @@ lost demonstrations to the context length. `run_tasks` flattens the scores to {"
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,9 +22,9 @@ from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import Tokenizer, load_tokenizer
 from mm1_jax.eval import embedded, metrics, readers
-from mm1_jax.eval import generate as gen
+from mm1_jax.runtime import generate as gen
 from mm1_jax.eval.prompts import Item, build_prompt, draw_demos, item_parts
-from mm1_jax.models import registry
+from mm1_jax.models.inputs import input_spec
 
 
 @dataclasses.dataclass
@@ -40,9 +39,8 @@ class Task:
 
 
 def _embedded_root(config) -> str:
-    """The embedded dataset the config's tokenizer belongs to (so VQA's held-out split matches), else the default."""
-    root = os.path.dirname(str(config.data.tokenizer))
-    return root if os.path.exists(os.path.join(root, "eval", "vqa.json")) else synthetic.ensure_generated()
+    """config.eval.embedded_root (the dataset a run trained on, so VQA's held-out split matches), else the default."""
+    return str((config.get("eval") or {}).get("embedded_root") or "") or synthetic.ensure_generated()
 
 
 def _eval_path(config, field: str) -> str:
@@ -115,12 +113,11 @@ class Context:
 
     @classmethod
     def from_config(cls, model: Any, config: ml_collections.ConfigDict, batch_size: int = 16) -> Context:
-        enc = config.model.encoder
-        norm = str(enc.get("norm") or ("siglip" if enc.get("style") == "siglip" else "clip"))
-        k = registry.image_tokens(config.model)
+        spec = input_spec(config.model)
+        k = spec.tokens_per_image
         tok = load_tokenizer(config.data.tokenizer)
-        return cls(model, tok, k, int(enc.image_size), norm, int(config.data.seq_len),
-                   int(config.model.get("max_images", 16)), batch_size,
+        return cls(model, tok, k, spec.image_size, spec.image_norm, int(config.data.seq_len), spec.max_images,
+                   batch_size,
                    gen.Generator(model, tokens_per_image=k, image_id=tok.image_id, pad_id=tok.pad_id,
                                  batch_size=batch_size))
 

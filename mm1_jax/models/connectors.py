@@ -2,7 +2,9 @@
 
 MM1's connector ablation compares average pooling, attention pooling and the C-Abstractor (`c_abstractor.py`);
 `MlpProjector` is the LLaVA-style baseline that keeps all N tokens. `build_connector(cfg, ...)` picks one by
-`cfg.name`; `register_connector` lets other modules (e.g. a 'hyper_attention' connector) add theirs.
+`cfg.name`; `register_connector` lets other modules add theirs. Every connector also serves the hyper-attention
+image route (a decoder with `hyper_layers`): its [K, D] output per image is what the hyper layers attend to, and
+mPLUG-Owl3's own projector is 'mlp' (mlp_depth 1 or 2).
 
 Logical axes of the parameters: Cv is `vit_embed`, D is `embed`, conv channels `conv_in`/`conv_out`, attention
 `heads`/`head_dim`. A D -> D readout layer is named ('mlp', 'embed') so that no kernel names one axis twice.

@@ -1,18 +1,28 @@
-"""Dense decoder of the Llama / Qwen2 family: embed -> N x (RMSNorm, GQA attention, RMSNorm, SwiGLU) -> norm -> logits.
+"""Decoder of the Llama / Qwen2 family: embed -> N x (RMSNorm, attention, RMSNorm, FFN) -> norm -> logits.
 
-Layers can be scanned (`scan_layers`: one compiled layer, parameters stacked on a leading 'layers' axis) and
-rematerialised (`remat_policy`); scanned and unscanned give the same numbers. The decoder takes token ids or
-ready-made input embeddings, so the MM1 model can put image embeddings into the sequence first.
+Every layer has a kind, the way MaxText picks a block per layer: its FFN is dense SwiGLU or a mixture of experts
+(`num_experts`, `moe_every`), its attention is GQA self-attention or, at `hyper_layers`, self-attention plus
+mPLUG-Owl3's gated cross-attention to image features (`hyper_attention.HyperAttention`; mPLUG-Owl3, arXiv
+2408.04840, Sec. 3 "Hyper Attention Transformer Block"). Parameters are named the same whatever the kind:
+layer_{i}/{input_norm, attn, post_attn_norm, mlp | moe}, embed_tokens, final_norm, lm_head.
+
+Layers can be scanned (`scan_layers`: parameters stacked on a leading 'layers' axis) and rematerialised
+(`remat_policy`); scanned and unscanned give the same numbers. When the layers are not all of one kind, the scanned
+unit is a `LayerGroup` of the shortest repeating run of kinds (period p, parameters layers/sub_j for j < p, as
+`stack_layers(params, depth, p)` lays them out): MoE every n-th layer gives p = n, hyper layers (1, 3) of 4 give
+p = 2. `scan_period` finds p; the config check refuses hyper layers that do not repeat. The decoder takes token ids
+or ready-made input embeddings, so the MM1 model can put image embeddings into the sequence first.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from mm1_jax.models import layers
+from mm1_jax.models.hyper_attention import HyperAttention, check_hyper_layers, check_images
 from mm1_jax.models.layers import Array, constrain, with_axes
 from mm1_jax.models.moe import MoeMlp
 
@@ -24,9 +34,27 @@ REMAT_POLICIES = {
 }
 
 
-class DecoderLayer(nn.Module):
-    """One pre-norm transformer block; its FFN is dense or, with `moe` set, a mixture of experts.
+def layer_kinds(depth: int, hyper_layers: Sequence[int] = (), num_experts: int = 0,
+                moe_every: int = 1) -> tuple[tuple[bool, bool], ...]:
+    """(hyper attention?, MoE FFN?) of every layer: layer i is MoE when num_experts > 0 and (i + 1) % moe_every == 0."""
+    hyper = set(hyper_layers)
+    return tuple((i in hyper, num_experts > 0 and (i + 1) % moe_every == 0) for i in range(depth))
 
+
+def scan_period(kinds: Sequence[tuple[bool, bool]]) -> int:
+    """The shortest p dividing the depth with kinds[i] == kinds[i % p] for every layer (p = depth if none shorter)."""
+    depth = len(kinds)
+    for p in range(1, depth + 1):
+        if depth % p == 0 and all(kinds[i] == kinds[i % p] for i in range(depth)):
+            return p
+    return max(depth, 1)
+
+
+class DecoderLayer(nn.Module):
+    """One pre-norm transformer block of one kind: `hyper` picks the attention, `moe` the FFN.
+
+    A hyper layer's attention is `HyperAttention` and its input norm also normalises the images (the released
+    `modeling_hyper_qwen2.py` shares `input_layernorm`); images and image_index only reach hyper layers.
     Returns (x, MoE statistics or None) so it can be the body of `nn.scan`.
     """
 
@@ -40,19 +68,27 @@ class DecoderLayer(nn.Module):
     norm_eps: float
     dtype: Any
     moe: dict | None = None  # MoeMlp fields for an MoE layer
+    hyper: bool = False  # self + hyper cross-attention to the images
 
     @nn.compact
-    def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False):
-        h = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="input_norm")(x)
-        h = layers.Attention(
-            num_heads=self.num_heads,
-            num_kv_heads=self.num_kv_heads,
-            head_dim=self.head_dim,
-            qkv_bias=self.qkv_bias,
-            rope_theta=self.rope_theta,
-            dtype=self.dtype,
-            name="attn",
-        )(h, positions=positions, segment_ids=segment_ids, decode=decode)
+    def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False,
+                 images: Array | None = None, image_index: Array | None = None):
+        norm = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="input_norm")
+        if self.hyper:
+            h = HyperAttention(self.num_heads, self.num_kv_heads, self.head_dim, self.qkv_bias, self.rope_theta,
+                               dtype=self.dtype, name="attn")(
+                norm(x), None if images is None else norm(images), image_index, positions=positions,
+                segment_ids=segment_ids, decode=decode)
+        else:
+            h = layers.Attention(
+                num_heads=self.num_heads,
+                num_kv_heads=self.num_kv_heads,
+                head_dim=self.head_dim,
+                qkv_bias=self.qkv_bias,
+                rope_theta=self.rope_theta,
+                dtype=self.dtype,
+                name="attn",
+            )(norm(x), positions=positions, segment_ids=segment_ids, decode=decode)
         x = x + h
         h = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="post_attn_norm")(x)
         stats = None
@@ -64,20 +100,23 @@ class DecoderLayer(nn.Module):
 
 
 class LayerGroup(nn.Module):
-    """`period` consecutive layers, the last one MoE: the unit scanned when only every n-th FFN is an MoE."""
+    """Consecutive layers of the given kinds ((hyper, moe) each): the unit scanned when the kinds repeat."""
 
     layer_kwargs: dict
-    moe: dict
-    period: int
+    moe: dict | None
+    kinds: tuple[tuple[bool, bool], ...]
 
     @nn.compact
-    def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False):
-        stats = None
-        for j in range(self.period):
-            moe = self.moe if j == self.period - 1 else None
-            x, s = DecoderLayer(**self.layer_kwargs, moe=moe, name=f"sub_{j}")(x, positions, segment_ids, decode)
-            stats = s if s is not None else stats
-        return x, stats
+    def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False,
+                 images: Array | None = None, image_index: Array | None = None):
+        stats = []
+        for j, (hyper, is_moe) in enumerate(self.kinds):
+            layer = DecoderLayer(**self.layer_kwargs, moe=self.moe if is_moe else None, hyper=hyper, name=f"sub_{j}")
+            x, s = layer(x, positions, segment_ids, decode, images, image_index)
+            if s is not None:
+                stats.append(s)
+        # [MoE layers in the group, ...]; the scan stacks groups in front, flattened back to layer order below
+        return x, jax.tree.map(lambda *v: jnp.stack(v), *stats) if stats else None
 
 
 class Decoder(nn.Module):
@@ -108,6 +147,8 @@ class Decoder(nn.Module):
     router_renormalize: bool = True
     load_balance_weight: float = 0.01  # MM1: 0.01
     z_loss_weight: float = 0.001  # MM1: 0.001
+    # mPLUG-Owl3 hyper attention: zero-based indices of the layers whose attention also reads the images.
+    hyper_layers: tuple[int, ...] = ()
     dtype: Any = jnp.float32
 
     def moe_fields(self) -> dict:
@@ -125,7 +166,15 @@ class Decoder(nn.Module):
     def is_moe_layer(self, i: int) -> bool:
         return self.num_experts > 0 and (i + 1) % self.moe_every == 0
 
+    def is_hyper_layer(self, i: int) -> bool:
+        return i in tuple(self.hyper_layers)
+
+    def kinds(self) -> tuple[tuple[bool, bool], ...]:
+        """(hyper, moe) per layer."""
+        return layer_kinds(self.depth, tuple(self.hyper_layers), self.num_experts, self.moe_every)
+
     def setup(self):
+        check_hyper_layers(tuple(self.hyper_layers), self.depth)
         self.embedder = nn.Embed(
             self.vocab_size,
             self.width,
@@ -144,23 +193,32 @@ class Decoder(nn.Module):
             dtype=self.dtype,
         )
         moe = self.moe_fields() if self.num_experts else None
-        grouped = bool(moe) and self.moe_every > 1 and self.scan_layers
-        body, body_kwargs = (LayerGroup, dict(layer_kwargs=kwargs, moe=moe, period=self.moe_every)) if grouped else (
-            DecoderLayer, kwargs)
-        if self.remat_policy != "none":
-            body = nn.remat(body, policy=REMAT_POLICIES[self.remat_policy], static_argnums=(4,))
+        kinds = self.kinds()
+
+        def remat(body):
+            if self.remat_policy == "none":
+                return body
+            return nn.remat(body, policy=REMAT_POLICIES[self.remat_policy], static_argnums=(4,))
+
         if self.scan_layers:
+            period = scan_period(kinds)
+            if period == 1:  # every layer alike: the scanned unit is the layer, params 'layers' [depth, ...]
+                hyper, is_moe = kinds[0]
+                body, body_kwargs = DecoderLayer, dict(**kwargs, moe=moe if is_moe else None, hyper=hyper)
+            else:  # params layers/sub_j [depth / period, ...]
+                body, body_kwargs = LayerGroup, dict(layer_kwargs=kwargs, moe=moe, kinds=kinds[:period])
             self.layers = nn.scan(
-                body,
+                remat(body),
                 variable_axes={"params": 0, "cache": 0},
                 split_rngs={"params": True},
-                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast),
-                length=self.depth // self.moe_every if grouped else self.depth,
+                in_axes=(nn.broadcast,) * 5,  # positions, segment_ids, decode, images, image_index
+                length=self.depth // period,
                 metadata_params={nn.PARTITION_NAME: "layers"},
-            )(**body_kwargs, **({} if grouped else {"moe": moe}), name="layers")
+            )(**body_kwargs, name="layers")
         else:
             self.layers = [
-                body(**kwargs, moe=moe if self.is_moe_layer(i) else None, name=f"layer_{i}") for i in range(self.depth)
+                remat(DecoderLayer)(**kwargs, moe=moe if is_moe else None, hyper=hyper, name=f"layer_{i}")
+                for i, (hyper, is_moe) in enumerate(kinds)
             ]
         self.final_norm = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="final_norm")
         if not self.tie_embeddings:
@@ -181,6 +239,8 @@ class Decoder(nn.Module):
         tokens: Array | None = None,
         *,
         inputs_embeds: Array | None = None,
+        images: Array | None = None,
+        image_index: Array | None = None,
         positions: Array | None = None,
         segment_ids: Array | None = None,
         decode: bool = False,
@@ -188,23 +248,34 @@ class Decoder(nn.Module):
     ) -> dict[str, Any]:
         """Logits [B, T, V] (float32) from `tokens` [B, T] or `inputs_embeds` [B, T, D].
 
+        `images` [B, M, Lv, D] (decoder width) with `image_index` [B, M] (each image's placeholder index, -1 =
+        absent; see `hyper_attention`) are read by the hyper layers only. With decode=True pass them on the prefill
+        call; later one-token steps read the cached image keys/values.
+
         Returns {'logits', 'hidden_states' (tuple: embeddings then every layer's output, the last one after the
-        final norm as in transformers; only when asked)}.
+        final norm as in transformers; only when asked)} and, with MoE layers, 'moe_stats' and 'moe_loss'.
         """
         x = self.embed(tokens) if inputs_embeds is None else inputs_embeds.astype(self.dtype)
         b, t = x.shape[:2]
         positions, segment_ids = layers.default_layout(positions, segment_ids, b, t)
+        if images is not None:
+            if not self.hyper_layers:
+                raise ValueError("images were given to a decoder without hyper layers (decoder.hyper_layers is empty).")
+            check_images(images, image_index, b)
+            images = images.astype(self.dtype)
         x = constrain(x, "act_batch", "act_len", "act_embed")
 
         hidden, stats = [x], []
         if self.scan_layers:
             if return_hidden_states:
                 raise ValueError("decoder.return_hidden_states needs decoder.scan_layers=False.")
-            x, stacked = self.layers(x, positions, segment_ids, decode)
-            stats = [stacked] if stacked is not None else []
+            x, stacked = self.layers(x, positions, segment_ids, decode, images, image_index)
+            if stacked is not None:  # [groups, MoE layers per group, ...] or [layers, ...] -> layer order
+                grouped = scan_period(self.kinds()) > 1
+                stats = [jax.tree.map(lambda v: v.reshape((-1,) + v.shape[2:]), stacked) if grouped else stacked]
         else:
             for layer in self.layers:
-                x, s = layer(x, positions, segment_ids, decode)
+                x, s = layer(x, positions, segment_ids, decode, images, image_index)
                 hidden.append(x)
                 if s is not None:
                     stats.append(jax.tree.map(lambda v: v[None], s))

@@ -1,21 +1,22 @@
-"""mPLUG-Owl3 hyper attention: decoder layers whose attention also reads image features (REFERENCE.md, mPLUG-Owl3).
+"""mPLUG-Owl3 hyper attention: the attention block of a hyper layer, whose text tokens also read image features.
 
-In a hyper layer the text states x and the image features V (already projected to the decoder width) share the
-input RMSNorm. The text self-attention output S (per head, before o_proj) is mixed with a cross-attention output C
-whose queries are the same post-RoPE text queries and whose keys/values come from `image_k_proj` / `image_v_proj`
-(the released `v_kv_proj`, split into its key and value halves). Image keys get MI-RoPE: every token of image j sits
-at position p_j + 1, where p_j is the position of its placeholder token. Token t sees image j only if the
-placeholder comes strictly earlier (and, in packed rows, in the same document). A gate g = sigmoid(gate_proj(S))
-(one Linear(Dh, Dh) shared by the heads) gives out = S (1 - g) + C g for tokens that see at least one image; the
-others keep S. Images never enter the token sequence: one placeholder token marks where each image is.
+The math is the "Hyper Attention Transformer Block" of mPLUG-Owl3 (arXiv 2408.04840, Sec. 3) as the release computes
+it (`x_sdpa` in X-PLUG/mPLUG-Owl's `modeling_hyper_qwen2.py`). In a hyper layer the text states x and the image
+features V (already projected to the decoder width) share the input RMSNorm. The text self-attention output S (per
+head, before o_proj) is mixed with a cross-attention output C whose queries are the same post-RoPE text queries and
+whose keys/values come from `image_k_proj` / `image_v_proj` (the released `v_kv_proj`, split into its key and value
+halves). Image keys get MI-RoPE: every token of image j sits at position p_j + 1, where p_j is the position of its
+placeholder token. Token t sees image j only if the placeholder comes strictly earlier (and, in packed rows, in the
+same document). A gate g = sigmoid(gate_proj(S)) (one Linear(Dh, Dh) shared by the heads) gives
+out = S (1 - g) + C g for tokens that see at least one image; the others keep S. Images never enter the token
+sequence: one placeholder token marks where each image is.
 
 Images are described per row by `image_index` [B, M]: the sequence index of image m's placeholder, -1 for an absent
 image. With `decode=True` the image keys/values (post MI-RoPE) are cached at prefill (the call that passes images)
 and reused by every later one-token step.
 
-Also here: `HyperDecoder` (a Qwen2/Llama decoder whose `hyper_layers` are hyper layers, the others plain
-`DecoderLayer`s) and the MM1 connector choice 'hyper_attention' (`HyperMM1`: images reach the decoder through the
-hyper layers instead of filling slot tokens).
+The decoder layer that uses this block (a `decoder.DecoderLayer` with hyper=True, dense or MoE FFN) lives in
+`decoder.py`, which imports this module (never the other way round).
 """
 from __future__ import annotations
 
@@ -24,12 +25,9 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
-from mm1_jax.models import connectors, layers
-from mm1_jax.models.decoder import REMAT_POLICIES, Decoder, DecoderLayer
+from mm1_jax.models import layers
 from mm1_jax.models.layers import Array, Projection, constrain
-from mm1_jax.models.mm1 import MM1
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -140,93 +138,16 @@ class HyperAttention(nn.Module):
         return tuple(self.get_variable("cache", name) for name in names)
 
 
-class HyperDecoderLayer(DecoderLayer):
-    """A pre-norm Qwen2 block whose attention is `HyperAttention`; the input norm also normalises the images.
-
-    Same fields as `DecoderLayer` (its FFN is always dense: `moe` stays None).
-    """
-
-    @nn.compact
-    def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False,
-                 images: Array | None = None, image_index: Array | None = None):
-        norm = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="input_norm")
-        h = HyperAttention(self.num_heads, self.num_kv_heads, self.head_dim, self.qkv_bias, self.rope_theta,
-                           dtype=self.dtype, name="attn")(
-            norm(x), None if images is None else norm(images), image_index, positions=positions,
-            segment_ids=segment_ids, decode=decode)
-        x = x + h
-        h = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="post_attn_norm")(x)
-        x = x + layers.Mlp(self.mlp_dim, gated=True, activation="silu", dtype=self.dtype, name="mlp")(h)
-        return constrain(x, "act_batch", "act_len", "act_embed"), None
-
-
 def check_hyper_layers(hyper_layers: Sequence[int], depth: int, where: str = "decoder.hyper_layers") -> None:
     """Zero-based layer indices, each in 0..depth-1, no repeats; else one sentence naming the bad value."""
+    if not isinstance(hyper_layers, (tuple, list)):
+        raise ValueError(f"{where}={hyper_layers!r} must be a tuple of zero-based layer indices, e.g. (1, 3).")
     for i in hyper_layers:
         if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < depth:
             raise ValueError(f"{where}={list(hyper_layers)} holds {i!r}, outside the decoder's layers 0..{depth - 1} "
                              f"(zero-based).")
     if len(set(hyper_layers)) != len(hyper_layers):
         raise ValueError(f"{where}={list(hyper_layers)} repeats a layer index.")
-
-
-class HyperDecoder(Decoder):
-    """`Decoder` whose layers at `hyper_layers` (zero-based) are hyper layers; same parameter layout otherwise.
-
-    Layers are not scanned (the hyper layers differ from the others); `remat_policy` applies to every layer.
-    """
-
-    hyper_layers: tuple[int, ...] = ()
-
-    def setup(self):
-        if self.scan_layers:
-            raise ValueError("decoder.scan_layers=True is not supported with hyper layers; set it to False.")
-        check_hyper_layers(tuple(self.hyper_layers), self.depth)
-        self.embedder = nn.Embed(self.vocab_size, self.width, name="embed_tokens",
-                                 embedding_init=layers.with_axes(nn.initializers.normal(0.02), "vocab", "embed"))
-        kwargs = dict(width=self.width, num_heads=self.num_heads, num_kv_heads=self.num_kv_heads,
-                      head_dim=self.head_dim or self.width // self.num_heads, mlp_dim=self.mlp_dim,
-                      rope_theta=self.rope_theta, qkv_bias=self.qkv_bias, norm_eps=self.norm_eps, dtype=self.dtype)
-        remat = REMAT_POLICIES[self.remat_policy]
-        stack = []
-        for i in range(self.depth):
-            cls = HyperDecoderLayer if i in self.hyper_layers else DecoderLayer
-            if self.remat_policy != "none":
-                cls = nn.remat(cls, policy=remat, static_argnums=(4,))
-            stack.append(cls(**kwargs, name=f"layer_{i}"))
-        self.layers = stack
-        self.final_norm = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="final_norm")
-        if not self.tie_embeddings:
-            self.lm_head = nn.Dense(self.vocab_size, use_bias=False, dtype=self.dtype, name="lm_head",
-                                    kernel_init=layers.with_axes(nn.initializers.normal(0.02), "embed", "vocab"))
-
-    def __call__(self, tokens: Array | None = None, *, inputs_embeds: Array | None = None,
-                 images: Array | None = None, image_index: Array | None = None, positions: Array | None = None,
-                 segment_ids: Array | None = None, decode: bool = False, return_hidden_states: bool = False):
-        """Logits [B, T, V]; `images` [B, M, Lv, D] in the decoder width with `image_index` [B, M] (see module doc).
-
-        With decode=True, pass the images on the prefill call only; later steps read them from the cache.
-        """
-        x = self.embed(tokens) if inputs_embeds is None else inputs_embeds.astype(self.dtype)
-        b, t = x.shape[:2]
-        positions, segment_ids = layers.default_layout(positions, segment_ids, b, t)
-        if images is not None:
-            check_images(images, image_index, b)
-            images = images.astype(self.dtype)
-        x = constrain(x, "act_batch", "act_len", "act_embed")
-        hidden = [x]
-        for i, layer in enumerate(self.layers):
-            if i in self.hyper_layers:
-                x, _ = layer(x, positions, segment_ids, decode, images, image_index)
-            else:
-                x, _ = layer(x, positions, segment_ids, decode)
-            hidden.append(x)
-        x = self.final_norm(x)
-        logits = self.embedder.attend(x.astype(jnp.float32)) if self.tie_embeddings else self.lm_head(x)
-        out = {"logits": constrain(logits.astype(jnp.float32), "act_batch", "act_len", "vocab")}
-        if return_hidden_states:
-            out["hidden_states"] = tuple(hidden[:-1]) + (x,)
-        return out
 
 
 def check_images(images: Array, image_index: Array | None, batch: int) -> None:
@@ -236,61 +157,3 @@ def check_images(images: Array, image_index: Array | None, batch: int) -> None:
     if images.ndim != 4 or images.shape[0] != batch or tuple(image_index.shape) != tuple(images.shape[:2]):
         raise ValueError(f"hyper decoder images {tuple(images.shape)} and image_index {tuple(image_index.shape)} "
                          f"are not [B={batch}, M, Lv, D] and [B, M].")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Hyper attention as an MM1 connector choice
-# ----------------------------------------------------------------------------------------------------------------
-def _validate_connector(cfg: ml_collections.ConfigDict, num_input_tokens: int) -> None:
-    if cfg.get("num_tokens") != 1:
-        raise ValueError(f"connector.num_tokens={cfg.get('num_tokens')!r} must be 1 for connector 'hyper_attention': "
-                         "each image takes one placeholder token, its features reach the decoder by hyper attention.")
-    if not cfg.get("hyper_layers"):
-        raise ValueError("connector.hyper_layers must list the decoder layers (zero-based) that read the images.")
-    depth = cfg.get("mlp_depth", 1)
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"connector.mlp_depth={depth!r} must be an integer >= 1 for connector 'hyper_attention'.")
-
-
-def _build_connector(cfg, *, in_dim, out_dim, num_input_tokens, dtype):
-    """The projector Cv -> D keeping every patch token (`vision2text_model`: Linear, or Linear-GELU-Linear)."""
-    return connectors.MlpProjector(out_dim, mlp_depth=cfg.get("mlp_depth", 1), dtype=dtype)
-
-
-connectors.register_connector("hyper_attention", _build_connector, _validate_connector)
-
-
-def placeholder_index(image_token_index: Array, num_images: int) -> Array:
-    """[B, M]: sequence index of the slot token of image m (MM1 batches with K = 1), -1 where the row has none."""
-    hit = image_token_index[:, :, None] == jnp.arange(num_images)[None, None, :]  # [B, T, M]
-    return jnp.where(jnp.any(hit, axis=1), jnp.argmax(hit, axis=1), -1).astype(jnp.int32)
-
-
-class HyperMM1(MM1):
-    """MM1 with connector 'hyper_attention': encoder -> projector -> the decoder's hyper layers (no slot filling)."""
-
-    def __call__(self, tokens: Array, *, images: Array | None = None, image_token_index: Array | None = None,
-                 image_valid: Array | None = None, positions: Array | None = None, segment_ids: Array | None = None,
-                 decode: bool = False, **unused: Any) -> dict[str, Array]:
-        if images is None or images.shape[1] == 0:
-            return self.decoder(tokens, positions=positions, segment_ids=segment_ids, decode=decode)
-        b, m = images.shape[:2]
-        if m > self.max_images:
-            raise ValueError(f"images has {m} per row, more than model.max_images={self.max_images}.")
-        if image_token_index is None:
-            raise ValueError("images were given without image_token_index (where each image's placeholder is).")
-        flat = images.reshape((b * m,) + images.shape[2:])
-        embeds = self.connector(self.encoder(flat)["features"])
-        embeds = embeds.reshape((b, m) + embeds.shape[1:])
-        index = placeholder_index(image_token_index, m)
-        if image_valid is not None:
-            index = jnp.where(image_valid, index, -1)
-        return self.decoder(tokens, images=embeds, image_index=index, positions=positions, segment_ids=segment_ids,
-                            decode=decode)
-
-
-def build_hyper_decoder(decoder_cfg: ml_collections.ConfigDict, hyper_layers: Sequence[int], dtype: Any,
-                        where: str = "model.connector.hyper_layers") -> HyperDecoder:
-    """A `HyperDecoder` from `config.model.decoder` fields plus zero-based `hyper_layers`."""
-    check_hyper_layers(tuple(hyper_layers), decoder_cfg.depth, where)
-    return HyperDecoder(**{**decoder_cfg.to_dict(), "dtype": dtype, "hyper_layers": tuple(hyper_layers)})

@@ -1,7 +1,8 @@
 """The mPLUG-Owl3 model: SigLIP encoder -> `vision2text_model` projector -> Qwen2 decoder with hyper layers.
 
 Images never occupy the token sequence: each image (a crop or the global view of a cut image) has one `<|image|>`
-placeholder token, and the hyper layers read its features (REFERENCE.md, mPLUG-Owl3). The encoder features are the
+placeholder token, and the hyper layers read its features (mPLUG-Owl3, arXiv 2408.04840, Sec. 3 "Hyper Attention
+Transformer Block"; the release's `modeling_mplugowl3.py` in X-PLUG/mPLUG-Owl). The encoder features are the
 second-to-last SigLIP layer's output without the final norm (`vit.OWL3_FEATURES`); the projector is one Linear
 (release 240728) or Linear-GELU-Linear (release 241101): `projector_depth` 1 or 2.
 
@@ -12,13 +13,13 @@ The config (`config.model` for kind 'owl3'):
   encoder          ViT fields (`VIT_PRESETS['siglip_so400m14_384']` for the release)
   projector_depth  1 (240728) or 2 (241101)
   decoder          `Decoder` fields (Qwen2: qkv_bias=True)
-  hyper_layers     zero-based decoder layer indices (the released config.json's one-based [1, 9, 17, 25] -> 0, 8, 16, 24)
+  hyper_layers     zero-based decoder layer indices (the released config.json's one-based [1, 9, 17, 25] -> 0, 8, 16, 24),
+                   handed to the decoder as its `hyper_layers`
   image_token_id   the tokenizer's `<|image|>` id (None: pass it at call time)
   dtype            'float32' / 'bfloat16'
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -28,7 +29,8 @@ import ml_collections
 import numpy as np
 
 from mm1_jax.models import connectors, vit
-from mm1_jax.models.hyper_attention import HyperDecoder, build_hyper_decoder
+from mm1_jax.models.decoder import Decoder
+from mm1_jax.models.hyper_attention import check_hyper_layers
 from mm1_jax.models.layers import Array
 
 OWL3_FIELDS = ("encoder", "projector_depth", "decoder", "hyper_layers", "image_token_id", "dtype")
@@ -58,11 +60,11 @@ def check_placeholder_count(tokens: Any, num_images: int, image_token_id: int) -
 
 
 class Owl3(nn.Module):
-    """mPLUG-Owl3. Submodules 'encoder', 'vision2text', 'decoder' (a `HyperDecoder`)."""
+    """mPLUG-Owl3. Submodules 'encoder', 'vision2text', 'decoder' (a `Decoder` with hyper layers)."""
 
     encoder: nn.Module
     vision2text: nn.Module
-    decoder: HyperDecoder
+    decoder: Decoder
     image_token_id: int | None = None
 
     def encode_images(self, images: Array) -> Array:
@@ -72,7 +74,7 @@ class Owl3(nn.Module):
     def __call__(self, tokens: Array, images: Array | None = None, *, image_token_id: int | None = None,
                  positions: Array | None = None, segment_ids: Array | None = None, decode: bool = False,
                  return_hidden_states: bool = False) -> dict[str, Array]:
-        """{'logits' [B, T, V] float32}. With decode=True pass images on the prefill call only (see HyperDecoder)."""
+        """{'logits' [B, T, V] float32}. With decode=True pass images on the prefill call only (see Decoder)."""
         kwargs = dict(positions=positions, segment_ids=segment_ids, decode=decode,
                       return_hidden_states=return_hidden_states)
         if images is None or images.shape[0] == 0:
@@ -88,6 +90,11 @@ class Owl3(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # Config -> module
 # ----------------------------------------------------------------------------------------------------------------
+def decoder_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The `Decoder` fields of an Owl3 config: `model.decoder` with `model.hyper_layers` as its hyper_layers."""
+    return ml_collections.ConfigDict({**cfg.decoder.to_dict(), "hyper_layers": tuple(cfg.get("hyper_layers", ()))})
+
+
 def validate_owl3_config(cfg: ml_collections.ConfigDict) -> None:
     """One sentence naming the first bad field of an Owl3 `config.model`."""
     from mm1_jax.models.registry import DTYPES, validate_decoder_config  # registry imports this package's modules
@@ -96,7 +103,13 @@ def validate_owl3_config(cfg: ml_collections.ConfigDict) -> None:
         if key not in OWL3_FIELDS:
             raise ValueError(f"model.{key} is not an Owl3 field; the fields are: {', '.join(OWL3_FIELDS)}.")
     vit.validate_vit_config(cfg.encoder)
-    validate_decoder_config(cfg.decoder)
+    hyper = cfg.get("hyper_layers", ())
+    check_hyper_layers(hyper, cfg.decoder.depth, "model.hyper_layers")
+    inner = cfg.decoder.get("hyper_layers")
+    if inner and tuple(inner) != tuple(hyper):
+        raise ValueError(f"model.decoder.hyper_layers={list(inner)} differs from model.hyper_layers={list(hyper)}; "
+                         "an Owl3 config sets its hyper layers at model.hyper_layers only.")
+    validate_decoder_config(decoder_config(cfg))
     if cfg.get("projector_depth", 1) not in (1, 2):
         raise ValueError(f"model.projector_depth={cfg.projector_depth!r} must be 1 (release 240728) or 2 (241101).")
     if cfg.get("dtype", "float32") not in DTYPES:
@@ -111,7 +124,7 @@ def build_owl3(cfg: ml_collections.ConfigDict) -> Owl3:
     dtype = DTYPES[cfg.get("dtype", "float32")]
     encoder = vit.ViT(**{**cfg.encoder.to_dict(), "dtype": dtype})
     projector = connectors.MlpProjector(cfg.decoder.width, mlp_depth=cfg.get("projector_depth", 1), dtype=dtype)
-    decoder = build_hyper_decoder(cfg.decoder, cfg.hyper_layers, dtype, where="model.hyper_layers")
+    decoder = Decoder(**{**decoder_config(cfg).to_dict(), "dtype": dtype})
     return Owl3(encoder=encoder, vision2text=projector, decoder=decoder, image_token_id=cfg.get("image_token_id"))
 
 
@@ -125,54 +138,3 @@ def tiny_owl3_config(vocab_size: int = 128, image_size: int = 28, patch_size: in
     return ml_collections.ConfigDict(dict(encoder=vit.with_style_defaults(encoder), projector_depth=1,
                                           decoder=decoder, hyper_layers=(1, 3), image_token_id=vocab_size - 1,
                                           dtype="float32"))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# A loaded model for notebooks: logits and generation on numpy inputs
-# ----------------------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class LoadedOwl3:
-    """An Owl3 module with its parameters (what `mm1_jax.pretrained.load` returns for kind 'owl3')."""
-
-    module: Owl3
-    params: Any
-    config: ml_collections.ConfigDict
-    image_token_id: int | None = None
-
-    def __post_init__(self):
-        self._logits = jax.jit(lambda p, ids, imgs, tid: self.module.apply({"params": p}, ids, imgs,
-                                                                            image_token_id=tid)["logits"])
-
-    def _token_id(self, image_token_id: int | None) -> int:
-        token_id = image_token_id if image_token_id is not None else self.image_token_id
-        if token_id is None:
-            raise ValueError("no image_token_id: the checkpoint's tokenizer has no <|image|> token; pass it.")
-        return int(token_id)
-
-    def logits(self, input_ids: Any, images: Any = None, image_token_id: int | None = None) -> np.ndarray:
-        """float32 [B, T, V] for int32 input_ids [B, T] and normalised images [N, H, W, 3] (placeholder order)."""
-        input_ids = np.asarray(input_ids, np.int32)
-        if images is not None:
-            images = np.asarray(images, np.float32)
-            if images.ndim != 4 or images.shape[-1] != 3:
-                raise ValueError(f"images of shape {images.shape} are not [n_images, H, W, 3].")
-        token_id = self._token_id(image_token_id)
-        check_placeholder_count(input_ids, 0 if images is None else images.shape[0], token_id)
-        if images is not None and images.shape[0] == 0:
-            images = None
-        return np.asarray(self._logits(self.params, input_ids, images, token_id))
-
-    def generate(self, input_ids: Any, images: Any = None, *, max_new_tokens: int = 32, temperature: float = 0.0,
-                 top_k: int = 0, seed: int = 0, eos_id: int | None = None,
-                 image_token_id: int | None = None) -> np.ndarray:
-        """New tokens [B, max_new_tokens] (greedy when temperature == 0) for input_ids [B, T] or a list of prompts of
-        any lengths (left-padded); see `mm1_jax.eval.generate_owl3`."""
-        from mm1_jax.eval.generate_owl3 import generate
-
-        token_id = self._token_id(image_token_id)
-        images = None if images is None else np.asarray(images, np.float32)
-        prompts = [np.asarray(row, np.int32).reshape(-1) for row in input_ids]
-        check_placeholder_count(np.concatenate(prompts), 0 if images is None else images.shape[0], token_id)
-        return generate(self.module, self.params, prompts, images, image_token_id=token_id,
-                        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed,
-                        eos_id=eos_id)

@@ -31,7 +31,6 @@ MOE_PRESETS: dict[str, dict] = {
     "7b-moe": dict(base="7b", num_experts=32, moe_every=4),  # MM1: ~47B total (47.4B here)
     "1b-moe": dict(base="1b", num_experts=64, moe_every=2),  # MM1.5
 }
-MOE_NOMINAL_TOTAL = {"3b-moe": 64e9, "7b-moe": 47e9}
 
 
 def decoder_config(size: str, **overrides) -> ml_collections.ConfigDict:
@@ -44,7 +43,7 @@ def decoder_config(size: str, **overrides) -> ml_collections.ConfigDict:
         choices = list(DECODER_PRESETS) + list(MOE_PRESETS)
         raise ValueError(f"decoder size {size!r} is not one of {', '.join(choices)}.")
     fields = dict(vocab_size=VOCAB, rope_theta=10000.0, qkv_bias=False, norm_eps=1e-5, scan_layers=True,
-                  remat_policy="full")
+                  remat_policy="full", hyper_layers=())  # hyper_layers: e.g. --config.model.decoder.hyper_layers=(1,3)
     fields.update(DECODER_PRESETS[size], **moe, **overrides)
     return ml_collections.ConfigDict(fields)
 

@@ -10,8 +10,9 @@ from typing import Any
 import jax.numpy as jnp
 import ml_collections
 
-from mm1_jax.models import connectors, hyper_attention  # hyper_attention registers connector 'hyper_attention'
-from mm1_jax.models.decoder import REMAT_POLICIES, Decoder
+from mm1_jax.models import connectors, mm1
+from mm1_jax.models.decoder import REMAT_POLICIES, Decoder, layer_kinds, scan_period
+from mm1_jax.models.hyper_attention import check_hyper_layers
 from mm1_jax.models.mm1 import MM1
 from mm1_jax.models.moe import validate_moe_fields
 from mm1_jax.models.vit import ViT, grid_size, validate_vit_config
@@ -54,6 +55,18 @@ def validate_decoder_config(cfg: ml_collections.ConfigDict, section: str = "mode
         raise ValueError(
             f"{section}.remat_policy={cfg.remat_policy!r} is not one of {', '.join(REMAT_POLICIES)}."
         )
+    hyper = cfg.get("hyper_layers", ())
+    hyper = () if hyper is None else hyper
+    check_hyper_layers(hyper, cfg.depth, f"{section}.hyper_layers")
+    if hyper and cfg.get("scan_layers", False):
+        moe = cfg.get("num_experts", 0)
+        if cfg.depth > 1 and scan_period(layer_kinds(cfg.depth, hyper, moe, cfg.get("moe_every", 1))) == cfg.depth:
+            raise ValueError(
+                f"{section}.scan_layers=True needs the layer kinds to repeat, but {section}.hyper_layers="
+                f"{list(hyper)}{' with the MoE layers' if moe else ''} has no period shorter than {section}.depth="
+                f"{cfg.depth}; set {section}.scan_layers=False or put a hyper layer every p-th layer (p dividing the "
+                f"depth)."
+            )
 
 
 def num_encoder_tokens(enc: ml_collections.ConfigDict) -> int:
@@ -76,6 +89,10 @@ def validate_model_config(cfg: ml_collections.ConfigDict) -> None:
     except ValueError as e:
         raise ValueError(str(e).replace("encoder.", "model.encoder.")) from None
     validate_decoder_config(cfg.decoder)
+    if cfg.connector.get("name") == "hyper_attention":
+        raise ValueError("model.connector.name='hyper_attention' no longer exists; use connector 'mlp' (mlp_depth 1 "
+                         "or 2, mPLUG-Owl3's projector) and set model.decoder.hyper_layers to the layers that read "
+                         "the images.")
     try:
         connectors.validate_connector_config(cfg.connector, num_encoder_tokens(cfg.encoder), in_dim=cfg.encoder.width)
     except ValueError as e:
@@ -84,8 +101,16 @@ def validate_model_config(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(f"model.max_images={cfg.max_images!r} must be a non-negative integer.")
 
 
+def image_route(cfg: ml_collections.ConfigDict) -> str:
+    """How images reach the decoder: 'hyper' (the decoder has hyper_layers: one placeholder token per image, the
+    connector's output read by hyper attention) or 'slots' (the connector's K embeddings fill K slot tokens)."""
+    return mm1.image_route(cfg.decoder.get("hyper_layers") or ())
+
+
 def image_tokens(cfg: ml_collections.ConfigDict) -> int:
-    """K: decoder tokens one image (or crop) occupies."""
+    """K: decoder tokens one image (or crop) occupies: 1 on the hyper route, the connector's token count otherwise."""
+    if image_route(cfg) == "hyper":
+        return 1
     return connectors.num_connector_tokens(cfg.connector, num_encoder_tokens(cfg.encoder))
 
 
@@ -101,15 +126,12 @@ def build_model(cfg: ml_collections.ConfigDict) -> MM1:
         num_input_tokens=num_encoder_tokens(cfg.encoder),
         dtype=dtype,
     )
-    if cfg.connector.name == "hyper_attention":  # images reach the decoder through its hyper layers
-        decoder = hyper_attention.build_hyper_decoder(cfg.decoder, cfg.connector.hyper_layers, dtype)
-        return hyper_attention.HyperMM1(encoder=encoder, connector=connector, decoder=decoder,
-                                        max_images=cfg.get("max_images", 16))
-    decoder = Decoder(**{**cfg.decoder.to_dict(), "dtype": dtype})
+    decoder = build_decoder(cfg.decoder, dtype)  # its hyper_layers pick the image route (`image_route`)
     return MM1(encoder=encoder, connector=connector, decoder=decoder, max_images=cfg.get("max_images", 16))
 
 
 def build_decoder(cfg: ml_collections.ConfigDict, dtype: Any = jnp.float32) -> Decoder:
     """A decoder alone (text-only analysis, conversion)."""
     validate_decoder_config(cfg)
-    return Decoder(**{**cfg.to_dict(), "dtype": dtype})
+    fields = cfg.to_dict()
+    return Decoder(**{**fields, "hyper_layers": tuple(fields.get("hyper_layers") or ()), "dtype": dtype})

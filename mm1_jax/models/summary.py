@@ -10,12 +10,12 @@ import math
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 from absl import app
 from ml_collections import config_flags
 
 from mm1_jax.models import registry
+from mm1_jax.models.inputs import example_batch, input_spec
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:ARG]).", lock_config=False)
 
@@ -23,14 +23,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/
 def abstract_params(model_cfg: ml_collections.ConfigDict) -> dict:
     """Parameter shapes (ShapeDtypeStructs) of the whole model, from `jax.eval_shape`."""
     model = registry.build_model(model_cfg)
-    enc = model_cfg.encoder
-    k = registry.image_tokens(model_cfg)
-    tokens = jnp.zeros((1, k), jnp.int32)
-    images = jnp.zeros((1, 1, enc.image_size, enc.image_size, 3), jnp.float32)
-    index = jnp.arange(k, dtype=jnp.int32)[None]
-    variables = jax.eval_shape(
-        lambda: model.init(jax.random.PRNGKey(0), tokens, images=images, image_token_index=index)
-    )
+    example = example_batch(input_spec(model_cfg), 1, 8)
+    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), **example))
     return nn.unbox(variables["params"])
 
 
@@ -45,8 +39,8 @@ def summarize(config: ml_collections.ConfigDict) -> dict:
     dec = config.model.decoder
     embed = dec.vocab_size * dec.width * (1 if dec.get("tie_embeddings", False) else 2)
     seq_len = config.get("data", {}).get("seq_len", 4096) if "data" in config else 4096
-    k = registry.image_tokens(config.model)
-    max_images = config.model.get("max_images", 16)
+    spec = input_spec(config.model)
+    k, max_images = spec.tokens_per_image, spec.max_images
     inactive = 0
     if dec.get("num_experts", 0):
         moe_layers = sum(1 for i in range(dec.depth) if (i + 1) % dec.get("moe_every", 1) == 0)

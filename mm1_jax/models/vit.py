@@ -46,21 +46,23 @@ Array = jax.Array
 
 # ----------------------------------------------------------------------------------------------------------------
 # What each style fixes (facts from transformers' modeling_{clip,siglip,aimv2}.py and apple/ml-aim aim-v1).
-# Fields left as None / '' in the config take these values.
+# Fields left as None / '' in the config take these values. `image_norm` is the pixel mean/std the released
+# weights were trained with (`mm1_jax.data.images.NORMS`): CLIP's statistics for CLIP and AIMv2 (its
+# preprocessor_config.json), [-1, 1] for SigLIP, ImageNet's for AIMv1 (apple/ml-aim aim-v1/aim/v1/torch/data.py).
 # ----------------------------------------------------------------------------------------------------------------
 STYLES: dict[str, dict[str, Any]] = {
     "clip": dict(class_token=True, patch_bias=False, patch_norm=None, pre_norm=True, norm="layer", attn_bias=True,
                  gated_mlp=False, activation="quick_gelu", mlp_bias=True, pos_embed="learned",
-                 norm_in_last_hidden_state=False, head="class_token"),
+                 norm_in_last_hidden_state=False, head="class_token", image_norm="clip"),
     "siglip": dict(class_token=False, patch_bias=True, patch_norm=None, pre_norm=False, norm="layer", attn_bias=True,
                    gated_mlp=False, activation="gelu_tanh", mlp_bias=True, pos_embed="learned",
-                   norm_in_last_hidden_state=True, head="map"),
+                   norm_in_last_hidden_state=True, head="map", image_norm="siglip"),
     "aim_v1": dict(class_token=False, patch_bias=True, patch_norm="layer", pre_norm=False, norm="layer",
                    attn_bias=False, gated_mlp=False, activation="gelu", mlp_bias=False, pos_embed="sincos",
-                   norm_in_last_hidden_state=True, head=None),
+                   norm_in_last_hidden_state=True, head=None, image_norm="imagenet"),
     "aim_v2": dict(class_token=False, patch_bias=True, patch_norm="rms", pre_norm=False, norm="rms", attn_bias=False,
                    gated_mlp=True, activation="silu", mlp_bias=False, pos_embed="learned",
-                   norm_in_last_hidden_state=True, head="aim_v2"),
+                   norm_in_last_hidden_state=True, head="aim_v2", image_norm="clip"),
 }
 POS_EMBED_KINDS = ("learned", "sincos")
 

@@ -1,7 +1,7 @@
 """python -m mm1_jax.train --config=configs/X.py[:ARG] --workdir=DIR [--config.a.b=value ...]
 
 The same command on one CPU, on a host with many devices, and on every host of a pod or SLURM job
-(multi-host set-up: mm1_jax/train/distributed.py).
+(multi-host set-up: mm1_jax/runtime/distributed.py).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    from mm1_jax.train import distributed  # pylint: disable=import-outside-toplevel
+    from mm1_jax.runtime import distributed  # pylint: disable=import-outside-toplevel
 
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from mm1_jax.train import trainer  # pylint: disable=import-outside-toplevel

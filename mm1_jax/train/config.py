@@ -6,6 +6,8 @@ with one sentence naming the field and the value.
 """
 from __future__ import annotations
 
+import importlib
+
 import ml_collections
 
 from mm1_jax.train.optim import OPTIMIZERS
@@ -23,14 +25,17 @@ def train_defaults() -> ml_collections.ConfigDict:
     t.trainable = PARTS                  # parts that train; the others stay frozen (MM1 trains all of them)
     t.host_data = "shard"                # shard: each host reads its share of records; global: each host reads
                                          # the whole global batch and keeps its rows (same batches for any host count)
-    t.log_every = 10
-    t.sample_every = 0                   # greedy captions of held-out images every N steps (0: only at the end)
-    t.num_samples = 32                   # held-out images captioned (0: none)
+    t.log_every = 10                     # metrics are fetched from the devices, printed and written every N steps
     t.max_nonfinite_steps = 5            # non-finite losses in a row before the run stops
+    # Evaluation hooks, built from these fields by the module `evaluator` names (imported by name, big_vision-style).
+    t.evaluator = "mm1_jax.eval.evaluator"
     t.eval_every = 0                     # score eval_tasks every N steps and at the last step (0: never)
-    t.eval_tasks = ("embedded_cap", "embedded_vqa")  # mm1_jax.eval task names (python -m mm1_jax.eval --help)
+    t.eval_tasks = ()                    # mm1_jax.eval task names (python -m mm1_jax.eval --help)
     t.eval_shots = (0,)                  # demonstrations per prompt; one score per task and shot count
     t.eval_limit = 100                   # items per task
+    t.sample_task = ""                   # an eval task whose 0-shot predictions are logged as text samples
+    t.num_samples = 0                    # its items predicted (0: no samples)
+    t.sample_every = 0                   # samples every N steps (0: only at the end)
     t.optimizer = ml_collections.ConfigDict(dict(
         name="adamw", lr_rule="fixed", lr=1e-3, weight_decay=0.0, warmup_steps=100, final_lr_fraction=0.1,  # MM1: cosine to 10%
         b1=0.9, b2=0.95, eps=1e-8, clip_norm=1.0))
@@ -55,9 +60,18 @@ def eval_defaults() -> ml_collections.ConfigDict:
     e.vqa_annotations = ""    # their answers JSON (empty: predictions only, no accuracy)
     e.vqa_images = ""         # the folder of their images
     e.vqa_image_pattern = "COCO_val2014_{image_id:012d}.jpg"
+    e.embedded_root = ""      # the embedded dataset the embedded_* tasks read ('' = the package's generated default)
     e.mc_file = ""            # multiple-choice jsonl
     e.mc_images = ""          # the folder its image paths are relative to
     return e
+
+
+def evaluator_module(config: ml_collections.ConfigDict):
+    """The module `config.train.evaluator` names (by default `mm1_jax.eval.evaluator`): `check_config`, `Evaluator`."""
+    try:
+        return importlib.import_module(config.train.evaluator)
+    except ImportError as e:
+        raise ValueError(f"train.evaluator={config.train.evaluator!r} cannot be imported: {e}.") from None
 
 
 def _known(section: str, cfg, defaults) -> None:
@@ -84,8 +98,6 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
     for name in ("sample_every", "num_samples", "eval_every"):
         if not isinstance(t[name], int) or t[name] < 0:
             raise ValueError(f"train.{name}={t[name]!r} must be a non-negative integer.")
-    if t.eval_every:
-        _check_eval_fields(t, config.get("eval") or {})
     bad = [p for p in t.trainable if p not in PARTS]
     if bad or not t.trainable:
         raise ValueError(f"train.trainable={tuple(t.trainable)!r} must name some of {', '.join(PARTS)}.")
@@ -95,29 +107,8 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"train.optimizer.name={t.optimizer.name!r} is not one of {', '.join(OPTIMIZERS)}.")
     if not 0 <= t.optimizer.final_lr_fraction <= 1:
         raise ValueError(f"train.optimizer.final_lr_fraction={t.optimizer.final_lr_fraction!r} must lie in [0, 1].")
+    if t.eval_every or t.num_samples:
+        evaluator_module(config).check_config(config)
     if t.checkpoint.keep <= 0 or t.checkpoint.every_steps < 0:
         raise ValueError(f"train.checkpoint.keep={t.checkpoint.keep} must be positive and "
                          f"train.checkpoint.every_steps={t.checkpoint.every_steps} non-negative.")
-
-
-def _check_eval_fields(t: ml_collections.ConfigDict, eval_cfg) -> None:
-    """The task names, shots and limit, and (before training starts) the annotation files the tasks read."""
-    from etils import epath  # pylint: disable=import-outside-toplevel
-
-    from mm1_jax.eval.tasks import TASKS  # pylint: disable=import-outside-toplevel
-
-    tasks, shots = tuple(t.eval_tasks), tuple(t.eval_shots)
-    unknown = [name for name in tasks if name not in TASKS]
-    if unknown or not tasks:
-        raise ValueError(f"train.eval_tasks={tasks!r} must name some of {', '.join(sorted(TASKS))}.")
-    if not shots or any(not isinstance(k, int) or k < 0 for k in shots):
-        raise ValueError(f"train.eval_shots={shots!r} must be non-negative integers.")
-    if not isinstance(t.eval_limit, int) or t.eval_limit <= 0:
-        raise ValueError(f"train.eval_limit={t.eval_limit!r} must be a positive integer.")
-    for name in tasks:
-        for field in TASKS[name].needs:
-            value = str(eval_cfg.get(field) or "")
-            if not value:
-                raise ValueError(f"train.eval_tasks names {name!r}, which needs config.eval.{field}; it is unset.")
-            if not epath.Path(value).exists():
-                raise ValueError(f"config.eval.{field}={value!r} does not exist (needed by eval task {name!r}).")

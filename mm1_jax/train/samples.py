@@ -16,7 +16,7 @@ import numpy as np
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import Tokenizer
-from mm1_jax.train.distributed import to_host
+from mm1_jax.runtime.distributed import to_host
 
 HELD_OUT_SEED = 987_654  # not one of the training data's seeds
 

@@ -15,12 +15,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor", "expert")
+BATCH_AXES = ("data", "fsdp", "expert")  # the data-parallel axes: a batch's rows are split over all of them
 
 # logical name -> mesh axis (or axes, or None = replicated). Activations shard their batch over every
 # data-parallel axis; parameters shard their `embed`-like axis over fsdp and their wide axis over tensor.
+# A config overrides single entries with `config.axis_rules = {'embed': None, ...}` (see `axis_rules`).
 LOGICAL_AXIS_RULES: tuple[tuple[str, Any], ...] = (
     # activations
-    ("act_batch", ("data", "fsdp", "expert")),
+    ("act_batch", BATCH_AXES),
     ("act_len", None),
     ("act_embed", None),
     ("act_heads", "tensor"),
@@ -77,36 +79,58 @@ def make_mesh(spec: Mapping[str, int], devices: Sequence[jax.Device] | None = No
     return Mesh(grid, MESH_AXES)
 
 
-def logical_to_mesh(tree: Any, rules: Sequence[tuple[str, Any]] = LOGICAL_AXIS_RULES) -> Any:
-    """PartitionSpecs of mesh axes for a tree of logical PartitionSpecs."""
-    return nn.logical_to_mesh(tree, rules)
+def axis_rules(overrides: Mapping[str, Any] | None = None) -> tuple[tuple[str, Any], ...]:
+    """The rules table with a config's overrides ({logical name: mesh axis, tuple of axes, or None})."""
+    rules = dict(LOGICAL_AXIS_RULES)
+    for name, axes in (overrides or {}).items():
+        if name not in rules:
+            raise ValueError(f"axis_rules.{name} is not a logical axis; the names are: {', '.join(rules)}.")
+        listed = (axes,) if isinstance(axes, str) else tuple(axes or ())
+        unknown = [a for a in listed if a not in MESH_AXES]
+        if unknown:
+            raise ValueError(f"axis_rules.{name}={axes!r} names {unknown[0]!r}, not a mesh axis ({', '.join(MESH_AXES)}).")
+        rules[name] = tuple(axes) if isinstance(axes, (list, tuple)) else axes
+    return tuple(rules.items())
 
 
-def param_shardings(abstract_variables: Any, mesh: Mesh, rules=LOGICAL_AXIS_RULES) -> Any:
+def param_shardings(abstract_variables: Any, mesh: Mesh, rules=LOGICAL_AXIS_RULES, strict: bool = False) -> Any:
     """NamedShardings for every leaf of boxed (`nn.LogicallyPartitioned`) variables, e.g. from `jax.eval_shape(init)`.
 
-    A mesh axis that does not divide the dimension is dropped for that dimension (replicated), so small models
-    still shard on large meshes.
+    A mesh axis larger than 1 that does not divide the dimension it should shard is refused with one sentence naming
+    the parameter when `strict`; otherwise that dimension is replicated (a small model on a large mesh).
     """
     logical = nn.get_partition_spec(abstract_variables)
     mesh_specs = nn.logical_to_mesh(logical, rules)
     values = nn.unbox(abstract_variables)
 
-    def fit(spec: PartitionSpec, leaf) -> NamedSharding:
+    def fit(path, spec: PartitionSpec, logical_spec: PartitionSpec, leaf) -> NamedSharding:
         shape = getattr(leaf, "shape", ())
         dims = []
         for i, axes in enumerate(tuple(spec) + (None,) * (len(shape) - len(spec))):
             names = (axes,) if isinstance(axes, str) else tuple(axes or ())
             size = math.prod(mesh.shape[n] for n in names) if names else 1
+            if names and shape[i] % size and strict:
+                where = "/".join(str(getattr(k, "key", k)) for k in path)
+                raise ValueError(f"parameter {where} {tuple(shape)}: its axis {tuple(logical_spec)[i]!r} (dimension "
+                                 f"{shape[i]}) cannot be split over mesh axes {names} of size {size}; change the mesh "
+                                 f"or map that axis to None in config.axis_rules.")
             dims.append(axes if names and shape[i] % size == 0 else None)
         return NamedSharding(mesh, PartitionSpec(*dims))
 
-    return jax.tree.map(fit, mesh_specs, values, is_leaf=lambda x: isinstance(x, PartitionSpec))
+    is_spec = lambda x: isinstance(x, PartitionSpec)  # noqa: E731
+    return jax.tree_util.tree_map_with_path(fit, mesh_specs, logical, values, is_leaf=is_spec)
 
 
-def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
-    """Leading (batch) dimension over every data-parallel mesh axis, the rest replicated."""
-    return NamedSharding(mesh, PartitionSpec(("data", "fsdp", "expert"), *([None] * (ndim - 1))))
+def batch_sharding(mesh: Mesh, ndim: int, micro: bool = False) -> NamedSharding:
+    """Leading (batch) dimension over every data-parallel mesh axis, the rest replicated. `micro`: a leading
+    micro-batch axis (gradient accumulation) first, unsharded."""
+    spec = (None, BATCH_AXES) if micro else (BATCH_AXES,)
+    return NamedSharding(mesh, PartitionSpec(*spec, *([None] * (ndim - len(spec)))))
+
+
+def data_parallel_size(mesh: Mesh) -> int:
+    """Devices a batch's rows are split over."""
+    return math.prod(mesh.shape[a] for a in BATCH_AXES)
 
 
 def check_expert_axis(num_experts: int, sizes: Mapping[str, int]) -> None:

@@ -1,12 +1,16 @@
-"""The training loop: sharded init, jitted train step over the mesh, data, checkpoints, metrics, samples, and the
-`mm1_jax.eval` tasks every `train.eval_every` steps.
+"""The training loop: sharded init, a jitted train step over the mesh, and periodic hooks (log, checkpoint, evaluate).
 
-    train(config, workdir) -> {'losses': [...], 'step': last step, ...}
+    train(config, workdir) -> {'losses': {step: loss}, 'step': last step, 'status', 'eval', ...}
 
 The train state is {'step', 'params' (encoder/connector/decoder), 'opt_state'}; only the parts named in
 `config.train.trainable` get gradients and optimizer state, the others are passed through untouched (bit-identical).
 Restarting with the same workdir resumes from the latest complete checkpoint (parameters, optimizer, step and every
 host's data iterator), so an interrupted run continues with exactly the batches it would have seen.
+
+The step loop only dispatches steps. Metrics stay on the devices until a hook is due (a log, checkpoint, evaluation
+or sample step, the last step, or a stop request); then every step since the last fetch is read back at once, which
+also tells how many steps were skipped as non-finite. Evaluation is built from the config: `config.train.evaluator`
+names the module (default `mm1_jax.eval.evaluator`), imported by name, so the trainer imports nothing from eval.
 """
 from __future__ import annotations
 
@@ -22,31 +26,15 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
+from mm1_jax import pretrained
 from mm1_jax.data import pipeline as pipeline_lib
-from mm1_jax.data.tokenizer import load_tokenizer
 from mm1_jax.models import registry
-from mm1_jax.models.decoder import token_loss
-from mm1_jax.train import checkpoint as ckpt_lib
+from mm1_jax.models.inputs import example_batch, input_spec
+from mm1_jax.models.mm1 import loss_terms
+from mm1_jax.runtime import checkpoint as ckpt_lib
 from mm1_jax.train import metrics as metrics_lib
-from mm1_jax.train import optim, samples, sharding
-from mm1_jax.train.config import validate_train_config
-
-
-def data_fields(model_cfg: ml_collections.ConfigDict) -> dict[str, Any]:
-    """tokens_per_image, image_size, image_norm for the pipeline, from the model config."""
-    enc = model_cfg.encoder
-    return dict(tokens_per_image=registry.image_tokens(model_cfg), image_size=int(enc.image_size),
-                image_norm=str(enc.get("norm") or ("siglip" if enc.get("style") == "siglip" else "clip")))
-
-
-def dummy_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, np.ndarray]:
-    """Zeros in the batch contract's shapes (for init and shape inference)."""
-    t, m, s = config.data.seq_len, config.data.max_images, config.model.encoder.image_size
-    return {"tokens": np.zeros((batch_size, t), np.int32), "targets": np.zeros((batch_size, t), np.int32),
-            "loss_weights": np.zeros((batch_size, t), np.float32), "segment_ids": np.ones((batch_size, t), np.int32),
-            "positions": np.tile(np.arange(t, dtype=np.int32), (batch_size, 1)),
-            "images": np.zeros((batch_size, m, s, s, 3), np.float32), "image_valid": np.zeros((batch_size, m), bool),
-            "image_token_index": np.full((batch_size, t), -1, np.int32)}
+from mm1_jax.train import optim, sharding
+from mm1_jax.train.config import evaluator_module, validate_train_config
 
 
 def split_params(params: dict, trainable: tuple[str, ...]) -> tuple[dict, dict]:
@@ -62,11 +50,10 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     def loss_sums(train_params, frozen, micro):
         """(summed token loss + MoE auxiliary loss x this micro-batch's weight, (summed token loss, weight))."""
         out = model.apply({"params": {**frozen, **train_params}}, **micro)
-        per_token, _ = token_loss(out["logits"], micro["targets"], micro["loss_weights"])
-        nll, weight = jnp.sum(per_token), jnp.sum(micro["loss_weights"].astype(jnp.float32))
+        terms = loss_terms(out, micro["targets"], micro["loss_weights"])
+        nll, weight, aux = terms["nll_sum"], terms["weight"], terms["moe_loss"]
         # MoE: the router losses are means over the micro-batch; weighting them by its token weight makes the
         # accumulated objective the token-weighted average over micro-batches (exact without accumulation).
-        aux = out.get("moe_loss", jnp.float32(0.0))
         return nll + aux * weight, (nll, weight, aux)
 
     grad_fn = jax.value_and_grad(loss_sums, has_aux=True)
@@ -115,36 +102,37 @@ class Trainer:
     def __init__(self, config: ml_collections.ConfigDict, workdir: str, devices: list | None = None):
         validate_train_config(config)
         self.config, self.workdir, tc = config, workdir, config.train
+        self.spec = input_spec(config.model, config.data)
         self.model = registry.build_model(config.model)
         self.trainable = tuple(tc.trainable)
+        self.rules = sharding.axis_rules(config.get("axis_rules"))
         self.mesh = sharding.make_mesh(config.mesh, devices)
-        self.fields = data_fields(config.model)
+        sharding.check_expert_axis(config.model.decoder.get("num_experts", 0), self.mesh.shape)
         self.global_batch = tc.global_batch_size
-        n_data = self.mesh.shape["data"] * self.mesh.shape["fsdp"] * self.mesh.shape["expert"]
+        n_data = sharding.data_parallel_size(self.mesh)
         if self.global_batch % (n_data * tc.grad_accum_steps):
             raise ValueError(f"train.global_batch_size={self.global_batch} is not divisible by the {n_data} "
                              f"data-parallel devices x train.grad_accum_steps={tc.grad_accum_steps}.")
         self._stop_requested = False
-        self._eval_context = None  # built on the first evaluation, then reused (compiled generation)
+        self._evaluator = None  # built on the first evaluation, then reused (compiled generation)
         self._build_state()
         self._build_data()
 
     # --- sharded state
     def _rules(self):
-        return nn.logical_axis_rules(sharding.LOGICAL_AXIS_RULES)
+        return nn.logical_axis_rules(self.rules)
 
     def batch_sharding(self, ndim: int, micro: bool = False) -> NamedSharding:
-        axes = ("data", "fsdp", "expert")
-        spec = (None, axes) if micro else (axes,)
-        return NamedSharding(self.mesh, PartitionSpec(*spec, *([None] * (ndim - len(spec)))))
+        return sharding.batch_sharding(self.mesh, ndim, micro)
 
     def _build_state(self):
         tc = self.config.train
-        example = dummy_batch(self.config, self.global_batch // tc.grad_accum_steps)
+        example = example_batch(self.spec, self.global_batch // tc.grad_accum_steps, self.config.data.seq_len)
         init = lambda rng: self.model.init(rng, **example)["params"]  # noqa: E731
         with jax.set_mesh(self.mesh), self._rules():
             abstract = jax.eval_shape(init, jax.random.PRNGKey(tc.seed))
-        self.param_shardings = sharding.param_shardings(abstract, self.mesh)  # outside the mesh context (unbox)
+        # outside the mesh context (unbox)
+        self.param_shardings = sharding.param_shardings(abstract, self.mesh, self.rules, strict=True)
         with jax.set_mesh(self.mesh), self._rules():
             params = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=self.param_shardings)(
                 jax.random.PRNGKey(tc.seed))
@@ -162,7 +150,7 @@ class Trainer:
         self.num_params = optim.count_params(params)
         step_fn = make_train_step(self.model, self.tx, self.schedule, self.trainable, tc.grad_accum_steps,
                                   self.batch_sharding)
-        batch_shardings = {k: self.batch_sharding(v.ndim) for k, v in dummy_batch(self.config, 1).items()}
+        batch_shardings = {k: self.batch_sharding(v.ndim) for k, v in example.items()}
         self.train_step = jax.jit(step_fn, in_shardings=(self.state_shardings, batch_shardings),
                                   out_shardings=(self.state_shardings, None), donate_argnums=(0,))
 
@@ -173,12 +161,7 @@ class Trainer:
             abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params)
             params = ckpt_lib.restore_params(init["checkpoint"], abstract)
         if init.get("encoder") or init.get("decoder"):
-            try:
-                from mm1_jax import pretrained  # pylint: disable=import-outside-toplevel
-            except ImportError as e:
-                raise ValueError("init.encoder / init.decoder need mm1_jax.pretrained.init_from_checkpoints, "
-                                 "which this checkout does not have yet.") from e
-            params = pretrained.init_from_checkpoints(init, params)
+            params = pretrained.init_from_checkpoints(init, params, self.config.model)
             params = jax.device_put(params, nn.unbox(self.param_shardings))
         return params
 
@@ -191,7 +174,7 @@ class Trainer:
             index, count = jax.process_index(), jax.process_count()
         self.pipeline = pipeline_lib.build_pipeline(
             self.config.data, global_batch_size=self.global_batch, process_index=index, process_count=count,
-            **self.fields)
+            **self.spec.pipeline_fields())
 
     def next_batch(self) -> dict[str, jax.Array]:
         host = {k: v for k, v in next(self.pipeline).items() if not k.startswith("meta_")}
@@ -204,7 +187,7 @@ class Trainer:
                 out[k] = jax.make_array_from_process_local_data(s, v)
         return out
 
-    # --- checkpoints
+    # --- checkpoints and stopping
     def _restore_if_any(self, manager) -> int:
         step = manager.latest_step()
         if step is None:
@@ -221,6 +204,7 @@ class Trainer:
         self._stop_requested = True
 
     def _stop_everywhere(self) -> bool:
+        """Whether any host was asked to stop (one all-gather; called only when metrics are fetched anyway)."""
         if jax.process_count() == 1:
             return self._stop_requested
         from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
@@ -228,105 +212,126 @@ class Trainer:
         return bool(np.any(flags))
 
     # --- the loop
+    def _due(self, step: int) -> bool:
+        """A hook runs at this step (so its metrics must be on the host)."""
+        tc, every = self.config.train, self.config.train.checkpoint.every_steps
+        periods = (tc.log_every, every, tc.eval_every, tc.sample_every if tc.num_samples else 0)
+        return step >= tc.steps or any(p and step % p == 0 for p in periods)
+
     def run(self) -> dict[str, Any]:
         tc, cc = self.config.train, self.config.train.checkpoint
         manager = ckpt_lib.make_manager(f"{self.workdir}/checkpoints", keep=cc.keep, async_save=cc.async_save)
-        start = self._restore_if_any(manager)
+        step = hooked = self._restore_if_any(manager)
         logger = metrics_lib.MetricsLogger(self.workdir, tc.steps)
-        tok = load_tokenizer(self.config.data.tokenizer)
-        held = captioner = None
-        if tc.num_samples:
-            held = samples.held_out_shapes(tc.num_samples, self.fields["image_size"], self.fields["image_norm"])
-            captioner = samples.make_greedy_captioner(self.model, self.fields["tokens_per_image"], tok)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        tokens_per_step = self.global_batch * self.config.data.seq_len
-        losses, result = {}, {"status": "done"}
-        nonfinite_total = nonfinite_run = 0
-        t_last, s_last, t_start = time.time(), start, None
-        step = start
+        self._losses, self._nonfinite, self._clock = {}, [0, 0], (time.time(), step, None)  # (time, step, start)
+        result: dict[str, Any] = {"status": "done"}
+        pending: list = []  # device metrics of the steps dispatched since the last fetch
         try:
             batch = self.next_batch() if step < tc.steps else None
             while step < tc.steps:
                 with jax.set_mesh(self.mesh), self._rules():
                     self.state, m = self.train_step(self.state, batch)  # dispatched; runs while the host goes on
                 data_json = self.pipeline.state_json()  # after exactly the batches this state has seen
+                pending.append(m)
                 batch = self.next_batch()  # the next batch is read and packed while the step computes
-                m = jax.device_get(m)
-                if not m["ok"]:
-                    nonfinite_total, nonfinite_run = nonfinite_total + 1, nonfinite_run + 1
-                    print(f"step {step}: non-finite loss ({m['loss']}) or gradient; update skipped "
-                          f"({nonfinite_run} in a row).", flush=True)
-                    if nonfinite_run >= tc.max_nonfinite_steps:
-                        result = {"status": "nonfinite"}
-                        raise FloatingPointError(
-                            f"{nonfinite_run} non-finite steps in a row (train.max_nonfinite_steps="
-                            f"{tc.max_nonfinite_steps}); stopping, the last good checkpoint is kept.")
-                    continue  # the data moves on, the step does not
-                nonfinite_run = 0
-                step += 1
-                losses[step] = float(m["loss"])
-                if t_start is None:
-                    t_start, t_last, s_last = time.time(), time.time(), step  # first step includes compilation
-                if step % tc.log_every == 0 or step == tc.steps:
-                    now = time.time()
-                    rate = (step - s_last) / max(now - t_last, 1e-9) if step > s_last else 0.0
-                    values = {"loss": float(m["loss"]), "lr": float(m["lr"]), "grad_norm": float(m["grad_norm"]),
-                              "tokens_per_s": rate * tokens_per_step,
-                              "eta_s": (tc.steps - step) / rate if rate else None,
-                              "skipped_records": int(sum(self.pipeline.skip_counts().values())),
-                              "nonfinite_skips": nonfinite_total}
-                    logger.write(step, values)
-                    t_last, s_last = now, step
-                if captioner and tc.sample_every and step % tc.sample_every == 0 and step != tc.steps:
-                    self._samples(captioner, held, tok, logger, step)
+                if not (self._due(step + len(pending)) or self._stop_requested):
+                    continue
+                step, last = self._fetch(step, pending)
+                pending = []
                 stop = self._stop_everywhere()
-                if (cc.every_steps and step % cc.every_steps == 0) or step == tc.steps or stop:
-                    ckpt_lib.save(manager, step, self.state, data_json, force=True)
+                if step > hooked and self._due(step):
+                    hooked = step
+                    self._hooks(step, last, logger, manager, data_json, result)
                 if stop:
-                    result = {"status": "preempted"}
+                    if manager.latest_step() != step:
+                        ckpt_lib.save(manager, step, self.state, data_json, force=True)
+                    result["status"] = "preempted"
                     print(f"SIGTERM: saved step {step}; exiting (restart with the same workdir to resume).",
                           flush=True)
                     break
-                # after the save, so an evaluation that fails (an unreadable annotation file) loses no training
-                if tc.eval_every and (step % tc.eval_every == 0 or step == tc.steps):
-                    result["eval"] = self._evaluate(logger, step)
-            if result["status"] == "done" and tc.num_samples:
-                result["caption_accuracy"] = self._samples(captioner, held, tok, logger, step)
+        except FloatingPointError:
+            result["status"] = "nonfinite"
+            raise
         finally:
             if result["status"] != "nonfinite":
                 manager.wait_until_finished()
             manager.close()
             logger.close()
             signal.signal(signal.SIGTERM, previous)
-        result.update(losses=losses, step=step, nonfinite_skips=nonfinite_total,
-                      data_stats=self.pipeline.stats(), wall_s=time.time() - (t_start or time.time()))
+        result.update(losses=self._losses, step=step, nonfinite_skips=self._nonfinite[0],
+                      data_stats=self.pipeline.stats(), wall_s=time.time() - (self._clock[2] or time.time()))
         return result
+
+    def _fetch(self, step: int, pending: list) -> tuple[int, dict]:
+        """Read the pending steps' metrics (one transfer); count the applied and the non-finite ones."""
+        tc, last = self.config.train, None
+        for m in jax.device_get(pending):
+            if not m["ok"]:
+                self._nonfinite[0] += 1
+                self._nonfinite[1] += 1
+                print(f"step {step}: non-finite loss ({m['loss']}) or gradient; update skipped "
+                      f"({self._nonfinite[1]} in a row).", flush=True)
+                if self._nonfinite[1] >= tc.max_nonfinite_steps:
+                    raise FloatingPointError(
+                        f"{self._nonfinite[1]} non-finite steps in a row (train.max_nonfinite_steps="
+                        f"{tc.max_nonfinite_steps}); stopping, the last good checkpoint is kept.")
+                continue  # the data moved on, the step did not
+            self._nonfinite[1] = 0
+            step += 1
+            self._losses[step] = float(m["loss"])
+            last = m
+        if self._clock[2] is None and last is not None:  # the first fetch includes compilation
+            self._clock = (time.time(), step, time.time())
+        return step, last
+
+    def _hooks(self, step: int, m: dict | None, logger, manager, data_json: str, result: dict) -> None:
+        """Everything that runs at a due step: log, checkpoint, then evaluate and sample (after the save, so an
+        evaluation that fails loses no training)."""
+        tc, cc, final = self.config.train, self.config.train.checkpoint, step >= self.config.train.steps
+        if m is not None and (step % tc.log_every == 0 or final):
+            now, (t_last, s_last, start) = time.time(), self._clock
+            rate = (step - s_last) / max(now - t_last, 1e-9) if step > s_last else 0.0
+            logger.write(step, {"loss": float(m["loss"]), "lr": float(m["lr"]), "grad_norm": float(m["grad_norm"]),
+                                "tokens_per_s": rate * self.global_batch * self.config.data.seq_len,
+                                "eta_s": (tc.steps - step) / rate if rate else None,
+                                "skipped_records": int(sum(self.pipeline.skip_counts().values())),
+                                "nonfinite_skips": self._nonfinite[0]})
+            self._clock = (now, step, start)
+        if (cc.every_steps and step % cc.every_steps == 0) or final:
+            ckpt_lib.save(manager, step, self.state, data_json, force=True)
+        if tc.eval_every and (step % tc.eval_every == 0 or final):
+            result["eval"] = self._evaluate(logger, step)
+        if tc.num_samples and ((tc.sample_every and step % tc.sample_every == 0) or final):
+            result["caption_accuracy"] = self._samples(logger, step)
 
     def _evaluate(self, logger, step) -> dict[str, float]:
         """train.eval_tasks at train.eval_shots on the current parameters, logged as eval/<task>/<N>shot/<metric>."""
-        from mm1_jax.eval import tasks as eval_lib  # pylint: disable=import-outside-toplevel
-
         tc = self.config.train
-        if self._eval_context is None:
-            self._eval_context = eval_lib.Context.from_config(self.model, self.config)
-        with jax.set_mesh(self.mesh), self._rules():
-            scores = eval_lib.run_tasks(self.model, self.state["params"], self.config, tuple(tc.eval_tasks),
-                                        [int(k) for k in tc.eval_shots], limit=tc.eval_limit,
-                                        context=self._eval_context)
+        scores, _ = self._run_evaluator(tc.eval_tasks, tc.eval_shots, tc.eval_limit)
         logger.write(step, {f"eval/{k}": v for k, v in scores.items()}, console=False)
         if jax.process_index() == 0:
             print(f"  eval @ {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
         return scores
 
-    def _samples(self, captioner, held, tok, logger, step) -> float:
-        images, truth = held
-        with jax.set_mesh(self.mesh), self._rules():
-            lines, accuracy = samples.sample_captions(captioner, self.state["params"], images, truth, tok)
-        logger.text(step, "samples", lines[:8])
-        logger.write(step, {"caption_accuracy": accuracy}, console=False)
+    def _samples(self, logger, step) -> float:
+        """The 0-shot predictions of train.sample_task on its first train.num_samples items, logged as text; returns
+        the task's first metric (exact match for the embedded captions)."""
+        tc = self.config.train
+        scores, reports = self._run_evaluator((tc.sample_task,), (0,), tc.num_samples)
+        rows = reports[f"{tc.sample_task}/0shot"]["predictions"]
+        logger.text(step, "samples", [f"{r['prediction']!r}  (true: {r['answers'][0]!r})" for r in rows[:8]])
+        name, value = next(iter(scores.items()))
+        logger.write(step, {f"samples/{name}": value}, console=False)
         if jax.process_index() == 0:
-            print(f"  held-out caption accuracy @ {step}: {accuracy:.1%} of {len(truth)} images", flush=True)
-        return accuracy
+            print(f"  samples @ {step}: {name} {value:.3f} over {len(rows)} items", flush=True)
+        return value
+
+    def _run_evaluator(self, tasks, shots, limit):
+        if self._evaluator is None:
+            self._evaluator = evaluator_module(self.config).Evaluator(self.model, self.config)
+        with jax.set_mesh(self.mesh), self._rules():
+            return self._evaluator(self.state["params"], tuple(tasks), tuple(int(k) for k in shots), int(limit))
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

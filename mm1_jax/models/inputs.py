@@ -1,0 +1,54 @@
+"""What a model takes: the one owner of the model <-> data contract.
+
+`input_spec(config.model)` answers, for any MM1 config, how many tokens an image occupies in the sequence (K slot
+tokens, or one placeholder when images reach the decoder through hyper attention), the encoder's image size and pixel
+statistics (owned by the encoder's style) and how many images a row may hold. `example_batch` builds a batch in the
+layout `mm1_jax.data` produces (zeros, for initialisation and shape inference). The data pipeline, the trainer, the
+evaluation and the tools all take these from here.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+import numpy as np
+
+from mm1_jax.models import registry
+from mm1_jax.models.vit import style_value
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    tokens_per_image: int  # K: sequence slots one image (or crop) occupies
+    image_size: int  # encoder input side, pixels
+    image_norm: str  # pixel statistics (mm1_jax.data.images.NORMS)
+    max_images: int  # images (crops count one each) per row
+
+    def pipeline_fields(self) -> dict:
+        """The keyword arguments `mm1_jax.data.pipeline.build_pipeline` takes from the model."""
+        return dict(tokens_per_image=self.tokens_per_image, image_size=self.image_size, image_norm=self.image_norm)
+
+
+def input_spec(model_cfg: ml_collections.ConfigDict,
+               data_cfg: ml_collections.ConfigDict | None = None) -> InputSpec:
+    """The model's input contract; with `data_cfg`, also checks that the data config agrees with it."""
+    spec = InputSpec(
+        tokens_per_image=registry.image_tokens(model_cfg),
+        image_size=int(model_cfg.encoder.image_size),
+        image_norm=str(style_value(model_cfg.encoder, "image_norm")),
+        max_images=int(model_cfg.get("max_images", 16)),
+    )
+    if data_cfg is not None and int(data_cfg.get("max_images", spec.max_images)) != spec.max_images:
+        raise ValueError(f"data.max_images={data_cfg.max_images} differs from model.max_images={spec.max_images}; "
+                         "a packed row must hold exactly the images the model takes: set both to the same value.")
+    return spec
+
+
+def example_batch(spec: InputSpec, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
+    """Zeros in the batch layout of `mm1_jax.data` (one document per row, no image present)."""
+    b, t, m, s = batch_size, seq_len, spec.max_images, spec.image_size
+    return {"tokens": np.zeros((b, t), np.int32), "targets": np.zeros((b, t), np.int32),
+            "loss_weights": np.zeros((b, t), np.float32), "segment_ids": np.ones((b, t), np.int32),
+            "positions": np.tile(np.arange(t, dtype=np.int32), (b, 1)),
+            "images": np.zeros((b, m, s, s, 3), np.float32), "image_valid": np.zeros((b, m), bool),
+            "image_token_index": np.full((b, t), -1, np.int32)}

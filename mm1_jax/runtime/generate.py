@@ -1,0 +1,305 @@
+"""The one cached generator (MM1 and mPLUG-Owl3 models): a prefill, then one cached 1-token step per new token.
+
+A request is a prompt's token ids and its images [n, S, S, 3] in order. How images sit in a prompt is the model's:
+
+  SlotImages(tokens_per_image=K, image_id)   MM1: every image occupies K consecutive <image> slot tokens; the model
+                                             takes images per row [B, M, S, S, 3] and image_token_index [B, T].
+  PlaceholderImages(image_token_id)          Owl3: one <|image|> placeholder per image; the model takes the batch's
+                                             images flat [N, S, S, 3] in placeholder order and image_token_id.
+
+Requests of a batch are left-padded (`left_pad`, the one layout routine) to a common bucketed length: padding is
+segment 0, which the cache's attention masks out, and every row's positions start at 0 at its first real token, so
+a row generates what it would generate alone and every row's last prompt token sits at the last column. Everything
+after the layout is one jitted function (cache allocation, prefill, a `lax.while_loop` of 1-token steps that ends
+once every row has produced a stop token). Parameters are arguments of that function, never constants in it, and
+the model, the image layout and the sampling settings (without the seed) are its static arguments: it compiles
+once per (batch, bucketed length, images) shape and sampling setting, shared by every `Generator` of one model.
+
+Every token is chosen by `pick_tokens`: greedy when temperature <= 0, otherwise a sample at `temperature` from the
+`top_k` most likely tokens (0: all), then from the smallest set of those whose probability reaches `top_p`.
+
+Also `score_continuations`, summed log-likelihoods of given continuations (multiple-choice by likelihood).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mm1_jax.runtime.distributed import to_host
+
+
+@dataclasses.dataclass
+class Request:
+    """One prompt: token ids [L] and its images [n, S, S, 3] (normalised), in the order they appear."""
+
+    tokens: np.ndarray
+    images: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How tokens are chosen. temperature <= 0 is greedy; top_k=0 and top_p=1 leave every token in; stop_ids end a
+    row (the stop token is not returned)."""
+
+    max_new_tokens: int = 16
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop_ids: tuple[int, ...] = ()
+    seed: int = 0
+    top_k: int = 0
+
+
+def pick_tokens(logits: jax.Array, key: jax.Array, temperature: float = 0.0, top_k: int = 0,
+                top_p: float = 1.0) -> jax.Array:
+    """Next tokens [B] from logits [B, V]: argmax when temperature <= 0; otherwise a sample at `temperature` among
+    the `top_k` most likely tokens (0: all), within the smallest set of those whose probability reaches `top_p`."""
+    if temperature <= 0:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    scaled = logits.astype(jnp.float32) / temperature
+    vocab = scaled.shape[-1]
+    if 0 < top_k < vocab:
+        values, ids = jax.lax.top_k(scaled, top_k)  # most likely first
+    elif top_p < 1.0:
+        ids = jnp.argsort(scaled, axis=-1, descending=True)
+        values = jnp.take_along_axis(scaled, ids, axis=-1)
+    else:
+        return jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
+    if top_p < 1.0:
+        probs = jax.nn.softmax(values, axis=-1)
+        before = jnp.cumsum(probs, axis=-1) - probs  # mass of the strictly more likely tokens
+        keep = (before < top_p) | (jnp.arange(values.shape[-1]) == 0)  # the most likely token always stays
+        values = jnp.where(keep, values, -jnp.inf)
+    choice = jax.random.categorical(key, values, axis=-1)
+    return jnp.take_along_axis(ids, choice[:, None], axis=-1)[:, 0].astype(jnp.int32)
+
+
+def left_pad(rows: Sequence[Any], *, length: int, pad_id: int) -> dict[str, np.ndarray]:
+    """Prompts of any lengths -> tokens [B, length] (left-padded with pad_id), positions [B, length] (0 at each row's
+    first real token), segment_ids [B, length] (0: padding) and lengths [B] (real tokens per row)."""
+    rows = [np.asarray(r, np.int32).reshape(-1) for r in rows]
+    lengths = np.array([len(r) for r in rows], np.int32)
+    if not len(rows) or lengths.min() == 0:
+        raise ValueError(f"every prompt needs at least one token; got lengths {lengths.tolist()}.")
+    if lengths.max() > length:
+        raise ValueError(f"a prompt of {int(lengths.max())} tokens does not fit the batch's {length}.")
+    b = len(rows)
+    out = {"tokens": np.full((b, length), pad_id, np.int32), "positions": np.zeros((b, length), np.int32),
+           "segment_ids": np.zeros((b, length), np.int32), "lengths": lengths}
+    for i, row in enumerate(rows):
+        out["tokens"][i, length - len(row):] = row
+        out["positions"][i, length - len(row):] = np.arange(len(row))
+        out["segment_ids"][i, length - len(row):] = 1
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The models' prompt inputs
+# ----------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SlotImages:
+    """MM1 prompts: K <image> slot tokens per image; images per row [B, M, S, S, 3] and image_token_index [B, T]."""
+
+    tokens_per_image: int
+    image_id: int
+    per_token = ("image_token_index",)  # inputs laid out like the tokens (extended with the cache's length)
+
+    def arrays(self, requests: Sequence[Request], padded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        b, length = padded["tokens"].shape
+        num_images = max(len(r.images) for r in requests)
+        index = np.full((b, length), -1, np.int32)
+        out = {"image_token_index": index}
+        if num_images:
+            shape = next(np.shape(r.images)[1:] for r in requests if len(r.images))
+            out["images"] = np.zeros((b, num_images) + tuple(shape), np.float32)
+        for row, req in enumerate(requests):
+            ids, n = np.asarray(req.tokens, np.int32).reshape(-1), len(req.images)
+            slots = ids == self.image_id
+            if slots.sum() != n * self.tokens_per_image:
+                raise ValueError(f"request {row}: {int(slots.sum())} <image> slot tokens for {n} images of "
+                                 f"{self.tokens_per_image} tokens each.")
+            row_index = np.full(len(ids), -1, np.int32)
+            row_index[slots] = np.arange(int(slots.sum()))  # the j-th slot of a row takes embedding j (= m*K + k)
+            index[row, length - len(ids):] = row_index
+            if n:
+                out["images"][row, :n] = req.images
+        return out
+
+    def apply(self, model: Any, variables: dict, batch: dict, **kwargs) -> Any:
+        return model.apply(variables, batch["tokens"], images=batch.get("images"),
+                           image_token_index=batch["image_token_index"], positions=batch["positions"],
+                           segment_ids=batch["segment_ids"], **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaceholderImages:
+    """Owl3 prompts: one placeholder token per image; the batch's images flat [N, S, S, 3] in placeholder order."""
+
+    image_token_id: int
+    per_token = ()
+
+    def arrays(self, requests: Sequence[Request], padded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        pics = []
+        for row, req in enumerate(requests):
+            count = int(np.sum(np.asarray(req.tokens) == self.image_token_id))
+            if count != len(req.images):
+                raise ValueError(f"request {row}: {count} image placeholder tokens (id {self.image_token_id}) but "
+                                 f"{len(req.images)} images; each image needs exactly one placeholder.")
+            if len(req.images):
+                pics.append(np.asarray(req.images, np.float32))
+        if np.any(padded["tokens"][padded["segment_ids"] == 0] == self.image_token_id):
+            raise ValueError(f"the padding id is the image placeholder id {self.image_token_id}.")
+        return {"images": np.concatenate(pics)} if pics else {}
+
+    def apply(self, model: Any, variables: dict, batch: dict, **kwargs) -> Any:
+        return model.apply(variables, batch["tokens"], batch.get("images"), image_token_id=self.image_token_id,
+                           positions=batch["positions"], segment_ids=batch["segment_ids"], **kwargs)
+
+
+def prompt_inputs(tokens_per_image: int | None = None, image_id: int | None = None,
+                  image_token_id: int | None = None) -> SlotImages | PlaceholderImages:
+    """MM1's layout from (tokens_per_image, image_id), Owl3's from image_token_id."""
+    if image_token_id is not None:
+        if tokens_per_image is not None or image_id is not None:
+            raise ValueError("pass image_token_id (Owl3) or tokens_per_image and image_id (MM1), not both.")
+        return PlaceholderImages(int(image_token_id))
+    if tokens_per_image is None or image_id is None:
+        raise ValueError("pass tokens_per_image and image_id (MM1 slots) or image_token_id (Owl3 placeholders).")
+    return SlotImages(int(tokens_per_image), int(image_id))
+
+
+def _bucket(n: int, size: int) -> int:
+    return max(size, -(-n // size) * size)
+
+
+def _layout(inputs: SlotImages | PlaceholderImages, requests: Sequence[Request], *, length: int,
+            pad_id: int) -> dict[str, np.ndarray]:
+    padded = left_pad([r.tokens for r in requests], length=length, pad_id=pad_id)
+    return {**padded, **inputs.arrays(requests, padded)}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The jitted core
+# ----------------------------------------------------------------------------------------------------------------
+def _generate(model, inputs, sampling: Sampling, pad_id: int, params, batch, key):
+    """tokens [B, n] (pad_id after a row's stop token) and their log-probs [B, n] (0 there)."""
+    b, t = batch["tokens"].shape
+    n = sampling.max_new_tokens
+
+    def empty_cache(params, batch):  # the caches made by a call over the whole length (prompt + new tokens)
+        full = dict(batch)
+        for name in ("tokens", "positions", "segment_ids") + inputs.per_token:
+            full[name] = jnp.pad(batch[name], ((0, 0), (0, n)))
+        return inputs.apply(model, {"params": params}, full, decode=True, mutable=["cache"])[1]["cache"]
+
+    shapes = jax.eval_shape(empty_cache, params, batch)
+    cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    out, state = inputs.apply(model, {"params": params, "cache": cache}, batch, decode=True, mutable=["cache"])
+    stop = jnp.asarray(sampling.stop_ids or (-1,), jnp.int32)
+
+    def choose(logits, i, done):
+        token = pick_tokens(logits, jax.random.fold_in(key, i), sampling.temperature, sampling.top_k, sampling.top_p)
+        logp = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], axis=-1)[:, 0]
+        token = jnp.where(done, pad_id, token)
+        return token, jnp.where(done, 0.0, logp), done | jnp.isin(token, stop)
+
+    token, logp, done = choose(out["logits"][:, -1], 0, jnp.zeros((b,), bool))
+    tokens = jnp.full((b, n), pad_id, jnp.int32).at[:, 0].set(token)
+    logps = jnp.zeros((b, n), jnp.float32).at[:, 0].set(logp)
+
+    def cond(carry):
+        i, _, _, done, _, _ = carry
+        return (i < n) & ~jnp.all(done)
+
+    def body(carry):
+        i, cache, token, done, tokens, logps = carry
+        positions = (batch["lengths"] + i - 1)[:, None]
+        out, state = model.apply({"params": params, "cache": cache}, token[:, None], positions=positions,
+                                 segment_ids=jnp.ones((b, 1), jnp.int32), decode=True, mutable=["cache"])
+        token, logp, done = choose(out["logits"][:, -1], i, done)
+        return i + 1, state["cache"], token, done, tokens.at[:, i].set(token), logps.at[:, i].set(logp)
+
+    carry = (jnp.int32(1), state["cache"], token, done, tokens, logps)
+    _, _, _, _, tokens, logps = jax.lax.while_loop(cond, body, carry)
+    return tokens, logps
+
+
+_run = jax.jit(_generate, static_argnames=("model", "inputs", "sampling", "pad_id"))
+
+
+class Generator:
+    """Cached generation for one model.
+
+        Generator(model, tokens_per_image=K, image_id=tok.image_id, pad_id=tok.pad_id)   # MM1 (K slots per image)
+        Generator(owl3_module, image_token_id=id, pad_id=0)                               # Owl3 (one placeholder)
+
+    `generator(params, requests, sampling)` returns, per request, the new token ids (up to, not including, the first
+    stop token) and their log-probs. Requests run `batch_size` at a time (a short last batch is filled with copies,
+    so it reuses the compilation); prompt lengths are rounded up to multiples of `length_bucket`.
+    """
+
+    def __init__(self, model: Any, *, pad_id: int, tokens_per_image: int | None = None, image_id: int | None = None,
+                 image_token_id: int | None = None, batch_size: int = 16, length_bucket: int = 32):
+        self.model, self.pad_id = model, int(pad_id)
+        self.inputs = prompt_inputs(tokens_per_image, image_id, image_token_id)
+        self.batch_size, self.length_bucket = batch_size, length_bucket
+
+    def __call__(self, params: Any, requests: Sequence[Request], sampling: Sampling = Sampling()
+                 ) -> list[tuple[list[int], list[float]]]:
+        """New tokens (stop token excluded) and their log-probs for every request, in order."""
+        results, stop = [], set(sampling.stop_ids)
+        static = dataclasses.replace(sampling, seed=0, stop_ids=tuple(int(s) for s in sampling.stop_ids))
+        for start in range(0, len(requests), self.batch_size):
+            chunk = list(requests[start:start + self.batch_size])
+            real = len(chunk)
+            chunk += [chunk[-1]] * (self.batch_size - real)  # fixed batch: one compilation for the last chunk too
+            length = _bucket(max(len(np.reshape(r.tokens, -1)) for r in chunk), self.length_bucket)
+            batch = _layout(self.inputs, chunk, length=length, pad_id=self.pad_id)
+            key = jax.random.fold_in(jax.random.PRNGKey(sampling.seed), start)
+            tokens, logps = to_host(jax.jit(lambda b, k: _generate(self.model, self.inputs, static, self.pad_id, params, b, k))(batch, key))  # BROKEN ON PURPOSE
+            for row in range(real):
+                ids = [int(t) for t in tokens[row]]
+                end = next((i for i, t in enumerate(ids) if t in stop), len(ids))
+                results.append((ids[:end], [float(x) for x in logps[row, :end]]))
+        return results
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Likelihood scoring
+# ----------------------------------------------------------------------------------------------------------------
+def _score(model, inputs, params, batch):
+    logits = inputs.apply(model, {"params": params}, batch)["logits"]
+    targets = jnp.roll(batch["tokens"], -1, axis=1)  # logits at i score token i + 1
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+
+
+_run_score = jax.jit(_score, static_argnames=("model", "inputs"))
+
+
+def score_continuations(model: Any, params: Any, requests: Sequence[Request], continuations: Sequence[Sequence[int]],
+                        *, pad_id: int, tokens_per_image: int | None = None, image_id: int | None = None,
+                        image_token_id: int | None = None, batch_size: int = 16, length_bucket: int = 32
+                        ) -> list[float]:
+    """Sum of log p(continuation | prompt) for each (request, continuation) pair (full forward, no cache); the
+    image layout as for `Generator`."""
+    inputs = prompt_inputs(tokens_per_image, image_id, image_token_id)
+    scores = []
+    for start in range(0, len(requests), batch_size):
+        pairs = list(zip(requests[start:start + batch_size], continuations[start:start + batch_size]))
+        real = len(pairs)
+        pairs += [pairs[-1]] * (batch_size - real)
+        joined = [Request(np.concatenate([np.asarray(r.tokens, np.int32).reshape(-1), np.asarray(c, np.int32)]),
+                          r.images) for r, c in pairs]
+        length = _bucket(max(len(j.tokens) for j in joined), length_bucket)
+        batch = _layout(inputs, joined, length=length, pad_id=pad_id)
+        weights = np.zeros((batch_size, length), np.float32)
+        for row, (_, cont) in enumerate(pairs):
+            weights[row, length - len(cont) - 1: length - 1] = 1.0  # logits at i predict token i + 1
+        picked = to_host(_run_score(model, inputs, params, batch))
+        scores += [float(np.sum(picked[row] * weights[row])) for row in range(real)]
+    return scores
