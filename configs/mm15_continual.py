@@ -3,8 +3,8 @@
     python -m mm1_jax.train --config=configs/mm15_continual.py:decoder=3b --workdir=DIR \\
         --config.init.checkpoint=PRETRAIN_WORKDIR/checkpoints
 
-Recipe: 30k steps, batch 256, Adafactor LR 1e-5 (REFERENCE.md), 1344 px images split dynamically into 672 px crops
-(n in [4, 9]) plus an overview, 144 tokens each; every part trained.
+Recipe: 30k steps, batch 256, Adafactor LR 1e-5, 1344 px images split dynamically into 672 px crops (n in [4, 9])
+plus an overview, 144 tokens each; every part trained.
 """
 import ml_collections
 

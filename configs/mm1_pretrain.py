@@ -49,7 +49,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     )
     config.mesh = dict(data=1, fsdp=-1, tensor=1, expert=1)
     # Final recipe: 200k steps, batch 512, everything trained; MM1's LR law (peak LR from the decoder's size,
-    # weight decay 0.1 x LR), warmup 2k steps and cosine to 10% (both unverified, REFERENCE.md).
+    # weight decay 0.1 x LR), warmup 2k steps and cosine to 10% (MM1, arXiv 2403.09611; warmup length and floor from a
+    # secondary summary, not checked against the paper).
     config.train = train_defaults()
     config.train.update(steps=200_000, global_batch_size=512, log_every=50, num_samples=0)
     config.train.optimizer.update(name="adamw", lr_rule="mm1_law", warmup_steps=2000, final_lr_fraction=0.1)

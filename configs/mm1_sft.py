@@ -3,7 +3,7 @@
     python -m mm1_jax.train --config=configs/mm1_sft.py:decoder=3b --workdir=gs://BUCKET/runs/mm1-3b-sft \\
         --config.init.checkpoint=gs://BUCKET/runs/mm1-3b/checkpoints
 
-Recipe (REFERENCE.md; the items marked unverified there are marked so here): 10k steps, batch 256, sequence 2048,
+Recipe (items marked unverified come from a secondary summary, not the paper): 10k steps, batch 256, sequence 2048,
 Adafactor, LR 1e-5 (unverified), everything trained; high resolution by image splitting — 4 crops + an overview
 at the encoder's resolution (mode 'mm1'), 144 tokens each. `arg` as in mm1_pretrain: decoder=1b|3b|7b|30b, ...
 """

@@ -260,6 +260,5 @@ def init_from_checkpoints(init_cfg: Any, params: Mapping, model_cfg: Any = None)
                 return old.replace_boxed(jnp.asarray(new, old.unbox().dtype))
             return jnp.asarray(new, old.dtype)
 
-        source_tree = jax.tree.map(lambda x: x, source)
-        params[part] = jax.tree.map(put, target, source_tree, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
+        params[part] = jax.tree.map(put, target, source, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
     return params

@@ -52,7 +52,7 @@ def test_adaptive_avg_pool_matches_torch(in_hw, out_hw):
 
 
 def test_adaptive_pool_windows_overlap_for_27_to_12():
-    # 27 -> 12: every window is 3 rows wide (not "3 or 4" as REFERENCE.md says) and 9 rows feed two cells.
+    # 27 -> 12: every window is 3 rows wide (not "3 or 4" as a secondary summary of HoneyBee says) and 9 rows feed two cells.
     matrix = adaptive_pool_matrix(27, 12)
     assert set((matrix > 0).sum(axis=1)) == {3}
     assert ((matrix > 0).sum(axis=0) > 1).sum() == 9
@@ -121,7 +121,7 @@ class TorchStage(torch.nn.Module):
 
 
 class TorchCAbstractor(torch.nn.Module):
-    """The C-Abstractor as REFERENCE.md describes it, with HoneyBee's parameter names."""
+    """The C-Abstractor as HoneyBee (arXiv 2312.06742) describes it, with its parameter names."""
 
     def __init__(self, num_input, num_tokens, cv, c, d, depth, mlp_depth):
         super().__init__()

@@ -139,7 +139,7 @@ def test_encoder_families(kind, shard, tmp_path):
 
 
 def test_honeybee_projector(tmp_path):
-    from tests.test_connectors import TorchCAbstractor  # the C-Abstractor as REFERENCE.md describes it
+    from tests.test_connectors import TorchCAbstractor  # the C-Abstractor as HoneyBee describes it
 
     torch.manual_seed(0)
     side, out_side, cv, c, d = 6, 3, 16, 24, 20

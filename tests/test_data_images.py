@@ -6,7 +6,8 @@ import pytest
 
 from mm1_jax.data import images
 
-# (width, height) -> grid (n_h, n_w) for r=672, (n_min, n_max)=(4, 9), worked out by hand from REFERENCE.md.
+# (width, height) -> grid (n_h, n_w) for r=672, (n_min, n_max)=(4, 9), worked out by hand from MM1.5's dynamic
+# image splitting (arXiv 2409.20566).
 GRID_TABLE = [
     ((1344, 1344), (2, 2)),  # square, fills 2x2 exactly
     ((2016, 672), (1, 4)),  # wide 3:1: 1x4 holds it unscaled with one crop of padding; 1x3 has too few crops

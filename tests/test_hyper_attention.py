@@ -308,12 +308,13 @@ def test_scanned_hyper_layers_equal_unscanned(dec, hyper_layers, period, remat):
 # MM1 with the hyper image route
 # ----------------------------------------------------------------------------------------------------------------
 def mm1_hyper_config(**decoder):
+    decoder = dict(dict(vocab_size=40, width=D, depth=2, num_heads=H, num_kv_heads=KVH, mlp_dim=MLP, norm_eps=1e-5,
+                        hyper_layers=(1,)), **decoder)
     return ml_collections.ConfigDict(dict(
         encoder=dict(style="clip", image_size=16, patch_size=8, width=16, depth=1, num_heads=2, mlp_dim=32,
                      norm_eps=1e-5, feature_layer=-1, feature_norm=False, drop_class_token=True),
         connector=dict(name="mlp", mlp_depth=1),
-        decoder=dict(vocab_size=40, width=D, depth=2, num_heads=H, num_kv_heads=KVH, mlp_dim=MLP, norm_eps=1e-5,
-                     hyper_layers=(1,), **decoder),
+        decoder=decoder,
         max_images=2, dtype="float32"))
 
 
@@ -405,9 +406,10 @@ def test_hyper_layers_from_the_command_line():
     from mm1_jax.models import build_model, registry
 
     path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "tiny.py"
+    argv = ["prog", f"--config={path}", "--config.model.decoder.hyper_layers=(1,)"]
     values = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", None, flag_values=values)
-    values(["prog", f"--config={path}", "--config.model.decoder.hyper_layers=(1,)"])
+    config_flags.DEFINE_config_file("config", None, flag_values=values, lock_config=False, sys_argv=argv)
+    values(argv)
     cfg = values.config
     assert tuple(cfg.model.decoder.hyper_layers) == (1,)
     model = build_model(cfg.model)
@@ -437,7 +439,7 @@ def test_config_mistakes_are_refused_before_tracing(change, message):
     cfg = mm1_hyper_config()
     if "connector" in change:
         cfg.connector = dict(name=change.pop("connector"), num_tokens=1, hyper_layers=(1,), mlp_depth=1)
-    cfg.decoder.update(change)
+    cfg.decoder = {**cfg.decoder.to_dict(), **change}
     with pytest.raises(ValueError, match=re.escape(message)):
         build_model(cfg)
 
@@ -446,8 +448,7 @@ def test_scannable_hyper_layers_pass_validation_and_direct_misuse_is_named():
     from mm1_jax.models import build_model, registry
     from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
 
-    cfg = mm1_hyper_config(depth=4, scan_layers=True, num_experts=4, moe_every=2)
-    cfg.decoder.hyper_layers = (1, 3)
+    cfg = mm1_hyper_config(depth=4, scan_layers=True, num_experts=4, moe_every=2, hyper_layers=(1, 3))
     registry.validate_model_config(cfg)
     assert build_model(cfg).decoder.scan_layers
     owl = tiny_owl3_config()

@@ -256,3 +256,47 @@ def test_tensorboard_events_are_valid_records(tmp_path):
         pos += 16 + n
     assert len(records) == 2 and b"brain.Event:2" in records[0]
     assert b"loss" in records[1] and struct.pack("<f", 1.25) in records[1] and b"\x10\x07" in records[1]  # step 7
+
+
+def test_samples_are_the_eval_task_on_the_checkpoint(tmp_path):
+    """The trainer's held-out samples are the embedded captioning task: `python -m mm1_jax.eval`'s loading path on
+    the saved checkpoint predicts the same captions, and the logged accuracy is that task's exact match."""
+    from mm1_jax.eval import __main__ as eval_cli
+    from mm1_jax.eval import tasks as eval_lib
+
+    cfg = small_config(steps=4, num_samples=4, sample_task="embedded_cap")
+    t = trainer.Trainer(cfg, str(tmp_path))
+    result = t.run()
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    logged = [row["samples"] for row in rows if "samples" in row][-1]
+    params = eval_cli.load_params(t.model, cfg, str(tmp_path), seed=123)
+    reports = {}
+    scores = eval_lib.run_tasks(t.model, params, cfg, ["embedded_cap"], [0], limit=4, reports=reports)
+    predictions = reports["embedded_cap/0shot"]["predictions"]
+    assert logged == [f"{r['prediction']!r}  (true: {r['answers'][0]!r})" for r in predictions] and len(logged) == 4
+    assert result["samples"] == scores
+
+
+def test_axis_rules_come_from_the_config():
+    """config.axis_rules overrides one entry of the rules table (embed replicated instead of fsdp-sharded); an axis
+    that cannot divide its dimension, an unknown logical name and an unknown mesh axis are refused, naming them."""
+    cfg = small_config()
+    cfg.mesh = dict(data=1, fsdp=8, tensor=1, expert=1)
+    t = trainer.Trainer(cfg, "/nonexistent")
+    kernel = t.state["params"]["decoder"]["layer_0"]["mlp"]["gate_proj"]["kernel"]  # (embed, mlp)
+    assert kernel.sharding.spec[0] == "fsdp"
+    cfg.axis_rules = {"embed": None}
+    t = trainer.Trainer(cfg, "/nonexistent")
+    kernel = t.state["params"]["decoder"]["layer_0"]["mlp"]["gate_proj"]["kernel"]
+    assert kernel.sharding.spec[0] is None and kernel.sharding.is_fully_replicated
+    cfg.axis_rules = {"embedding": None}
+    with pytest.raises(ValueError, match="axis_rules.embedding is not a logical axis"):
+        trainer.Trainer(cfg, "/nonexistent")
+    cfg.axis_rules = {"embed": "fsdpp"}
+    with pytest.raises(ValueError, match=r"axis_rules.embed='fsdpp' names 'fsdpp', not a mesh axis"):
+        trainer.Trainer(cfg, "/nonexistent")
+    del cfg.axis_rules
+    cfg.mesh = dict(data=1, fsdp=1, tensor=8, expert=1)  # the 218-token vocabulary cannot be split 8 ways
+    with pytest.raises(ValueError, match=r"parameter decoder/embed_tokens/embedding \(218, 32\): its axis 'vocab' "
+                                         r"\(dimension 218\) cannot be split over mesh axes \('tensor',\) of size 8"):
+        trainer.Trainer(cfg, "/nonexistent")

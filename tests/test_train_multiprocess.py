@@ -19,14 +19,14 @@ import jax
 from test_train import small_config
 from mm1_jax.train import trainer
 config = small_config(steps=3, host_data="global", eval_every=3, eval_tasks=("embedded_vqa", "embedded_text"),
-                      eval_shots=(0,), eval_limit=8, num_samples=4)
+                      eval_shots=(0,), eval_limit=8, num_samples=4, sample_task="embedded_cap")
 config.mesh = dict(data=1, fsdp=-1, tensor=2, expert=1)
 out = trainer.train(config, {workdir!r})
 assert jax.device_count() == 8 and jax.local_device_count() == 8 // {n}
 if jax.process_index() == 0:
     print("LOSSES" + json.dumps(out["losses"]))
     print("EVAL" + json.dumps(out["eval"]))
-    print("CAPTIONS" + json.dumps(out["caption_accuracy"]))
+    print("CAPTIONS" + json.dumps(out["samples"]))
 """
 
 
@@ -55,7 +55,8 @@ def _results(procs) -> tuple[dict, dict]:
         assert p.returncode == 0, out[-3000:]
     lines = outputs[0].splitlines()
     printed = lambda tag: json.loads(next(line for line in lines if line.startswith(tag))[len(tag):])  # noqa: E731
-    return {int(k): v for k, v in printed("LOSSES").items()}, {**printed("EVAL"), "captions": printed("CAPTIONS")}
+    samples = {f"samples/{k}": v for k, v in printed("CAPTIONS").items()}
+    return {int(k): v for k, v in printed("LOSSES").items()}, {**printed("EVAL"), **samples}
 
 
 def test_two_processes_match_one_process(tmp_path):
@@ -69,4 +70,4 @@ def test_two_processes_match_one_process(tmp_path):
     assert sorted(os.listdir(tmp_path / "two" / "checkpoints")) == ["3"]  # both hosts saved one checkpoint
     # generation (VQA, held-out captions) and likelihood scoring (TextCore-style choice) over parameters sharded
     # across both hosts
-    assert len(one_eval) == 4 and two_eval == pytest.approx(one_eval, abs=1e-6), (one_eval, two_eval)
+    assert len(one_eval) == 5 and two_eval == pytest.approx(one_eval, abs=1e-6), (one_eval, two_eval)

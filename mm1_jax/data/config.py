@@ -8,7 +8,7 @@ from typing import Any
 
 import ml_collections
 
-# MM1's pre-training mixture (REFERENCE.md): captions 45, interleaved 45, text-only 10.
+# MM1's pre-training mixture (MM1, arXiv 2403.09611, final recipe): captions 45, interleaved 45, text-only 10.
 DEFAULT_WEIGHTS = {"caption": 45.0, "interleaved": 45.0, "text": 10.0}
 KINDS = ("caption", "interleaved", "text", "sft")
 FORMATS = ("wds", "jsonl", "parquet", "arrayrecord", "llava_json")
@@ -61,17 +61,15 @@ def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
     c.pack.split_documents = True
     c.pack.min_piece = 32  # never start a piece shorter than this at the end of a row: pad instead.
     # Interleaved documents with more than max_images images keep the first max_images and drop the later images
-    # (their text is kept): the policy `keep_first`.
-    c.interleaved_image_policy = "keep_first"
+    # (their text is kept).
     # Image splitting for high resolution (MM1 SFT and MM1.5). mode: none | mm1 (2x2 crops + overview) |
-    # mm1.5 (dynamic grid, REFERENCE.md). Crops are cut at r px and resized to the encoder's resolution.
+    # mm1.5 (dynamic grid, MM1.5, arXiv 2409.20566). Crops are cut at r px and resized to the encoder's resolution.
     c.split = ml_collections.ConfigDict()
     c.split.mode = "none"
     c.split.kinds = ("sft",)  # example kinds whose images are split.
     c.split.r = 0  # crop size used to choose the grid; 0 -> the encoder's image size. MM1.5: 672.
     c.split.n_min = 4  # MM1.5 training (4, 9); inference (4, 16).
     c.split.n_max = 9
-    c.split.selection = "mm1.5"  # mm1.5: least padding if some grid needs no downscaling, else least resolution loss.
     c.split.index_markers = True  # <crop_i> before each crop and <overview> before the overview image.
     c.split.max_images_to_split = 2  # MM1.5 splits only samples with fewer than 3 images.
     # Bad records: skipped and counted; once a source has seen `min_records_for_rate` records, a skipped share

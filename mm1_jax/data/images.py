@@ -51,7 +51,7 @@ def whole_image(img: Image.Image, size: int, norm: str) -> np.ndarray:
 
 
 def choose_grid(width: int, height: int, r: int, n_min: int, n_max: int) -> tuple[int, int]:
-    """MM1.5 grid (n_h, n_w) for an image, with n_min <= n_h * n_w <= n_max (REFERENCE.md).
+    """MM1.5 grid (n_h, n_w) for an image, with n_min <= n_h * n_w <= n_max (arXiv 2409.20566, dynamic splitting).
 
     A grid is a canvas of n_h*r x n_w*r. If some canvases hold the image without downscaling, take the one with
     least padding (canvas area - image area, the image at its own resolution, as LLaVA-NeXT's "effective

@@ -2,7 +2,7 @@
 
 The grid (rows h, columns w) is chosen from OWL3_GRIDS by the highest 100 * IoU(grid box, grid box reshaped to the
 image's aspect) + IoU(grid box, image box), boxes anchored at the origin and a grid box w*size x h*size pixels
-(REFERENCE.md; as the release computes it, the reshaped box's height is truncated to whole pixels and the first
+(the release's image_processing_mplugowl3.py; as it computes it, the reshaped box's height is truncated to whole pixels and the first
 best grid wins ties). The image is resized to the grid, cut row-major, and the global view (the whole image at
 size x size) follows the crops. Each `<|image|>` of the prompt becomes the cut prompt, one placeholder per crop.
 """

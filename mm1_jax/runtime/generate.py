@@ -260,7 +260,7 @@ class Generator:
             length = _bucket(max(len(np.reshape(r.tokens, -1)) for r in chunk), self.length_bucket)
             batch = _layout(self.inputs, chunk, length=length, pad_id=self.pad_id)
             key = jax.random.fold_in(jax.random.PRNGKey(sampling.seed), start)
-            tokens, logps = to_host(jax.jit(lambda b, k: _generate(self.model, self.inputs, static, self.pad_id, params, b, k))(batch, key))  # BROKEN ON PURPOSE
+            tokens, logps = to_host(_run(self.model, self.inputs, static, self.pad_id, params, batch, key))
             for row in range(real):
                 ids = [int(t) for t in tokens[row]]
                 end = next((i for i, t in enumerate(ids) if t in stop), len(ids))

@@ -4,7 +4,7 @@
   name          adamw | adafactor (MM1 SFT and MM1.5 continual pre-training use Adafactor)
   lr_rule       fixed: peak LR = lr, weight decay = weight_decay
                 mm1_law: peak LR eta(N) = exp(-0.4214 ln N - 0.5535), N = decoder parameters; weight decay 0.1 x eta
-                (MM1, REFERENCE.md)
+                (MM1, arXiv 2403.09611: the fitted learning-rate law)
   lr, weight_decay
   warmup_steps, final_lr_fraction (cosine ends at peak x fraction), b1, b2, eps, clip_norm (0 = none)
 Parameters and optimizer state stay float32 whatever the compute dtype.
@@ -15,7 +15,6 @@ import math
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -73,6 +72,3 @@ def make_optimizer(opt: ml_collections.ConfigDict, total_steps: int, decoder_par
 def count_params(tree: Any) -> int:
     return int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))
 
-
-def global_norm(tree: Any) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))

@@ -303,7 +303,7 @@ class Trainer:
         if tc.eval_every and (step % tc.eval_every == 0 or final):
             result["eval"] = self._evaluate(logger, step)
         if tc.num_samples and ((tc.sample_every and step % tc.sample_every == 0) or final):
-            result["caption_accuracy"] = self._samples(logger, step)
+            result["samples"] = self._samples(logger, step)
 
     def _evaluate(self, logger, step) -> dict[str, float]:
         """train.eval_tasks at train.eval_shots on the current parameters, logged as eval/<task>/<N>shot/<metric>."""
@@ -314,18 +314,17 @@ class Trainer:
             print(f"  eval @ {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
         return scores
 
-    def _samples(self, logger, step) -> float:
-        """The 0-shot predictions of train.sample_task on its first train.num_samples items, logged as text; returns
-        the task's first metric (exact match for the embedded captions)."""
+    def _samples(self, logger, step) -> dict[str, float]:
+        """The 0-shot predictions of train.sample_task on its first train.num_samples items, logged as text (the
+        first 8) beside the task's scores."""
         tc = self.config.train
         scores, reports = self._run_evaluator((tc.sample_task,), (0,), tc.num_samples)
         rows = reports[f"{tc.sample_task}/0shot"]["predictions"]
         logger.text(step, "samples", [f"{r['prediction']!r}  (true: {r['answers'][0]!r})" for r in rows[:8]])
-        name, value = next(iter(scores.items()))
-        logger.write(step, {f"samples/{name}": value}, console=False)
+        logger.write(step, {f"samples/{k}": v for k, v in scores.items()}, console=False)
         if jax.process_index() == 0:
-            print(f"  samples @ {step}: {name} {value:.3f} over {len(rows)} items", flush=True)
-        return value
+            print(f"  samples @ {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
+        return scores
 
     def _run_evaluator(self, tasks, shots, limit):
         if self._evaluator is None:
