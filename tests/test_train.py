@@ -300,3 +300,22 @@ def test_axis_rules_come_from_the_config():
     with pytest.raises(ValueError, match=r"parameter decoder/embed_tokens/embedding \(218, 32\): its axis 'vocab' "
                                          r"\(dimension 218\) cannot be split over mesh axes \('tensor',\) of size 8"):
         trainer.Trainer(cfg, "/nonexistent")
+
+
+def test_model_and_data_must_agree_on_images_per_row():
+    """One contract: the packed rows hold exactly the images the model takes (models.inputs.input_spec checks it)."""
+    from mm1_jax.models.inputs import example_batch, input_spec
+
+    cfg = small_config()
+    spec = input_spec(cfg.model, cfg.data)
+    assert (spec.tokens_per_image, spec.image_size, spec.image_norm, spec.max_images) == (4, 16, "clip", 2)
+    assert example_batch(spec, 3, 64)["images"].shape == (3, 2, 16, 16, 3)
+    from mm1_jax.models import presets  # the pixel statistics belong to the encoder's style (AIMv1: ImageNet's)
+    norms = [input_spec(presets.model_config(encoder=e)).image_norm for e in ("aim_600m_224", "siglip_so400m14_384")]
+    assert norms == ["imagenet", "siglip"]
+    cfg.data.max_images = 3
+    with pytest.raises(ValueError, match=r"data.max_images=3 differs from model.max_images=2"):
+        trainer.Trainer(cfg, "/nonexistent", devices=jax.devices()[:1])
+    cfg = small_config(evaluator="mm1_jax.eval.nothing", eval_every=2, eval_tasks=("embedded_cap",))
+    with pytest.raises(ValueError, match=r"train.evaluator='mm1_jax.eval.nothing' cannot be imported"):
+        trainer.Trainer(cfg, "/nonexistent", devices=jax.devices()[:1])
