@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from mm1_jax.models.decoder import Decoder
-from mm1_jax.models.hyper_attention import HyperDecoder
 
 TOKENS_PER_IMAGE = 729
 TEXT_TOKENS = 64
@@ -57,7 +56,7 @@ def main() -> None:
 
     dims = dict(vocab_size=512, width=args.width, depth=args.depth, num_heads=2, num_kv_heads=1,
                 head_dim=args.width // 2, mlp_dim=2 * args.width, rope_theta=1e6, qkv_bias=True, norm_eps=1e-6)
-    hyper = HyperDecoder(**dims, hyper_layers=(1,))
+    hyper = Decoder(**dims, hyper_layers=(1,))
     plain = Decoder(**dims)
     d = args.width
     params = hyper.init(jax.random.PRNGKey(0), jnp.zeros((1, 4), jnp.int32), images=jnp.zeros((1, 1, 2, d)),

@@ -326,12 +326,12 @@ def test_config_errors_from_build_connector_and_valid_non_square_attention_pooli
 def test_registry_leaves_room_for_new_connectors(monkeypatch):
     monkeypatch.setattr(connectors, "_REGISTRY", dict(connectors._REGISTRY))
     connectors.register_connector(
-        "hyper_attention", lambda cfg, *, in_dim, out_dim, num_input_tokens, dtype: MlpProjector(out_dim, 1, dtype)
+        "linear", lambda cfg, *, in_dim, out_dim, num_input_tokens, dtype: MlpProjector(out_dim, 1, dtype)
     )
-    model = build_connector(make_cfg(name="hyper_attention"), in_dim=8, out_dim=4, num_input_tokens=10,
+    model = build_connector(make_cfg(name="linear"), in_dim=8, out_dim=4, num_input_tokens=10,
                             dtype=jnp.float32)
     assert isinstance(model, MlpProjector)
-    assert "hyper_attention" in connectors.connector_names()
+    assert "linear" in connectors.connector_names()
 
 
 # ---------------------------------------------------------------------------------------------- jit, dtypes, axes

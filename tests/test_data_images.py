@@ -82,7 +82,7 @@ def test_split_mm1_four_crops_and_overview():
     np.testing.assert_allclose(out[4], images.whole_image(_two_colour_image(100, 100), 16, "siglip"))
 
 
-def test_normalize_clip_and_siglip():
+def test_normalize_clip_siglip_and_imagenet():
     white = np.full((1, 1, 3), 255, np.uint8)
     np.testing.assert_allclose(images.normalize(white, "siglip")[0, 0], [1, 1, 1])
     np.testing.assert_allclose(
@@ -90,8 +90,11 @@ def test_normalize_clip_and_siglip():
         (1 - np.array([0.48145466, 0.4578275, 0.40821073])) / np.array([0.26862954, 0.26130258, 0.27577711]),
         rtol=1e-6,
     )
-    with pytest.raises(ValueError, match="'imagenet'"):
-        images.normalize(white, "imagenet")
+    # AIMv1: torchvision's ImageNet statistics (apple/ml-aim, aim-v1/aim/v1/torch/data.py)
+    np.testing.assert_allclose(images.normalize(white, "imagenet")[0, 0],
+                               (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]), rtol=1e-6)
+    with pytest.raises(ValueError, match="'imagenett'"):
+        images.normalize(white, "imagenett")
 
 
 def test_decode_corrupt_bytes_raises_value_error():

@@ -97,13 +97,13 @@ def torch_layout(p):
         wv=heads_in(a["v_proj"]["kernel"]), bv=a["v_proj"]["bias"].reshape(-1),
         wo=a["o_proj"]["kernel"].reshape(H * DH, D).T)
     if "image_k_proj" in a:  # a hyper layer
-        kv_w = np.stack([a["image_k_proj"]["kernel"].transpose(1, 2, 0), a["image_v_proj"]["kernel"].transpose(1, 2, 0)],
-                        1)
+        kv_w = np.stack([a[n]["kernel"].transpose(1, 2, 0) for n in ("image_k_proj", "image_v_proj")], 1)
         kv_b = np.stack([a["image_k_proj"]["bias"], a["image_v_proj"]["bias"]], 1)
         out.update(wkv=kv_w.reshape(KVH * 2 * DH, D), bkv=kv_b.reshape(-1), wg=a["gate_proj"]["kernel"].T,
                    bg=a["gate_proj"]["bias"])
     if "mlp" in p:  # a dense FFN
-        out.update({f"w_{n}": np.asarray(p["mlp"][f"{n}_proj"]["kernel"], np.float64).T for n in ("gate", "up", "down")})
+        out.update({f"w_{n}": np.asarray(p["mlp"][f"{n}_proj"]["kernel"], np.float64).T
+                    for n in ("gate", "up", "down")})
     return out
 
 
@@ -422,7 +422,8 @@ def test_hyper_layers_from_the_command_line():
 
 
 @pytest.mark.parametrize("change,message", [
-    (dict(hyper_layers=(5,)), "model.decoder.hyper_layers=[5] holds 5, outside the decoder's layers 0..1 (zero-based)."),
+    (dict(hyper_layers=(5,)),
+     "model.decoder.hyper_layers=[5] holds 5, outside the decoder's layers 0..1 (zero-based)."),
     (dict(hyper_layers=(-1,)), "model.decoder.hyper_layers=[-1] holds -1, outside the decoder's layers 0..1"),
     (dict(hyper_layers=(1, 1)), "model.decoder.hyper_layers=[1, 1] repeats a layer index."),
     (dict(hyper_layers=1), "model.decoder.hyper_layers=1 must be a tuple of zero-based layer indices"),
@@ -453,7 +454,8 @@ def test_scannable_hyper_layers_pass_validation_and_direct_misuse_is_named():
     assert build_model(cfg).decoder.scan_layers
     owl = tiny_owl3_config()
     owl.hyper_layers = (4,)
-    with pytest.raises(ValueError, match=re.escape("model.hyper_layers=[4] holds 4, outside the decoder's layers 0..3")):
+    message = "model.hyper_layers=[4] holds 4, outside the decoder's layers 0..3"
+    with pytest.raises(ValueError, match=re.escape(message)):
         build_owl3(owl)
     tokens = np.zeros((1, 4), np.int32)
     with pytest.raises(ValueError, match="images were given to a decoder without hyper layers"):

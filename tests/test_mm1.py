@@ -122,6 +122,27 @@ def test_loss_weights_and_value(model_and_params):
     np.testing.assert_allclose(out["loss"], expected, rtol=1e-6)
 
 
+def test_loss_terms_are_the_sums_the_loss_divides(model_and_params):
+    """`loss_terms` (shared with the trainer): summed weighted NLL, summed weights, MoE loss 0 for a dense decoder."""
+    from mm1_jax.models.mm1 import loss_terms
+
+    model, params, _ = model_and_params
+    batch = make_batch()
+    targets = jnp.roll(batch["tokens"], -1, axis=1)
+    weights = (batch["image_token_index"] < 0).astype(jnp.float32).at[:, -1].set(0.0) * 0.5
+    out = model.apply({"params": params}, **batch)
+    terms = loss_terms(out, targets, weights)
+    assert set(terms) == {"nll_sum", "weight", "moe_loss"}
+    assert all(v.dtype == jnp.float32 and v.shape == () for v in terms.values())
+    logp = jax.nn.log_softmax(out["logits"])
+    nll = -np.take_along_axis(np.asarray(logp), np.asarray(targets)[..., None], -1)[..., 0]
+    np.testing.assert_allclose(terms["nll_sum"], (nll * weights).sum(), rtol=1e-6)
+    np.testing.assert_allclose(terms["weight"], weights.sum(), rtol=1e-6)
+    assert float(terms["moe_loss"]) == 0.0
+    full = model.apply({"params": params}, dict(batch, targets=targets, loss_weights=weights), method=model.loss)
+    np.testing.assert_allclose(full["loss"], terms["nll_sum"] / terms["weight"], rtol=1e-6)
+
+
 def test_sharded_forward_equals_single_device(model_and_params):
     """jit over an 8-device mesh (fsdp 4 x tensor 2) gives the single-device logits; params really are sharded."""
     model, params, fwd = model_and_params

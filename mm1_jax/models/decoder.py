@@ -163,18 +163,15 @@ class Decoder(nn.Module):
             shared_mlp_dim=self.shared_expert_mlp_dim,
         )
 
-    def is_moe_layer(self, i: int) -> bool:
-        return self.num_experts > 0 and (i + 1) % self.moe_every == 0
-
-    def is_hyper_layer(self, i: int) -> bool:
-        return i in tuple(self.hyper_layers)
-
     def kinds(self) -> tuple[tuple[bool, bool], ...]:
         """(hyper, moe) per layer."""
         return layer_kinds(self.depth, tuple(self.hyper_layers), self.num_experts, self.moe_every)
 
+    def is_moe_layer(self, i: int) -> bool:
+        return self.kinds()[i][1]
+
     def setup(self):
-        check_hyper_layers(tuple(self.hyper_layers), self.depth)
+        check_hyper_layers(self.hyper_layers, self.depth)
         self.embedder = nn.Embed(
             self.vocab_size,
             self.width,

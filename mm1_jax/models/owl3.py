@@ -13,8 +13,8 @@ The config (`config.model` for kind 'owl3'):
   encoder          ViT fields (`VIT_PRESETS['siglip_so400m14_384']` for the release)
   projector_depth  1 (240728) or 2 (241101)
   decoder          `Decoder` fields (Qwen2: qkv_bias=True)
-  hyper_layers     zero-based decoder layer indices (the released config.json's one-based [1, 9, 17, 25] -> 0, 8, 16, 24),
-                   handed to the decoder as its `hyper_layers`
+  hyper_layers     zero-based decoder layer indices, handed to the decoder as its `hyper_layers` (the released
+                   config.json's one-based [1, 9, 17, 25] -> 0, 8, 16, 24)
   image_token_id   the tokenizer's `<|image|>` id (None: pass it at call time)
   dtype            'float32' / 'bfloat16'
 """
