@@ -27,6 +27,7 @@ import numpy as np
 from mm1_jax import convert
 from mm1_jax.convert import checkpoint
 from mm1_jax.models.owl3 import check_placeholder_count
+from mm1_jax.runtime import generate as gen
 
 
 def _float32(params: Any) -> Any:
@@ -136,8 +137,6 @@ class LoadedOwl3:
         top_k most likely tokens, 0: all) for input_ids [B, T] or a list of prompts of any lengths (left-padded);
         images [N, H, W, 3]: every row's images in placeholder order, row after row. After `eos_id` a row repeats
         `eos_id`. Runs on `mm1_jax.runtime.generate.Generator` (compiled once per shape, reused across calls)."""
-        from mm1_jax.runtime import generate as gen
-
         token_id = self._token_id(image_token_id)
         images = None if images is None else np.asarray(images, np.float32)
         prompts = [np.asarray(row, np.int32).reshape(-1) for row in input_ids]

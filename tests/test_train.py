@@ -261,15 +261,15 @@ def test_tensorboard_events_are_valid_records(tmp_path):
 def test_samples_are_the_eval_task_on_the_checkpoint(tmp_path):
     """The trainer's held-out samples are the embedded captioning task: `python -m mm1_jax.eval`'s loading path on
     the saved checkpoint predicts the same captions, and the logged accuracy is that task's exact match."""
-    from mm1_jax.eval import __main__ as eval_cli
     from mm1_jax.eval import tasks as eval_lib
+    from mm1_jax.runtime import checkpoint
 
     cfg = small_config(steps=4, num_samples=4, sample_task="embedded_cap")
     t = trainer.Trainer(cfg, str(tmp_path))
     result = t.run()
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     logged = [row["samples"] for row in rows if "samples" in row][-1]
-    params = eval_cli.load_params(t.model, cfg, str(tmp_path), seed=123)
+    params = checkpoint.load_params(t.model, cfg.model, str(tmp_path), seed=123)
     reports = {}
     scores = eval_lib.run_tasks(t.model, params, cfg, ["embedded_cap"], [0], limit=4, reports=reports)
     predictions = reports["embedded_cap/0shot"]["predictions"]

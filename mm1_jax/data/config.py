@@ -8,8 +8,6 @@ from typing import Any
 
 import ml_collections
 
-# MM1's pre-training mixture (MM1, arXiv 2403.09611, final recipe): captions 45, interleaved 45, text-only 10.
-DEFAULT_WEIGHTS = {"caption": 45.0, "interleaved": 45.0, "text": 10.0}
 KINDS = ("caption", "interleaved", "text", "sft")
 FORMATS = ("wds", "jsonl", "parquet", "arrayrecord", "llava_json")
 

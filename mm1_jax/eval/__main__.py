@@ -10,16 +10,12 @@ from __future__ import annotations
 import json
 import os
 
-import flax.linen as nn
-import jax
-import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
 from mm1_jax.eval import readers
 from mm1_jax.eval.tasks import TASKS, Context, run_tasks
 from mm1_jax.models import build_model
-from mm1_jax.models.inputs import example_batch, input_spec
 from mm1_jax.runtime import checkpoint
 
 FLAGS = flags.FLAGS
@@ -33,18 +29,6 @@ flags.DEFINE_integer("batch_size", 16, "Prompts per generation batch.")
 flags.DEFINE_integer("seed", 0, "Seed for drawing demonstrations (and the random initialisation).")
 
 
-def load_params(model, config: ml_collections.ConfigDict, directory: str | None, seed: int = 0):
-    """Checkpointed parameters (`directory` or `directory/checkpoints`), or a random initialisation."""
-    example = example_batch(input_spec(config.model), 1, 8)
-    init = lambda rng: nn.unbox(model.init(rng, **example)["params"])  # noqa: E731
-    if not directory:
-        return jax.jit(init)(jax.random.PRNGKey(seed))
-    shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
-    if os.path.isdir(os.path.join(directory, "checkpoints")):
-        directory = os.path.join(directory, "checkpoints")
-    return checkpoint.restore_params(directory, shapes)
-
-
 def table(scores: dict[str, float]) -> str:
     rows = [("task", "shots", "metric", "score")] + [tuple(k.split("/")) + (f"{v:.4f}",) for k, v in scores.items()]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -55,7 +39,7 @@ def main(argv):
     del argv
     config = FLAGS.config
     model = build_model(config.model)
-    params = load_params(model, config, FLAGS.checkpoint, FLAGS.seed)
+    params = checkpoint.load_params(model, config.model, FLAGS.checkpoint, FLAGS.seed)
     os.makedirs(FLAGS.workdir, exist_ok=True)
     reports: dict = {}
     ctx = Context.from_config(model, config, FLAGS.batch_size)

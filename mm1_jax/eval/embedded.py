@@ -30,10 +30,6 @@ def _rng(task: str, split: str) -> np.random.Generator:
     return np.random.default_rng([EVAL_SEED, sum(map(ord, task)), split == "support"])
 
 
-def _strip(answer: str) -> str:
-    return answer.rstrip(" .").strip()
-
-
 def captioning(n: int, split: str) -> list[Item]:
     rng = _rng("cap", split)
     items = []

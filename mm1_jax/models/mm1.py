@@ -26,8 +26,6 @@ import jax.numpy as jnp
 from mm1_jax.models.decoder import token_loss
 from mm1_jax.models.layers import Array, constrain
 
-IMAGE_ROUTES = ("slots", "hyper")
-
 
 def image_route(hyper_layers: Sequence[int]) -> str:
     """'hyper' when the decoder has hyper layers (images read by hyper attention), else 'slots'."""

@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import flax.linen as nn
 import jax
 from etils import epath
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
+
+from mm1_jax.models.inputs import example_batch, input_spec
 
 
 def _absolute(directory: str) -> str:
@@ -91,22 +94,23 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> t
     return out["state"], local
 
 
-def restore_params(directory: str, abstract_params: Any) -> Any:
-    """Params only, from the latest step of another run's checkpoint directory (a previous training stage)."""
+def restore_params(directory: str, abstract_params: Any, field: str = "init.checkpoint") -> Any:
+    """Params only, from the latest step of another run's checkpoint directory (a previous training stage);
+    `field` is the setting errors name."""
     if not epath.Path(directory).exists():
-        raise ValueError(f"init.checkpoint={directory!r} holds no complete checkpoint (the folder does not exist).")
+        raise ValueError(f"{field}={directory!r} holds no complete checkpoint (the folder does not exist).")
     manager = ocp.CheckpointManager(_absolute(directory), options=ocp.CheckpointManagerOptions(create=False),
                                     item_handlers={"state": ocp.PyTreeCheckpointHandler()})
     step = manager.latest_step()
     if step is None:
-        raise ValueError(f"init.checkpoint={directory!r} holds no complete checkpoint.")
+        raise ValueError(f"{field}={directory!r} holds no complete checkpoint.")
     meta = manager.item_metadata(step)["state"]
     meta = getattr(meta, "tree", meta)
     saved = _describe(meta.get("params", {}) if isinstance(meta, dict) else {})
     wanted = _describe(abstract_params)
     bad = sorted(k for k in wanted if k not in saved or saved[k] != wanted[k])
     if bad:
-        raise ValueError(f"init.checkpoint={directory!r} does not hold this model's parameters "
+        raise ValueError(f"{field}={directory!r} does not hold this model's parameters "
                          f"(missing or different shape: {', '.join(bad[:5])}).")
     restore_args = ocp.args.PyTreeRestore(
         item={"params": abstract_params},
@@ -118,3 +122,16 @@ def restore_params(directory: str, abstract_params: Any) -> Any:
     finally:
         manager.close()
     return out["state"]["params"]
+
+
+def load_params(model: Any, model_cfg: Any, directory: str | None, seed: int = 0,
+                field: str = "--checkpoint") -> Any:
+    """A model's parameters from a checkpoint directory (`directory` or `directory/checkpoints`, e.g. a trainer
+    workdir), or a random initialisation from `seed` when `directory` is empty."""
+    example = example_batch(input_spec(model_cfg), 1, 8)
+    init = lambda rng: nn.unbox(model.init(rng, **example)["params"])  # noqa: E731
+    if not directory:
+        return jax.jit(init)(jax.random.PRNGKey(seed))
+    if os.path.isdir(os.path.join(directory, "checkpoints")):
+        directory = os.path.join(directory, "checkpoints")
+    return restore_params(directory, jax.eval_shape(init, jax.random.PRNGKey(0)), field)

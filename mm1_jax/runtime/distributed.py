@@ -20,8 +20,7 @@ def _env_int(name: str) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
-               local_device_count: int | None = None) -> None:
+def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None) -> None:
     """Join the job's processes (a no-op for a plain single process)."""
     coordinator = coordinator or os.environ.get("MM1_COORDINATOR")
     num_processes = num_processes or _env_int("MM1_NUM_PROCESSES")

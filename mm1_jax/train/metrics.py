@@ -101,8 +101,6 @@ class MetricsLogger:
     def __init__(self, workdir: str, total_steps: int, enabled: bool = True):
         self.enabled = enabled and jax.process_index() == 0
         self.total_steps = total_steps
-        self._t0 = self._last_time = time.time()
-        self._last_step = None
         if self.enabled:
             os.makedirs(workdir, exist_ok=True)
             self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
