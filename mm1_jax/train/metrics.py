@@ -136,7 +136,7 @@ def progress_line(step: int, total: int, v: dict[str, Any]) -> str:
     eta = v.get("eta_s")
     eta_text = f"{int(eta) // 60:d}m{int(eta) % 60:02d}s" if eta is not None else "?"
     parts = [f"step {step}/{total}", f"loss {v.get('loss', float('nan')):.4f}", f"lr {v.get('lr', 0):.2e}",
-             f"tok/s {v.get('tokens_per_s', 0):,.0f}", f"ETA {eta_text}"]
+             f"tok/s {v['tokens_per_s']:,.0f}" if v.get("tokens_per_s") else "tok/s ?", f"ETA {eta_text}"]
     if v.get("skipped_records"):
         parts.append(f"skipped records {v['skipped_records']}")
     if v.get("nonfinite_skips"):

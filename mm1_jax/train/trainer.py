@@ -155,11 +155,12 @@ class Trainer:
                                   out_shardings=(self.state_shardings, None), donate_argnums=(0,))
 
     def _initialise_from(self, params: dict) -> dict:
-        """A previous stage's checkpoint (init.checkpoint) and/or converted weights (init.encoder / init.decoder)."""
+        """A previous stage's checkpoint (init.checkpoint at init.checkpoint_step; position tables resized to this
+        encoder's grid) and/or converted weights (init.encoder / init.decoder)."""
         init = self.config.get("init") or {}
         if init.get("checkpoint"):
             abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params)
-            params = ckpt_lib.restore_params(init["checkpoint"], abstract)
+            params = ckpt_lib.restore_params(init["checkpoint"], abstract, step=init.get("checkpoint_step", -1))
         if init.get("encoder") or init.get("decoder"):
             params = pretrained.init_from_checkpoints(init, params, self.config.model)
             params = jax.device_put(params, nn.unbox(self.param_shardings))
@@ -293,7 +294,7 @@ class Trainer:
             now, (t_last, s_last, start) = time.time(), self._clock
             rate = (step - s_last) / max(now - t_last, 1e-9) if step > s_last else 0.0
             logger.write(step, {"loss": float(m["loss"]), "lr": float(m["lr"]), "grad_norm": float(m["grad_norm"]),
-                                "tokens_per_s": rate * self.global_batch * self.config.data.seq_len,
+                                "tokens_per_s": rate * self.global_batch * self.config.data.seq_len if rate else None,
                                 "eta_s": (tc.steps - step) / rate if rate else None,
                                 "skipped_records": int(sum(self.pipeline.skip_counts().values())),
                                 "nonfinite_skips": self._nonfinite[0]})
