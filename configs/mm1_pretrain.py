@@ -3,7 +3,7 @@
 `get_config(arg)`, arg = 'key=value,key=value' over:
   decoder    1b | 3b | 7b | 30b | 3b-moe | 7b-moe | 1b-moe               (final recipe: 3b, 7b, 30b and MoEs)
   encoder    clip_vit_l14_224 | clip_vit_l14_336 | clip_vit_h14_336 | clip_vit_h14_378 | aim_600m_224 |
-             siglip_so400m14_384                                     (final: clip_vit_h14_378)
+             aim_1b_224 | aim_3b_224 | siglip_so400m14_384           (final: clip_vit_h14_378)
   connector  c_abstractor | avg_pool | attn_pool | mlp               (final: c_abstractor)
   tokens     64 | 144 | any square                                   (final: 144)
 e.g. the connector ablation row `--config=configs/mm1_pretrain.py:decoder=1b,connector=avg_pool,tokens=64`.

@@ -30,7 +30,8 @@ def get_config(arg: str = "main") -> ml_collections.ConfigDict:
         feature_layer=-1, feature_norm=False, drop_class_token=True,
     )
     # C-Abstractor 8 x 8 -> 4 x 4 = 16 image tokens.
-    config.model.connector = dict(name="c_abstractor", num_tokens=16, hidden_dim=64, depth=1, mlp_depth=2)
+    # (num_heads is read by --config.model.connector.name=attn_pool)
+    config.model.connector = dict(name="c_abstractor", num_tokens=16, hidden_dim=64, depth=1, mlp_depth=2, num_heads=4)
     config.model.decoder = dict(
         vocab_size=vocab_size, width=128, depth=3, num_heads=4, num_kv_heads=2, mlp_dim=384, rope_theta=10000.0,
         tie_embeddings=True, norm_eps=1e-5, scan_layers=False, remat_policy="none",

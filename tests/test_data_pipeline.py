@@ -2,6 +2,9 @@
 
 import json
 
+from absl import flags
+import ml_collections
+from ml_collections import config_flags
 import numpy as np
 import pytest
 
@@ -153,3 +156,101 @@ def test_all_bad_source_never_hangs(tmp_path):
     it._it.error_check.max_consecutive = 100
     with pytest.raises(pipeline.DataError, match="'junk': 100 of 100 records were bad"):
         next(it)
+
+
+# --- data.weights: the data-mix ablations by source name (MM1 arXiv 2403.09611, sec. 3.3), weight 0 included
+
+
+@pytest.mark.parametrize(
+    "spec, want",
+    [
+        ("caption:66,interleaved:33,text:0", {"caption": 2 / 3, "interleaved": 1 / 3, "text": 0.0}),
+        ("caption:0,interleaved:1,text:1", {"caption": 0.0, "interleaved": 0.5, "text": 0.5}),
+        ("text:0", {"caption": 0.5, "interleaved": 0.5, "text": 0.0}),  # unnamed sources keep their weight (45/45)
+    ],
+)
+def test_weights_override_sets_observed_shares_and_zero_drops(world, spec, want):
+    dc = synthetic.embedded_data_config(directory=world, max_images=4, weights=spec)
+    assert config_lib.source_weights(dc) == pytest.approx(want)
+    it = build(dc, batch=4)
+    while sum(it.stats()["examples"].values()) < 300:
+        next(it)
+    ex = it.stats()["examples"]
+    assert set(ex) == set(want)  # a dropped source is still reported, with 0 examples
+    total = sum(ex.values())
+    for name, share in want.items():
+        if share == 0:
+            assert ex[name] == 0 and it.stats()["skipped_by_source"][name] == 0, (name, ex)
+        else:
+            assert abs(ex[name] / total - share) < 0.02, (name, ex)
+
+
+def test_zero_weight_source_is_never_opened_and_resume_is_exact(world, monkeypatch):
+    dc = synthetic.embedded_data_config(directory=world, max_images=4, weights="interleaved:0")
+    dc.sources = [dict(s, path="/nonexistent/*.parquet") if s["name"] == "interleaved" else s for s in dc.sources]
+    opened = []
+    real_open = pipeline.sources_lib.open_source
+    monkeypatch.setattr(pipeline.sources_lib, "open_source", lambda src: opened.append(src["name"]) or real_open(src))
+    it = build(dc)
+    assert opened == ["caption", "text"]
+    for _ in range(3):
+        next(it)
+    saved = it.state_json()
+    want = [next(it) for _ in range(3)]
+    it2 = build(dc)
+    it2.set_state_json(saved)
+    for a, b in zip(want, [next(it2) for _ in range(3)]):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert it2.stats() == it.stats() and it.stats()["examples"]["interleaved"] == 0
+    # meta_source_id keeps each source's index in `sources` (text is 2), never the dropped one's (1)
+    assert set(np.unique(np.concatenate([b["meta_source_id"].ravel() for b in want]))) <= {-1, 0, 2}
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("caption:1,images:2", r"data.weights='caption:1,images:2': 'images' is not a source; the sources are "
+                               r"caption, interleaved, text\."),
+        ("caption=1", r"data.weights='caption=1': item 'caption=1' is not name:number"),
+        ("caption:lots", r"data.weights='caption:lots': item 'caption:lots' is not name:number"),
+        (":3", r"data.weights=':3': item ':3' is not name:number"),
+        ("text:-1", r"data.weights='text:-1': the weight of 'text' is -1; it must be >= 0\."),
+        ("caption:0,interleaved:0,text:0", r"data.weights='caption:0,interleaved:0,text:0': every source has weight 0"),
+        ("caption:0,caption:1", r"data.weights='caption:0,caption:1': 'caption' is given more than once\."),
+    ],
+)
+def test_bad_weights_stop_before_any_file_is_opened(spec, match, monkeypatch, tmp_path):
+    # paths that do not exist: the message must come from the weights check, before anything is opened or read
+    sources = [config_lib.source(n, k, f, str(tmp_path / "absent" / n), 1)
+               for n, k, f in (("caption", "caption", "wds"), ("interleaved", "interleaved", "parquet"),
+                               ("text", "text", "jsonl"))]
+    dc = config_lib.get_data_config(sources=sources, tokenizer=str(tmp_path / "absent.json"), weights=spec)
+    monkeypatch.setattr(pipeline.sources_lib, "open_source", lambda src: pytest.fail("opened a source"))
+    with pytest.raises(ValueError, match=match):
+        config_lib.source_weights(dc)
+    with pytest.raises(ValueError, match=match):
+        build(dc)
+
+
+def test_all_source_weights_zero_without_override(tmp_path):
+    dc = config_lib.get_data_config(sources=[config_lib.source("a", "text", "jsonl", "x", 0)])
+    with pytest.raises(ValueError, match="Data config: every source has weight 0"):
+        config_lib.source_weights(dc)
+    dc.sources = [config_lib.source("a", "text", "jsonl", "x", -2)]
+    with pytest.raises(ValueError, match=r"Data source 'a': weight must be >= 0, got -2\.0\."):
+        config_lib.source_weights(dc)
+
+
+def test_weights_from_the_command_line():
+    """`sources` is a list the command line cannot change; `--config.data.weights` is how a run changes the mix."""
+    config = ml_collections.ConfigDict()
+    config.data = config_lib.get_data_config(
+        sources=[config_lib.source(n, "text", "jsonl", "x", 1) for n in ("caption", "interleaved", "text")]
+    )
+    argv = ["prog", "--config.data.weights=caption:66,interleaved:33,text:0"]
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_dict("config", config, flag_values=fv, sys_argv=argv)
+    fv(argv)
+    want = {"caption": 2 / 3, "interleaved": 1 / 3, "text": 0}
+    assert config_lib.source_weights(fv.config.data) == pytest.approx(want)

@@ -69,3 +69,23 @@ def test_inspect_prints_shares_efficiency_and_rows(tmp_path):
     assert "packing efficiency" in out and "interleaved" in out and "row 0:" in out and "<image>" in out
     assert "seq_len 128" in out
     assert any(f.endswith(".png") for f in os.listdir(tmp_path / "dump"))
+
+
+def test_inspect_reports_command_line_weights_zero_included(tmp_path):
+    env = dict(os.environ, MM1_JAX_CACHE=str(tmp_path / "cache"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "mm1_jax.data.inspect",
+        "--config=tests/fixtures/data_tiny_config.py:0.01",
+        "--batches=3",
+        "--rows=0",
+        "--config.data.seq_len=128",
+        "--config.data.weights=caption:1,interleaved:1,text:0",
+    ]
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, check=True, cwd=os.path.dirname(os.path.dirname(__file__))
+    ).stdout
+    rows = {w[0]: w[1:4] for w in map(str.split, out.splitlines()) if w[:1] in (["caption"], ["text"])}
+    assert rows["text"] == ["0.000", "0.000", "0"], out  # weight, observed share, examples
+    assert rows["caption"][0] == "0.500", out

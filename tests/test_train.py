@@ -319,3 +319,28 @@ def test_model_and_data_must_agree_on_images_per_row():
     cfg = small_config(evaluator="mm1_jax.eval.nothing", eval_every=2, eval_tasks=("embedded_cap",))
     with pytest.raises(ValueError, match=r"train.evaluator='mm1_jax.eval.nothing' cannot be imported"):
         trainer.Trainer(cfg, "/nonexistent", devices=jax.devices()[:1])
+
+
+def test_trainable_parameter_patterns_owl3_stage_one(tmp_path):
+    """mPLUG-Owl3's first stage trains only the projector, the hyper layers' image key/value projections and their
+    gate (arXiv 2408.04840): given as path patterns, exactly those parameters change and everything else is
+    bit-identical; a pattern that matches nothing is refused, naming it."""
+    cfg = small_config(steps=2, trainable=("connector", "decoder/*/attn/image_*", "decoder/*/attn/gate_proj/*"))
+    cfg.model.decoder.hyper_layers = (1,)
+    cfg.model.connector.update(name="mlp", num_tokens=16, mlp_depth=1)
+    t = trainer.Trainer(cfg, str(tmp_path))
+    before = jax.device_get(t.state["params"])
+    t.run()
+    after = jax.device_get(t.state["params"])
+    flat = lambda tree: {"/".join(str(getattr(k, "key", k)) for k in p): v  # noqa: E731
+                         for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    b, a = flat(before), flat(after)
+    changed = sorted(k for k in b if not np.array_equal(b[k], a[k]))
+    assert changed and all(k.startswith("connector/") or k.startswith("decoder/layer_1/attn/image_")
+                           or k.startswith("decoder/layer_1/attn/gate_proj/") for k in changed), changed
+    assert any(k.startswith("decoder/layer_1/attn/image_k_proj") for k in changed)
+    assert any(k.startswith("connector/") for k in changed)
+    cfg.train.trainable = ("decoder/*/attn/image_q_proj/*",)
+    with pytest.raises(ValueError, match=r"train.trainable entry 'decoder/\*/attn/image_q_proj/\*' matches no "
+                                         r"parameter"):
+        trainer.Trainer(cfg, str(tmp_path / "other"))

@@ -4,6 +4,7 @@
 and the command line can change any field (`--config.data.seq_len=2048`).
 """
 
+import math
 from typing import Any
 
 import ml_collections
@@ -41,6 +42,10 @@ def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
     """Defaults for MM1 pre-training; keyword overrides replace top-level fields (dotted names via `.update`)."""
     c = ml_collections.ConfigDict()
     c.sources = []  # list of `source(...)` dicts; weights need not sum to 1.
+    # Mixture weights by source name, over the sources' own: "caption:66,interleaved:33,text:0" (the data-mix
+    # ablations, `--config.data.weights=...`, as `sources` is a list the command line cannot change). Sources not
+    # named keep their weight; weight 0 drops a source (never opened or read; stats show 0 examples). "": no change.
+    c.weights = ""
     c.tokenizer = ""  # path to a HF tokenizer.json or a SentencePiece .model.
     c.seq_len = 4096  # tokens per packed row (MM1 pre-training).
     c.max_images = 16  # image entries (crops count one each) per row, MM1: at most 16 images per sequence.
@@ -79,8 +84,43 @@ def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
 
 
 def source_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
-    """Normalised weight of each source by name."""
-    total = sum(s["weight"] for s in config.sources)
+    """Normalised weight of each source by name, in `sources` order: each source's own weight, replaced by
+    `weights` ("name:number,...") where it names the source. Zero stays zero (the pipeline drops that source).
+
+    The one place weights are read (pipeline mixture, inspect report); it reads no files, so a bad value stops the
+    run before anything is opened.
+    """
+    names = [s["name"] for s in config.sources]
+    weights = {}
+    for s in config.sources:
+        if s["weight"] < 0:
+            raise ValueError(f"Data source {s['name']!r}: weight must be >= 0, got {s['weight']}.")
+        weights[s["name"]] = float(s["weight"])
+    spec = config.get("weights", "") or ""
+    given = set()
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        name, sep, number = item.partition(":")
+        name = name.strip()
+        try:
+            w = float(number) if sep and name else None
+        except ValueError:
+            w = None
+        if w is None or not math.isfinite(w):
+            raise ValueError(
+                f"data.weights={spec!r}: item {item.strip()!r} is not name:number (e.g. caption:66,text:0)."
+            )
+        if name not in weights:
+            raise ValueError(f"data.weights={spec!r}: {name!r} is not a source; the sources are {', '.join(names)}.")
+        if name in given:
+            raise ValueError(f"data.weights={spec!r}: {name!r} is given more than once.")
+        if w < 0:
+            raise ValueError(f"data.weights={spec!r}: the weight of {name!r} is {number.strip()}; it must be >= 0.")
+        weights[name] = w
+        given.add(name)
+    total = sum(weights.values())
     if total <= 0:
-        raise ValueError(f"Data config: source weights must sum to a positive number, got {total}.")
-    return {s["name"]: s["weight"] / total for s in config.sources}
+        where = f"data.weights={spec!r}" if spec.strip() else "Data config"
+        raise ValueError(f"{where}: every source has weight 0; give at least one source a positive weight.")
+    return {n: w / total for n, w in weights.items()}

@@ -130,9 +130,10 @@ class Pipeline:
         return dict(self._packer.counts["skipped"])
 
     def stats(self) -> dict[str, Any]:
-        """Examples and skips per source name, rows, tokens, images, truncations so far."""
+        """Examples and skips per source name (every source, 0 for one never read), rows, tokens, images, truncations
+        so far."""
         c = self._packer.counts
-        by_name = lambda d: {self.source_names[int(k)]: v for k, v in d.items()}  # noqa: E731
+        by_name = lambda d: {n: d.get(str(i), 0) for i, n in enumerate(self.source_names)}  # noqa: E731
         return {
             "examples": by_name(c["examples"]),
             "skipped": dict(c["skipped"]),
@@ -172,11 +173,13 @@ def build_pipeline(
         raise ValueError("Data config: `sources` is empty; add at least one source (see mm1_jax/data/config.py).")
     if tokens_per_image + 2 > seq_len:
         raise ValueError(f"tokens_per_image={tokens_per_image} does not fit in seq_len={seq_len}.")
-    tok = tokenizer_lib.load_tokenizer(data_config.tokenizer)
-    weights = config_lib.source_weights(data_config)
+    weights = config_lib.source_weights(data_config)  # checks data.weights before any file is opened
     names = [s["name"] for s in data_config.sources]
-    parts = []
+    tok = tokenizer_lib.load_tokenizer(data_config.tokenizer)
+    parts, shares = [], []
     for i, src in enumerate(data_config.sources):
+        if weights[src["name"]] == 0:  # dropped: never opened; `i` stays its index in stats and meta_source_id
+            continue
         builder = examples_lib.ExampleBuilder(
             src, i, data_config, tokens_per_image=tokens_per_image, image_size=image_size, image_norm=image_norm
         )
@@ -191,7 +194,8 @@ def build_pipeline(
                 builder=builder,
             )
         )
-    mixed = grain.MapDataset.mix(parts, [weights[n] for n in names]) if len(parts) > 1 else parts[0]
+        shares.append(weights[src["name"]])
+    mixed = grain.MapDataset.mix(parts, shares) if len(parts) > 1 else parts[0]
     ds = mixed.to_iter_dataset(
         grain.ReadOptions(num_threads=data_config.read_threads, prefetch_buffer_size=data_config.prefetch_buffer_size)
     )

@@ -444,9 +444,14 @@ VIT_PRESETS: dict[str, dict[str, Any]] = {
     "siglip_so400m14_384": _preset(style="siglip", image_size=384, patch_size=14, width=1152, depth=27,
                                    num_heads=16, mlp_dim=4304, norm_eps=1e-6, **OWL3_FEATURES,
                                    allow_partial_patches=True),
-    # apple/ml-aim aim-v1/aim/v1/torch/models.py aim_600M: patch 14, 1536 wide, 24 blocks, 12 heads, mlp_ratio 4.
+    # apple/ml-aim aim-v1/aim/v1/torch/models.py: aim_600M / aim_1B / aim_3B, patch 14, 24 blocks, mlp_ratio 4;
+    # 1536 / 2048 / 3072 wide with 12 / 16 / 24 heads (MM1's encoder ablation, arXiv 2403.09611, uses all three).
     "aim_600m_224": _preset(style="aim_v1", image_size=224, patch_size=14, width=1536, depth=24,
                             num_heads=12, mlp_dim=6144, norm_eps=1e-6, **MM1_FEATURES),
+    "aim_1b_224": _preset(style="aim_v1", image_size=224, patch_size=14, width=2048, depth=24,
+                          num_heads=16, mlp_dim=8192, norm_eps=1e-6, **MM1_FEATURES),
+    "aim_3b_224": _preset(style="aim_v1", image_size=224, patch_size=14, width=3072, depth=24,
+                          num_heads=24, mlp_dim=12288, norm_eps=1e-6, **MM1_FEATURES),
 }
 for _fields in VIT_PRESETS.values():
     validate_vit_config(_fields)

@@ -53,11 +53,14 @@ def save(manager: ocp.CheckpointManager, step: int, state: dict[str, Any], data_
                  force=force)
 
 
+def _path_key(path: tuple) -> str:
+    """'params/decoder/...' for a pytree key path."""
+    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
 def _describe(tree: Any) -> dict[str, tuple]:
     """{'params/decoder/...': shape} for every leaf."""
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    name = lambda k: str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))  # noqa: E731
-    return {"/".join(name(k) for k in path): tuple(leaf.shape) for path, leaf in flat}
+    return {_path_key(path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def check_compatible(manager: ocp.CheckpointManager, step: int, target: Any) -> None:
@@ -94,34 +97,104 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> t
     return out["state"], local
 
 
-def restore_params(directory: str, abstract_params: Any, field: str = "init.checkpoint") -> Any:
-    """Params only, from the latest step of another run's checkpoint directory (a previous training stage);
-    `field` is the setting errors name."""
+POSITION_TABLES = ("pos_embed", "pos_emb")  # the ViT's learned table, the C-Abstractor's (sized by the encoder grid)
+
+
+def _side(n: int) -> int | None:
+    """s when n = s*s (s >= 1), else None."""
+    s = int(round(max(n, 0) ** 0.5))
+    return s if s >= 1 and s * s == n else None
+
+
+def _position_resize(key: str, saved: tuple, wanted: tuple, keys: set[str]) -> tuple[int, int, bool] | None:
+    """(checkpoint side, model side, class-token row) when `key` is a square position table ([N(+1), C]) whose only
+    difference is the grid; None otherwise. A ViT table has a class-token row when its module has a `class_token`."""
+    parent, _, leaf = key.rpartition("/")
+    if leaf not in POSITION_TABLES or len(saved) != 2 or len(wanted) != 2 or saved[1] != wanted[1]:
+        return None
+    class_row = leaf == "pos_embed" and f"{parent}/class_token" in keys
+    old, new = _side(saved[0] - class_row), _side(wanted[0] - class_row)
+    return None if old is None or new is None else (old, new, class_row)
+
+
+def _place(value: np.ndarray, like: Any) -> Any:
+    """A host array laid out as the abstract leaf `like` (its sharding when it has one; works across hosts)."""
+    value = np.asarray(value, like.dtype)
+    sharding = getattr(like, "sharding", None)
+    if sharding is None:
+        return jax.numpy.asarray(value)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+
+def restore_params(directory: str, abstract_params: Any, field: str = "init.checkpoint", step: int = -1,
+                   step_field: str = "init.checkpoint_step") -> Any:
+    """Params only, from another run's checkpoint directory (a previous training stage): its latest step, or `step`
+    when it is not -1. `field` / `step_field` are the settings errors name.
+
+    Shapes must match the model's except for position tables (`POSITION_TABLES`) whose grid changed: a stage that
+    raises the encoder's resolution gets them resized by torch's bicubic kernel (`vit.interpolate_pos_embed`, the
+    ViT's class-token row kept), and one line says which. Any other difference is refused naming the parameters.
+    """
     if not epath.Path(directory).exists():
         raise ValueError(f"{field}={directory!r} holds no complete checkpoint (the folder does not exist).")
     manager = ocp.CheckpointManager(_absolute(directory), options=ocp.CheckpointManagerOptions(create=False),
                                     item_handlers={"state": ocp.PyTreeCheckpointHandler()})
-    step = manager.latest_step()
-    if step is None:
-        raise ValueError(f"{field}={directory!r} holds no complete checkpoint.")
-    meta = manager.item_metadata(step)["state"]
-    meta = getattr(meta, "tree", meta)
-    saved = _describe(meta.get("params", {}) if isinstance(meta, dict) else {})
-    wanted = _describe(abstract_params)
-    bad = sorted(k for k in wanted if k not in saved or saved[k] != wanted[k])
-    if bad:
-        raise ValueError(f"{field}={directory!r} does not hold this model's parameters "
-                         f"(missing or different shape: {', '.join(bad[:5])}).")
-    restore_args = ocp.args.PyTreeRestore(
-        item={"params": abstract_params},
-        restore_args={"params": ocp.checkpoint_utils.construct_restore_args(abstract_params)},
-        partial_restore=True,
-    )
     try:
-        out = manager.restore(step, args=ocp.args.Composite(state=restore_args))
+        steps = sorted(int(s) for s in manager.all_steps())
+        if not steps:
+            raise ValueError(f"{field}={directory!r} holds no complete checkpoint.")
+        if step is None or int(step) == -1:
+            step = steps[-1]
+        elif int(step) not in steps:
+            raise ValueError(f"{step_field}={step} is not a step of {field}={directory!r}; its steps are "
+                             f"{', '.join(map(str, steps))}.")
+        step = int(step)
+        meta = manager.item_metadata(step)["state"]
+        meta = getattr(meta, "tree", meta)
+        saved = _describe(meta.get("params", {}) if isinstance(meta, dict) else {})
+        wanted = _describe(abstract_params)
+        resize = {k: _position_resize(k, saved[k], wanted[k], set(wanted))
+                  for k in wanted if k in saved and saved[k] != wanted[k]}
+        bad = sorted(k for k in wanted if k not in saved or (saved[k] != wanted[k] and resize[k] is None))
+        if bad:
+            shown = [k if k not in saved else f"{k} (checkpoint {list(saved[k])}, model {list(wanted[k])})"
+                     for k in bad[:5]]
+            raise ValueError(f"{field}={directory!r} does not hold this model's parameters "
+                             f"(missing or different shape: {', '.join(shown)}"
+                             f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}).")
+
+        def item(path, leaf):  # the resized tables are read at the checkpoint's shape, as host arrays
+            key = _path_key(path)
+            return jax.ShapeDtypeStruct(saved[key], leaf.dtype) if key in resize else leaf
+
+        def args(path, leaf, arg):
+            return ocp.RestoreArgs(restore_type=np.ndarray, dtype=leaf.dtype) if _path_key(path) in resize else arg
+
+        read_as = jax.tree_util.tree_map_with_path(item, abstract_params)
+        restore_args = jax.tree_util.tree_map_with_path(
+            args, abstract_params, ocp.checkpoint_utils.construct_restore_args(abstract_params))
+        out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            item={"params": read_as}, restore_args={"params": restore_args}, partial_restore=True)))
     finally:
         manager.close()
-    return out["state"]["params"]
+    params = out["state"]["params"]
+    if not resize:
+        return params
+    from mm1_jax.models.vit import interpolate_pos_embed  # pylint: disable=import-outside-toplevel
+
+    def resized(path, value, like):
+        key = _path_key(path)
+        if key not in resize:
+            return value
+        old, new, class_row = resize[key]
+        return _place(interpolate_pos_embed(np.asarray(value, np.float32), old, new, class_row), like)
+
+    params = jax.tree_util.tree_map_with_path(resized, params, abstract_params)
+    if jax.process_index() == 0:
+        print(f"{field}={directory!r} step {step}: interpolated the position tables (bicubic) "
+              + ", ".join(f"{k} {o}x{o} -> {n}x{n}{' (class-token row kept)' if c else ''}"
+                          for k, (o, n, c) in sorted(resize.items())) + ".")
+    return params
 
 
 def load_params(model: Any, model_cfg: Any, directory: str | None, seed: int = 0,

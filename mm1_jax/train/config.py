@@ -22,7 +22,8 @@ def train_defaults() -> ml_collections.ConfigDict:
     t.global_batch_size = 32             # rows of data.seq_len tokens per update, over all hosts
     t.grad_accum_steps = 1               # micro-batches per update (same result as one big batch)
     t.seed = 0                           # parameter initialisation
-    t.trainable = PARTS                  # parts that train; the others stay frozen (MM1 trains all of them)
+    t.trainable = PARTS                  # what trains, the rest stays frozen (MM1 trains everything): parts, leading
+                                         # parameter paths or fnmatch patterns ('decoder/*/attn/image_*')
     t.host_data = "shard"                # shard: each host reads its share of records; global: each host reads
                                          # the whole global batch and keeps its rows (same batches for any host count)
     t.log_every = 10                     # metrics are fetched from the devices, printed and written every N steps
@@ -45,7 +46,10 @@ def train_defaults() -> ml_collections.ConfigDict:
 
 def init_defaults() -> ml_collections.ConfigDict:
     i = ml_collections.ConfigDict()
-    i.checkpoint = ""   # a previous stage's workdir/checkpoints: its latest parameters start this stage
+    i.checkpoint = ""   # a previous stage's workdir/checkpoints: its latest parameters start this stage; position
+    #                     tables (ViT pos_embed, C-Abstractor pos_emb) are resized bicubically when the encoder's
+    #                     resolution changed (MM1 SFT, MM1.5 high-resolution continual pre-training)
+    i.checkpoint_step = -1  # the step of init.checkpoint to start from (-1: the latest)
     i.encoder = ""      # converted weights (mm1_jax.pretrained.init_from_checkpoints)
     i.decoder = ""
     return i
@@ -90,6 +94,11 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
     _known("train.checkpoint", t.checkpoint, d.checkpoint)
     if "init" in config:
         _known("init", config.init, init_defaults())
+        step = config.init.get("checkpoint_step", -1)
+        if isinstance(step, bool) or not isinstance(step, int) or step < -1:
+            raise ValueError(f"init.checkpoint_step={step!r} must be a step number (>= 0) or -1 for the latest.")
+        if step != -1 and not config.init.get("checkpoint"):
+            raise ValueError(f"init.checkpoint_step={step} needs init.checkpoint (the run whose step it is).")
     if "eval" in config:
         _known("eval", config.eval, eval_defaults())
     for name in ("steps", "global_batch_size", "grad_accum_steps", "log_every", "max_nonfinite_steps"):
@@ -98,9 +107,10 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
     for name in ("sample_every", "num_samples", "eval_every"):
         if not isinstance(t[name], int) or t[name] < 0:
             raise ValueError(f"train.{name}={t[name]!r} must be a non-negative integer.")
-    bad = [p for p in t.trainable if p not in PARTS]
+    bad = [p for p in t.trainable if not isinstance(p, str) or (p not in PARTS and not set(p) & set("/*?["))]
     if bad or not t.trainable:
-        raise ValueError(f"train.trainable={tuple(t.trainable)!r} must name some of {', '.join(PARTS)}.")
+        raise ValueError(f"train.trainable={tuple(t.trainable)!r} must name some of {', '.join(PARTS)}, or parameter "
+                         "paths / fnmatch patterns under them (e.g. 'decoder/*/attn/gate_proj/*').")
     if t.host_data not in HOST_DATA:
         raise ValueError(f"train.host_data={t.host_data!r} is not one of {', '.join(HOST_DATA)}.")
     if t.optimizer.name not in OPTIMIZERS:

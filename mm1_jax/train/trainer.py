@@ -14,11 +14,13 @@ names the module (default `mm1_jax.eval.evaluator`), imported by name, so the tr
 """
 from __future__ import annotations
 
+import fnmatch
 import signal
 import time
 from typing import Any
 
 import flax.linen as nn
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -27,6 +29,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from mm1_jax import pretrained
+from mm1_jax.data import config as data_config
 from mm1_jax.data import pipeline as pipeline_lib
 from mm1_jax.models import registry
 from mm1_jax.models.inputs import example_batch, input_spec
@@ -37,8 +40,23 @@ from mm1_jax.train import optim, sharding
 from mm1_jax.train.config import evaluator_module, validate_train_config
 
 
+def is_trainable(path: str, trainable: tuple[str, ...]) -> bool:
+    """A parameter path ('decoder/layer_1/attn/gate_proj/kernel') trains when an entry of `trainable` is a part
+    ('decoder'), a leading path ('decoder/layer_1') or an fnmatch pattern ('decoder/*/attn/image_*') that it matches."""
+    return any(path == p or path.startswith(p + "/") or fnmatch.fnmatchcase(path, p) for p in trainable)
+
+
 def split_params(params: dict, trainable: tuple[str, ...]) -> tuple[dict, dict]:
-    return ({k: v for k, v in params.items() if k in trainable}, {k: v for k, v in params.items() if k not in trainable})
+    """(the trainable parameters, the frozen ones): two nested dicts that `merge_params` joins again."""
+    flat = traverse_util.flatten_dict(params, sep="/")
+    train = {k: v for k, v in flat.items() if is_trainable(k, trainable)}
+    frozen = {k: v for k, v in flat.items() if k not in train}
+    return traverse_util.unflatten_dict(train, sep="/"), traverse_util.unflatten_dict(frozen, sep="/")
+
+
+def merge_params(a: dict, b: dict) -> dict:
+    return traverse_util.unflatten_dict({**traverse_util.flatten_dict(a, sep="/"),
+                                         **traverse_util.flatten_dict(b, sep="/")}, sep="/")
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule, trainable: tuple[str, ...],
@@ -49,7 +67,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
 
     def loss_sums(train_params, frozen, micro):
         """(summed token loss + MoE auxiliary loss x this micro-batch's weight, (summed token loss, weight))."""
-        out = model.apply({"params": {**frozen, **train_params}}, **micro)
+        out = model.apply({"params": merge_params(frozen, train_params)}, **micro)
         terms = loss_terms(out, micro["targets"], micro["loss_weights"])
         nll, weight, aux = terms["nll_sum"], terms["weight"], terms["moe_loss"]
         # MoE: the router losses are means over the micro-batch; weighting them by its token weight makes the
@@ -87,7 +105,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
         new_train = optax.apply_updates(train_params, updates)
         ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
-        new_state = {"step": state["step"] + ok.astype(jnp.int32), "params": {**frozen, **keep(new_train, train_params)},
+        new_state = {"step": state["step"] + ok.astype(jnp.int32), "params": merge_params(frozen, keep(new_train, train_params)),
                      "opt_state": keep(new_opt, state["opt_state"])}
         metrics = {"loss": loss, "grad_norm": grad_norm, "lr": schedule(state["step"]), "ok": ok,
                    "target_tokens": weight, "moe_loss": aux / denom}
@@ -103,6 +121,7 @@ class Trainer:
         validate_train_config(config)
         self.config, self.workdir, tc = config, workdir, config.train
         self.spec = input_spec(config.model, config.data)
+        data_config.source_weights(config.data)  # the mixture's weights are checked before anything is built
         self.model = registry.build_model(config.model)
         self.trainable = tuple(tc.trainable)
         self.rules = sharding.axis_rules(config.get("axis_rules"))
@@ -137,6 +156,11 @@ class Trainer:
             params = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=self.param_shardings)(
                 jax.random.PRNGKey(tc.seed))
         params = self._initialise_from(params)
+        paths = list(traverse_util.flatten_dict(params, sep="/"))
+        for entry in self.trainable:
+            if not any(is_trainable(path, (entry,)) for path in paths):
+                raise ValueError(f"train.trainable entry {entry!r} matches no parameter of this model (e.g. "
+                                 f"{paths[0]!r}); give a part, a leading path or an fnmatch pattern.")
         decoder_params = optim.count_params(params["decoder"])
         self.tx, self.schedule = optim.make_optimizer(tc.optimizer, tc.steps, decoder_params)
         train_params, _ = split_params(params, self.trainable)
