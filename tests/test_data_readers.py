@@ -145,6 +145,47 @@ def test_sft_dynamic_split_adds_markers(tmp_path, tok_path):
     assert np.sum(ex["tokens"] == tokenizer_lib.load_tokenizer(tok_path).image_id) == 5 * K
 
 
+@pytest.mark.parametrize("overview,markers,expected", [
+    ("after", "index", "<crop_1> <image> <crop_2> <image> <crop_3> <image> <crop_4> <image> <overview> <image>"),
+    ("before", "index", "<overview> <image> <crop_1> <image> <crop_2> <image> <crop_3> <image> <crop_4> <image>"),
+    ("after", "none", "<image>"),  # five entries of K slots, back to back (`words` shows a run of slots once)
+    ("after", "separators", "<image> , <image> . <image> , <image> : <image>"),
+    ("before", "separators", "<image> : <image> , <image> . <image> , <image>"),
+])
+def test_split_overview_position_and_markers(tmp_path, tok_path, overview, markers, expected):
+    """MM1.5 (arXiv 2409.20566) Table 3's options on a 2x2 grid: the overview after or before the crops; crops marked
+    by index, by nothing, or by separators (overview ':', column ',', row -- '.' here); the pixels follow the order."""
+    buf = io.BytesIO()
+    pixels = np.zeros((20, 20, 3), np.uint8)
+    pixels[:10, :10] = (255, 0, 0)  # the top-left crop is red, the rest black
+    Image.fromarray(pixels).save(buf, format="PNG")
+    (tmp_path / "q.png").write_bytes(buf.getvalue())
+    rec = {"image": "q.png", "__folder__": str(tmp_path),
+           "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "red ."}]}
+    split = dict(config_lib.get_data_config().split, mode="mm1.5", r=10, overview=overview, markers=markers,
+                 separators=(":", ",", "."))
+    ex = builder(tok_path, "sft", split=split)(rec)
+    assert words(tok_path, ex).startswith(f"<bos> User : {expected} Assistant")
+    assert np.sum(ex["tokens"] == tokenizer_lib.load_tokenizer(tok_path).image_id) == 5 * K
+    red = ex["images"][..., 0].mean(axis=(1, 2)) > ex["images"][..., 1].mean(axis=(1, 2))  # reddish entries
+    # the first crop is all red and the overview a quarter red; the other crops hold no red
+    assert red.tolist() == ([True, True, False, False, False] if overview == "before" else
+                            [True, False, False, False, True])
+
+
+def test_split_options_are_checked(tok_path):
+    base = config_lib.get_data_config().split
+    with pytest.raises(ValueError, match="data.split.overview='middle' is not one of after, before"):
+        builder(tok_path, "sft", split=dict(base, overview="middle"))
+    with pytest.raises(ValueError, match="data.split.markers='tuple' is not one of index, none, separators"):
+        builder(tok_path, "sft", split=dict(base, markers="tuple"))
+    with pytest.raises(ValueError, match=r"data.split.separators=\(':', ',', ' '\) must be three texts .* no tokens "
+                                         r"for \[' '\]"):
+        builder(tok_path, "sft", split=dict(base, markers="separators", separators=(":", ",", " ")))
+    with pytest.raises(ValueError, match=r"no tokens for \['/'\]"):  # '/' is not in the embedded vocabulary
+        builder(tok_path, "sft", split=dict(base, markers="separators", separators=(":", ",", "/")))
+
+
 @pytest.mark.parametrize(
     "rec,reason",
     [

@@ -73,7 +73,12 @@ def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
     c.split.r = 0  # crop size used to choose the grid; 0 -> the encoder's image size. MM1.5: 672.
     c.split.n_min = 4  # MM1.5 training (4, 9); inference (4, 16).
     c.split.n_max = 9
-    c.split.index_markers = True  # <crop_i> before each crop and <overview> before the overview image.
+    # MM1.5 (arXiv 2409.20566) Table 3: where the overview goes and how the crops are marked. overview: after (MM1.5's
+    # choice) | before the crops. markers: index (<crop_i> before crop i, <overview> before the overview; MM1.5's
+    # choice) | none | separators (split.separators: overview / column / row separator texts between the entries).
+    c.split.overview = "after"
+    c.split.markers = "index"
+    c.split.separators = (":", ",", "\n")
     c.split.max_images_to_split = 2  # MM1.5 splits only samples with fewer than 3 images.
     # Bad records: skipped and counted; once a source has seen `min_records_for_rate` records, a skipped share
     # above `max_error_rate` stops the run with a message naming the source and a sample record.

@@ -2,12 +2,13 @@
 
 An example is a dict: `tokens` int32 [L]; `weights` float32 [L], the loss weight of predicting tokens[i+1] at i
 (0 at the last token); `images` float32 [n, S, S, 3]; `source` int; `splittable` (pre-training documents may be
-cut across packed rows, SFT conversations may not). Each image entry is K consecutive <image> tokens, preceded by
-a <crop_i> / <overview> marker when the image was split with index markers.
+cut across packed rows, SFT conversations may not). Each image entry is K consecutive <image> tokens; the entries
+of a split image are ordered (overview after or before the crops) and marked (<crop_i> / <overview>, separators, or
+nothing) as `data.split` says.
 A record that cannot make an example gives `{"skip": reason, "source": i, "key": where}` (counted, never raised).
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,6 +19,17 @@ from mm1_jax.data import tokenizer as tokenizer_lib
 SKIP_REASONS = ("bad_image", "missing_image", "empty_text", "wrong_schema", "bad_json", "no_images")
 CAPTION_KEYS = ("caption", "text", "txt")
 TEXT_KEYS = ("text", "content", "txt")
+
+
+SPLIT_OVERVIEW = ("after", "before")
+SPLIT_MARKERS = ("index", "none", "separators")
+
+
+class ImageEntries(NamedTuple):
+    """One image's entries: crops row-major then the overview (`grid` = (rows, columns) when split), or the whole."""
+
+    pixels: np.ndarray  # [n, S, S, 3]
+    grid: tuple[int, int] | None = None
 
 
 class SkipRecord(Exception):
@@ -51,6 +63,16 @@ class ExampleBuilder:
         self.norm = image_norm
         self.max_images = data_config.max_images
         self.split = dict(data_config.split)
+        if self.split.get("overview", "after") not in SPLIT_OVERVIEW:
+            raise ValueError(f"data.split.overview={self.split['overview']!r} is not one of {', '.join(SPLIT_OVERVIEW)}.")
+        if self.split.get("markers", "index") not in SPLIT_MARKERS:
+            raise ValueError(f"data.split.markers={self.split['markers']!r} is not one of {', '.join(SPLIT_MARKERS)}.")
+        if self.split.get("markers") == "separators":
+            tok, seps = tokenizer_lib.load_tokenizer(self.tokenizer_path), tuple(self.split["separators"])
+            unknown = [s for s in seps if not tok.encode(s) or tok.special.get("<unk>") in tok.encode(s)]
+            if len(seps) != 3 or unknown:
+                raise ValueError(f"data.split.separators={seps!r} must be three texts (overview, column, row) that the "
+                                 f"tokenizer knows; it has no tokens for {unknown!r}.")
         self.add_bos, self.add_eos = data_config.add_bos, data_config.add_eos
         images_lib.normalize(np.zeros((1, 1, 3), np.uint8), image_norm)  # fail early on a bad norm name
 
@@ -70,7 +92,7 @@ class ExampleBuilder:
         except SkipRecord as e:
             return {"skip": e.reason, "source": self.source_index, "key": key, "detail": str(e)}
 
-    # --- record layouts -> parts: ("text", str, learn) | ("image", entries [n, S, S, 3])
+    # --- record layouts -> parts: ("text", str, learn) | ("image", ImageEntries)
 
     def _caption(self, rec):
         caption = _first(rec, CAPTION_KEYS)
@@ -104,7 +126,7 @@ class ExampleBuilder:
                 parts.append(("text", value, 1.0))
             elif kind == "image" and n_images < self.max_images:  # policy keep_first: later images dropped, text kept.
                 entries = self._image(value, rec, n_images=n_total, budget=self.max_images - n_images)
-                n_images += len(entries)
+                n_images += len(entries.pixels)
                 parts.append(("image", entries))
         return parts
 
@@ -141,8 +163,8 @@ class ExampleBuilder:
 
     # --- helpers
 
-    def _image(self, ref, rec, n_images: int, budget: int | None = None) -> np.ndarray:
-        """Encoded image -> entries [n, S, S, 3]; split when the config asks and the budget allows."""
+    def _image(self, ref, rec, n_images: int, budget: int | None = None) -> ImageEntries:
+        """Encoded image -> its entries [n, S, S, 3]; split when the config asks and the budget allows."""
         try:
             data = sources_lib.read_image_ref(ref, rec.get("__folder__", "."), self.image_root)
         except (FileNotFoundError, OSError) as e:
@@ -157,16 +179,36 @@ class ExampleBuilder:
         mode = self.split["mode"]
         if mode != "none" and self.kind in self.split["kinds"] and n_images <= self.split["max_images_to_split"]:
             if mode == "mm1":
-                entries = images_lib.split_image_mm1(img, self.size, self.norm)
+                entries = ImageEntries(images_lib.split_image_mm1(img, self.size, self.norm), (2, 2))
             elif mode == "mm1.5":
-                entries = images_lib.split_image_dynamic(
-                    img, self.size, self.norm, self.split["r"] or self.size, self.split["n_min"], self.split["n_max"]
-                )
+                r, n_min, n_max = self.split["r"] or self.size, self.split["n_min"], self.split["n_max"]
+                entries = ImageEntries(images_lib.split_image_dynamic(img, self.size, self.norm, r, n_min, n_max),
+                                       images_lib.choose_grid(img.width, img.height, r, n_min, n_max))
             else:
                 raise ValueError(f"Data config: split.mode must be none, mm1 or mm1.5, got {mode!r}.")
-            if len(entries) <= budget // max(1, n_images):
+            if len(entries.pixels) <= budget // max(1, n_images):
                 return entries
-        return images_lib.whole_image(img, self.size, self.norm)[None]
+        return ImageEntries(images_lib.whole_image(img, self.size, self.norm)[None])
+
+    def _arrange(self, entries: ImageEntries, tok: tokenizer_lib.Tokenizer) -> tuple[np.ndarray, list[list[int]]]:
+        """A split image's entries in `split.overview` order, with the marker ids that precede each entry."""
+        if entries.grid is None or len(entries.pixels) == 1:
+            return entries.pixels, [[]]
+        crops, overview, (_, n_w) = entries.pixels[:-1], entries.pixels[-1:], entries.grid
+        markers, before = self.split.get("markers", "index"), self.split.get("overview", "after") == "before"
+        if markers == "index":
+            crop_marks, over_marks = [[tok.crop_id(i + 1)] for i in range(len(crops))], [[tok.overview_id]]
+        elif markers == "separators":
+            over_sep, col_sep, row_sep = (tok.encode(s) for s in self.split["separators"])
+            crop_marks = [[] if i == 0 else row_sep if i % n_w == 0 else col_sep for i in range(len(crops))]
+            over_marks = [[]] if before else [over_sep]
+            if before:  # the overview separator stands between the overview and the crops either way
+                crop_marks[0] = over_sep
+        else:
+            crop_marks, over_marks = [[] for _ in crops], [[]]
+        if before:
+            return np.concatenate([overview, crops]), over_marks + crop_marks
+        return entries.pixels, crop_marks + over_marks
 
     def _assemble(self, parts) -> dict[str, Any]:
         """Parts -> tokens, target weights and image entries."""
@@ -184,12 +226,10 @@ class ExampleBuilder:
                 ids.append(tok.eos_id)
                 learn.append(part[2])
             else:
-                entries = part[1]
-                split = len(entries) > 1
-                for i in range(len(entries)):
-                    if split and self.split["index_markers"]:
-                        ids.append(tok.overview_id if i == len(entries) - 1 else tok.crop_id(i + 1))
-                        learn.append(1.0)
+                entries, marks = self._arrange(part[1], tok)
+                for mark in marks:
+                    ids += mark
+                    learn += [1.0] * len(mark)
                     ids += [tok.image_id] * self.k
                     learn += [0.0] * self.k
                 pics.append(entries)
