@@ -52,7 +52,8 @@ def test_adaptive_avg_pool_matches_torch(in_hw, out_hw):
 
 
 def test_adaptive_pool_windows_overlap_for_27_to_12():
-    # 27 -> 12: every window is 3 rows wide (not "3 or 4" as a secondary summary of HoneyBee says) and 9 rows feed two cells.
+    # 27 -> 12: every window is 3 rows wide (not "3 or 4" as a secondary summary of HoneyBee says) and 9 rows feed
+    # two cells.
     matrix = adaptive_pool_matrix(27, 12)
     assert set((matrix > 0).sum(axis=1)) == {3}
     assert ((matrix > 0).sum(axis=0) > 1).sum() == 9

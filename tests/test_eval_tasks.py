@@ -177,3 +177,40 @@ def test_annotation_tasks_read_config_eval(tmp_path):
     config.eval.coco_anotations = "typo"
     with pytest.raises(ValueError, match="eval.coco_anotations is not a known field"):
         validate_train_config(config)
+
+
+def test_evaluation_splits_images_as_training_did(tok):
+    """A model trained on split images is scored with them: the eval prompt lays an image out exactly as a training
+    example does (same entries, same markers), with its own grid bounds (eval.split_n_min / n_max) and a way out
+    (eval.split_mode='none')."""
+    from mm1_jax.data import config as data_config
+    from mm1_jax.data import examples
+
+    config = data_config.get_data_config(tokenizer=synthetic.ensure_generated() + "/tokenizer.json")
+    config.split.update(mode="mm1.5", r=32, n_min=4, n_max=4, kinds=("caption",))
+    split = tasks.eval_split(_Config(data=config, eval={}))
+    item = embedded.captioning(1, "eval")[0]  # a 64 px picture: 2x2 crops of 32 px + the overview
+    load = tasks.image_loader(16, "clip", split)
+    prompt = build_prompt([], item_parts(item, "caption", load), tok, K, max_tokens=1000, max_images=8,
+                          image_shape=(16, 16, 3), split=split)
+    markers = [tok.crop_id(i) for i in (1, 2, 3, 4)] + [tok.overview_id]
+    assert [t for t in prompt.tokens if t in markers] == markers and prompt.images.shape == (5, 16, 16, 3)
+    builder = examples.ExampleBuilder(data_config.source("c", "caption", "wds", "x", 1), 0, config,
+                                      tokens_per_image=K, image_size=16, image_norm="clip")
+    trained = builder({"jpg": item.images[0], "txt": "a caption"})
+    n = len(prompt.tokens)
+    np.testing.assert_array_equal(trained["tokens"][:n], prompt.tokens)  # <bos>, markers and slots alike
+    np.testing.assert_array_equal(trained["images"], prompt.images)
+    wider = tasks.eval_split(_Config(data=config, eval={"split_n_min": 1, "split_n_max": 1}))
+    assert (wider["n_min"], wider["n_max"], wider["mode"]) == (1, 1, "mm1.5")
+    one = build_prompt([], item_parts(item, "caption", tasks.image_loader(16, "clip", wider)), tok, K,
+                       max_tokens=1000, max_images=8, image_shape=(16, 16, 3), split=wider)
+    assert one.images.shape[0] == 1 and not any(t in markers for t in one.tokens)  # a 1x1 grid: no crops
+    assert tasks.eval_split(_Config(data=config, eval={"split_mode": "none"})) is None
+
+
+class _Config(dict):
+    """The two sections eval_split reads, as attributes and with .get (like a ConfigDict)."""
+
+    def __getattr__(self, name):
+        return self[name]

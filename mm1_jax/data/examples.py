@@ -32,6 +32,43 @@ class ImageEntries(NamedTuple):
     grid: tuple[int, int] | None = None
 
 
+def split_entries(img: Any, split: dict, size: int, norm: str) -> ImageEntries:
+    """A decoded image's entries under `split.mode` (none: the whole image; mm1: 2x2 + overview; mm1.5: dynamic)."""
+    mode = split["mode"]
+    if mode == "none":
+        return ImageEntries(images_lib.whole_image(img, size, norm)[None])
+    if mode == "mm1":
+        return ImageEntries(images_lib.split_image_mm1(img, size, norm), (2, 2))
+    if mode == "mm1.5":
+        r, n_min, n_max = split["r"] or size, split["n_min"], split["n_max"]
+        return ImageEntries(images_lib.split_image_dynamic(img, size, norm, r, n_min, n_max),
+                            images_lib.choose_grid(img.width, img.height, r, n_min, n_max))
+    raise ValueError(f"data.split.mode={mode!r} is not one of none, mm1, mm1.5.")
+
+
+def arrange_entries(entries: ImageEntries, split: dict, tok: tokenizer_lib.Tokenizer
+                    ) -> tuple[np.ndarray, list[list[int]]]:
+    """A split image's entries in `split.overview` order, with the marker ids that precede each entry (training
+    examples and evaluation prompts both lay images out with this)."""
+    if entries.grid is None or len(entries.pixels) == 1:
+        return entries.pixels, [[] for _ in entries.pixels]
+    crops, overview, (_, n_w) = entries.pixels[:-1], entries.pixels[-1:], entries.grid
+    markers, before = split.get("markers", "index"), split.get("overview", "after") == "before"
+    if markers == "index":
+        crop_marks, over_marks = [[tok.crop_id(i + 1)] for i in range(len(crops))], [[tok.overview_id]]
+    elif markers == "separators":
+        over_sep, col_sep, row_sep = (tok.encode(s) for s in split["separators"])
+        crop_marks = [[] if i == 0 else row_sep if i % n_w == 0 else col_sep for i in range(len(crops))]
+        over_marks = [[]] if before else [over_sep]
+        if before:  # the overview separator stands between the overview and the crops either way
+            crop_marks[0] = over_sep
+    else:
+        crop_marks, over_marks = [[] for _ in crops], [[]]
+    if before:
+        return np.concatenate([overview, crops]), over_marks + crop_marks
+    return entries.pixels, crop_marks + over_marks
+
+
 class SkipRecord(Exception):
     """A record that cannot make an example; `reason` is one of SKIP_REASONS."""
 
@@ -64,7 +101,8 @@ class ExampleBuilder:
         self.max_images = data_config.max_images
         self.split = dict(data_config.split)
         if self.split.get("overview", "after") not in SPLIT_OVERVIEW:
-            raise ValueError(f"data.split.overview={self.split['overview']!r} is not one of {', '.join(SPLIT_OVERVIEW)}.")
+            raise ValueError(f"data.split.overview={self.split['overview']!r} is not one of "
+                             f"{', '.join(SPLIT_OVERVIEW)}.")
         if self.split.get("markers", "index") not in SPLIT_MARKERS:
             raise ValueError(f"data.split.markers={self.split['markers']!r} is not one of {', '.join(SPLIT_MARKERS)}.")
         if self.split.get("markers") == "separators":
@@ -176,39 +214,12 @@ class ExampleBuilder:
         except ValueError as e:
             raise SkipRecord("bad_image", str(e)) from e
         budget = self.max_images if budget is None else budget
-        mode = self.split["mode"]
-        if mode != "none" and self.kind in self.split["kinds"] and n_images <= self.split["max_images_to_split"]:
-            if mode == "mm1":
-                entries = ImageEntries(images_lib.split_image_mm1(img, self.size, self.norm), (2, 2))
-            elif mode == "mm1.5":
-                r, n_min, n_max = self.split["r"] or self.size, self.split["n_min"], self.split["n_max"]
-                entries = ImageEntries(images_lib.split_image_dynamic(img, self.size, self.norm, r, n_min, n_max),
-                                       images_lib.choose_grid(img.width, img.height, r, n_min, n_max))
-            else:
-                raise ValueError(f"Data config: split.mode must be none, mm1 or mm1.5, got {mode!r}.")
+        if self.split["mode"] != "none" and self.kind in self.split["kinds"] and \
+                n_images <= self.split["max_images_to_split"]:
+            entries = split_entries(img, self.split, self.size, self.norm)
             if len(entries.pixels) <= budget // max(1, n_images):
                 return entries
         return ImageEntries(images_lib.whole_image(img, self.size, self.norm)[None])
-
-    def _arrange(self, entries: ImageEntries, tok: tokenizer_lib.Tokenizer) -> tuple[np.ndarray, list[list[int]]]:
-        """A split image's entries in `split.overview` order, with the marker ids that precede each entry."""
-        if entries.grid is None or len(entries.pixels) == 1:
-            return entries.pixels, [[]]
-        crops, overview, (_, n_w) = entries.pixels[:-1], entries.pixels[-1:], entries.grid
-        markers, before = self.split.get("markers", "index"), self.split.get("overview", "after") == "before"
-        if markers == "index":
-            crop_marks, over_marks = [[tok.crop_id(i + 1)] for i in range(len(crops))], [[tok.overview_id]]
-        elif markers == "separators":
-            over_sep, col_sep, row_sep = (tok.encode(s) for s in self.split["separators"])
-            crop_marks = [[] if i == 0 else row_sep if i % n_w == 0 else col_sep for i in range(len(crops))]
-            over_marks = [[]] if before else [over_sep]
-            if before:  # the overview separator stands between the overview and the crops either way
-                crop_marks[0] = over_sep
-        else:
-            crop_marks, over_marks = [[] for _ in crops], [[]]
-        if before:
-            return np.concatenate([overview, crops]), over_marks + crop_marks
-        return entries.pixels, crop_marks + over_marks
 
     def _assemble(self, parts) -> dict[str, Any]:
         """Parts -> tokens, target weights and image entries."""
@@ -226,7 +237,7 @@ class ExampleBuilder:
                 ids.append(tok.eos_id)
                 learn.append(part[2])
             else:
-                entries, marks = self._arrange(part[1], tok)
+                entries, marks = arrange_entries(part[1], self.split, tok)
                 for mark in marks:
                     ids += mark
                     learn += [1.0] * len(mark)

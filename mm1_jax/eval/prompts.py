@@ -5,9 +5,10 @@ Formats (text between the parts is the model's training layout):
   vqa      <bos> [User: <img> question Assistant: answer <eos>]*k User: <img> question Assistant:
   choice   as vqa (or plain text when the item has no images and no question), scored per option
 An item's question may place its images with `<image>` markers (multi-image questions); otherwise its images go
-before the question. Each image becomes K <image> slot tokens. A question-answer demonstration ends with <eos>, as
-every assistant turn does in SFT data, so a k-shot VQA prompt is a (k+1)-turn chat; caption demonstrations do not
-(in pre-training <eos> ends a document, so nothing follows one in the same document).
+before the question. Each image becomes K <image> slot tokens (or, when evaluation splits images as training did,
+its crops and overview, each K slots, ordered and marked as in training). A question-answer demonstration ends
+with <eos>, as every assistant turn does in SFT data, so a k-shot VQA prompt is a (k+1)-turn chat; caption
+demonstrations do not (in pre-training <eos> ends a document, so nothing follows one in the same document).
 
 Demonstrations come from a support split, drawn reproducibly (seed, item index). When the prompt does not fit the
 model's context (tokens, plus the new tokens to generate) or its image budget, demonstrations are dropped from the
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mm1_jax.data.examples import ImageEntries, arrange_entries
 from mm1_jax.data.tokenizer import Tokenizer
 
 
@@ -74,13 +76,20 @@ def item_parts(item: Item, fmt: str, load: Callable, answer: str | None = None, 
     return parts + ([("text", answer), ("eos",)] if answer is not None else [])
 
 
-def encode(parts: Sequence[tuple], tok: Tokenizer, k: int) -> tuple[list[int], list[np.ndarray]]:
+def encode(parts: Sequence[tuple], tok: Tokenizer, k: int, split: dict | None = None
+           ) -> tuple[list[int], list[np.ndarray]]:
+    """Parts -> ids and image entries; a split image (`ImageEntries`) is ordered and marked as in training."""
     ids, pics = [], []
     for part in parts:
         if part[0] == "text":
             ids += tok.encode(part[1])
         elif part[0] == "eos":
             ids.append(tok.eos_id)
+        elif isinstance(part[1], ImageEntries):
+            entries, marks = arrange_entries(part[1], split or {}, tok)
+            for entry, mark in zip(entries, marks):
+                ids += mark + [tok.image_id] * k
+                pics.append(entry)
         else:
             ids += [tok.image_id] * k
             pics.append(part[1])
@@ -97,10 +106,11 @@ def draw_demos(support: Sequence[Item], shots: int, seed: int, index: int, exclu
 
 
 def build_prompt(demos: Sequence[list[tuple]], query: list[tuple], tok: Tokenizer, k: int, *, max_tokens: int,
-                 max_images: int, image_shape: tuple[int, ...]) -> Prompt:
-    """<bos> + demos + query within max_tokens / max_images (demos dropped from the left first)."""
-    encoded = [encode(d, tok, k) for d in demos]
-    q_ids, q_pics = encode(query, tok, k)
+                 max_images: int, image_shape: tuple[int, ...], split: dict | None = None) -> Prompt:
+    """<bos> + demos + query within max_tokens / max_images (demos dropped from the left first); images split into
+    entries (`split`, a `data.split`) count one each."""
+    encoded = [encode(d, tok, k, split) for d in demos]
+    q_ids, q_pics = encode(query, tok, k, split)
     dropped = 0
     while True:
         kept = encoded[dropped:]

@@ -17,6 +17,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from mm1_jax.data import examples as examples_lib
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import synthetic
@@ -85,16 +86,31 @@ def _split(loaded: tuple[list[Item], list[dict]], n: int) -> tuple[list[Item], l
     return items[:n], items, missing
 
 
-def image_loader(size: int, norm: str) -> Callable[[Any], np.ndarray]:
-    """Reference (path, bytes or a ready array) -> normalised [S, S, 3]; OSError / ValueError when unreadable."""
+def image_loader(size: int, norm: str, split: dict | None = None) -> Callable[[Any], Any]:
+    """Reference (path, bytes or a ready array) -> normalised [S, S, 3], or with `split` (a `data.split`) the image's
+    split entries as training lays them out; OSError / ValueError when unreadable."""
 
-    def load(ref: Any) -> np.ndarray:
+    def load(ref: Any) -> Any:
         if isinstance(ref, np.ndarray):
             return ref
-        data = ref if isinstance(ref, bytes) else sources_lib.read_image_ref(ref, ".", "")
-        return images_lib.whole_image(images_lib.decode_image(data), size, norm)
+        img = images_lib.decode_image(ref if isinstance(ref, bytes) else sources_lib.read_image_ref(ref, ".", ""))
+        if split is not None:
+            return examples_lib.split_entries(img, split, size, norm)
+        return images_lib.whole_image(img, size, norm)
 
     return load
+
+
+def eval_split(config: ml_collections.ConfigDict) -> dict | None:
+    """How evaluation splits images: as `data.split` (a split-trained model is scored with its crops), with
+    `eval.split_mode` / `eval.split_n_min` / `eval.split_n_max` overriding when set (MM1.5 infers at (4, 16));
+    None when images stay whole."""
+    e = config.get("eval") or {}
+    split = dict(config.data.split, mode=e.get("split_mode") or config.data.split.mode)
+    if split["mode"] == "none":
+        return None
+    split.update({k: e[f"split_{k}"] for k in ("n_min", "n_max") if e.get(f"split_{k}")})
+    return split
 
 
 @dataclasses.dataclass
@@ -110,6 +126,7 @@ class Context:
     max_images: int
     batch_size: int = 16
     generator: gen.Generator | None = None
+    split: dict | None = None  # `eval_split`: images split as in training, or whole
 
     @classmethod
     def from_config(cls, model: Any, config: ml_collections.ConfigDict, batch_size: int = 16) -> Context:
@@ -119,7 +136,7 @@ class Context:
         return cls(model, tok, k, spec.image_size, spec.image_norm, int(config.data.seq_len), spec.max_images,
                    batch_size,
                    gen.Generator(model, tokens_per_image=k, image_id=tok.image_id, pad_id=tok.pad_id,
-                                 batch_size=batch_size))
+                                 batch_size=batch_size), eval_split(config))
 
 
 def _stop_ids(tok: Tokenizer) -> tuple[int, ...]:
@@ -130,7 +147,7 @@ def _stop_ids(tok: Tokenizer) -> tuple[int, ...]:
 def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: list[Item], shots: int,
              seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """One task at one shot count: {'scores', 'predictions', 'skipped', 'truncated'}."""
-    load = image_loader(ctx.image_size, ctx.norm)
+    load = image_loader(ctx.image_size, ctx.norm, ctx.split)
     shape = (ctx.image_size, ctx.image_size, 3)
     reserve = task.max_new_tokens if task.fmt != "choice" else max(len(ctx.tok.encode(o)) for i in items
                                                                    for o in i.options or [""])
@@ -143,7 +160,8 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
             questions = _rotated_questions(item) if task.circular else [(item.question, item.options)]
             for question, options in questions:
                 query = item_parts(item, task.fmt, load, question=question)
-                prompt = build_prompt(demos, query, ctx.tok, ctx.k, max_tokens=ctx.max_tokens - reserve,
+                prompt = build_prompt(demos, query, ctx.tok, ctx.k, split=ctx.split,
+                                      max_tokens=ctx.max_tokens - reserve,
                                       max_images=ctx.max_images, image_shape=shape)
                 prompts.append((item, prompt, options))
             kept.append(item)

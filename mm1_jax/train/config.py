@@ -64,6 +64,9 @@ def eval_defaults() -> ml_collections.ConfigDict:
     e.vqa_annotations = ""    # their answers JSON (empty: predictions only, no accuracy)
     e.vqa_images = ""         # the folder of their images
     e.vqa_image_pattern = "COCO_val2014_{image_id:012d}.jpg"
+    e.split_mode = ""         # images split as data.split says ('' = data.split.mode; 'none' = whole images)
+    e.split_n_min = 0         # dynamic splitting's grid bounds at evaluation (0 = data.split's; MM1.5 infers (4, 16))
+    e.split_n_max = 0
     e.embedded_root = ""      # the embedded dataset the embedded_* tasks read ('' = the package's generated default)
     e.mc_file = ""            # multiple-choice jsonl
     e.mc_images = ""          # the folder its image paths are relative to

@@ -88,7 +88,8 @@ def axis_rules(overrides: Mapping[str, Any] | None = None) -> tuple[tuple[str, A
         listed = (axes,) if isinstance(axes, str) else tuple(axes or ())
         unknown = [a for a in listed if a not in MESH_AXES]
         if unknown:
-            raise ValueError(f"axis_rules.{name}={axes!r} names {unknown[0]!r}, not a mesh axis ({', '.join(MESH_AXES)}).")
+            raise ValueError(f"axis_rules.{name}={axes!r} names {unknown[0]!r}, not a mesh axis "
+                             f"({', '.join(MESH_AXES)}).")
         rules[name] = tuple(axes) if isinstance(axes, (list, tuple)) else axes
     return tuple(rules.items())
 

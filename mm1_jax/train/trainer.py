@@ -105,7 +105,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
         new_train = optax.apply_updates(train_params, updates)
         ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
-        new_state = {"step": state["step"] + ok.astype(jnp.int32), "params": merge_params(frozen, keep(new_train, train_params)),
+        new_state = {"step": state["step"] + ok.astype(jnp.int32),
+                     "params": merge_params(frozen, keep(new_train, train_params)),
                      "opt_state": keep(new_opt, state["opt_state"])}
         metrics = {"loss": loss, "grad_norm": grad_norm, "lr": schedule(state["step"]), "ok": ok,
                    "target_tokens": weight, "moe_loss": aux / denom}
