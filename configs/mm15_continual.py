@@ -15,6 +15,9 @@ from mm1_jax.train.config import init_defaults, train_defaults
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config = mm1_pretrain.get_config(arg)
+    # crops enter the encoder at 672 px: init.checkpoint's 378 px position tables (ViT and C-Abstractor) are
+    # interpolated bicubically when this stage starts (mm1_jax.runtime.checkpoint.restore_params)
+    config.model.encoder.image_size = 672
     config.data = get_data_config(
         sources=[source("ocr", "caption", "wds", "gs://YOUR_BUCKET/ocr/shard-*.tar", 1.0)],
         tokenizer="gs://YOUR_BUCKET/tokenizer.json",

@@ -4,8 +4,9 @@
         --config.init.checkpoint=gs://BUCKET/runs/mm1-3b/checkpoints
 
 Recipe (items marked unverified come from a secondary summary, not the paper): 10k steps, batch 256, sequence 2048,
-Adafactor, LR 1e-5 (unverified), everything trained; high resolution by image splitting — 4 crops + an overview
-at the encoder's resolution (mode 'mm1'), 144 tokens each. `arg` as in mm1_pretrain: decoder=1b|3b|7b|30b, ...
+Adafactor, LR 1e-5 (unverified), everything trained; high resolution by image splitting — a 1344 px image
+becomes 4 crops + an overview of 672 px (mode 'mm1'), 144 tokens each, the encoder running at 672 px.
+`arg` as in mm1_pretrain: decoder=1b|3b|7b|30b, ...
 """
 import ml_collections
 
@@ -16,6 +17,9 @@ from mm1_jax.train.config import init_defaults, train_defaults
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config = mm1_pretrain.get_config(arg)
+    # crops enter the encoder at 672 px: init.checkpoint's 378 px position tables (ViT and C-Abstractor) are
+    # interpolated bicubically when this stage starts (mm1_jax.runtime.checkpoint.restore_params)
+    config.model.encoder.image_size = 672
     config.data = get_data_config(
         sources=[source("sft", "sft", "llava_json", "gs://YOUR_BUCKET/sft/mixture.json", 1.0,
                         image_root="gs://YOUR_BUCKET/sft/")],

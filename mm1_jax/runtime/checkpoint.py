@@ -17,6 +17,7 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from mm1_jax.models.inputs import example_batch, input_spec
+from mm1_jax.models.vit import interpolate_pos_embed
 
 
 def _absolute(directory: str) -> str:
@@ -162,6 +163,7 @@ def restore_params(directory: str, abstract_params: Any, field: str = "init.chec
             raise ValueError(f"{field}={directory!r} does not hold this model's parameters "
                              f"(missing or different shape: {', '.join(shown)}"
                              f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}).")
+        resize = {k: v for k, v in resize.items() if v is not None}
 
         def item(path, leaf):  # the resized tables are read at the checkpoint's shape, as host arrays
             key = _path_key(path)
@@ -180,7 +182,6 @@ def restore_params(directory: str, abstract_params: Any, field: str = "init.chec
     params = out["state"]["params"]
     if not resize:
         return params
-    from mm1_jax.models.vit import interpolate_pos_embed  # pylint: disable=import-outside-toplevel
 
     def resized(path, value, like):
         key = _path_key(path)
