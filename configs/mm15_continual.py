@@ -19,7 +19,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # interpolated bicubically when this stage starts (mm1_jax.runtime.checkpoint.restore_params)
     config.model.encoder.image_size = 672
     config.data = get_data_config(
-        sources=[source("ocr", "caption", "wds", "gs://YOUR_BUCKET/ocr/shard-*.tar", 1.0)],
+        sources=[source("ocr", "caption", "wds", "gs://YOUR_BUCKET/ocr/shard-*.tar", 1.0),
+                 # MM1.5's other continual pre-training data (Fig. 9b), off unless weighted by name (data.weights)
+                 source("llava_recap", "caption", "wds", "gs://YOUR_BUCKET/llava_recap/shard-*.tar", 0),
+                 source("sharegpt4v_pt", "caption", "wds", "gs://YOUR_BUCKET/sharegpt4v_pt/shard-*.tar", 0)],
         tokenizer="gs://YOUR_BUCKET/tokenizer.json",
         seq_len=4096,
         max_images=16,

@@ -42,6 +42,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             source("caption", "caption", "wds", "gs://YOUR_BUCKET/captions/shard-*.tar", 45),
             source("interleaved", "interleaved", "parquet", "gs://YOUR_BUCKET/interleaved/*.parquet", 45),
             source("text", "text", "jsonl", "gs://YOUR_BUCKET/text/*.jsonl", 10),
+            # off in the final recipe (weight 0: never opened); the data studies weight them by name with
+            # --config.data.weights: VeCap synthetic captions (MM1 Fig. 5d) and MM1.5's high-quality text (Fig. 10)
+            source("vecap", "caption", "wds", "gs://YOUR_BUCKET/vecap/shard-*.tar", 0),
+            source("hq_text", "text", "jsonl", "gs://YOUR_BUCKET/hq_text/*.jsonl", 0),
         ],
         tokenizer="gs://YOUR_BUCKET/tokenizer.json",
         seq_len=4096,

@@ -3,23 +3,14 @@ captions (LLaVA-Recap-3M, ShareGPT4V-PT) and their mixtures with OCR; scored by 
 
 The OCR+caption mixing ratios were not found (1:1 here). All numbers are from a single secondary source.
 """
-from configs.studies import _benchmarks as bm
-
-SOURCES = ("configs/mm15_continual.py has only the 'ocr' source; it needs 'llava_recap' (LLaVA-Recap-3M) and "
-           "'sharegpt4v_pt' (ShareGPT4V-PT) sources to weight with data.weights")
+from configs.studies import _common as bm
 
 STUDY = dict(
     title="continual pre-training data: OCR vs public synthetic captions",
     paper="MM1.5 (arXiv 2409.20566)", source="Fig. 9b",
     fixed="3B decoder; CPT at 1344 px (4 x 672 px + overview); SFT with static splitting",
 )
-STAGES = (
-    dict(name="pretrain", config="configs/mm1_pretrain.py", shared=True,
-         overrides={"init.encoder": bm.MM15_ENCODER, "init.decoder": bm.MM15_LLM}),
-    dict(name="cpt", config="configs/mm15_continual.py", overrides=bm.MM15_STATIC_672),
-    dict(name="sft", config="configs/mm1_sft.py", overrides=bm.MM15_SFT),
-    dict(name="eval", evaluate=True, shots=(0,), limit=100_000, missing=bm.MM15_SPLIT_EVAL),
-)
+STAGES = bm.shared(bm.MM15_ABLATION_STAGES, "pretrain")
 
 
 def _cpt(weights="", **extra):
@@ -28,10 +19,10 @@ def _cpt(weights="", **extra):
 
 ROWS = {
     "ocr": _cpt(),
-    "llava_recap": _cpt("ocr:0,llava_recap:1", missing=SOURCES),
-    "sharegpt4v": _cpt("ocr:0,sharegpt4v_pt:1", missing=SOURCES),
-    "ocr_llava_recap": _cpt("ocr:1,llava_recap:1", missing=SOURCES),
-    "ocr_sharegpt4v": _cpt("ocr:1,sharegpt4v_pt:1", missing=SOURCES),
+    "llava_recap": _cpt("ocr:0,llava_recap:1"),
+    "sharegpt4v": _cpt("ocr:0,sharegpt4v_pt:1"),
+    "ocr_llava_recap": _cpt("ocr:1,llava_recap:1"),
+    "ocr_sharegpt4v": _cpt("ocr:1,sharegpt4v_pt:1"),
 }
 BENCHMARKS = dict(bm.MM15)
 METRICS = dict(bm.MM15_METRICS)

@@ -5,25 +5,21 @@ and Knowledge category averages).
 
 One pre-training run is shared. All numbers are from secondary summaries.
 """
-from configs.studies import _benchmarks as bm
+from configs.studies import _common as bm
 
 STUDY = dict(
     title="continual pre-training image resolution",
     paper="MM1.5 (arXiv 2409.20566)", source="Fig. 9a",
     fixed="3B decoder; OCR data; SFT with static splitting (4 x 672 px + overview)",
 )
-STAGES = (
-    dict(name="pretrain", config="configs/mm1_pretrain.py", shared=True,
-         overrides={"init.encoder": bm.MM15_ENCODER, "init.decoder": bm.MM15_LLM}),
-    dict(name="cpt", config="configs/mm15_continual.py"),
-    dict(name="sft", config="configs/mm1_sft.py", overrides=bm.MM15_SFT),
-    dict(name="eval", evaluate=True, shots=(0,), limit=100_000, missing=bm.MM15_SPLIT_EVAL),
-)
+STAGES = bm.shared(bm.MM15_ABLATION_STAGES, "pretrain")
 ROWS = {
     "no_cpt": dict(arg="decoder=3b", skip=("cpt",)),
-    "cpt_378": dict(arg="decoder=3b", stage_overrides={"cpt": {"data.split.mode": "none"}}),
-    "cpt_756": dict(arg="decoder=3b", stage_overrides={"cpt": {"data.split.mode": "mm1"}}),
-    "cpt_1344": dict(arg="decoder=3b", stage_overrides={"cpt": dict(bm.MM15_STATIC_672)}),
+    "cpt_378": dict(arg="decoder=3b", stage_overrides={"cpt": {"model.encoder.image_size": 378,
+                                                               "data.split.mode": "none"}}),
+    "cpt_756": dict(arg="decoder=3b", stage_overrides={"cpt": {"model.encoder.image_size": 378,
+                                                               "data.split.mode": "mm1"}}),
+    "cpt_1344": dict(arg="decoder=3b"),
 }
 BENCHMARKS = dict(bm.MM15)
 METRICS = dict(bm.MM15_METRICS)
@@ -34,6 +30,6 @@ PAPER = {
     "cpt_1344": {"MMBase": (60.26, "Fig. 9a", "[S1]")},
 }
 FINDINGS = (
-    ("MMBase rises with the continual pre-training resolution (756 and 1344 px above no CPT); CPT at 378 px is below "
-     "no CPT", "Fig. 9a", "[S]"),
+    ("MMBase rises with the continual pre-training resolution (756 and 1344 px above no CPT); 378 px is below no CPT",
+     "Fig. 9a", "[S]"),
 )

@@ -5,25 +5,18 @@ row then continues at 1344 px on OCR data, is fine-tuned, and is scored by categ
 The paper reports deltas of 50:10:40 over 45:45:10 [S]. `50_10_40_same_text` is not a paper row: the ratio change
 with the original text source, runnable today.
 """
-from configs.studies import _benchmarks as bm
-
-HQ = "configs/mm1_pretrain.py has no 'hq_text' source (MM1.5's HQ-Text) to weight with data.weights"
+from configs.studies import _common as bm
 
 STUDY = dict(
     title="pre-training mixture 45:45:10 vs 50:10:40 with HQ-Text",
     paper="MM1.5 (arXiv 2409.20566)", source="Fig. 10",
     fixed="3B decoder; CPT at 1344 px on OCR data; SFT with static splitting",
 )
-STAGES = (
-    dict(name="pretrain", config="configs/mm1_pretrain.py",
-         overrides={"init.encoder": bm.MM15_ENCODER, "init.decoder": bm.MM15_LLM}),
-    dict(name="cpt", config="configs/mm15_continual.py", overrides=bm.MM15_STATIC_672),
-    dict(name="sft", config="configs/mm1_sft.py", overrides=bm.MM15_SFT),
-    dict(name="eval", evaluate=True, shots=(0,), limit=100_000, missing=bm.MM15_SPLIT_EVAL),
-)
+STAGES = bm.MM15_ABLATION_STAGES
 ROWS = {
-    "45_45_10": dict(arg="decoder=3b", stage_overrides={"pretrain": {"data.weights": "caption:45,interleaved:45,text:10"}}),
-    "50_10_40_hq_text": dict(arg="decoder=3b", missing=HQ, stage_overrides={
+    "45_45_10": dict(arg="decoder=3b", stage_overrides={
+        "pretrain": {"data.weights": "caption:45,interleaved:45,text:10"}}),
+    "50_10_40_hq_text": dict(arg="decoder=3b", stage_overrides={
         "pretrain": {"data.weights": "caption:50,interleaved:10,text:0,hq_text:40"}}),
     "50_10_40_same_text": dict(arg="decoder=3b", stage_overrides={
         "pretrain": {"data.weights": "caption:50,interleaved:10,text:40"}}, note="not a paper row"),

@@ -4,7 +4,7 @@ pooling, C-Abstractor) x image tokens (64, 144) x image resolution (224, 336 px)
 Held fixed: a 1.2B decoder (our `1b` preset, 0.99B), CLIP ViT-L/14 on DFN-5B + VeCap, MM1's 45/45/10 mixture;
 few-shot evaluation after pre-training. The bar heights of Fig. 4 were not found as numbers.
 """
-from configs.studies import _benchmarks as bm
+from configs.studies import _common as bm
 
 ENC = "gs://YOUR_BUCKET/converted/encoders/"
 LLM = "gs://YOUR_BUCKET/converted/decoders/llm_1b"  # the user's pre-trained 1.2B LLM (MM1's is not released)

@@ -5,13 +5,10 @@ Held fixed: MM1's ablation base (1.2B decoder, CLIP ViT-L/14 336 px, C-Abstracto
 Rows set `data.weights` over configs/mm1_pretrain.py's sources by name (weight 0 drops a source). The panels'
 exact labels were read from memory of the figure, not verified; where a mixing ratio was not found it is stated.
 """
-from configs.studies import _benchmarks as bm
+from configs.studies import _common as bm
 
 ENC = "gs://YOUR_BUCKET/converted/encoders/clip_vit_l14_336_dfn5b_vecap"
 LLM = "gs://YOUR_BUCKET/converted/decoders/llm_1b"
-VECAP = ("configs/mm1_pretrain.py has no separate 'vecap' source (VeCap-300M, 7% of the caption data) to drop with "
-         "data.weights")
-
 STUDY = dict(
     title="pre-training data: caption/interleaved/text mixture and synthetic captions",
     paper="MM1 (arXiv 2403.09611)", source="Fig. 5a-d",
@@ -46,9 +43,9 @@ ROWS = {
     "c_5_5_1": _mix("caption:5,interleaved:5,text:1"),
     "c_3_3_1": _mix("caption:3,interleaved:3,text:1"),
     "c_1_1_1": _mix("caption:1,interleaved:1,text:1"),
-    # (d) with / without the synthetic VeCap captions (45/45/10 otherwise).
-    "d_with_vecap": dict(arg=BASE, missing=VECAP),
-    "d_without_vecap": _mix("vecap:0", missing=VECAP),
+    # (d) with / without the synthetic VeCap captions (45/45/10 otherwise; VeCap is 7% of the caption data).
+    "d_with_vecap": _mix("caption:41.85,vecap:3.15,interleaved:45,text:10"),
+    "d_without_vecap": _mix("caption:45,vecap:0,interleaved:45,text:10"),
 }
 
 BENCHMARKS = {**bm.MM1_FEWSHOT, **bm.TEXTCORE}

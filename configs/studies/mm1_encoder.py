@@ -5,7 +5,7 @@ Held fixed: a 2.9B decoder (our `3b` preset, 3.02B), a C-Abstractor with 144 tok
 few-shot evaluation after pre-training. The encoder's own pre-training data is a property of its checkpoint:
 `init.encoder` names the converted encoder a row starts from (placeholders: convert with `python -m mm1_jax.convert`).
 """
-from configs.studies import _benchmarks as bm
+from configs.studies import _common as bm
 
 ENC = "gs://YOUR_BUCKET/converted/encoders/"
 LLM = "gs://YOUR_BUCKET/converted/decoders/llm_3b"  # MM1's LLMs are not released: the user's pre-trained 3B LLM

@@ -5,7 +5,7 @@ routing, load-balance loss 0.01, router z-loss 0.001, experts in the FFNs only [
 final recipe (ViT-H/14 378 px, C-Abstractor 144 tokens, 45/45/10), fine-tuned, then scored on the SFT benchmarks.
 The paper's numbers for this comparison were not found in the text we read.
 """
-from configs.studies import _benchmarks as bm
+from configs.studies import _common as bm
 
 ENC = "gs://YOUR_BUCKET/converted/encoders/DFN5B-CLIP-ViT-H-14-378"
 
@@ -17,16 +17,15 @@ STUDY = dict(
 STAGES = (
     dict(name="pretrain", config="configs/mm1_pretrain.py", overrides={"init.encoder": ENC}),
     dict(name="sft", config="configs/mm1_sft.py"),
-    dict(name="eval", evaluate=True, shots=(0,), limit=100_000,
-         missing="image splitting at evaluation (SFT trains on 2x2 crops + overview; mm1_jax.eval feeds whole "
-                 "images)"),
+    dict(name="eval", evaluate=True, shots=(0,), limit=100_000),
 )
+LLM = "gs://YOUR_BUCKET/converted/decoders/"  # the user's pre-trained LLMs (MM1's are not released)
 ROWS = {
-    "dense_3b": dict(arg="decoder=3b", overrides={"init.decoder": "gs://YOUR_BUCKET/converted/decoders/llm_3b"}),
-    "moe_3b": dict(arg="decoder=3b-moe", overrides={"init.decoder": "gs://YOUR_BUCKET/converted/decoders/llm_3b_moe"},
+    "dense_3b": dict(arg="decoder=3b", stage_overrides={"pretrain": {"init.decoder": LLM + "llm_3b"}}),
+    "moe_3b": dict(arg="decoder=3b-moe", stage_overrides={"pretrain": {"init.decoder": LLM + "llm_3b_moe"}},
                    note="upcycle the dense 3B LLM with mm1_jax.models.moe.upcycle (or train the MoE LLM)"),
-    "dense_7b": dict(arg="decoder=7b", overrides={"init.decoder": "gs://YOUR_BUCKET/converted/decoders/llm_7b"}),
-    "moe_7b": dict(arg="decoder=7b-moe", overrides={"init.decoder": "gs://YOUR_BUCKET/converted/decoders/llm_7b_moe"}),
+    "dense_7b": dict(arg="decoder=7b", stage_overrides={"pretrain": {"init.decoder": LLM + "llm_7b"}}),
+    "moe_7b": dict(arg="decoder=7b-moe", stage_overrides={"pretrain": {"init.decoder": LLM + "llm_7b_moe"}}),
 }
 BENCHMARKS = dict(bm.MM1_SFT)
 METRICS = {name: dict(mean=(name,), shots=0) for name in BENCHMARKS}

@@ -2,12 +2,11 @@
 encoder (378 -> 448, 560, 672 px) and image splitting (4 crops + an overview: 1344 px from 672 px crops, 720 image
 tokens; 1792 px from 896 px crops).
 
-One pre-training run (final recipe, 3B decoder) is shared; each row fine-tunes it at its resolution, then is scored on
-the SFT benchmarks. Splitting rows need the same splitting at evaluation, which mm1_jax.eval does not do yet.
+One pre-training run (final recipe, 3B decoder) is shared; each row fine-tunes it at its resolution
+(configs/mm1_sft.py: 672 px crops of a 1344 px image), then is scored on the SFT benchmarks, images split as in
+training.
 """
-from configs.studies import _benchmarks as bm
-
-SPLIT_EVAL = "image splitting at evaluation (mm1_jax.eval feeds whole images at the encoder's resolution)"
+from configs.studies import _common as bm
 
 STUDY = dict(
     title="SFT image resolution: interpolated encoder and sub-image splitting",
@@ -33,8 +32,8 @@ ROWS = {
     "sft_448": _sft(448, "none"),
     "sft_560": _sft(560, "none"),
     "sft_672": _sft(672, "none"),
-    "sft_1344": _sft(672, "mm1", missing=SPLIT_EVAL),
-    "sft_1792": _sft(896, "mm1", missing=SPLIT_EVAL, note="4 crops of 896 px assumed for 1792 px"),
+    "sft_1344": _sft(672, "mm1"),
+    "sft_1792": _sft(896, "mm1", note="4 crops of 896 px assumed for 1792 px"),
 }
 BENCHMARKS = dict(bm.MM1_SFT)
 METRICS = {"SFT average": dict(mean=tuple(b for b in BENCHMARKS if BENCHMARKS[b].get("scale")), shots=0)}
@@ -42,7 +41,7 @@ PAPER = {row: {"SFT average": ("not found", "Fig. 7b", "[P]")} for row in ROWS}
 PAPER["sft_1344"]["SFT average"] = ("about +15% relative over the low-resolution baseline", "Fig. 7b", "[S]")
 PAPER["sft_1792"]["SFT average"] = ("slightly below 1344 px", "Fig. 7b", "[S]")
 FINDINGS = (
-    ("1344 px (4 x 672 crops + overview) is about +15% relative over the low-resolution baseline; 1792 px is slightly "
-     "lower", "Fig. 7b", "[S]"),
+    ("1344 px (4 x 672 crops + overview): about +15% relative over the low-resolution baseline; 1792 px: lower",
+     "Fig. 7b", "[S]"),
     ("more pre-training steps give better results after SFT", "Fig. 7c", "[S]"),
 )

@@ -1,9 +1,11 @@
 """python -m mm1_jax.sweep list [DIR] | plan STUDY_FILE [--scale=paper|embedded] [--rows=a,b] [--root=ROOT]
 
-`list` prints every study with its row count and how many rows can run end to end today. `plan` checks the chosen
+`list` prints every study with its row count, how many rows have every feature they need, and how many of its
+evaluation tasks exist. `plan` checks the chosen
 rows' configs (every override names an existing field of its base config; model, training and data settings are
 valid) and prints one line per (row, stage) job: `row/stage: COMMAND` (an evaluation's tasks that do not exist yet
-follow as a `#` comment), or `row/stage: # not runnable: WHY`. Lines starting with '#' are headers.
+follow as a `#` comment), `row/stage: # task not yet available: ...` (an evaluation none of whose tasks exists), or
+`row/stage: # not runnable: WHY`. Lines starting with '#' are headers.
 """
 from __future__ import annotations
 
@@ -14,15 +16,20 @@ from mm1_jax.sweep import studies as studies_lib
 
 
 def list_studies(directory: str) -> list[str]:
-    lines = [f"{'study':28s} {'rows':>4s} {'runnable':>8s}  source"]
+    from mm1_jax.eval.tasks import TASKS  # only the task names
+
+    lines = [f"{'study':22s} {'rows':>4s} {'runnable':>8s} {'tasks':>6s}  source"]
     total = runnable = 0
     for path in studies_lib.study_files(directory):
         study = studies_lib.load_study(path)
         n, ok = len(study.rows), len(study.runnable_rows())
+        tasks = study.tasks()
         total, runnable = total + n, runnable + ok
-        info = study.info
-        lines.append(f"{study.name:28s} {n:4d} {ok:8d}  {info['paper']} {info['source']}: {info['title']}")
-    lines.append(f"{'total':28s} {total:4d} {runnable:8d}")
+        have = f"{sum(t in TASKS for t in tasks)}/{len(tasks)}"
+        lines.append(f"{study.name:22s} {n:4d} {ok:8d} {have:>6s}  {study.info['paper']} {study.info['source']}: "
+                     f"{study.info['title']}")
+    lines.append(f"{'total':22s} {total:4d} {runnable:8d}")
+    lines.append("runnable: rows whose every feature exists; tasks: the study's evaluation tasks that exist today.")
     return lines
 
 
@@ -38,14 +45,14 @@ def plan(path: str, scale: str, rows: list[str] | None, root: str) -> list[str]:
     chosen = rows or list(study.rows)
     ok = sum(1 for r in chosen if not study.row_missing(r))
     lines = [f"# {study.name}: {info['paper']} {info['source']}: {info['title']}",
-             f"# {len(chosen)} rows ({ok} runnable end to end), {len(jobs)} jobs, {scale} scale, root {root}"]
+             f"# {len(chosen)} rows ({ok} runnable), {len(jobs)} jobs, {scale} scale, root {root}"]
     for job in jobs:
         head = f"{job.row}/{job.stage}:"
         if not job.runnable:
             lines.append(f"{head} # not runnable: {job.missing}")
             continue
-        note = f"  # task not yet available: {', '.join(job.unavailable)}" if job.unavailable else ""
-        lines.append(f"{head} {job.command()}{note}")
+        note = f"# task not yet available: {', '.join(job.unavailable)}" if job.unavailable else ""
+        lines.append(f"{head} {note}" if job.waiting else f"{head} {job.command()}{'  ' + note if note else ''}")
     return lines
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib.util
+import json
 import pathlib
 import shlex
 import sys
@@ -60,9 +61,6 @@ class Study:
     paper: dict[str, dict]
     findings: tuple = ()
     embedded: Any = None
-
-    def stage(self, name: str) -> dict:
-        return next(s for s in self.stages if s["name"] == name)
 
     def row_missing(self, row: str) -> str:
         """Why the row cannot run end to end ('' when it can): its own missing feature or a stage's."""
@@ -103,7 +101,13 @@ class Job:
 
     @property
     def runnable(self) -> bool:
+        """Every feature it needs exists (an evaluation may still wait for its tasks: `waiting`)."""
         return not self.missing
+
+    @property
+    def waiting(self) -> bool:
+        """An evaluation none of whose tasks exists yet (`unavailable` names them)."""
+        return self.kind == "eval" and not self.tasks
 
     @property
     def config_arg(self) -> str:
@@ -124,7 +128,8 @@ class Job:
 def cli_value(value: Any) -> str:
     """A value as `--config.a.b=...` takes it (ml_collections config_flags parses it back to the same value)."""
     if isinstance(value, (tuple, list)):
-        return repr(tuple(value))
+        items = [json.dumps(v) if isinstance(v, str) else repr(v) for v in value]
+        return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
     if isinstance(value, (bool, int, float)):
         return repr(value)
     return str(value)
@@ -175,7 +180,7 @@ def check_structure(study: Study) -> None:
     names = [s.get("name") for s in study.stages]
     if not names or len(set(names)) != len(names) or not all(names):
         raise StudyError(f"{where}: STAGES must name each stage once; they are {names}.")
-    for i, stage in enumerate(study.stages):
+    for stage in study.stages:
         keys = EVAL_STAGE_KEYS if stage.get("evaluate") else TRAIN_STAGE_KEYS
         unknown = set(stage) - keys
         if unknown:
@@ -187,8 +192,6 @@ def check_structure(study: Study) -> None:
             if bool(stage.get("config")) != bool(stage.get("checkpoint")):
                 raise StudyError(f"{where}: evaluation stage {stage['name']!r} needs both config and checkpoint "
                                  "(a given model) or neither (the row's previous training stage).")
-            if not stage.get("config") and not any(not s.get("evaluate") for s in study.stages[:i]):
-                raise StudyError(f"{where}: evaluation stage {stage['name']!r} has no training stage before it.")
         elif not stage.get("config"):
             raise StudyError(f"{where}: training stage {stage['name']!r} names no config file.")
     if not study.rows:
@@ -200,6 +203,14 @@ def check_structure(study: Study) -> None:
         for stage in list(spec.get("skip", ())) + list(spec.get("stage_overrides", {})):
             if stage not in names:
                 raise StudyError(f"{where}: row {row!r} names stage {stage!r}; the stages are {', '.join(names)}.")
+        trained = False
+        for stage in study.stages:
+            if stage["name"] in spec.get("skip", ()):
+                continue
+            if stage.get("evaluate") and not stage.get("config") and not trained:
+                raise StudyError(f"{where}: row {row!r} skips every training stage before evaluation stage "
+                                 f"{stage['name']!r}.")
+            trained = trained or not stage.get("evaluate")
     for name, bench in study.benchmarks.items():
         if not bench.get("task") or not bench.get("metric"):
             raise StudyError(f"{where}: benchmark {name!r} needs a task and a metric.")
@@ -271,18 +282,23 @@ def jobs(study: Study, root: str = DEFAULT_ROOT, rows: list[str] | None = None) 
                     missing = missing or previous.missing
                 overrides = _merge(base, files, stage.get("overrides"), spec.get("overrides") if stage.get("config")
                                    else None, spec.get("stage_overrides", {}).get(name))
-                if not available and not missing:
-                    missing = f"no task available yet ({', '.join(unavailable)})"
                 job = Job(study.name, row, name, "eval", config, arg, tuple(overrides.items()),
                           f"{root}/{study.name}/{row}/{name}", missing, checkpoint, available, unavailable,
                           tuple(stage["shots"]), int(stage.get("limit", 100)))
                 out.append(job)
                 continue
+            if stage.get("shared"):  # one job for every row: only the stage's own missing feature counts
+                missing = stage.get("missing") or ""
             if previous is not None and previous.missing and not missing:
                 missing = f"needs stage {previous.stage} ({previous.missing})"
             init = {"init.checkpoint": f"{previous.workdir}/checkpoints"} if previous else {}
             overrides = _merge(stage.get("overrides"), spec.get("overrides"), spec.get("stage_overrides", {}).get(name),
                                init)
+            clash = [k for k in ("init.encoder", "init.decoder") if previous and overrides.get(k)]
+            if clash:
+                raise StudyError(f"study {study.name}, row {row!r}: stage {name!r} starts from stage "
+                                 f"{previous.stage!r}'s checkpoints, but also sets {clash[0]}, which would replace "
+                                 "what that stage trained; set it on the row's first stage only.")
             who = "shared" if stage.get("shared") else row
             job = Job(study.name, who, name, "train", stage["config"], spec.get("arg", ""), tuple(overrides.items()),
                       f"{root}/{study.name}/{who}/{name}", missing)
@@ -369,12 +385,12 @@ def check_job(job: Job) -> ml_collections.ConfigDict:
     where = f"study {job.study}, row {job.row!r}, stage {job.stage!r}"
     try:
         validate_model_config(config.model)
-        if job.kind == "train":
-            validate_train_config(config)
-            source_weights(config.data)
+        validate_train_config(config)  # also the eval fields (an evaluation's config is its training stage's)
+        source_weights(config.data)
         spec = input_spec(config.model, config.data)
         if spec.tokens_per_image + 2 > config.data.seq_len:
-            raise ValueError(f"an image's {spec.tokens_per_image} tokens do not fit data.seq_len={config.data.seq_len}.")
+            raise ValueError(f"an image's {spec.tokens_per_image} tokens do not fit "
+                             f"data.seq_len={config.data.seq_len}.")
     except ValueError as e:
         raise StudyError(f"{where}: {e}") from None
     return config

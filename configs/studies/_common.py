@@ -1,6 +1,6 @@
-"""Benchmarks the papers' studies report, shared by the study files (this file is not a study itself).
+"""Benchmarks and fixed settings shared by the study files (this file is not a study itself).
 
-Each entry: benchmark name -> dict(
+Benchmark tables: benchmark name -> dict(
   task     the `mm1_jax.eval` task that scores it (`mm1_jax.eval.tasks.TASKS`);
   metric   the score key that task writes ("task/Nshot/metric");
   scale    factor to the paper's unit (100: a 0-1 fraction -> percent; CIDEr-D is written on the x10 scale of
@@ -8,6 +8,7 @@ Each entry: benchmark name -> dict(
   pending  True when the task is not in TASKS yet (the next issue's); `python -m mm1_jax.sweep plan` says so;
   files    config.eval fields the task reads, with placeholder paths for the user's copies;
   note     anything a reader needs to know.)
+Fixed settings: the MM1.5 ablation stages (MM15_*) and the mPLUG-Owl3 ablation recipe (OWL3_*, QWEN15_7B).
 """
 
 COCO_FILES = {"eval.coco_annotations": "gs://YOUR_BUCKET/eval/coco/captions_karpathy_test.json",
@@ -113,10 +114,49 @@ OWL3_ABLATION = {
 OWL3_METRICS = {name: dict(mean=(name,), shots=0) for name in OWL3_ABLATION}
 
 # MM1.5 (arXiv 2409.20566) ablation set-up [S]: a 3B dense model; static splitting (4 sub-images + an overview,
-# each 672 px, 144 tokens; only samples with fewer than 3 images); pre-training choices scored after SFT.
+# each 672 px, 144 tokens; only samples with fewer than 3 images); pre-training choices scored after SFT
+# (configs/mm15_sft.py, its dynamic splitting replaced by the static one, evaluation splitting as training did).
 MM15_ENCODER = "gs://YOUR_BUCKET/converted/encoders/DFN5B-CLIP-ViT-H-14-378"
 MM15_LLM = "gs://YOUR_BUCKET/converted/decoders/llm_3b"  # the user's pre-trained 3B LLM
 MM15_STATIC_672 = {"model.encoder.image_size": 672, "data.split.mode": "mm1"}  # 2x2 crops of 672 px + overview
-MM15_SFT = {**MM15_STATIC_672, "train.steps": 23_000, "train.optimizer.lr": 2e-5}  # one epoch, batch 256 [S]
-MM15_SPLIT_EVAL = ("image splitting at evaluation (the model is fine-tuned on sub-images + overview; mm1_jax.eval "
-                   "feeds whole images)")
+MM15_ABLATION_STAGES = (
+    dict(name="pretrain", config="configs/mm1_pretrain.py", overrides={"init.encoder": MM15_ENCODER,
+                                                                       "init.decoder": MM15_LLM}),
+    dict(name="cpt", config="configs/mm15_continual.py", overrides=MM15_STATIC_672),
+    dict(name="sft", config="configs/mm15_sft.py", overrides=MM15_STATIC_672),
+    dict(name="eval", evaluate=True, shots=(0,), limit=100_000),
+)
+
+
+def shared(stages, *names):
+    """`stages` with the named ones run once for all rows (`shared=True`)."""
+    return tuple(dict(s, shared=True) if s["name"] in names else s for s in stages)
+
+
+# mPLUG-Owl3 (arXiv 2408.04840v2) Sec. 4.4 ablations: the LLaVA-1.5 recipe and data with Qwen1.5-7B [P]. LLaVA-1.5:
+# stage 1 on 558K caption pairs (1 epoch, batch 256, LR 1e-3), stage 2 on the 665K instruction mixture (1 epoch,
+# batch 128, LR 2e-5), warm-up 3%, cosine to 0, the encoder frozen. The ablation's encoder is not stated in the text
+# we read: mPLUG-Owl3's SigLIP-400m is assumed; its projector is the connector 'mlp' (729 tokens per image).
+OWL3_ARG = "decoder=7b,encoder=siglip_so400m14_384,connector=mlp,tokens=729"
+QWEN15_7B = {  # Qwen/Qwen1.5-7B config.json on the 7b preset
+    "model.decoder.vocab_size": 151936, "model.decoder.num_kv_heads": 32, "model.decoder.mlp_dim": 11008,
+    "model.decoder.qkv_bias": True, "model.decoder.rope_theta": 1_000_000.0, "model.decoder.norm_eps": 1e-6,
+}
+# Stage 1 trains the projector; with hyper attention also the hyper layers' visual K/V projections and gate (as
+# mPLUG-Owl3's own stage 1, v2 Table 2).
+OWL3_STAGE1_CONNECTOR = ("connector",)
+OWL3_STAGE1_HYPER = ("connector", "decoder/*/attn/image_*", "decoder/*/attn/gate_proj/*")
+OWL3_STAGES = (
+    dict(name="pretrain", config="configs/mm1_pretrain.py", overrides={
+        "init.encoder": "gs://YOUR_BUCKET/converted/encoders/siglip-so400m-patch14-384",
+        "init.decoder": "gs://YOUR_BUCKET/converted/decoders/Qwen1.5-7B",
+        "data.weights": "caption:1,interleaved:0,text:0", "data.seq_len": 2048,
+        "train.steps": 2180, "train.global_batch_size": 256, "train.optimizer.lr_rule": "fixed",
+        "train.optimizer.lr": 1e-3, "train.optimizer.warmup_steps": 65, "train.optimizer.final_lr_fraction": 0.0,
+        "train.optimizer.weight_decay": 0.0}),
+    dict(name="sft", config="configs/mm1_sft.py", overrides={
+        "model.encoder.image_size": 384, "data.split.mode": "none", "train.trainable": ("connector", "decoder"),
+        "train.steps": 5200, "train.global_batch_size": 128, "train.optimizer.name": "adamw",
+        "train.optimizer.lr": 2e-5, "train.optimizer.warmup_steps": 156, "train.optimizer.final_lr_fraction": 0.0}),
+    dict(name="eval", evaluate=True, shots=(0,), limit=100_000),
+)

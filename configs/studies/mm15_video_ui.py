@@ -1,0 +1,44 @@
+"""MM1.5 (arXiv 2409.20566), its video and UI sections: MM1.5-Video and MM1.5-UI — listed so the study list is
+complete; neither can run yet.
+
+Video: 24 uniformly sampled frames, 144 tokens each, no splitting; training-free (the image model on frames) and SFT
+on ShareGPTVideo 556K + VideoChat2 225K + ActivityNet-QA 31.5K [S]. UI: a further SFT on Ferret-UI data (801K),
+with Ferret-style box and point coordinates in the text [S].
+"""
+STUDY = dict(
+    title="MM1.5-Video and MM1.5-UI (not yet runnable)",
+    paper="MM1.5 (arXiv 2409.20566)", source="MM1.5-Video and MM1.5-UI sections",
+    fixed="MM1.5 final recipe",
+)
+VIDEO = ("video input (24 uniformly sampled frames per clip, 144 tokens each) in mm1_jax.data and video eval tasks "
+         "(NExTQA, ActivityNet-QA)")
+UI = ("Ferret-UI data and tasks, and Ferret-style box / point coordinate tokens (syntax and bin count not verified)")
+FINAL = "gs://YOUR_BUCKET/studies/mm15_final_{}/cpt/checkpoints"  # the MM1.5 model after continual pre-training
+STAGES = (
+    dict(name="sft", config="configs/mm1_sft.py"),  # the image SFT (MM1.5's mixture)
+    dict(name="video_sft", config="configs/mm1_sft.py"),
+    dict(name="ui_sft", config="configs/mm1_sft.py"),
+    dict(name="eval", evaluate=True, shots=(0,), limit=100_000),
+)
+ROWS = {
+    # training-free: the image model scored on frames
+    "video_training_free_3b": dict(arg="decoder=3b", skip=("video_sft", "ui_sft"), missing=VIDEO,
+                                   stage_overrides={"sft": {"init.checkpoint": FINAL.format("3b")}}),
+    "video_sft_7b": dict(arg="decoder=7b", skip=("ui_sft",), missing=VIDEO,
+                         stage_overrides={"sft": {"init.checkpoint": FINAL.format("7b")}}),
+    "ui_1b": dict(arg="decoder=1b", skip=("video_sft",), missing=UI,
+                  stage_overrides={"sft": {"init.checkpoint": FINAL.format("1b")}}),
+}
+BENCHMARKS = {
+    "NExTQA": dict(task="nextqa", metric="accuracy", scale=100, pending=True),
+    "ActivityNet-QA": dict(task="activitynet_qa", metric="accuracy", scale=100, pending=True),
+    "Ref-i": dict(task="ferret_ui_ref_i", metric="accuracy", scale=100, pending=True),
+    "Grd-i": dict(task="ferret_ui_grd_i", metric="accuracy", scale=100, pending=True),
+}
+METRICS = {name: dict(mean=(name,), shots=0) for name in BENCHMARKS}
+PAPER = {
+    "video_training_free_3b": {"NExTQA": (72.8, "MM1.5-Video section", "[S]")},
+    "video_sft_7b": {"ActivityNet-QA": (60.9, "MM1.5-Video section", "[S]")},
+    "ui_1b": {"Ref-i": (90.0, "MM1.5-UI section", "[S]"), "Grd-i": (86.5, "MM1.5-UI section", "[S]")},
+}
+FINDINGS = (("MM1.5-UI-1B vs Ferret-UI-13B: Ref-i 90.0 vs 80.5, Grd-i 86.5 vs 79.4", "MM1.5-UI section", "[S]"),)

@@ -1,0 +1,44 @@
+"""mPLUG-Owl3 (arXiv 2408.04840v2) Sec. 4.4, Table 8: how the language model reads the images — image tokens
+concatenated into the sequence, a cross-attention block before or after self-attention (Flamingo-style), or the
+hyper attention transformer block (cross-attention in parallel with self-attention, shared input LayerNorm, gate,
+MI-Rope) in layers [1, 9, 17, 25].
+
+Set-up [P]: the LLaVA-1.5 recipe and data with Qwen1.5-7B (configs/studies/_common.py: OWL3_*). Hyper attention is
+`model.decoder.hyper_layers` (zero-based layer indices) with the connector 'mlp'.
+"""
+from configs.studies import _common as bm
+
+STUDY = dict(
+    title="attention structure: concatenation, pre-/post-cross-attention, hyper attention",
+    paper="mPLUG-Owl3 (arXiv 2408.04840v2)", source="Table 8",
+    fixed="LLaVA-1.5 recipe and data, Qwen1.5-7B, SigLIP-400m (assumed), MLP projector",
+)
+STAGES = bm.OWL3_STAGES
+CROSS = ("a {} cross-attention block (a decoder layer kind with its own cross-attention sub-layer {} "
+         "self-attention); the decoder has self and hyper layers only")
+HYPER = {**bm.QWEN15_7B, "model.decoder.hyper_layers": (1, 9, 17, 25)}  # period 8 over 32 layers: scan works
+ROWS = {
+    "concatenate": dict(arg=bm.OWL3_ARG, overrides=bm.QWEN15_7B,
+                        stage_overrides={"pretrain": {"train.trainable": bm.OWL3_STAGE1_CONNECTOR}}),
+    "pre_cross": dict(arg=bm.OWL3_ARG, overrides=bm.QWEN15_7B, missing=CROSS.format("pre-", "before")),
+    "post_cross": dict(arg=bm.OWL3_ARG, overrides=bm.QWEN15_7B, missing=CROSS.format("post-", "after")),
+    "hyper": dict(arg=bm.OWL3_ARG, overrides=HYPER,
+                  stage_overrides={"pretrain": {"train.trainable": bm.OWL3_STAGE1_HYPER}}),
+}
+BENCHMARKS = dict(bm.OWL3_ABLATION)
+METRICS = dict(bm.OWL3_METRICS)
+
+
+def _row(*values):
+    return {m: (v, "Table 8", "[P]") for m, v in zip(METRICS, values, strict=True)}
+
+
+PAPER = {
+    "concatenate": _row(59.0, 51.6, 22.4, 25.1, 55.7, 38.7),
+    "pre_cross": _row(53.8, 45.2, 43.0, 38.9, 55.3, 44.7),
+    "post_cross": _row(48.9, 40.9, 38.3, 37.0, 54.0, 47.0),
+    "hyper": _row(57.6, 50.0, 42.8, 39.4, 59.5, 51.6),
+}
+FINDINGS = (
+    ("concatenation is best on single images but collapses on multi-image and video benchmarks", "Sec. 4.4", "[P]"),
+)
