@@ -1,7 +1,7 @@
 """Hyper attention layer and decoder: a plain-numpy reference of the documented math (mPLUG-Owl3, arXiv 2408.04840,
 Sec. 3; `x_sdpa` in the release's modeling_hyper_qwen2.py), the zero gate, earlier-images-only visibility, packed rows,
 the KV cache, hyper layers with MoE FFNs, scanning, the MM1 hyper image route, selection from the command line, bad
-input."""
+input; the block's parts switched off one at a time (mPLUG-Owl3 v2 Table 10: gate, shared LayerNorm, MI-Rope)."""
 import re
 
 import flax.linen as nn
@@ -53,8 +53,11 @@ def attend(q, k, v, allowed):
     return out
 
 
-def reference_attention(t, x, images, starts):
-    """x [L, D] text states; images [n, LV, D]; starts[j] = index of image j's placeholder -> x + attention."""
+def reference_attention(t, x, images, starts, gate=True, shared_norm=True, mi_rope=True):
+    """x [L, D] text states; images [n, LV, D]; starts[j] = index of image j's placeholder -> x + attention.
+
+    The switches (Decoder.hyper_gate / hyper_shared_norm / hyper_mi_rope): gate=False mixes S + C; shared_norm=False
+    norms the images with their own scale t['norm_img']; mi_rope=False leaves the image keys unrotated."""
     h = rms(x, t["norm1"])
     length = len(x)
     q = (h @ t["wq"].T + t["bq"]).reshape(length, H, DH)
@@ -65,20 +68,24 @@ def reference_attention(t, x, images, starts):
     s = attend(q, k, v, np.tril(np.ones((length, length), bool)))
     out = s
     if len(starts):
-        vis = rms(images, t["norm1"]).reshape(-1, D) @ t["wkv"].T + t["bkv"]
+        vis = rms(images, t["norm1"] if shared_norm else t["norm_img"]).reshape(-1, D) @ t["wkv"].T + t["bkv"]
         vis = vis.reshape(-1, KVH, 2, DH)  # per KV head: Dh key features, then Dh value features
         image_pos = np.repeat(np.asarray(starts, np.float64) + 1, LV)
-        vk, vv = rope(vis[:, :, 0], image_pos), vis[:, :, 1]
+        vk, vv = (rope(vis[:, :, 0], image_pos) if mi_rope else vis[:, :, 0]), vis[:, :, 1]
         seen = np.repeat(np.asarray(starts)[None, :] < np.arange(length)[:, None], LV, axis=1)
         c = attend(q, vk, vv, seen)
-        g = 1 / (1 + np.exp(-(s @ t["wg"].T + t["bg"])))
-        out = np.where(seen.any(-1)[:, None, None], s * (1 - g) + c * g, s)
+        if gate:
+            g = 1 / (1 + np.exp(-(s @ t["wg"].T + t["bg"])))
+            mixed = s * (1 - g) + c * g
+        else:
+            mixed = s + c
+        out = np.where(seen.any(-1)[:, None, None], mixed, s)
     return x + out.reshape(length, H * DH) @ t["wo"].T
 
 
-def reference_layer(t, x, images, starts, ffn=None):
+def reference_layer(t, x, images, starts, ffn=None, **switches):
     """A whole layer: attention, then the dense SwiGLU of `t` or `ffn` (e.g. an MoE) on the post-attention norm."""
-    x = reference_attention(t, x, images, starts)
+    x = reference_attention(t, x, images, starts, **switches)
     h = rms(x, t["norm2"])
     if ffn is not None:
         return x + ffn(h)
@@ -99,8 +106,11 @@ def torch_layout(p):
     if "image_k_proj" in a:  # a hyper layer
         kv_w = np.stack([a[n]["kernel"].transpose(1, 2, 0) for n in ("image_k_proj", "image_v_proj")], 1)
         kv_b = np.stack([a["image_k_proj"]["bias"], a["image_v_proj"]["bias"]], 1)
-        out.update(wkv=kv_w.reshape(KVH * 2 * DH, D), bkv=kv_b.reshape(-1), wg=a["gate_proj"]["kernel"].T,
-                   bg=a["gate_proj"]["bias"])
+        out.update(wkv=kv_w.reshape(KVH * 2 * DH, D), bkv=kv_b.reshape(-1))
+    if "gate_proj" in a:  # a hyper layer with its gate (Decoder.hyper_gate)
+        out.update(wg=a["gate_proj"]["kernel"].T, bg=a["gate_proj"]["bias"])
+    if "image_norm" in p:  # the images' own norm (Decoder.hyper_shared_norm=False)
+        out.update(norm_img=np.asarray(p["image_norm"]["scale"], np.float64))
     if "mlp" in p:  # a dense FFN
         out.update({f"w_{n}": np.asarray(p["mlp"][f"{n}_proj"]["kernel"], np.float64).T
                     for n in ("gate", "up", "down")})
@@ -217,7 +227,7 @@ def test_hyper_layer_index_out_of_range():
 MOE_DEC = dict(DEC, depth=4, num_experts=8, top_k=2, moe_every=2)  # MoE FFN in layers 1 and 3
 
 
-def reference_decoder(params, tokens, images, starts, hyper_layers):
+def reference_decoder(params, tokens, images, starts, hyper_layers, **switches):
     """The whole decoder in numpy, one row: hyper layers by `reference_layer`, MoE FFNs by the per-token loop."""
     from tests.test_moe import _loop_reference  # top-2 of the experts, renormalised gates, one token at a time
 
@@ -229,7 +239,7 @@ def reference_decoder(params, tokens, images, starts, hyper_layers):
             moe = {k: np.asarray(v, np.float64) for k, v in p["moe"].items()}
             ffn = lambda h, moe=moe: _loop_reference(h, moe)  # noqa: E731
         x = reference_layer(torch_layout(p), x, images if i in hyper_layers else None,
-                            starts if i in hyper_layers else [], ffn)
+                            starts if i in hyper_layers else [], ffn, **switches)
     x = rms(x, np.asarray(params["final_norm"]["scale"], np.float64))
     return x @ np.asarray(params["lm_head"]["kernel"], np.float64)
 
@@ -460,3 +470,159 @@ def test_scannable_hyper_layers_pass_validation_and_direct_misuse_is_named():
     tokens = np.zeros((1, 4), np.int32)
     with pytest.raises(ValueError, match="images were given to a decoder without hyper layers"):
         Decoder(**DEC).init(jax.random.PRNGKey(0), tokens, images=np.zeros((1, 1, LV, D)), image_index=np.zeros((1, 1)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The block's parts switched off (mPLUG-Owl3 v2 Table 10): hyper_gate, hyper_shared_norm, hyper_mi_rope
+# ----------------------------------------------------------------------------------------------------------------
+SWITCHES = {  # test id -> Decoder / DecoderLayer fields
+    "no_gate": dict(hyper_gate=False),
+    "own_image_norm": dict(hyper_shared_norm=False),
+    "no_mi_rope": dict(hyper_mi_rope=False),
+    "none_of_them": dict(hyper_gate=False, hyper_shared_norm=False, hyper_mi_rope=False),
+}
+
+
+def reference_switches(fields):
+    """The numpy reference's flags for Decoder fields."""
+    return dict(gate=fields.get("hyper_gate", True), shared_norm=fields.get("hyper_shared_norm", True),
+                mi_rope=fields.get("hyper_mi_rope", True))
+
+
+def switched_params(params, fields, seed=11):
+    """The default layer's params as the switched layer lays them out: no gate_proj without the gate, and a random
+    image_norm (unlike input_norm) when the images have their own norm."""
+    p = jax.tree.map(np.array, params)
+    if not fields.get("hyper_gate", True):
+        del p["attn"]["gate_proj"]
+    if not fields.get("hyper_shared_norm", True):
+        p["image_norm"] = {"scale": np.asarray(1 + 0.5 * np.random.default_rng(seed).normal(size=D), np.float32)}
+    return p
+
+
+@pytest.mark.parametrize("name", sorted(SWITCHES))
+def test_switched_layer_equals_numpy_reference_and_differs_from_default(layer_case, name):
+    """Each switch off: our layer equals the numpy reference with that flag; its parameters are the default's less
+    gate_proj / plus image_norm (initialised as input_norm); tokens that see an image change, the others do not."""
+    x, images, index, params = layer_case
+    fields = SWITCHES[name]
+    layer = LAYER.clone(**fields)
+    pos = np.broadcast_to(np.arange(10, dtype=np.int32), (2, 10))
+    seg = np.ones((2, 10), np.int32)
+    init = nn.unbox(layer.init(jax.random.PRNGKey(0), x[:, :10], pos, seg, False, images, index)["params"])
+    assert ("gate_proj" in init["attn"]) == fields.get("hyper_gate", True)
+    assert ("image_norm" in init) == (not fields.get("hyper_shared_norm", True))
+    if "image_norm" in init:
+        np.testing.assert_array_equal(init["image_norm"]["scale"], np.ones(D, np.float32))  # as input_norm's init
+    p = switched_params(params, fields)
+    assert jax.tree.map(np.shape, p) == jax.tree.map(np.shape, init)
+
+    ours = np.asarray(jax.jit(lambda q: layer.apply({"params": q}, x[:, :10], pos, seg, False, images, index)[0])(p))
+    t = torch_layout(p)
+    for b, starts in enumerate([[3, 6], [0]]):
+        want = reference_layer(t, x[b, :10].astype(np.float64), images[b, :len(starts)].astype(np.float64), starts,
+                               **reference_switches(fields))
+        np.testing.assert_allclose(ours[b], want, atol=2e-5, rtol=1e-5)
+    default = np.asarray(LAYER.apply({"params": params}, x[:, :10], pos, seg, False, images, index)[0])
+    np.testing.assert_allclose(ours[0, :4], default[0, :4], atol=1e-5)  # up to the first placeholder: S alone
+    np.testing.assert_allclose(ours[1, :1], default[1, :1], atol=1e-5)
+    moved = np.abs(ours - default).max(-1)  # [2, 10] per token
+    assert moved[0, 4:].min() > 1e-3 and moved[1, 1:].min() > 1e-3, moved
+
+
+@pytest.mark.parametrize("name", sorted(SWITCHES))
+def test_switched_decode_step_equals_numpy_reference(layer_case, name):
+    """Prefill with the images, then one token reading the cached image keys/values, each switch off."""
+    x, images, index, params = layer_case
+    fields = SWITCHES[name]
+    layer = LAYER.clone(**fields)
+    p = switched_params(params, fields)
+    seg = np.ones((2, 11), np.int32)
+    pos = np.broadcast_to(np.arange(11, dtype=np.int32), (2, 11))
+    cache = jax.eval_shape(lambda: layer.init(jax.random.PRNGKey(0), x, pos, seg, True, images, index)["cache"])
+    cache = jax.tree.map(lambda c: jnp.zeros(c.shape, c.dtype), cache)
+    run = jax.jit(lambda c, xs, ps, ss, im, ix: layer.apply({"params": p, "cache": c}, xs, ps, ss, True, im, ix,
+                                                            mutable=["cache"]))
+    (_, _), state = run(cache, x[:, :10], pos[:, :10], seg[:, :10], images, index)
+    (step, _), _ = run(state["cache"], x[:, 10:], pos[:, 10:], seg[:, 10:], None, None)
+    t = torch_layout(p)
+    for b, starts in enumerate([[3, 6], [0]]):
+        want = reference_layer(t, x[b].astype(np.float64), images[b, :len(starts)].astype(np.float64), starts,
+                               **reference_switches(fields))
+        np.testing.assert_allclose(np.asarray(step)[b, 0], want[-1], atol=2e-5, rtol=1e-5)
+
+
+def test_switched_decoder_scanned_unscanned_cached_and_reference():
+    """All three parts off in a decoder with hyper layers (1, 3) of 4: the unscanned logits equal the numpy reference,
+    the scanned LayerGroup (period 2) and cached decoding give the same logits, both layouts carry image_norm and no
+    gate_proj."""
+    from mm1_jax.models.decoder import stack_layers
+
+    fields = SWITCHES["none_of_them"]
+    dec = dict(DEC, depth=4)
+    rng = np.random.default_rng(9)
+    tokens = rng.integers(0, 50, size=(2, 10)).astype(np.int32)
+    images = rng.normal(size=(2, 2, LV, D)).astype(np.float32)
+    index = np.array([[2, 5], [0, -1]], np.int32)
+    plain = Decoder(**dec, hyper_layers=(1, 3), **fields)
+    shapes = nn.unbox(jax.eval_shape(lambda: plain.init(jax.random.PRNGKey(0), tokens, images=images,
+                                                        image_index=index)["params"]))
+    noise = np.random.default_rng(10)  # every parameter random (norm scales around 1), as `randomize`, no compiling
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: np.asarray(noise.normal(size=x.shape) * 0.2 + (path[-1].key == "scale"), np.float32), shapes)
+    for i in (1, 3):
+        assert "image_norm" in params[f"layer_{i}"] and "gate_proj" not in params[f"layer_{i}"]["attn"]
+    assert "image_norm" not in params["layer_0"]
+    ref = jax.jit(lambda p: plain.apply({"params": p}, tokens, images=images, image_index=index)["logits"])(params)
+    for b, starts in enumerate([[2, 5], [0]]):
+        want = reference_decoder(params, tokens[b], images[b, :len(starts)].astype(np.float64), starts, (1, 3),
+                                 **reference_switches(fields))
+        np.testing.assert_allclose(np.asarray(ref)[b], want, atol=1e-4, rtol=1e-4)
+
+    scanned = Decoder(**dec, hyper_layers=(1, 3), scan_layers=True, **fields)
+    stacked = stack_layers(params, 4, 2)
+    shapes = nn.unbox(jax.eval_shape(scanned.init, jax.random.PRNGKey(0), tokens, images=images, image_index=index))
+    assert jax.tree.structure(stacked) == jax.tree.structure(shapes["params"])
+    assert "image_norm" in shapes["params"]["layers"]["sub_1"]
+    assert "gate_proj" not in shapes["params"]["layers"]["sub_1"]["attn"]
+    out = jax.jit(lambda p: scanned.apply({"params": p}, tokens, images=images, image_index=index)["logits"])(stacked)
+    np.testing.assert_allclose(out, ref, atol=1e-5, rtol=1e-5)
+
+    cache = jax.eval_shape(lambda: scanned.init(jax.random.PRNGKey(0), tokens, images=images, image_index=index,
+                                                decode=True)["cache"])
+    run = jax.jit(lambda c, t, im, ix, pos: scanned.apply({"params": stacked, "cache": c}, t, images=im,
+                                                          image_index=ix, positions=pos, decode=True,
+                                                          mutable=["cache"]))
+    pos = np.broadcast_to(np.arange(10, dtype=np.int32), (2, 10))
+    out, state = run(jax.tree.map(lambda c: jnp.zeros(c.shape, c.dtype), cache), tokens[:, :7], images, index,
+                     pos[:, :7])
+    steps = [out["logits"]]
+    for t in range(7, 10):
+        out, state = run(state["cache"], tokens[:, t:t + 1], None, None, pos[:, t:t + 1])
+        steps.append(out["logits"])
+    np.testing.assert_allclose(np.concatenate(steps, 1), ref, atol=1e-5, rtol=1e-5)
+
+
+
+def test_switches_from_the_config_and_bad_values_refused():
+    """model.decoder.hyper_* reach the hyper layers through build_model; a non-boolean is one sentence naming it."""
+    from mm1_jax.models import build_model, registry
+
+    cfg = mm1_hyper_config(hyper_gate=False, hyper_shared_norm=False, hyper_mi_rope=False)
+    model = build_model(cfg)
+    assert (model.decoder.hyper_gate, model.decoder.hyper_shared_norm, model.decoder.hyper_mi_rope) == (False,) * 3
+    tokens = jnp.zeros((1, 8), jnp.int32)
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), tokens, images=jnp.zeros((1, 1, 16, 16, 3)),
+                            image_token_index=jnp.full((1, 8), -1).at[0, 2].set(0))["params"]["decoder"]
+    assert "image_norm" in shapes["layer_1"] and "gate_proj" not in shapes["layer_1"]["attn"]
+    defaults = Decoder(**DEC)
+    assert (defaults.hyper_gate, defaults.hyper_shared_norm, defaults.hyper_mi_rope) == (True,) * 3
+    for name, value in (("hyper_gate", "yes"), ("hyper_shared_norm", 0), ("hyper_mi_rope", None)):
+        bad = mm1_hyper_config(**{name: value})
+        message = f"model.decoder.{name}={value!r} must be True or False."
+        with pytest.raises(ValueError, match=re.escape(message)):
+            build_model(bad)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            registry.validate_decoder_config(bad.decoder)
+    with pytest.raises(ValueError, match=r"model.decoder.hyper_gates is not a known field"):
+        build_model(mm1_hyper_config(hyper_gates=False))

@@ -54,7 +54,9 @@ class DecoderLayer(nn.Module):
     """One pre-norm transformer block of one kind: `hyper` picks the attention, `moe` the FFN.
 
     A hyper layer's attention is `HyperAttention` and its input norm also normalises the images (the released
-    `modeling_hyper_qwen2.py` shares `input_layernorm`); images and image_index only reach hyper layers.
+    `modeling_hyper_qwen2.py` shares `input_layernorm`); images and image_index only reach hyper layers. The
+    `hyper_*` switches (`Decoder`'s, see `hyper_attention`) only change hyper layers: hyper_shared_norm=False gives the
+    images their own RMSNorm `image_norm` (initialised as input_norm), hyper_gate / hyper_mi_rope go to the attention.
     Returns (x, MoE statistics or None) so it can be the body of `nn.scan`.
     """
 
@@ -69,16 +71,22 @@ class DecoderLayer(nn.Module):
     dtype: Any
     moe: dict | None = None  # MoeMlp fields for an MoE layer
     hyper: bool = False  # self + hyper cross-attention to the images
+    hyper_gate: bool = True
+    hyper_shared_norm: bool = True
+    hyper_mi_rope: bool = True
 
     @nn.compact
     def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False,
                  images: Array | None = None, image_index: Array | None = None):
         norm = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="input_norm")
         if self.hyper:
+            if images is not None:
+                image_norm = norm if self.hyper_shared_norm else layers.RMSNorm(self.norm_eps, dtype=self.dtype,
+                                                                                name="image_norm")
+                images = image_norm(images)
             h = HyperAttention(self.num_heads, self.num_kv_heads, self.head_dim, self.qkv_bias, self.rope_theta,
-                               dtype=self.dtype, name="attn")(
-                norm(x), None if images is None else norm(images), image_index, positions=positions,
-                segment_ids=segment_ids, decode=decode)
+                               dtype=self.dtype, gate=self.hyper_gate, mi_rope=self.hyper_mi_rope, name="attn")(
+                norm(x), images, image_index, positions=positions, segment_ids=segment_ids, decode=decode)
         else:
             h = layers.Attention(
                 num_heads=self.num_heads,
@@ -149,6 +157,12 @@ class Decoder(nn.Module):
     z_loss_weight: float = 0.001  # MM1: 0.001
     # mPLUG-Owl3 hyper attention: zero-based indices of the layers whose attention also reads the images.
     hyper_layers: tuple[int, ...] = ()
+    # The hyper block's parts (mPLUG-Owl3 v2 Table 10 ablates them; all on = the released model, see
+    # `hyper_attention`): the gate (False: S + C), the images normed by the layer's input_norm (False: their own
+    # `image_norm`), MI-Rope on the image keys (False: no rotary embedding on them).
+    hyper_gate: bool = True
+    hyper_shared_norm: bool = True
+    hyper_mi_rope: bool = True
     dtype: Any = jnp.float32
 
     def moe_fields(self) -> dict:
@@ -188,6 +202,9 @@ class Decoder(nn.Module):
             qkv_bias=self.qkv_bias,
             norm_eps=self.norm_eps,
             dtype=self.dtype,
+            hyper_gate=self.hyper_gate,
+            hyper_shared_norm=self.hyper_shared_norm,
+            hyper_mi_rope=self.hyper_mi_rope,
         )
         moe = self.moe_fields() if self.num_experts else None
         kinds = self.kinds()

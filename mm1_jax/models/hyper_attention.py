@@ -11,6 +11,15 @@ same document). A gate g = sigmoid(gate_proj(S)) (one Linear(Dh, Dh) shared by t
 out = S (1 - g) + C g for tokens that see at least one image; the others keep S. Images never enter the token
 sequence: one placeholder token marks where each image is.
 
+Three switches ablate the block's parts (mPLUG-Owl3 v2 Table 10: gate, shared LayerNorm, MI-Rope added one at a
+time); each defaults to on, the released model. They are `Decoder` fields `hyper_gate`, `hyper_shared_norm`,
+`hyper_mi_rope`, handed to every hyper layer:
+  gate=False        no gate_proj; out = S + C for tokens that see an image, S elsewhere: the ablation's un-gated
+                    variant; the paper's text does not give the formula, we add the two (per head, before o_proj).
+  shared_norm=False (`decoder.DecoderLayer.hyper_shared_norm`) the images get their own RMSNorm `image_norm`
+                    (initialised as input_norm) instead of the layer's input_norm.
+  mi_rope=False     image keys get no rotary embedding (position-free keys); the text queries keep theirs.
+
 Images are described per row by `image_index` [B, M]: the sequence index of image m's placeholder, -1 for an absent
 image. With `decode=True` the image keys/values (post MI-RoPE) are cached at prefill (the call that passes images)
 and reused by every later one-token step.
@@ -60,6 +69,8 @@ class HyperAttention(nn.Module):
     qkv_bias: bool = True
     rope_theta: float = 10000.0
     dtype: Any = jnp.float32
+    gate: bool = True  # False: out = S + C where the token sees an image (no gate_proj)
+    mi_rope: bool = True  # False: image keys get no rotary embedding
 
     def _heads(self, x: Array, n: int, axis: str, name: str, bias: bool) -> Array:
         return Projection((n, self.head_dim), ("embed", axis, "head_dim"), use_bias=bias, dtype=self.dtype,
@@ -96,25 +107,31 @@ class HyperAttention(nn.Module):
         return Projection(width, ("heads", "head_dim", "embed"), in_ndim=2, dtype=self.dtype, name="o_proj")(out)
 
     def _image_keys_values(self, images: Array, image_index: Array, positions: Array, segment_ids: Array):
-        """Keys (MI-RoPE applied) and values [B, M*Lv, KVH, Dh], and the images' index and segment [B, M]."""
+        """Keys (MI-RoPE applied unless mi_rope=False) and values [B, M*Lv, KVH, Dh], the images' index and segment
+        [B, M]."""
         b, m, lv, _ = images.shape
         k = self._heads(images, self.num_kv_heads, "kv_heads", "image_k_proj", True).reshape(b, m * lv, -1,
                                                                                           self.head_dim)
         v = self._heads(images, self.num_kv_heads, "kv_heads", "image_v_proj", True).reshape(b, m * lv, -1,
                                                                                           self.head_dim)
         segment, position = image_slots(image_index, positions, segment_ids)
-        sin, cos = layers.rope_sin_cos(jnp.repeat(position, lv, axis=1), self.head_dim, self.rope_theta)
-        return layers.apply_rope(k, sin, cos), v, image_index.astype(jnp.int32), segment.astype(jnp.int32)
+        if self.mi_rope:
+            sin, cos = layers.rope_sin_cos(jnp.repeat(position, lv, axis=1), self.head_dim, self.rope_theta)
+            k = layers.apply_rope(k, sin, cos)
+        return k, v, image_index.astype(jnp.int32), segment.astype(jnp.int32)
 
     def _mix(self, q: Array, self_out: Array, image_kv: tuple, q_index: Array, segment_ids: Array) -> Array:
-        """S (1 - g) + C g where the token sees an image, S elsewhere."""
+        """S (1 - g) + C g (gate=False: S + C) where the token sees an image, S elsewhere."""
         k, v, index, segment = image_kv
         lv = k.shape[1] // index.shape[1]
         visible = image_visibility(q_index, segment_ids, index, segment)  # [B, T, M]
-        cross = layers.dot_product_attention(q, k, v, jnp.repeat(visible, lv, axis=-1))
-        gate = Projection(self.head_dim, ("head_dim", None), use_bias=True, dtype=self.dtype, name="gate_proj")
-        g = jax.nn.sigmoid(gate(self_out).astype(jnp.float32)).astype(self.dtype)
-        mixed = self_out * (1 - g) + cross.astype(self.dtype) * g
+        cross = layers.dot_product_attention(q, k, v, jnp.repeat(visible, lv, axis=-1)).astype(self.dtype)
+        if self.gate:
+            gate = Projection(self.head_dim, ("head_dim", None), use_bias=True, dtype=self.dtype, name="gate_proj")
+            g = jax.nn.sigmoid(gate(self_out).astype(jnp.float32)).astype(self.dtype)
+            mixed = self_out * (1 - g) + cross * g
+        else:  # the ablation's un-gated variant; the paper's text does not give the formula, we add the two
+            mixed = self_out + cross
         return jnp.where(jnp.any(visible, axis=-1)[:, :, None, None], mixed, self_out)
 
     def _cached_self_attention(self, q: Array, k: Array, v: Array, segment_ids: Array) -> tuple[Any, Array]:

@@ -19,6 +19,7 @@ from mm1_jax.models.vit import ViT, grid_size, validate_vit_config
 
 MODEL_FIELDS = ("encoder", "connector", "decoder", "max_images", "dtype")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+HYPER_SWITCHES = ("hyper_gate", "hyper_shared_norm", "hyper_mi_rope")  # Decoder fields, booleans (hyper_attention)
 
 
 def _module_fields(cls) -> set[str]:
@@ -55,6 +56,10 @@ def validate_decoder_config(cfg: ml_collections.ConfigDict, section: str = "mode
         raise ValueError(
             f"{section}.remat_policy={cfg.remat_policy!r} is not one of {', '.join(REMAT_POLICIES)}."
         )
+    for name in HYPER_SWITCHES:
+        value = cfg.get(name, True)
+        if not isinstance(value, bool):
+            raise ValueError(f"{section}.{name}={value!r} must be True or False.")
     hyper = cfg.get("hyper_layers", ())
     hyper = () if hyper is None else hyper
     check_hyper_layers(hyper, cfg.depth, f"{section}.hyper_layers")

@@ -12,7 +12,7 @@ A study file (`configs/studies/<name>.py`, plain data) defines:
   ROWS        row name -> dict(arg='decoder=1b,...' (the config argument of every stage), overrides={dotted field:
               value} (every stage), stage_overrides={stage: {...}}, skip=(stage names the row does not run),
               missing='the feature it needs that does not exist yet' (the row is kept but not runnable), note='').
-  BENCHMARKS  benchmark -> dict(task, metric, scale, pending, files) (configs/studies/_benchmarks.py).
+  BENCHMARKS  benchmark -> dict(task, metric, scale, pending, files) (configs/studies/_common.py).
   METRICS     metric -> dict(mean=(benchmarks or other metrics), shots=k): how a reported number aggregates.
   PAPER       row -> {metric: (value, where, tag)}: the paper's number (or 'not found' / 'not published', a
               string, or dict(delta=x, vs=row)), where it is (table / figure) and how we know it: '[P]' read in the
