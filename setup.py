@@ -33,7 +33,8 @@ setup(
     python_requires=">=3.10",
     install_requires=CORE,
     extras_require={
-        "test": ["pytest>=8", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6", "pycocoevalcap>=1.2"] + TORCH,
+        "test": ["pytest>=8", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6", "pycocoevalcap>=1.2",
+             "anls>=0.0.2"] + TORCH,
         "convert": TORCH,
         "notebooks": ["jupyter", "matplotlib"],
     },

@@ -66,3 +66,36 @@ def test_boxes_and_exact_match():
     assert metrics.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
     assert metrics.exact_match("Red .", ["red ."]) == 1.0
     assert metrics.exact_match("red square", ["red ."]) == 0.0
+
+
+@pytest.mark.parametrize("prediction, answers, expected", [
+    ("Hello", ["hello"], 1.0),                     # case folded
+    ("  two   words ", ["two words"], 1.0),        # white space folded
+    ("kitten", ["sitting"], 1 - 3 / 7),            # 3 edits over 7 characters: NL 0.43 < 0.5 is kept
+    ("abc", ["xyz"], 0.0),                         # NL 1.0 >= 0.5: nothing
+    ("abcd", ["abxy"], 0.0),                       # NL exactly 0.5 is not below the threshold
+    ("1995", ["1994", "1995"], 1.0),               # the best of the answers
+    ("", ["abc"], 0.0),
+])
+def test_anls_hand_computed_and_the_anls_package(prediction, answers, expected):
+    """ANLS (arXiv 1905.13648) on values worked out from its definition, and equal to the `anls` package's score."""
+    from anls import anls_score
+
+    assert metrics.anls(prediction, answers) == pytest.approx(expected)
+    assert metrics.anls(prediction, answers) == pytest.approx(anls_score(prediction, answers))
+
+
+@pytest.mark.parametrize("prediction, answers, expected", [
+    ("105", ["100"], 1.0),     # 5% off: inside
+    ("105.1", ["100"], 0.0),   # 5.1% off: outside
+    ("95", ["100"], 1.0),
+    ("12%", ["0.124"], 1.0),   # percentages read as fractions: 0.12 vs 0.124 is 3.2% off
+    ("0", ["0"], 1.0),         # a zero target compares as text
+    ("0.01", ["0"], 0.0),
+    ("Yes", ["yes"], 1.0),     # text: exact, case ignored
+    ("yes.", ["yes"], 0.0),
+    ("7", ["seven", "7.2"], 1.0),
+])
+def test_relaxed_accuracy_hand_computed(prediction, answers, expected):
+    """ChartQA's relaxed accuracy (arXiv 2203.10244): 5% relative tolerance for numbers, exact match otherwise."""
+    assert metrics.relaxed_accuracy(prediction, answers) == expected

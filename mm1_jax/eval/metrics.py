@@ -1,4 +1,4 @@
-"""The papers' metrics: CIDEr-D, VQA accuracy, exact match, circular evaluation, box IoU accuracy.
+"""The papers' metrics: CIDEr-D, VQA accuracy, exact match, ANLS, relaxed accuracy, circular evaluation, box IoU.
 
 CIDEr-D (`cider`) matches pycocoevalcap's `Cider` on the same pre-tokenised strings (whitespace-split), including
 its details: n-grams 1..4; document frequency over each image's set of references; idf = log(#images) -
@@ -133,6 +133,56 @@ def exact_match(prediction: str, answers: Sequence[str]) -> float:
     """1.0 when the normalised prediction equals any normalised answer."""
     pred = normalize_vqa_answer(prediction)
     return float(any(pred == normalize_vqa_answer(a) for a in answers))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Text-rich answers: ANLS (DocVQA, InfoVQA) and relaxed accuracy (ChartQA)
+# --------------------------------------------------------------------------------------------------------------------
+def _levenshtein(a: str, b: str) -> int:
+    """Edit distance (insertions, deletions, substitutions of one character each)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def anls(prediction: str, answers: Sequence[str], threshold: float = 0.5) -> float:
+    """Average Normalized Levenshtein Similarity of one prediction (Biten et al., ST-VQA, arXiv 1905.13648; the
+    DocVQA and InfoVQA metric): max over the answers of 1 - NL when the normalised edit distance NL = lev / max(len)
+    is below `threshold`, else 0; answers compared lower-cased with runs of white space folded. A task's ANLS is
+    the mean over its questions."""
+    fold = lambda s: " ".join(s.strip().lower().split())  # noqa: E731
+    pred, best = fold(prediction), 0.0
+    for answer in answers:
+        truth = fold(answer)
+        longest = max(len(pred), len(truth))
+        distance = _levenshtein(pred, truth) / longest if longest else 0.0
+        best = max(best, 1.0 - distance if distance < threshold else 0.0)
+    return best
+
+
+def relaxed_accuracy(prediction: str, answers: Sequence[str], tolerance: float = 0.05) -> float:
+    """ChartQA's relaxed accuracy (Masry et al., arXiv 2203.10244, after Methani et al.'s PlotQA): a numeric answer
+    is right within `tolerance` relative error of a non-zero target ('12%' reads as 0.12), any other answer by exact
+    match ignoring case and surrounding white space."""
+
+    def number(text: str) -> float | None:
+        text = text.strip()
+        try:
+            return float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            return None
+
+    for answer in answers:
+        pred, truth = number(prediction), number(answer)
+        if pred is not None and truth:  # a zero target is compared as text
+            if abs(pred - truth) / abs(truth) <= tolerance:
+                return 1.0
+        elif prediction.strip().lower() == answer.strip().lower():
+            return 1.0
+    return 0.0
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -248,6 +248,8 @@ def _score(task: Task, prompts: list, preds: list) -> dict[str, Any]:
     per_item = {
         "vqa_accuracy": lambda t, it: metrics.vqa_accuracy(t, it.answers),
         "exact_match": lambda t, it: metrics.exact_match(t, it.answers),
+        "anls": lambda t, it: metrics.anls(t, it.answers),
+        "relaxed_accuracy": lambda t, it: metrics.relaxed_accuracy(t, it.answers),
         "box_iou50": lambda t, it: float(_box_hit(t, it.answers[0])),
     }
     for name in task.metrics:
