@@ -99,3 +99,42 @@ def test_anls_hand_computed_and_the_anls_package(prediction, answers, expected):
 def test_relaxed_accuracy_hand_computed(prediction, answers, expected):
     """ChartQA's relaxed accuracy (arXiv 2203.10244): 5% relative tolerance for numbers, exact match otherwise."""
     assert metrics.relaxed_accuracy(prediction, answers) == expected
+
+
+def test_ptb_tokenisation_is_the_default_and_changes_cider():
+    """CIDEr as coco-caption computes it: PTB tokenisation (pycocoevalcap's, Java) by default when it can run. On
+    real caption text it differs from the regex fallback (possessives split, hyphenated words kept, brackets named),
+    and so does the score; with PTB tokens ours equals pycocoevalcap's Cider."""
+    if not metrics.ptb_available():
+        pytest.skip("the PTB tokenizer needs Java and pycocoevalcap")
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    refs = ["A man's black-and-white photo, taken in 1990.", "A black-and-white photo of a man (circa 1990).",
+            "Old photo: a man in black and white."]
+    cand = "A man's black-and-white photo."
+    ptb, used = metrics.tokenize_captions(refs + [cand])
+    official = PTBTokenizer().tokenize({str(i): [{"caption": t}] for i, t in enumerate(refs + [cand])})
+    assert used == "ptb" and ptb == [official[str(i)][0] for i in range(4)]
+    assert ptb[0] == "a man 's black-and-white photo taken in 1990"
+    regex, used = metrics.tokenize_captions(refs + [cand], "regex")
+    assert used == "regex" and regex[0] == "a man's black and white photo taken in 1990"
+    corpus = {"x": (refs, cand), "y": (["two dogs run on the grass", "dogs running"], "two dogs running")}
+
+    def score(tokenizer):
+        texts = [t for r, c in corpus.values() for t in r + [c]]
+        toks, _ = metrics.tokenize_captions(texts, tokenizer)
+        out, at = {}, 0
+        for key, (r, _) in corpus.items():
+            out[key] = (toks[at:at + len(r)], toks[at + len(r)])
+            at += len(r) + 1
+        return out
+
+    with_ptb, with_regex = score("ptb"), score("regex")
+    ours = metrics.cider({k: v[0] for k, v in with_ptb.items()}, {k: v[1] for k, v in with_ptb.items()})[0]
+    reference = Cider().compute_score({k: v[0] for k, v in with_ptb.items()}, {k: [v[1]] for k, v in with_ptb.items()})
+    assert ours == pytest.approx(reference[0], rel=1e-9)
+    fallback = metrics.cider({k: v[0] for k, v in with_regex.items()}, {k: v[1] for k, v in with_regex.items()})[0]
+    assert abs(fallback - ours) > 0.05
+    with pytest.raises(ValueError, match="eval.caption_tokenizer='bpe' is not one of auto, ptb, regex"):
+        metrics.tokenize_captions(["a"], "bpe")

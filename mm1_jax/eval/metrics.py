@@ -4,7 +4,8 @@ CIDEr-D (`cider`) matches pycocoevalcap's `Cider` on the same pre-tokenised stri
 its details: n-grams 1..4; document frequency over each image's set of references; idf = log(#images) -
 log(max(1, df)); tf-idf vectors per n; the candidate's weight clipped to the reference's (min(c, r) * r) over the
 product of the unclipped norms; a Gaussian length penalty exp(-delta^2 / (2 * 6^2)) whose "length" is pycocoevalcap's:
-the number of bigrams, i.e. words - 1 (0 for one word); averaged over n and references, times 10.
+the number of bigrams, i.e. words - 1 (0 for one word); averaged over n and references, times 10. The captions are
+tokenised as coco-caption does (`tokenize_captions`: its PTB tokenizer, Java) when that can run, else by a regex.
 
 VQA accuracy (`vqa_accuracy`) is the official one: every answer normalised (punctuation, number words -> digits,
 articles dropped, contractions restored), then min(#humans who gave it / 3, 1) averaged over the 10 leave-one-out
@@ -14,8 +15,12 @@ reproduces the script exactly.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import math
+import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -63,8 +68,45 @@ def cider(references: Mapping[str, Sequence[str]], candidates: Mapping[str, str]
 
 
 def tokenize_for_cider(text: str) -> str:
-    """Lowercase words with punctuation dropped (a stand-in for the PTB tokenizer, which needs Java)."""
+    """Lowercase words with punctuation dropped (the fallback when the PTB tokenizer cannot run: it needs Java)."""
     return " ".join(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower()))
+
+
+CAPTION_TOKENIZERS = ("auto", "ptb", "regex")
+
+
+def ptb_available() -> bool:
+    """Whether coco-caption's PTB tokenizer can run here (pycocoevalcap installed, Java on the PATH)."""
+    return shutil.which("java") is not None and importlib.util.find_spec("pycocoevalcap") is not None
+
+
+def tokenize_captions(texts: Sequence[str], tokenizer: str = "auto") -> tuple[list[str], str]:
+    """(tokenised texts, the tokenizer used). 'ptb' is the official coco-caption tokenisation (pycocoevalcap's
+    PTBTokenizer: Stanford CoreNLP's PTB tokenizer, lower-cased, punctuation removed), what published CIDEr scores
+    use; 'regex' is `tokenize_for_cider`; 'auto' takes 'ptb' when it can run."""
+    if tokenizer not in CAPTION_TOKENIZERS:
+        raise ValueError(f"eval.caption_tokenizer={tokenizer!r} is not one of {', '.join(CAPTION_TOKENIZERS)}.")
+    if tokenizer == "regex" or (tokenizer == "auto" and not ptb_available()) or not texts:
+        return [tokenize_for_cider(t) for t in texts], "regex"
+    if not ptb_available():
+        raise ValueError("eval.caption_tokenizer='ptb' needs pycocoevalcap (pip install '.[test]') and Java.")
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer  # pylint: disable=import-outside-toplevel
+
+    with _quiet_stderr():  # the Java process reports its token count on file descriptor 2
+        out = PTBTokenizer().tokenize({str(i): [{"caption": t}] for i, t in enumerate(texts)})
+    return [out[str(i)][0] for i in range(len(texts))], "ptb"
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 # --------------------------------------------------------------------------------------------------------------------

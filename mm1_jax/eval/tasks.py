@@ -127,6 +127,7 @@ class Context:
     batch_size: int = 16
     generator: gen.Generator | None = None
     split: dict | None = None  # `eval_split`: images split as in training, or whole
+    caption_tokenizer: str = "auto"  # CIDEr's tokenisation (`metrics.tokenize_captions`)
 
     @classmethod
     def from_config(cls, model: Any, config: ml_collections.ConfigDict, batch_size: int = 16) -> Context:
@@ -136,7 +137,8 @@ class Context:
         return cls(model, tok, k, spec.image_size, spec.image_norm, int(config.data.seq_len), spec.max_images,
                    batch_size,
                    gen.Generator(model, tokens_per_image=k, image_id=tok.image_id, pad_id=tok.pad_id,
-                                 batch_size=batch_size), eval_split(config))
+                                 batch_size=batch_size), eval_split(config),
+                   str((config.get("eval") or {}).get("caption_tokenizer") or "auto"))
 
 
 def _stop_ids(tok: Tokenizer) -> tuple[int, ...]:
@@ -173,7 +175,7 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
         preds = _choose(ctx, params, prompts, progress)
     else:
         preds = _generate(ctx, params, task, prompts, progress)
-    report = _score(task, prompts, preds)
+    report = _score(task, prompts, preds, ctx.caption_tokenizer)
     report.update(skipped=skipped, truncated=sum(p.dropped_demos > 0 or p.cut_query_tokens > 0
                                                   for _, p, _ in prompts),
                   dropped_demos_mean=float(np.mean([p.dropped_demos for _, p, _ in prompts])) if prompts else 0.0)
@@ -224,8 +226,8 @@ def _progress(on: bool, name: str, done: int, total: int) -> None:
         print(f"\r{name:20s} [{bar:30s}] {done}/{total}", end="\n" if done == total else "", file=sys.stderr)
 
 
-def _score(task: Task, prompts: list, preds: list) -> dict[str, Any]:
-    rows, scores = [], {}
+def _score(task: Task, prompts: list, preds: list, caption_tokenizer: str = "auto") -> dict[str, Any]:
+    rows, scores, report_extra = [], {}, {}
     if task.fmt == "choice":
         by_question: dict[str, list[bool]] = {}
         for (item, prompt, options), choice in zip(prompts, preds):
@@ -242,8 +244,13 @@ def _score(task: Task, prompts: list, preds: list) -> dict[str, Any]:
         rows.append({"id": item.id, "prediction": text, "answers": item.answers[:3],
                      "dropped_demos": prompt.dropped_demos, **item.meta})
     if "cider" in task.metrics:
-        refs = {r["id"]: [metrics.tokenize_for_cider(a) for a in item.answers] for r, (item, _, _) in zip(rows, prompts)}
-        cands = {r["id"]: metrics.tokenize_for_cider(r["prediction"]) for r in rows}
+        texts = [a for item, _, _ in prompts for a in item.answers] + [r["prediction"] for r in rows]
+        tokens, used = metrics.tokenize_captions(texts, caption_tokenizer)  # one Java call for the task
+        refs, at = {}, 0
+        for r, (item, _, _) in zip(rows, prompts):
+            refs[r["id"]], at = tokens[at:at + len(item.answers)], at + len(item.answers)
+        cands = {r["id"]: t for r, t in zip(rows, tokens[at:])}
+        report_extra["caption_tokenizer"] = used
         scores["cider"] = metrics.cider(refs, cands)[0] if rows else 0.0
     per_item = {
         "vqa_accuracy": lambda t, it: metrics.vqa_accuracy(t, it.answers),
@@ -256,7 +263,7 @@ def _score(task: Task, prompts: list, preds: list) -> dict[str, Any]:
         if name in per_item:
             values = [per_item[name](text, item) for (item, _, _), text in zip(prompts, preds)]
             scores[name] = float(np.mean(values)) if values else 0.0
-    return {"scores": scores, "predictions": rows}
+    return {"scores": scores, "predictions": rows, **report_extra}
 
 
 def _box_hit(text: str, truth: str) -> bool:

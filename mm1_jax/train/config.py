@@ -64,6 +64,7 @@ def eval_defaults() -> ml_collections.ConfigDict:
     e.vqa_annotations = ""    # their answers JSON (empty: predictions only, no accuracy)
     e.vqa_images = ""         # the folder of their images
     e.vqa_image_pattern = "COCO_val2014_{image_id:012d}.jpg"
+    e.caption_tokenizer = "auto"  # CIDEr's: ptb (coco-caption's, needs Java), regex, or auto (ptb when it can run)
     e.split_mode = ""         # images split as data.split says ('' = data.split.mode; 'none' = whole images)
     e.split_n_min = 0         # dynamic splitting's grid bounds at evaluation (0 = data.split's; MM1.5 infers (4, 16))
     e.split_n_max = 0
