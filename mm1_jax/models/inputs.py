@@ -41,6 +41,8 @@ def input_spec(model_cfg: ml_collections.ConfigDict,
     if data_cfg is not None and int(data_cfg.get("max_images", spec.max_images)) != spec.max_images:
         raise ValueError(f"data.max_images={data_cfg.max_images} differs from model.max_images={spec.max_images}; "
                          "a packed row must hold exactly the images the model takes: set both to the same value.")
+    if data_cfg is not None and spec.tokens_per_image + 2 > int(data_cfg.seq_len):
+        raise ValueError(f"an image's {spec.tokens_per_image} tokens do not fit data.seq_len={data_cfg.seq_len}.")
     return spec
 
 

@@ -238,11 +238,18 @@ class Trainer:
         return bool(np.any(flags))
 
     # --- the loop
+    def _due_hooks(self, step: int) -> dict[str, bool]:
+        """Which hooks run at this step: each every N steps (0: never periodically) and all of them at the last step
+        (evaluation and samples only when configured)."""
+        tc, final = self.config.train, step >= self.config.train.steps
+        every = lambda n: final or bool(n and step % n == 0)  # noqa: E731
+        return {"log": every(tc.log_every), "save": every(tc.checkpoint.every_steps),
+                "eval": bool(tc.eval_every) and every(tc.eval_every),
+                "samples": bool(tc.num_samples) and every(tc.sample_every)}
+
     def _due(self, step: int) -> bool:
         """A hook runs at this step (so its metrics must be on the host)."""
-        tc, every = self.config.train, self.config.train.checkpoint.every_steps
-        periods = (tc.log_every, every, tc.eval_every, tc.sample_every if tc.num_samples else 0)
-        return step >= tc.steps or any(p and step % p == 0 for p in periods)
+        return any(self._due_hooks(step).values())
 
     def run(self) -> dict[str, Any]:
         tc, cc = self.config.train, self.config.train.checkpoint
@@ -314,8 +321,8 @@ class Trainer:
     def _hooks(self, step: int, m: dict | None, logger, manager, data_json: str, result: dict) -> None:
         """Everything that runs at a due step: log, checkpoint, then evaluate and sample (after the save, so an
         evaluation that fails loses no training)."""
-        tc, cc, final = self.config.train, self.config.train.checkpoint, step >= self.config.train.steps
-        if m is not None and (step % tc.log_every == 0 or final):
+        tc, due = self.config.train, self._due_hooks(step)
+        if m is not None and due["log"]:
             now, (t_last, s_last, start) = time.time(), self._clock
             rate = (step - s_last) / max(now - t_last, 1e-9) if step > s_last else 0.0
             logger.write(step, {"loss": float(m["loss"]), "lr": float(m["lr"]), "grad_norm": float(m["grad_norm"]),
@@ -324,11 +331,11 @@ class Trainer:
                                 "skipped_records": int(sum(self.pipeline.skip_counts().values())),
                                 "nonfinite_skips": self._nonfinite[0]})
             self._clock = (now, step, start)
-        if (cc.every_steps and step % cc.every_steps == 0) or final:
+        if due["save"]:
             ckpt_lib.save(manager, step, self.state, data_json, force=True)
-        if tc.eval_every and (step % tc.eval_every == 0 or final):
+        if due["eval"]:
             result["eval"] = self._evaluate(logger, step)
-        if tc.num_samples and ((tc.sample_every and step % tc.sample_every == 0) or final):
+        if due["samples"]:
             result["samples"] = self._samples(logger, step)
 
     def _evaluate(self, logger, step) -> dict[str, float]:
