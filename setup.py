@@ -34,7 +34,7 @@ setup(
     install_requires=CORE,
     extras_require={
         "test": ["pytest>=8", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6", "pycocoevalcap>=1.2",
-             "anls>=0.0.2"] + TORCH,
+             "anls>=0.0.2", "scikit-image>=0.22"] + TORCH,
         "convert": TORCH,
         "notebooks": ["jupyter", "matplotlib"],
     },

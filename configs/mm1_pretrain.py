@@ -13,7 +13,8 @@ import ml_collections
 
 from mm1_jax.data.config import get_data_config, source
 from mm1_jax.models import presets
-from mm1_jax.train.config import eval_defaults, init_defaults, train_defaults
+from mm1_jax.eval.datasets import eval_defaults
+from mm1_jax.train.config import init_defaults, train_defaults
 
 DEFAULTS = dict(decoder="3b", encoder="clip_vit_h14_378", connector="c_abstractor", tokens="144")
 
@@ -60,5 +61,5 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.train.optimizer.update(name="adamw", lr_rule="mm1_law", warmup_steps=2000, final_lr_fraction=0.1)
     config.train.checkpoint.update(every_steps=2000, keep=3)
     config.init = init_defaults()
-    config.eval = eval_defaults()  # annotation files for coco_cap / vqa / mc: --config.eval.coco_annotations=...
+    config.eval = eval_defaults()  # each task's files: --config.eval.textcaps.annotations=... (mm1_jax.eval.datasets)
     return config

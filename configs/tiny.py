@@ -14,7 +14,8 @@ import ml_collections
 
 from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import load_tokenizer
-from mm1_jax.train.config import eval_defaults, init_defaults, train_defaults
+from mm1_jax.eval.datasets import eval_defaults
+from mm1_jax.train.config import init_defaults, train_defaults
 
 
 def get_config(arg: str = "main") -> ml_collections.ConfigDict:
@@ -61,7 +62,7 @@ def get_config(arg: str = "main") -> ml_collections.ConfigDict:
     config.train.eval_tasks = ("embedded_cap", "embedded_vqa")
     config.train.eval_shots = (0, 4)
     config.init = init_defaults()
-    config.eval = eval_defaults()  # annotation files for coco_cap / vqa / mc: --config.eval.coco_annotations=...
+    config.eval = eval_defaults()  # each task's files: --config.eval.textcaps.annotations=... (mm1_jax.eval.datasets)
     config.eval.embedded_root = os.path.dirname(config.data.tokenizer)  # the embedded tasks read this dataset
     if arg == "sft":  # continue from the pre-trained tiny model: --config.init.checkpoint=WORKDIR/checkpoints
         config.train.steps = 300

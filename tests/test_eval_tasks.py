@@ -71,7 +71,7 @@ def test_missing_images_are_reported_and_skipped(tmp_path, tok):
     ann = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "gone.jpg"}],
            "annotations": [{"image_id": 1, "caption": "a red circle"}, {"image_id": 2, "caption": "x"}]}
     (tmp_path / "ann.json").write_text(json.dumps(ann))
-    items, missing = readers.read_coco_captions(str(tmp_path / "ann.json"), str(tmp_path))
+    items, missing = readers.read_captions("coco_cap", annotations=str(tmp_path / "ann.json"), images=str(tmp_path))
     assert [i.id for i in items] == ["1"] and items[0].answers == ["a red circle"]
     assert missing[0]["id"] == "2" and "gone.jpg" in missing[0]["reason"]
     # an unreadable image found at prompt time: skipped with its reason, the run goes on
@@ -81,38 +81,6 @@ def test_missing_images_are_reported_and_skipped(tmp_path, tok):
     report = tasks.evaluate(ctx, None, tasks.TASKS["embedded_cap"], [bad], [], shots=0)
     assert report["skipped"][0]["id"] == "b" and "decode" in report["skipped"][0]["reason"]
     assert report["predictions"] == []
-
-
-def test_wrong_schema_names_file_and_field(tmp_path):
-    path = tmp_path / "captions.json"
-    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1}]}))
-    with pytest.raises(ValueError, match=r"captions\.json: annotations\[0\] lacks the field 'caption'"):
-        readers.read_coco_captions(str(path), str(tmp_path))
-    q = tmp_path / "q.json"
-    q.write_text(json.dumps({"questions": [{"question_id": 7, "image_id": 3}]}))
-    a = tmp_path / "a.json"
-    a.write_text(json.dumps({"annotations": [{"question_id": 7, "answers": [{"answer": "yes"}]}]}))
-    with pytest.raises(ValueError, match=r"q\.json: questions\[0\] lacks the field 'question'"):
-        readers.read_vqa(str(q), str(a), str(tmp_path))
-    mc = tmp_path / "mc.jsonl"
-    mc.write_text(json.dumps({"question": "q", "options": ["a", "b"]}) + "\n")
-    with pytest.raises(ValueError, match=r"mc\.jsonl: line 1 lacks the field 'answer'"):
-        readers.read_multiple_choice(str(mc))
-
-
-def test_vqa_readers(tmp_path):
-    q = tmp_path / "q.json"
-    q.write_text(json.dumps({"questions": [{"question_id": 7, "image_id": 3, "question": "is it red?"}]}))
-    a = tmp_path / "a.json"
-    a.write_text(json.dumps({"annotations": [{"question_id": 7, "answers": [{"answer": "yes"}] * 10}]}))
-    (tmp_path / "COCO_val2014_000000000003.jpg").write_bytes(b"x")
-    items, missing = readers.read_vqa(str(q), str(a), str(tmp_path))
-    assert not missing and items[0].answers == ["yes"] * 10 and items[0].question == "is it red?"
-    t = tmp_path / "textvqa.json"
-    t.write_text(json.dumps({"data": [{"question_id": 1, "image_id": "abc", "question": "what?",
-                                       "answers": ["stop"] * 10}]}))
-    items, missing = readers.read_vqa(str(t), None, str(tmp_path), image_pattern="{image_id}.jpg")
-    assert not items and "abc.jpg" in missing[0]["reason"]
 
 
 def test_query_text_cut_before_its_image(tok):
@@ -144,8 +112,8 @@ def test_evaluate_scores_what_the_generator_says(tok):
             out.append((tok.encode(answer.rstrip(" .")), [0.0]))
         return out
 
-    ctx = tasks.Context(model=None, tok=tok, k=K, image_size=16, norm="clip", max_tokens=256, max_images=8,
-                        generator=fake_generator)
+    ctx = tasks.Context(model=None, tok=tok, k=K, image_size=16, norm="clip", max_tokens=256, max_images=8)
+    ctx.generator = lambda batch_size: fake_generator
     report = tasks.evaluate(ctx, None, tasks.TASKS["embedded_vqa"], items, support, shots=2)
     assert report["scores"]["vqa_accuracy"] == pytest.approx(0.5)
     assert report["scores"]["exact_match"] == pytest.approx(0.5)
@@ -155,8 +123,8 @@ def test_evaluate_scores_what_the_generator_says(tok):
 
 
 def test_annotation_tasks_read_config_eval(tmp_path):
-    """coco_cap / vqa / mc find their files through config.eval (what --config.eval.* sets); a missing file is named
-    before training starts."""
+    """Each task finds its files through config.eval.<task> (what --config.eval.<task>.<field> sets); a missing file,
+    an unknown field or task is named before training starts; a config file can add a dataset of a known kind."""
     from configs import tiny
     from mm1_jax.train.config import validate_train_config
 
@@ -164,18 +132,35 @@ def test_annotation_tasks_read_config_eval(tmp_path):
     ann = {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "caption": "a red circle"}]}
     (tmp_path / "ann.json").write_text(json.dumps(ann))
     config = tiny.get_config()
-    config.eval.coco_annotations, config.eval.coco_images = str(tmp_path / "ann.json"), str(tmp_path)
-    items, support, missing = tasks.TASKS["coco_cap"].load(config, 5)
+    config.eval.nocaps.annotations, config.eval.nocaps.images = str(tmp_path / "ann.json"), str(tmp_path)
+    items, support, missing = tasks.load_task(tasks.TASKS["nocaps"], config, 5)
     assert [i.answers for i in items] == [["a red circle"]] and not missing
-    config.train.update(eval_every=10, eval_tasks=("coco_cap",))
+    config.train.update(eval_every=10, eval_tasks=("nocaps",))
     validate_train_config(config)
-    config.eval.coco_images = str(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match=r"config.eval.coco_images='.*nowhere' does not exist \(needed by eval task "
-                                         r"'coco_cap'\)"):
+    config.eval.nocaps.images = str(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=r"config.eval.nocaps.images='.*nowhere' does not exist \(needed by eval "
+                                         r"task 'nocaps'\)"):
         validate_train_config(config)
-    config.eval.coco_images = str(tmp_path)
-    config.eval.coco_anotations = "typo"
-    with pytest.raises(ValueError, match="eval.coco_anotations is not a known field"):
+    config.eval.nocaps.images = ""
+    with pytest.raises(ValueError, match=r"eval task 'nocaps' needs config.eval.nocaps.images; it is unset"):
+        validate_train_config(config)
+    config.eval.nocaps.images = str(tmp_path)
+    config.eval.nocaps.anotations = "typo"
+    with pytest.raises(ValueError, match="eval.nocaps.anotations is not a field of a captions task"):
+        validate_train_config(config)
+    del config.eval.nocaps["anotations"]
+    config.train.eval_tasks = ("nocap",)
+    with pytest.raises(ValueError, match="train.eval_tasks: eval task 'nocap' does not exist"):
+        validate_train_config(config)
+    # a dataset the config adds, of a known kind: several caption sets in one run
+    config.eval.flickr = dict(kind="captions", annotations=str(tmp_path / "ann.json"), images=str(tmp_path))
+    config.train.eval_tasks = ("nocaps", "flickr")
+    validate_train_config(config)
+    flickr = tasks.datasets.task_for("flickr", config.eval)
+    assert (flickr.kind, flickr.fmt, flickr.metrics) == ("captions", "caption", ("cider",))
+    assert [i.id for i in tasks.load_task(flickr, config, 5)[0]] == ["1"]
+    config.eval.bad = dict(kind="poems", annotations="x")
+    with pytest.raises(ValueError, match="config.eval.bad.kind='poems' is not one of captions, vqa"):
         validate_train_config(config)
 
 

@@ -1,116 +1,74 @@
 """Benchmarks and fixed settings shared by the study files (this file is not a study itself).
 
 Benchmark tables: benchmark name -> dict(
-  task     the `mm1_jax.eval` task that scores it (`mm1_jax.eval.tasks.TASKS`);
+  task     the `mm1_jax.eval` task that scores it (`mm1_jax.eval.datasets.TASKS`, or a group such as textcore);
   metric   the score key that task writes ("task/Nshot/metric");
   scale    factor to the paper's unit (100: a 0-1 fraction -> percent; CIDEr-D is written on the x10 scale of
            pycocoevalcap, 1.0 = CIDEr 100); None where the paper's normalisation was not found;
-  pending  True when the task is not in TASKS yet (the next issue's); `python -m mm1_jax.sweep plan` says so;
-  files    config.eval fields the task reads, with placeholder paths for the user's copies;
+  pending  True when no task scores it yet; `python -m mm1_jax.sweep plan` says so;
+  files    config.eval fields the task reads, with placeholder paths for the user's copies of the release files;
   note     anything a reader needs to know.)
+The benchmark -> task tables and the papers' suites are `mm1_jax.eval.suites` (the eval CLI averages with them).
 Fixed settings: the MM1.5 ablation stages (MM15_*) and the mPLUG-Owl3 ablation recipe (OWL3_*, QWEN15_7B).
 """
-
-COCO_FILES = {"eval.coco_annotations": "gs://YOUR_BUCKET/eval/coco/captions_karpathy_test.json",
-              "eval.coco_images": "gs://YOUR_BUCKET/eval/coco/val2014"}
-VQAV2_FILES = {"eval.vqa_questions": "gs://YOUR_BUCKET/eval/vqav2/v2_OpenEnded_mscoco_val2014_questions.json",
-               "eval.vqa_annotations": "gs://YOUR_BUCKET/eval/vqav2/v2_mscoco_val2014_annotations.json",
-               "eval.vqa_images": "gs://YOUR_BUCKET/eval/coco/val2014"}
+from mm1_jax.eval import datasets, suites
 
 
-def _pending(task, metric, scale=100, note=""):
-    return dict(task=task, metric=metric, scale=scale, pending=True, note=note)
+def files(task: str) -> dict[str, str]:
+    """Placeholder paths for a task's files (a group: its members'), named after the release's files."""
+    if task in datasets.GROUPS:
+        return {k: v for member in datasets.GROUPS[task] for k, v in files(member).items()}
+    release = datasets.DATASETS[task][2]
+    return {f"eval.{task}.{field}": f"gs://YOUR_BUCKET/eval/{task}/{name.split(' ')[0]}"
+            for field, name in release.items()}
+
+
+def study_table(table: dict) -> dict:
+    """Benchmarks as the study files hold them: with `pending` and placeholder `files`."""
+    out = {}
+    for name, b in table.items():
+        ready = b["task"] in datasets.TASKS or b["task"] in datasets.GROUPS
+        out[name] = dict(b, pending=not ready, **({"files": files(b["task"])} if ready else {}))
+    return out
 
 
 # MM1 (arXiv 2403.09611) pre-training ablations, Sec. 3: 0/4/8-shot on 3 captioning (CIDEr) and 5 VQA benchmarks;
-# the reported number is their average at each shot count.
-MM1_FEWSHOT = {
-    "COCO": dict(task="coco_cap", metric="cider", scale=100, files=COCO_FILES),
-    "NoCaps": _pending("nocaps", "cider"),
-    "TextCaps": _pending("textcaps", "cider"),
-    "VQAv2": dict(task="vqa", metric="vqa_accuracy", scale=100, files=VQAV2_FILES),
-    "TextVQA": _pending("textvqa", "vqa_accuracy"),
-    "VizWiz": _pending("vizwiz", "vqa_accuracy"),
-    "GQA": _pending("gqa", "exact_match"),
-    "OK-VQA": _pending("okvqa", "vqa_accuracy"),
-}
-# MM1 Fig. 5 also reports "TextCore", commonly used text-only tasks (ARC, PIQA, LAMBADA, ...); the full list was not
-# found in the text we read.
-TEXTCORE = {"TextCore": _pending("textcore", "accuracy", note="task list not found (ARC, PIQA, LAMBADA, ...)")}
+# the reported number is their average at each shot count. TextCore (MM1 Fig. 5): commonly used text-only tasks.
+MM1_FEWSHOT = study_table(suites.MM1_FEWSHOT)
+TEXTCORE = study_table(suites.TEXTCORE)
 
 # MM1 after SFT (arXiv 2403.09611 Sec. 5, Table 4's columns as we remember them; unverified).
-MM1_SFT = {
-    "VQAv2": dict(task="vqa", metric="vqa_accuracy", scale=100, files=VQAV2_FILES),
-    "TextVQA": _pending("textvqa", "vqa_accuracy"),
-    "ScienceQA-IMG": _pending("scienceqa", "accuracy"),
-    "MMMU": _pending("mmmu", "accuracy"),
-    "MathVista": _pending("mathvista", "accuracy"),
-    "MME": _pending("mme", "score", scale=None, note="a sum of sub-scores; its normalisation in averages not found"),
-    "MMBench": _pending("mmbench", "circular_accuracy"),
-    "SEED": _pending("seed", "accuracy"),
-    "POPE": _pending("pope", "f1"),
-    "LLaVA-W": _pending("llava_w", "gpt_score", note="judged by GPT-4"),
-    "MM-Vet": _pending("mmvet", "gpt_score", note="judged by GPT-4"),
-}
+MM1_SFT = study_table({
+    "VQAv2": suites.MM1_FEWSHOT["VQAv2"],
+    "TextVQA": suites.MM1_FEWSHOT["TextVQA"],
+    "ScienceQA-IMG": suites.MM15_KNOWLEDGE["ScienceQA"],
+    "MMMU": suites.MM15_KNOWLEDGE["MMMU"],
+    "MathVista": suites.MM15_KNOWLEDGE["MathVista"],
+    "MME": suites.MM15_GENERAL["MME"],
+    "MMBench": suites.benchmark("mmbench", "circular_accuracy"),
+    "SEED": suites.benchmark("seed", "accuracy"),
+    "POPE": suites.MM15_GENERAL["POPE"],
+    "LLaVA-W": suites.MM15_GENERAL["LLaVA-W"],
+    "MM-Vet": suites.MM15_GENERAL["MM-Vet"],
+})
 
 # MM1.5 (arXiv 2409.20566) scores every ablation after SFT by category averages; MMBase = mean(General, Text-rich,
 # Knowledge). Category membership from secondary summaries [S].
-MM15_GENERAL = {
-    "MME": MM1_SFT["MME"],
-    "SEED-IMG": _pending("seed_img", "accuracy"),
-    "POPE": MM1_SFT["POPE"],
-    "LLaVA-W": MM1_SFT["LLaVA-W"],
-    "MM-Vet": MM1_SFT["MM-Vet"],
-    "RealWorldQA": _pending("realworldqa", "accuracy"),
-}
-MM15_TEXT_RICH = {
-    "WTQ": _pending("wtq", "accuracy"),
-    "TabFact": _pending("tabfact", "accuracy"),
-    "OCRBench": _pending("ocrbench", "score", scale=0.1, note="out of 1000"),
-    "ChartQA": _pending("chartqa", "relaxed_accuracy"),
-    "TextVQA": _pending("textvqa", "vqa_accuracy"),
-    "DocVQA": _pending("docvqa", "anls"),
-    "InfoVQA": _pending("infovqa", "anls"),
-}
-MM15_KNOWLEDGE = {
-    "AI2D": _pending("ai2d", "accuracy"),
-    "ScienceQA": _pending("scienceqa", "accuracy"),
-    "MathVista": _pending("mathvista", "accuracy"),
-    "MMMU": _pending("mmmu", "accuracy"),
-}
-MM15_REFER_GROUND = {
-    "RefCOCO": _pending("refcoco", "box_iou50", note="the RefCOCO family (RefCOCO, RefCOCO+, RefCOCOg)"),
-    "Flickr30k-Entities": _pending("flickr30k_entities", "recall_at_1"),
-    "LVIS-Ref": _pending("lvis_ref", "accuracy"),
-    "Ferret-Bench": _pending("ferret_bench", "gpt_score", note="judged by GPT-4"),
-}
-MM15_MULTI_IMAGE = {
-    "QBench2": _pending("qbench2", "accuracy"),
-    "Mantis": _pending("mantis", "accuracy"),
-    "NLVR2": _pending("nlvr2", "accuracy"),
-    "BLINK": _pending("blink", "accuracy"),
-    "MVBench": _pending("mvbench", "accuracy", note="video input"),
-    "MuirBench": _pending("muirbench", "accuracy"),
-}
-MM15 = {**MM15_GENERAL, **MM15_TEXT_RICH, **MM15_KNOWLEDGE, **MM15_REFER_GROUND, **MM15_MULTI_IMAGE}
+MM15 = study_table({name: b for table in suites.MM15_CATEGORIES.values() for name, b in table.items()})
 MM15_METRICS = {
-    "General": dict(mean=tuple(MM15_GENERAL), shots=0),
-    "Text-rich": dict(mean=tuple(MM15_TEXT_RICH), shots=0),
-    "Knowledge": dict(mean=tuple(MM15_KNOWLEDGE), shots=0),
-    "Refer&Ground": dict(mean=tuple(MM15_REFER_GROUND), shots=0),
-    "Multi-image": dict(mean=tuple(MM15_MULTI_IMAGE), shots=0),
-    "MMBase": dict(mean=("General", "Text-rich", "Knowledge")),
+    **{name: dict(mean=tuple(table), shots=0) for name, table in suites.MM15_CATEGORIES.items()},
+    "MMBase": dict(mean=suites.MMBASE),
 }
 
 # mPLUG-Owl3 (arXiv 2408.04840v2) ablations, Sec. 4.4 Tables 8-10: single-image, video and multi-image columns.
-OWL3_ABLATION = {
-    "GQA": _pending("gqa", "exact_match"),
-    "TextVQA": _pending("textvqa", "vqa_accuracy", note="with OCR tokens"),
-    "MVBench": _pending("mvbench", "accuracy", note="video input, zero-shot"),
-    "VideoMME": _pending("videomme", "accuracy", note="video input, zero-shot"),
-    "NLVR2": _pending("nlvr2", "accuracy"),
-    "Mantis-Eval": _pending("mantis", "accuracy"),
-}
+OWL3_ABLATION = study_table({
+    "GQA": suites.MM1_FEWSHOT["GQA"],
+    "TextVQA": suites.benchmark("textvqa", "vqa_accuracy", note="with OCR tokens in the paper; ours without"),
+    "MVBench": suites.benchmark("mvbench", "accuracy", note="video input, zero-shot"),
+    "VideoMME": suites.benchmark("videomme", "accuracy", note="video input, zero-shot"),
+    "NLVR2": suites.benchmark("nlvr2", "accuracy"),
+    "Mantis-Eval": suites.benchmark("mantis", "accuracy"),
+})
 OWL3_METRICS = {name: dict(mean=(name,), shots=0) for name in OWL3_ABLATION}
 
 # MM1.5 (arXiv 2409.20566) ablation set-up [S]: a 3B dense model; static splitting (4 sub-images + an overview,

@@ -5,23 +5,22 @@ among N (N-1 random dev images as distractors), prompted as `Image 1: <|image|> 
 Evaluation only, of the released mPLUG-Owl3 (converted with `python -m mm1_jax.convert`). `embedded_multi` is this
 protocol in miniature (4 images) on the embedded data.
 """
+from configs.studies import _common as bm
+
 STUDY = dict(
     title="distractor resistance: MMBench-dev with N-1 distractor images",
     paper="mPLUG-Owl3 (arXiv 2408.04840v2)", source="Sec. 4.5, Fig. 4",
     fixed="the released mPLUG-Owl3-7B; CircularEval",
 )
-TASK = ("an MMBench-dev distractor task (N images, 'In Image X' prompts, CircularEval) and a way to run "
-        "mm1_jax.eval on the converted mPLUG-Owl3 release (the eval CLI builds an MM1 from a config file)")
 STAGES = (
-    dict(name="eval", evaluate=True, shots=(0,), limit=100_000, config="configs/mm1_pretrain.py",
-         checkpoint="gs://YOUR_BUCKET/converted/mPLUG-Owl3-7B-240728", missing=TASK),
+    dict(name="eval", evaluate=True, shots=(0,), limit=100_000, config="configs/owl3_eval.py",
+         checkpoint="gs://YOUR_BUCKET/converted/mPLUG-Owl3-7B-240728"),
 )
 NS = (1, 5, 10, 20, 50, 100, 200, 400)
-ROWS = {f"n_{n}": dict(arg="decoder=7b,encoder=siglip_so400m14_384,connector=mlp,tokens=729",
-                       overrides={"model.decoder.hyper_layers": (0, 9, 17, 25), "model.decoder.scan_layers": False})
-        for n in NS}
-BENCHMARKS = {"MMBench-distractors": dict(task="mmbench_distractors", metric="circular_accuracy", scale=100,
-                                          pending=True)}
+ROWS = {f"n_{n}": dict(arg="gs://YOUR_BUCKET/mPLUG-Owl3-7B-240728/tokenizer.json",
+                       overrides={"eval.mmbench_distractors.num_images": n}) for n in NS}
+BENCHMARKS = bm.study_table({"MMBench-distractors": dict(task="mmbench_distractors", metric="circular_accuracy",
+                                                         scale=100, note="")})
 METRICS = {"CircularEval": dict(mean=("MMBench-distractors",), shots=0)}
 PAPER = {row: {"CircularEval": ("not found", "Fig. 4", "[P]")} for row in ROWS}
 PAPER["n_50"]["CircularEval"] = (43.09, "Sec. 4.5", "[P]")

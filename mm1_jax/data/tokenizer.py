@@ -23,6 +23,7 @@ _ALIASES = {
     "<bos>": ["<bos>", "<s>", "<|begin_of_text|>", "[CLS]"],
     "<eos>": ["<eos>", "</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>", "[SEP]"],
     "<unk>": ["<unk>", "[UNK]"],
+    "<image>": ["<image>", "<|image|>"],  # mPLUG-Owl3's Qwen2 tokenizer: its image placeholder
 }
 
 

@@ -1,9 +1,9 @@
 """The evaluation hook a training run builds from its config (as big_vision's evaluators are).
 
 `config.train.evaluator` names this module; the trainer imports it by that name, so train and eval never import
-each other. `check_config(config)` refuses bad `train.eval_*` / `train.sample_task` fields and missing annotation
-files before training starts; `Evaluator(model, config)(params, tasks, shots, limit)` scores the current parameters
-with `mm1_jax.eval.tasks.run_tasks`, reusing one compiled generation context across calls.
+each other. `check_config(config)` refuses bad `config.eval` and `train.eval_*` / `train.sample_task` fields and
+missing annotation files before training starts; `Evaluator(model, config)(params, tasks, shots, limit)` scores the
+current parameters with `mm1_jax.eval.tasks.run_tasks`, reusing one compiled generation context across calls.
 """
 from __future__ import annotations
 
@@ -11,36 +11,37 @@ from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
-from etils import epath
 
+from mm1_jax.eval import datasets
 from mm1_jax.eval import tasks as tasks_lib
 
 
-def _check_tasks(field: str, names: Sequence[str], eval_cfg: Any) -> None:
-    unknown = [name for name in names if name not in tasks_lib.TASKS]
-    if unknown or not names:
-        raise ValueError(f"{field}={tuple(names)!r} must name some of {', '.join(sorted(tasks_lib.TASKS))}.")
-    for name in names:
-        for needed in tasks_lib.TASKS[name].needs:
-            value = str(eval_cfg.get(needed) or "")
-            if not value:
-                raise ValueError(f"{field} names {name!r}, which needs config.eval.{needed}; it is unset.")
-            if not epath.Path(value).exists():
-                raise ValueError(f"config.eval.{needed}={value!r} does not exist (needed by eval task {name!r}).")
-
-
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """One sentence naming the first bad evaluation field of `config.train` (tasks, shots, limit, files)."""
-    t, eval_cfg = config.train, config.get("eval") or {}
+    """One sentence naming the first bad field of config.eval or of `config.train`'s evaluation fields (tasks, shots,
+    limit), or a file a named task needs."""
+    t, eval_cfg = config.train, config.get("eval")
+    tasks: tuple = ()
     if t.eval_every:
-        _check_tasks("train.eval_tasks", tuple(t.eval_tasks), eval_cfg)
+        tasks = _tasks("train.eval_tasks", tuple(t.eval_tasks), eval_cfg)
         shots = tuple(t.eval_shots)
         if not shots or any(not isinstance(k, int) or k < 0 for k in shots):
             raise ValueError(f"train.eval_shots={shots!r} must be non-negative integers.")
         if not isinstance(t.eval_limit, int) or t.eval_limit <= 0:
             raise ValueError(f"train.eval_limit={t.eval_limit!r} must be a positive integer.")
     if t.num_samples:
-        _check_tasks("train.sample_task", (t.sample_task,) if t.sample_task else (), eval_cfg)
+        tasks += _tasks("train.sample_task", (t.sample_task,) if t.sample_task else (), eval_cfg)
+    datasets.check_eval_config(eval_cfg, tasks)
+
+
+def _tasks(field: str, names: Sequence[str], eval_cfg: Any) -> tuple[str, ...]:
+    if not names:
+        raise ValueError(f"{field} is empty; name some of {', '.join(sorted(datasets.TASKS))}.")
+    for name in names:
+        try:
+            datasets.task_for(name, eval_cfg) if name not in datasets.GROUPS else None
+        except ValueError as e:
+            raise ValueError(f"{field}: {e}") from None
+    return tuple(names)
 
 
 class Evaluator:

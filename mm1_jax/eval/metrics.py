@@ -242,6 +242,51 @@ def rotations(options: Sequence[str]) -> list[list[str]]:
     return [list(options[i:]) + list(options[:i]) for i in range(len(options))]
 
 
+# How a model writes a box: coordinates on a grid of `scale` steps per side, in a text template, after a question.
+# mm1_jax: the embedded data's (`data.synthetic.grounding_record`). ferret: Ferret (arXiv 2310.07704) writes
+# "[x1, y1, x2, y2]" normalised to 0-999, and MM1.5 (arXiv 2409.20566, Sec. 3) follows Ferret for referring and
+# grounding; the exact prompt wording MM1.5 uses is not given in the papers (ours is an assumption).
+BOX_FORMATS = {
+    "mm1_jax": dict(scale=100, template="<box> {} , {} , {} , {} </box>", question="where is the {} ?"),
+    "ferret": dict(scale=1000, template="[{}, {}, {}, {}]", question="What are the coordinates of {} in the image?"),
+}
+
+
+def box_to_text(box: Sequence[float], width: float, height: float, fmt: str = "mm1_jax") -> str:
+    """A pixel box (x1, y1, x2, y2) written in format `fmt` (grid coordinates, rounded down)."""
+    scale = BOX_FORMATS[fmt]["scale"]
+    grid = [min(scale - 1, int(v * scale // side)) for v, side in zip(box, (width, height, width, height))]
+    return BOX_FORMATS[fmt]["template"].format(*grid)
+
+
+def box_from_text(text: str, width: float, height: float, fmt: str = "mm1_jax"
+                  ) -> tuple[float, float, float, float] | None:
+    """The first box in generated text, back in pixels (a grid cell's coordinate maps to the cell's start)."""
+    grid = parse_box(text)
+    if grid is None:
+        return None
+    scale = BOX_FORMATS[fmt]["scale"]
+    return tuple(v * side / scale for v, side in zip(grid, (width, height, width, height)))
+
+
+def parse_letter(text: str, count: int) -> int | None:
+    """The option a generated answer names by letter ('B', 'B.', '(B) cat', 'The answer is B'), or None. MMBench's
+    own matcher falls back to asking ChatGPT when no letter is found; we count that as wrong."""
+    letters = "ABCDEFGHIJ"[:count]
+    text = text.strip()
+    first = re.match(rf"^\(?([{letters}])(?:[).:,\s]|$)", text)
+    found = first or re.search(rf"\b([{letters}])\b", text)
+    return letters.index(found.group(1)) if found else None
+
+
+def last_word_accuracy(prediction: str, target: str) -> float:
+    """LAMBADA (arXiv 1606.06031): 1.0 when the generated continuation's first word is the passage's last word
+    (punctuation around it ignored)."""
+    words = prediction.strip().split()
+    strip = lambda w: w.strip(".,;:!?\"'“”’")  # noqa: E731
+    return float(bool(words) and strip(words[0]) == strip(target.strip()))
+
+
 def parse_box(text: str) -> tuple[float, float, float, float] | None:
     """The first four numbers after <box> (or anywhere) in generated text, or None."""
     tail = text.split("<box>", 1)[-1]

@@ -1,9 +1,11 @@
 """Few-shot prompts as MM1 builds them: k demonstrations interleaved before the query, then the query.
 
-Formats (text between the parts is the model's training layout):
-  caption  <bos> [<img> caption]*k <img>                                   -> generate the caption
-  vqa      <bos> [User: <img> question Assistant: answer <eos>]*k User: <img> question Assistant:
-  choice   as vqa (or plain text when the item has no images and no question), scored per option
+Formats (text between the parts is the model's training layout; `TEMPLATES` holds the chat layouts):
+  caption   <bos> [<img> caption]*k <img>                                   -> generate the caption
+  vqa       <bos> [User: <img> question Assistant: answer <eos>]*k User: <img> question Assistant:
+  grounding as vqa, the answer a box in the model's coordinate format
+  choice    as vqa (or plain text when the item has no images and no question), scored per option or by letter
+  continue  <bos> [passage]*k context                                       -> generate the next word (LAMBADA)
 An item's question may place its images with `<image>` markers (multi-image questions); otherwise its images go
 before the question. Each image becomes K <image> slot tokens (or, when evaluation splits images as training did,
 its crops and overview, each K slots, ordered and marked as in training). A question-answer demonstration ends
@@ -62,18 +64,36 @@ def _content(item: Item, question: str, load: Callable[[Any], np.ndarray]) -> li
     return parts
 
 
-def item_parts(item: Item, fmt: str, load: Callable, answer: str | None = None, question: str | None = None
-               ) -> list[tuple]:
+@dataclasses.dataclass(frozen=True)
+class Template:
+    """A chat layout: the text before the user's content, between it and the answer, after the answer."""
+
+    user: str
+    assistant: str
+    end: tuple  # a part: ("eos",) or ("text", "...")
+    bos: bool = True  # prompts start with <bos>
+
+
+TEMPLATES = {
+    "mm1": Template("User:", "Assistant:", ("eos",)),  # what the SFT data's turns look like (data.examples)
+    # Qwen2's ChatML, as mPLUG-Owl3 is prompted (its release's chat template); Qwen2 has no <bos>
+    "chatml": Template("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n", ("text", "<|im_end|>\n"),
+                       bos=False),
+}
+
+
+def item_parts(item: Item, fmt: str, load: Callable, answer: str | None = None, question: str | None = None,
+               template: Template = TEMPLATES["mm1"]) -> list[tuple]:
     """One item as parts; with `answer` it is a demonstration (the answer appended)."""
     question = item.question if question is None else question
     if fmt == "caption":
         parts = _content(item, "", load)
         return parts + ([("text", answer)] if answer is not None else [])
-    if fmt == "choice" and not item.images and not question:  # TextCore-style: a text context, no user turn
+    if fmt in ("choice", "continue") and not item.images and not question:  # text only: a context, no user turn
         context = [("text", item.meta["context"])] if item.meta.get("context") else []
-        return context + ([("text", answer)] if answer is not None else [])
-    parts = [("text", "User:")] + _content(item, question, load) + [("text", "Assistant:")]
-    return parts + ([("text", answer), ("eos",)] if answer is not None else [])
+        return context + ([("text", (" " if fmt == "continue" else "") + answer)] if answer is not None else [])
+    parts = [("text", template.user)] + _content(item, question, load) + [("text", template.assistant)]
+    return parts + ([("text", answer), template.end] if answer is not None else [])
 
 
 def encode(parts: Sequence[tuple], tok: Tokenizer, k: int, split: dict | None = None
@@ -106,23 +126,25 @@ def draw_demos(support: Sequence[Item], shots: int, seed: int, index: int, exclu
 
 
 def build_prompt(demos: Sequence[list[tuple]], query: list[tuple], tok: Tokenizer, k: int, *, max_tokens: int,
-                 max_images: int, image_shape: tuple[int, ...], split: dict | None = None) -> Prompt:
+                 max_images: int, image_shape: tuple[int, ...], split: dict | None = None, bos: bool = True
+                 ) -> Prompt:
     """<bos> + demos + query within max_tokens / max_images (demos dropped from the left first); images split into
     entries (`split`, a `data.split`) count one each."""
+    head = [tok.bos_id] if bos else []
     encoded = [encode(d, tok, k, split) for d in demos]
     q_ids, q_pics = encode(query, tok, k, split)
     dropped = 0
     while True:
         kept = encoded[dropped:]
-        n_tokens = 1 + sum(len(ids) for ids, _ in kept) + len(q_ids)
+        n_tokens = len(head) + sum(len(ids) for ids, _ in kept) + len(q_ids)
         n_images = sum(len(p) for _, p in kept) + len(q_pics)
         if (n_tokens <= max_tokens and n_images <= max_images) or dropped == len(encoded):
             break
         dropped += 1
     cut = 0
     if n_tokens > max_tokens or n_images > max_images:
-        q_ids, q_pics, cut = _cut_query(q_ids, q_pics, tok.image_id, k, max_tokens - 1, max_images)
-    ids = [tok.bos_id] + [t for d, _ in kept for t in d] + q_ids
+        q_ids, q_pics, cut = _cut_query(q_ids, q_pics, tok.image_id, k, max_tokens - len(head), max_images)
+    ids = head + [t for d, _ in kept for t in d] + q_ids
     pics = [p for _, ps in kept for p in ps] + q_pics
     images = np.stack(pics).astype(np.float32) if pics else np.zeros((0,) + tuple(image_shape), np.float32)
     return Prompt(np.asarray(ids, np.int32), images, dropped, cut)

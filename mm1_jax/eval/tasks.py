@@ -1,9 +1,13 @@
-"""Evaluation tasks and `run_tasks`, the entry point the trainer and the CLI share.
+"""Running evaluation tasks: `run_tasks`, the entry point the trainer and the CLI share, and `evaluate`.
 
-A task names where its items come from (the embedded world or annotation files named in `config.eval`), its prompt
-format (caption / vqa / choice) and its metrics. `evaluate` runs one task at one shot count and returns a report:
-scores, predictions, skipped items (missing or unreadable images, prompts that cannot fit) and how many prompts
-lost demonstrations to the context length. `run_tasks` flattens the scores to {"task/Nshot/metric": value}.
+The tasks themselves (readers, formats, metrics, config sections) are `mm1_jax.eval.datasets`. `evaluate` runs one
+task at one shot count and returns a report: scores, predictions, skipped items (records the reader refused,
+missing or undecodable images, prompts that cannot fit) and how many prompts lost demonstrations to the context.
+A task whose skipped items pass `eval.max_skipped` of its items stops before the model runs (`stopped` says why).
+`run_tasks` flattens the scores to {"task/Nshot/metric": value}; groups (textcore) add their mean.
+
+The models: an MM1 (`Context.from_config`: K slot tokens per image, or one on the hyper-attention route) or a
+converted mPLUG-Owl3 (`Context.for_owl3`: one <|image|> placeholder per image).
 
     scores = run_tasks(model, params, config, ["embedded_cap", "embedded_vqa"], [0, 4])
 """
@@ -22,68 +26,56 @@ from mm1_jax.data import images as images_lib
 from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import Tokenizer, load_tokenizer
-from mm1_jax.eval import embedded, metrics, readers
-from mm1_jax.runtime import generate as gen
-from mm1_jax.eval.prompts import Item, build_prompt, draw_demos, item_parts
+from mm1_jax.eval import datasets, embedded, metrics
+from mm1_jax.eval.datasets import TASKS, Task
+from mm1_jax.eval.prompts import TEMPLATES, Item, build_prompt, draw_demos, item_parts
+from mm1_jax.models import vit
 from mm1_jax.models.inputs import input_spec
+from mm1_jax.runtime import generate as gen
+
+__all__ = ["TASKS", "Task", "Context", "evaluate", "load_task", "run_tasks", "image_loader", "eval_split"]
 
 
-@dataclasses.dataclass
-class Task:
-    name: str
-    fmt: str  # caption | vqa | choice
-    load: Callable[[ml_collections.ConfigDict, int], tuple[list[Item], list[Item], list[dict]]]
-    metrics: tuple[str, ...]
-    max_new_tokens: int = 16
-    circular: bool = False  # choice: list the options in the prompt, every rotation must be right
-    needs: tuple[str, ...] = ()  # config.eval fields the task reads (checked before training starts)
+def _eval_cfg(config: ml_collections.ConfigDict) -> Any:
+    return config.get("eval") if config.get("eval") is not None else datasets.eval_defaults()
 
 
 def _embedded_root(config) -> str:
     """config.eval.embedded_root (the dataset a run trained on, so VQA's held-out split matches), else the default."""
-    return str((config.get("eval") or {}).get("embedded_root") or "") or synthetic.ensure_generated()
+    return str(_eval_cfg(config).get("embedded_root") or "") or synthetic.ensure_generated()
 
 
-def _eval_path(config, field: str) -> str:
-    value = config.get("eval", {}).get(field) if config.get("eval") is not None else None
-    if not value:
-        raise ValueError(f"this task needs config.eval.{field} (an annotation file or image folder); it is unset.")
-    return str(value)
-
-
-def _make(fn, support_n: int = 200):
-    return lambda config, n: (fn(n, "eval"), fn(support_n, "support"), [])
-
-
-TASKS = {
-    "embedded_cap": Task("embedded_cap", "caption", _make(embedded.captioning), ("cider", "exact_match")),
-    "embedded_vqa": Task("embedded_vqa", "vqa", lambda c, n: (embedded.vqa(_embedded_root(c), n, "eval"),
-                                                              embedded.vqa(_embedded_root(c), 500, "support"), []),
-                         ("vqa_accuracy", "exact_match"), max_new_tokens=6),
-    "embedded_ocr": Task("embedded_ocr", "vqa", _make(embedded.ocr), ("exact_match",), max_new_tokens=6),
-    "embedded_grounding": Task("embedded_grounding", "vqa", _make(embedded.grounding), ("box_iou50",),
-                               max_new_tokens=12),
-    "embedded_multi": Task("embedded_multi", "vqa", _make(embedded.multi_image), ("exact_match",), max_new_tokens=6),
-    "embedded_mc": Task("embedded_mc", "choice", _make(embedded.multiple_choice), ("accuracy", "circular_accuracy"),
-                        circular=True),
-    "embedded_text": Task("embedded_text", "choice", _make(embedded.text_choice), ("accuracy",)),
-    "coco_cap": Task("coco_cap", "caption", lambda c, n: _split(readers.read_coco_captions(
-        _eval_path(c, "coco_annotations"), _eval_path(c, "coco_images")), n), ("cider",), max_new_tokens=30,
-                     needs=("coco_annotations", "coco_images")),
-    "vqa": Task("vqa", "vqa", lambda c, n: _split(readers.read_vqa(
-        _eval_path(c, "vqa_questions"), c.eval.get("vqa_annotations") or None, _eval_path(c, "vqa_images"),
-        c.eval.get("vqa_image_pattern") or "COCO_val2014_{image_id:012d}.jpg"), n), ("vqa_accuracy",),
-                max_new_tokens=10, needs=("vqa_questions", "vqa_images")),
-    "mc": Task("mc", "choice", lambda c, n: _split(readers.read_multiple_choice(
-        _eval_path(c, "mc_file"), c.eval.get("mc_images") or ""), n), ("accuracy", "circular_accuracy"),
-               circular=True, needs=("mc_file",)),
+_EMBEDDED_LOADERS = {
+    "embedded_cap": embedded.captioning, "embedded_ocr": embedded.ocr, "embedded_grounding": embedded.grounding,
+    "embedded_multi": embedded.multi_image, "embedded_mc": embedded.multiple_choice,
+    "embedded_text": embedded.text_choice,
 }
 
 
-def _split(loaded: tuple[list[Item], list[dict]], n: int) -> tuple[list[Item], list[Item], list[dict]]:
-    """Annotation files have one split: demonstrations for item i are drawn from the others (never itself)."""
-    items, missing = loaded
-    return items[:n], items, missing
+def load_task(task: Task, config: ml_collections.ConfigDict, limit: int
+              ) -> tuple[list[Item], list[Item], list[dict]]:
+    """(the first `limit` items, the support items demonstrations are drawn from, records the reader skipped).
+
+    Annotation files have one split: demonstrations for item i come from the others (never itself)."""
+    if task.name == "embedded_vqa":
+        root = _embedded_root(config)
+        return embedded.vqa(root, limit, "eval"), embedded.vqa(root, 500, "support"), []
+    if task.kind == "embedded":
+        fn = _EMBEDDED_LOADERS[task.name]
+        return fn(limit, "eval"), fn(200, "support"), []
+    eval_cfg = _eval_cfg(config)
+    values = datasets.task_config(task, eval_cfg)
+    for field in task.files:
+        if values.get(field) in ("", None) and task.kind not in datasets.OPTIONAL_FILES.get(field, ()):
+            raise ValueError(f"eval task {task.name!r} needs config.eval.{task.name}.{field}; it is unset.")
+    items, skipped = task.reader(task.name, **{f: values[f] for f in task.files})
+    if task.fmt == "grounding":
+        fmt = str(eval_cfg.get("box_format") or "mm1_jax")
+        for item in items:
+            m = item.meta
+            item.answers = [metrics.box_to_text(m["box"], m["width"], m["height"], fmt)]
+            item.question = metrics.BOX_FORMATS[fmt]["question"].format(item.question)
+    return items[:limit], items, skipped
 
 
 def image_loader(size: int, norm: str, split: dict | None = None) -> Callable[[Any], Any]:
@@ -115,103 +107,212 @@ def eval_split(config: ml_collections.ConfigDict) -> dict | None:
 
 @dataclasses.dataclass
 class Context:
-    """What prompts and generation need about the model."""
+    """What prompts, generation and scoring need about the model, and the evaluation settings."""
 
     model: Any
     tok: Tokenizer
-    k: int
+    k: int  # tokens per image in the prompt (K slots; 1 placeholder on the hyper route and for Owl3)
     image_size: int
     norm: str
     max_tokens: int
     max_images: int
     batch_size: int = 16
-    generator: gen.Generator | None = None
     split: dict | None = None  # `eval_split`: images split as in training, or whole
     caption_tokenizer: str = "auto"  # CIDEr's tokenisation (`metrics.tokenize_captions`)
+    image_token_id: int | None = None  # Owl3: the <|image|> placeholder (images passed flat); None: MM1 slots
+    template: str = "mm1"
+    box_format: str = "mm1_jax"
+    max_skipped: float = 0.05
+    max_batch_images: int = 256  # prompts per batch shrink so a batch holds at most this many images
+    eval_cfg: Any = None
+    _generators: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_config(cls, model: Any, config: ml_collections.ConfigDict, batch_size: int = 16) -> Context:
+        """An MM1 model (`models.build_model(config.model)`)."""
         spec = input_spec(config.model)
-        k = spec.tokens_per_image
+        return cls._with_eval(model, load_tokenizer(config.data.tokenizer), spec.tokens_per_image, spec.image_size,
+                              spec.image_norm, int(config.data.seq_len), spec.max_images, batch_size, config)
+
+    @classmethod
+    def for_owl3(cls, module: Any, owl3_config: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
+                 batch_size: int = 16, max_images: int = 512) -> Context:
+        """A converted mPLUG-Owl3 (`pretrained.load(dir).module` with its config): prompts in ChatML by default,
+        one <|image|> placeholder per whole image (the release's cutting of large images into crops is not done),
+        `config.data.tokenizer` = the release's tokenizer.json, `config.data.seq_len` the context to fill."""
         tok = load_tokenizer(config.data.tokenizer)
-        return cls(model, tok, k, spec.image_size, spec.image_norm, int(config.data.seq_len), spec.max_images,
-                   batch_size,
-                   gen.Generator(model, tokens_per_image=k, image_id=tok.image_id, pad_id=tok.pad_id,
-                                 batch_size=batch_size), eval_split(config),
-                   str((config.get("eval") or {}).get("caption_tokenizer") or "auto"))
+        token_id = owl3_config.get("image_token_id")
+        if token_id is not None and int(token_id) != tok.image_id:
+            raise ValueError(f"the checkpoint's image_token_id {token_id} is not the tokenizer's <|image|> id "
+                             f"{tok.image_id} ({config.data.tokenizer}).")
+        enc = owl3_config.encoder
+        norm = vit.STYLES[enc.style]["image_norm"]
+        ctx = cls._with_eval(module, tok, 1, int(enc.image_size), norm, int(config.data.seq_len), max_images,
+                             batch_size, config, image_token_id=tok.image_id)
+        ctx.split = None
+        if not (config.get("eval") or {}).get("template"):
+            ctx.template = "chatml"
+        return ctx
+
+    @classmethod
+    def _with_eval(cls, model, tok, k, size, norm, max_tokens, max_images, batch_size, config, **kw) -> Context:
+        e = _eval_cfg(config)
+        return cls(model, tok, k, size, norm, max_tokens, max_images, batch_size, eval_split(config),
+                   str(e.get("caption_tokenizer") or "auto"), template=str(e.get("template") or "mm1"),
+                   box_format=str(e.get("box_format") or "mm1_jax"), max_skipped=float(e.get("max_skipped", 0.05)),
+                   eval_cfg=e, **kw)
+
+    @property
+    def inputs(self) -> dict[str, int]:
+        """The image layout's arguments to `runtime.generate` (slots or placeholders)."""
+        if self.image_token_id is not None:
+            return dict(image_token_id=self.image_token_id)
+        return dict(tokens_per_image=self.k, image_id=self.tok.image_id)
+
+    def generator(self, batch_size: int) -> gen.Generator:
+        if batch_size not in self._generators:
+            self._generators[batch_size] = gen.Generator(self.model, pad_id=self.tok.pad_id, batch_size=batch_size,
+                                                         **self.inputs)
+        return self._generators[batch_size]
 
 
-def _stop_ids(tok: Tokenizer) -> tuple[int, ...]:
-    period = tok.encode(".")
-    return (tok.eos_id, tok.image_id) + (tuple(period) if len(period) == 1 else ())
+def _stop_ids(ctx: Context) -> tuple[int, ...]:
+    tok = ctx.tok
+    ids = [tok.eos_id, tok.image_id]
+    for text in (".", "<|im_end|>" if ctx.template == "chatml" else None):
+        encoded = tok.encode(text) if text else []
+        ids += encoded if len(encoded) == 1 else []
+    return tuple(ids)
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Presentations: what the model is shown for one item (one per rotation of its options; distractor images)
+# --------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Presentation:
+    query: Item  # the item as shown (question with options, images with distractors)
+    options: list[str]  # choice: the options in the order shown
+    answer: int = -1  # choice: the right option's position in `options`
+
+
+LETTERS = "ABCDEFGHIJ"
+
+
+def _listed(question: str, options: Sequence[str], mode: str) -> str:
+    if mode == "letter":
+        lines = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
+        return f"{question}\n{lines}\nAnswer with the option's letter from the given choices directly."
+    return f"{question} {' , '.join(o.rstrip(' .') for o in options)}"
+
+
+def presentations(task: Task, item: Item, index: int, pool: Sequence[Item], seed: int, values: dict
+                  ) -> list[Presentation]:
+    """One presentation per rotation of a circular task's options (MMBench CircularEval), the options listed after
+    the question; on a distractor task each rotation also shows the item's image among num_images - 1 images of
+    other items at a random position, prompted as mPLUG-Owl3 Sec. 4.5 does."""
+    if task.fmt != "choice":
+        return [Presentation(item, [])]
+    mode = values.get("answer_mode", "likelihood")
+    truth = item.options[item.answer_index]
+    rotations = metrics.rotations(item.options) if task.circular else [list(item.options)]
+    out = []
+    for r, options in enumerate(rotations):
+        question, images = item.question, list(item.images)
+        if task.distractors:
+            n = int(values["num_images"])
+            others = [o for o in pool if o.id != item.id and o.images]
+            if len(others) < n - 1:
+                raise ValueError(f"{n - 1} distractor images are needed but the task has {len(others)} other items")
+            rng = np.random.default_rng([seed, index, r, n])
+            picks = [others[j].images[0] for j in rng.choice(len(others), n - 1, replace=False)]
+            target = int(rng.integers(n))
+            images = picks[:target] + [item.images[0]] + picks[target:]
+            listing = " ".join(f"Image {j + 1}: <image>" for j in range(n))
+            question = f"{listing}. In Image {target + 1}, {question}"
+        if question and (task.circular or mode == "letter" or item.images):
+            question = _listed(question, options, mode)
+        shown = dataclasses.replace(item, question=question, images=images)
+        out.append(Presentation(shown, options, options.index(truth)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One task at one shot count
+# --------------------------------------------------------------------------------------------------------------------
 def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: list[Item], shots: int,
-             seed: int = 0, progress: bool = False) -> dict[str, Any]:
-    """One task at one shot count: {'scores', 'predictions', 'skipped', 'truncated'}."""
+             seed: int = 0, progress: bool = False, skipped: Sequence[dict] = ()) -> dict[str, Any]:
+    """One task at one shot count: {'scores', 'predictions', 'skipped', 'truncated', ...}; with 'stopped' (and no
+    scores) when too many items were skipped. `skipped`: items the reader already refused (they count too)."""
+    values = datasets.task_config(task, ctx.eval_cfg) if ctx.eval_cfg is not None else {}
+    mode = values.get("answer_mode", "likelihood")
+    template = TEMPLATES[ctx.template]
     load = image_loader(ctx.image_size, ctx.norm, ctx.split)
     shape = (ctx.image_size, ctx.image_size, 3)
-    reserve = task.max_new_tokens if task.fmt != "choice" else max(len(ctx.tok.encode(o)) for i in items
-                                                                   for o in i.options or [""])
-    prompts, kept, skipped = [], [], []
+    if task.fmt == "choice" and mode == "likelihood":
+        reserve = max((len(ctx.tok.encode(o)) for i in items for o in i.options), default=1)
+    else:
+        reserve = 3 if task.fmt == "choice" else task.max_new_tokens
+    prompts, skipped = [], list(skipped)
+    total = len(items) + len(skipped)
     for index, item in enumerate(items):
         try:
-            demos = [item_parts(d, task.fmt, load, answer=_demo_answer(d),
-                                question=_rotated_questions(d)[0][0] if task.circular else None)
-                     for d in draw_demos(support, shots, seed, index, exclude=item.id)]
-            questions = _rotated_questions(item) if task.circular else [(item.question, item.options)]
-            for question, options in questions:
-                query = item_parts(item, task.fmt, load, question=question)
-                prompt = build_prompt(demos, query, ctx.tok, ctx.k, split=ctx.split,
-                                      max_tokens=ctx.max_tokens - reserve,
-                                      max_images=ctx.max_images, image_shape=shape)
-                prompts.append((item, prompt, options))
-            kept.append(item)
+            shown = presentations(task, item, index, support, seed, values)
+            demos = []
+            for d in draw_demos(support, shots, seed, index, exclude=item.id):
+                first = presentations(task, d, -1 - index, support, seed, values)[0]
+                answer = (LETTERS[first.answer] if mode == "letter" else first.options[first.answer]) \
+                    if task.fmt == "choice" else d.answers[0]
+                demos.append(item_parts(first.query, task.fmt, load, answer=answer, template=template))
+            for p in shown:
+                query = item_parts(p.query, task.fmt, load, template=template)
+                prompt = build_prompt(demos, query, ctx.tok, ctx.k, split=ctx.split, max_tokens=ctx.max_tokens - reserve,
+                                      max_images=ctx.max_images, image_shape=shape, bos=template.bos)
+                prompts.append((item, prompt, p))
         except (OSError, ValueError) as e:
             skipped.append({"id": item.id, "reason": str(e)})
+            prompts = [p for p in prompts if p[0] is not item]
+        if total and len(skipped) > ctx.max_skipped * total:
+            reason = (f"eval task {task.name!r} stopped: {len(skipped)} of {total} items skipped (more than "
+                      f"eval.max_skipped={ctx.max_skipped:g}); the first: {skipped[0]['id']}: {skipped[0]['reason']}")
+            return {"scores": {}, "predictions": [], "skipped": skipped, "truncated": 0, "dropped_demos_mean": 0.0,
+                    "stopped": reason}
     if progress:
-        print(f"{task.name} {shots}-shot: {len(kept)} items, {len(skipped)} skipped", file=sys.stderr)
-    if task.fmt == "choice":
-        preds = _choose(ctx, params, prompts, progress)
+        print(f"{task.name} {shots}-shot: {len(items)} items, {len(skipped)} skipped", file=sys.stderr)
+    batch = max(1, min(ctx.batch_size, ctx.max_batch_images // max(1, max((len(p.images) for _, p, _ in prompts),
+                                                                            default=1))))
+    if task.fmt == "choice" and mode == "likelihood":
+        preds = _choose(ctx, params, prompts, batch, progress)
     else:
-        preds = _generate(ctx, params, task, prompts, progress)
-    report = _score(task, prompts, preds, ctx.caption_tokenizer)
+        new = 3 if task.fmt == "choice" else task.max_new_tokens
+        preds = _generate(ctx, params, task.name, prompts, new, batch, progress)
+    report = _score(ctx, task, prompts, preds, mode)
     report.update(skipped=skipped, truncated=sum(p.dropped_demos > 0 or p.cut_query_tokens > 0
                                                   for _, p, _ in prompts),
                   dropped_demos_mean=float(np.mean([p.dropped_demos for _, p, _ in prompts])) if prompts else 0.0)
     return report
 
 
-def _demo_answer(item: Item) -> str:
-    return item.options[item.answer_index] if item.options else item.answers[0]
-
-
-def _rotated_questions(item: Item) -> list[tuple[str, list[str]]]:
-    """One question per rotation of the options, listed after the question (MMBench's circular evaluation)."""
-    return [(f"{item.question} {' , '.join(o.rstrip(' .') for o in rot)}", rot)
-            for rot in metrics.rotations(item.options)]
-
-
-def _generate(ctx: Context, params: Any, task: Task, prompts: list, progress: bool) -> list[str]:
-    sampling = gen.Sampling(max_new_tokens=task.max_new_tokens, stop_ids=_stop_ids(ctx.tok))
-    texts = []
-    for start in range(0, len(prompts), ctx.batch_size):
-        chunk = [gen.Request(p.tokens, p.images) for _, p, _ in prompts[start:start + ctx.batch_size]]
-        for ids, _ in ctx.generator(params, chunk, sampling):
+def _generate(ctx: Context, params: Any, name: str, prompts: list, new: int, batch: int, progress: bool) -> list[str]:
+    sampling = gen.Sampling(max_new_tokens=new, stop_ids=_stop_ids(ctx))
+    generator, texts = ctx.generator(batch), []
+    for start in range(0, len(prompts), batch):
+        chunk = [gen.Request(p.tokens, p.images) for _, p, _ in prompts[start:start + batch]]
+        for ids, _ in generator(params, chunk, sampling):
             texts.append(ctx.tok.decode(ids, mark_images=False).strip())
-        _progress(progress, task.name, min(start + ctx.batch_size, len(prompts)), len(prompts))
+        _progress(progress, name, min(start + batch, len(prompts)), len(prompts))
     return texts
 
 
-def _choose(ctx: Context, params: Any, prompts: list, progress: bool) -> list[int]:
+def _choose(ctx: Context, params: Any, prompts: list, batch: int, progress: bool) -> list[int]:
+    """The option with the highest log-likelihood as a continuation of each prompt."""
     requests, conts, owners = [], [], []
-    for n, (_, p, options) in enumerate(prompts):
-        for option in options:
+    for n, (_, p, shown) in enumerate(prompts):
+        for option in shown.options:
             requests.append(gen.Request(p.tokens, p.images))
             conts.append(ctx.tok.encode(option))
             owners.append(n)
-    scores = gen.score_continuations(ctx.model, params, requests, conts, image_id=ctx.tok.image_id,
-                                     pad_id=ctx.tok.pad_id, tokens_per_image=ctx.k, batch_size=ctx.batch_size)
+    scores = gen.score_continuations(ctx.model, params, requests, conts, pad_id=ctx.tok.pad_id, batch_size=batch,
+                                     **ctx.inputs)
     _progress(progress, "choice", len(prompts), len(prompts))
     best = []
     for n in range(len(prompts)):
@@ -226,15 +327,18 @@ def _progress(on: bool, name: str, done: int, total: int) -> None:
         print(f"\r{name:20s} [{bar:30s}] {done}/{total}", end="\n" if done == total else "", file=sys.stderr)
 
 
-def _score(task: Task, prompts: list, preds: list, caption_tokenizer: str = "auto") -> dict[str, Any]:
+def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "likelihood") -> dict[str, Any]:
     rows, scores, report_extra = [], {}, {}
     if task.fmt == "choice":
         by_question: dict[str, list[bool]] = {}
-        for (item, prompt, options), choice in zip(prompts, preds):
-            right = options[choice] == item.options[item.answer_index]
+        for (item, prompt, shown), pred in zip(prompts, preds):
+            choice = pred if mode == "likelihood" else metrics.parse_letter(pred, len(shown.options))
+            right = choice == shown.answer
             by_question.setdefault(item.id, []).append(right)
-            rows.append({"id": item.id, "options": options, "choice": options[choice], "correct": right,
-                         "dropped_demos": prompt.dropped_demos})
+            rows.append({"id": item.id, "options": shown.options, "correct": right,
+                         "choice": None if choice is None else shown.options[choice],
+                         **({"prediction": pred} if mode == "letter" else {}),
+                         "dropped_demos": prompt.dropped_demos, **item.meta})
         if "accuracy" in task.metrics:  # the first presentation (original order) of every question
             scores["accuracy"] = float(np.mean([v[0] for v in by_question.values()])) if by_question else 0.0
         if "circular_accuracy" in task.metrics:
@@ -245,7 +349,7 @@ def _score(task: Task, prompts: list, preds: list, caption_tokenizer: str = "aut
                      "dropped_demos": prompt.dropped_demos, **item.meta})
     if "cider" in task.metrics:
         texts = [a for item, _, _ in prompts for a in item.answers] + [r["prediction"] for r in rows]
-        tokens, used = metrics.tokenize_captions(texts, caption_tokenizer)  # one Java call for the task
+        tokens, used = metrics.tokenize_captions(texts, ctx.caption_tokenizer)  # one Java call for the task
         refs, at = {}, 0
         for r, (item, _, _) in zip(rows, prompts):
             refs[r["id"]], at = tokens[at:at + len(item.answers)], at + len(item.answers)
@@ -257,7 +361,8 @@ def _score(task: Task, prompts: list, preds: list, caption_tokenizer: str = "aut
         "exact_match": lambda t, it: metrics.exact_match(t, it.answers),
         "anls": lambda t, it: metrics.anls(t, it.answers),
         "relaxed_accuracy": lambda t, it: metrics.relaxed_accuracy(t, it.answers),
-        "box_iou50": lambda t, it: float(_box_hit(t, it.answers[0])),
+        "last_word_accuracy": lambda t, it: metrics.last_word_accuracy(t, it.answers[0]),
+        "box_iou50": lambda t, it: float(_box_hit(t, it, ctx.box_format)),
     }
     for name in task.metrics:
         if name in per_item:
@@ -266,33 +371,52 @@ def _score(task: Task, prompts: list, preds: list, caption_tokenizer: str = "aut
     return {"scores": scores, "predictions": rows, **report_extra}
 
 
-def _box_hit(text: str, truth: str) -> bool:
-    pred, true = metrics.parse_box(text), metrics.parse_box(truth)
+def _box_hit(text: str, item: Item, fmt: str) -> bool:
+    """IoU >= 0.5: in pixels against the reader's box (RefCOCO), else the two texts' boxes (the embedded task)."""
+    if "box" in item.meta:
+        m = item.meta
+        pred = metrics.box_from_text(text, m["width"], m["height"], fmt)
+        return pred is not None and metrics.box_iou(pred, m["box"]) >= 0.5
+    pred, true = metrics.parse_box(text), metrics.parse_box(item.answers[0])
     return pred is not None and true is not None and metrics.box_iou(pred, true) >= 0.5
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Every task at every shot count
+# --------------------------------------------------------------------------------------------------------------------
 def run_tasks(model: Any, params: Any, config: ml_collections.ConfigDict, tasks: Sequence[str],
               shots: Sequence[int], *, limit: int = 100, batch_size: int = 16, seed: int = 0,
               reports: dict | None = None, progress: bool = False, context: Context | None = None
               ) -> dict[str, float]:
     """Scores {"task/Nshot/metric": value} for every task and shot count (first `limit` items of each task).
 
-    Pass `reports={}` to receive the full reports (predictions, skipped items) keyed "task/Nshot"; pass the same
-    `context` (Context.from_config) across calls to reuse the compiled generation functions.
+    `tasks` may name groups (textcore: its members run, and "textcore/Nshot/accuracy" is their mean). Pass
+    `reports={}` to receive the full reports (predictions, skipped items, 'stopped') keyed "task/Nshot"; pass the
+    same `context` (Context.from_config / Context.for_owl3) across calls to reuse the compiled functions.
+    Every task is checked (names, config fields, files) before any runs.
     """
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown eval task(s) {unknown}; known: {sorted(TASKS)}.")
+    eval_cfg = _eval_cfg(config)
+    names = datasets.expand(tasks, eval_cfg)
+    datasets.check_eval_config(eval_cfg, names)
+    chosen = [datasets.task_for(name, eval_cfg) for name in names]
+    loaded = {task.name: load_task(task, config, limit) for task in chosen}  # file errors before the model runs
     ctx = context or Context.from_config(model, config, batch_size)
-    flat = {}
-    for name in tasks:
-        task = TASKS[name]
-        items, support, missing = task.load(config, limit)
+    flat: dict[str, float] = {}
+    reports = {} if reports is None else reports
+    for task in chosen:
+        items, support, skipped = loaded[task.name]
         for k in shots:
-            report = evaluate(ctx, params, task, items, support, int(k), seed=seed, progress=progress)
-            report["skipped"] = missing + report["skipped"]
+            report = evaluate(ctx, params, task, items, support, int(k), seed=seed, progress=progress,
+                              skipped=skipped)
+            if report.get("stopped") and progress:
+                print(report["stopped"], file=sys.stderr)
             for metric, value in report["scores"].items():
-                flat[f"{name}/{k}shot/{metric}"] = value
-            if reports is not None:
-                reports[f"{name}/{k}shot"] = report
+                flat[f"{task.name}/{k}shot/{metric}"] = value
+            reports[f"{task.name}/{k}shot"] = report
+    for group in (g for g in tasks if g in datasets.GROUPS):
+        members = datasets.group_members(group, eval_cfg)
+        for k in shots:
+            got = [flat.get(f"{m}/{k}shot/{datasets.TASKS[m].metrics[0]}") for m in members if m in datasets.TASKS]
+            if got and all(v is not None for v in got):
+                flat[f"{group}/{k}shot/accuracy"] = float(np.mean(got))
     return flat

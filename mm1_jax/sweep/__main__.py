@@ -16,7 +16,7 @@ from mm1_jax.sweep import studies as studies_lib
 
 
 def list_studies(directory: str) -> list[str]:
-    from mm1_jax.eval.tasks import TASKS  # only the task names
+    from mm1_jax.eval.datasets import RUNNABLE as TASKS  # only the task names (and groups)
 
     lines = [f"{'study':22s} {'rows':>4s} {'runnable':>8s} {'tasks':>6s}  source"]
     total = runnable = 0

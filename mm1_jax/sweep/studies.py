@@ -95,7 +95,7 @@ class Job:
     missing: str = ""  # why it cannot run yet ('' when it can)
     checkpoint: str = ""  # eval: the checkpoints scored
     tasks: tuple[str, ...] = ()  # eval: available tasks
-    unavailable: tuple[str, ...] = ()  # eval: tasks not in mm1_jax.eval.tasks.TASKS yet
+    unavailable: tuple[str, ...] = ()  # eval: tasks not in mm1_jax.eval.datasets.RUNNABLE yet
     shots: tuple[int, ...] = ()
     limit: int = 0
 
@@ -252,7 +252,7 @@ def _merge(*dicts: dict | None) -> dict:
 
 def jobs(study: Study, root: str = DEFAULT_ROOT, rows: list[str] | None = None) -> list[Job]:
     """Every (row, stage) job of the chosen rows, in order; a shared stage appears once."""
-    from mm1_jax.eval.tasks import TASKS  # only the task names
+    from mm1_jax.eval.datasets import RUNNABLE as TASKS  # only the task names (and groups)
 
     chosen = list(study.rows) if rows is None else rows
     for row in chosen:
@@ -381,9 +381,14 @@ def check_job(job: Job) -> ml_collections.ConfigDict:
     from mm1_jax.models.registry import validate_model_config
     from mm1_jax.train.config import validate_train_config
 
+    from mm1_jax.eval.datasets import check_eval_config
+
     config = job_config(job)
     where = f"study {job.study}, row {job.row!r}, stage {job.stage!r}"
     try:
+        if "model" not in config and job.kind == "eval":  # a converted checkpoint's evaluation: it holds the model
+            check_eval_config(config.get("eval"))
+            return config
         validate_model_config(config.model)
         validate_train_config(config)  # also the eval fields (an evaluation's config is its training stage's)
         source_weights(config.data)

@@ -55,25 +55,6 @@ def init_defaults() -> ml_collections.ConfigDict:
     return i
 
 
-def eval_defaults() -> ml_collections.ConfigDict:
-    """Annotation files for the coco_cap / vqa / mc tasks of `mm1_jax.eval` (the embedded tasks need none)."""
-    e = ml_collections.ConfigDict()
-    e.coco_annotations = ""   # COCO captions annotations JSON (e.g. captions_val2014.json)
-    e.coco_images = ""        # the folder of its images
-    e.vqa_questions = ""      # VQAv2 / TextVQA-style questions JSON
-    e.vqa_annotations = ""    # their answers JSON (empty: predictions only, no accuracy)
-    e.vqa_images = ""         # the folder of their images
-    e.vqa_image_pattern = "COCO_val2014_{image_id:012d}.jpg"
-    e.caption_tokenizer = "auto"  # CIDEr's: ptb (coco-caption's, needs Java), regex, or auto (ptb when it can run)
-    e.split_mode = ""         # images split as data.split says ('' = data.split.mode; 'none' = whole images)
-    e.split_n_min = 0         # dynamic splitting's grid bounds at evaluation (0 = data.split's; MM1.5 infers (4, 16))
-    e.split_n_max = 0
-    e.embedded_root = ""      # the embedded dataset the embedded_* tasks read ('' = the package's generated default)
-    e.mc_file = ""            # multiple-choice jsonl
-    e.mc_images = ""          # the folder its image paths are relative to
-    return e
-
-
 def evaluator_module(config: ml_collections.ConfigDict):
     """The module `config.train.evaluator` names (by default `mm1_jax.eval.evaluator`): `check_config`, `Evaluator`."""
     try:
@@ -103,8 +84,6 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"init.checkpoint_step={step!r} must be a step number (>= 0) or -1 for the latest.")
         if step != -1 and not config.init.get("checkpoint"):
             raise ValueError(f"init.checkpoint_step={step} needs init.checkpoint (the run whose step it is).")
-    if "eval" in config:
-        _known("eval", config.eval, eval_defaults())
     for name in ("steps", "global_batch_size", "grad_accum_steps", "log_every", "max_nonfinite_steps"):
         if not isinstance(t[name], int) or t[name] <= 0:
             raise ValueError(f"train.{name}={t[name]!r} must be a positive integer.")
@@ -121,7 +100,7 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"train.optimizer.name={t.optimizer.name!r} is not one of {', '.join(OPTIMIZERS)}.")
     if not 0 <= t.optimizer.final_lr_fraction <= 1:
         raise ValueError(f"train.optimizer.final_lr_fraction={t.optimizer.final_lr_fraction!r} must lie in [0, 1].")
-    if t.eval_every or t.num_samples:
+    if t.eval_every or t.num_samples or "eval" in config:  # the evaluator owns config.eval
         evaluator_module(config).check_config(config)
     if t.checkpoint.keep <= 0 or t.checkpoint.every_steps < 0:
         raise ValueError(f"train.checkpoint.keep={t.checkpoint.keep} must be positive and "

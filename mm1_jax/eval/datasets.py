@@ -1,0 +1,293 @@
+"""Every evaluation task: which reader parses its official files, how it is prompted and scored, and its config.
+
+A task is a dataset of one *kind*. The kind names the reader (`mm1_jax.eval.readers`), the prompt format and the
+metrics; the dataset adds its release's defaults (an image file pattern) and the file names it ships, for the docs.
+Each task's files are config fields, `config.eval.<task>.<field>` (the reader's keywords), e.g.
+
+    --config.eval.textcaps.annotations=TextCaps_0.1_val.json --config.eval.textcaps.images=train_images
+
+A config file can add datasets of a known kind under a new name (several datasets of one kind in one run):
+
+    config.eval.flickr30k = dict(kind="captions", annotations=".../flickr30k_test_coco.json", images=".../flickr")
+
+Formats: caption (images -> caption), vqa (question -> short answer), grounding (expression -> box, written in the
+model's coordinate convention `eval.box_format`), choice (options scored by likelihood or answered by letter,
+`answer_mode`), continue (text-only: generate the next word, LAMBADA).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import ml_collections
+
+from mm1_jax.eval import readers
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A file format with its prompt format and metrics."""
+
+    reader: Callable[..., tuple[list, list[dict]]] | None  # reader(task, **files) -> (items, skipped); None: embedded
+    fmt: str  # caption | vqa | grounding | choice | continue
+    metrics: tuple[str, ...]
+    files: dict[str, Any]  # the reader's keywords (config fields) with their defaults
+    max_new_tokens: int = 16
+    circular: bool = False  # choice: every rotation of the options must be right (MMBench's CircularEval)
+    distractors: bool = False  # choice: the question's image among num_images - 1 others (mPLUG-Owl3 Sec. 4.5)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # other config fields and their defaults
+
+
+_CHOICE = dict(answer_mode="likelihood")  # likelihood: the option text scored as a continuation; letter: generated
+KINDS: dict[str, Kind] = {
+    "captions": Kind(readers.read_captions, "caption", ("cider",), dict(annotations="", images=""), 30),
+    "vqa": Kind(readers.read_vqa, "vqa", ("vqa_accuracy",),
+                dict(questions="", annotations="", images="", image_pattern="COCO_val2014_{image_id:012d}.jpg"), 10),
+    "vizwiz": Kind(readers.read_vizwiz, "vqa", ("vqa_accuracy",), dict(annotations="", images=""), 10),
+    "textvqa": Kind(readers.read_textvqa, "vqa", ("vqa_accuracy",),
+                    dict(annotations="", images="", image_pattern="{image_id}.jpg"), 10),
+    "gqa": Kind(readers.read_gqa, "vqa", ("exact_match",), dict(questions="", images=""), 10),
+    "docvqa": Kind(readers.read_docvqa, "vqa", ("anls",), dict(annotations="", images=""), 24),
+    "chartqa": Kind(readers.read_chartqa, "vqa", ("relaxed_accuracy",), dict(annotations="", images=""), 12),
+    "refcoco": Kind(readers.read_refcoco, "grounding", ("box_iou50",),
+                    dict(refs="", instances="", images="", split="val"), 32),
+    "mmbench": Kind(readers.read_mmbench, "choice", ("accuracy", "circular_accuracy"), dict(annotations=""),
+                    circular=True, options=dict(_CHOICE)),
+    "distractors": Kind(readers.read_mmbench, "choice", ("circular_accuracy", "accuracy"), dict(annotations=""),
+                        circular=True, distractors=True, options=dict(_CHOICE, num_images=1)),
+    "scienceqa": Kind(readers.read_scienceqa, "choice", ("accuracy",),
+                      dict(annotations="", images="", split="test", image_only=True), options=dict(_CHOICE)),
+    "ai2d": Kind(readers.read_ai2d, "choice", ("accuracy",), dict(annotations="", images="", ids=""),
+                 options=dict(_CHOICE)),
+    "mc": Kind(readers.read_multiple_choice, "choice", ("accuracy", "circular_accuracy"),
+               dict(annotations="", images=""), circular=True, options=dict(_CHOICE)),
+    "arc": Kind(readers.read_arc, "choice", ("accuracy",), dict(annotations="")),
+    "piqa": Kind(readers.read_piqa, "choice", ("accuracy",), dict(annotations="", labels="")),
+    "lambada": Kind(readers.read_lambada, "continue", ("last_word_accuracy",), dict(annotations=""), 6),
+}
+OPTIONAL_FILES = {"annotations": ("vqa",), "ids": ("ai2d",), "images": ("mc",)}  # may stay empty for these kinds
+
+# name -> (kind, defaults that differ from the kind's, the release's files (documentation and placeholders), where
+# the format / metric is defined)
+DATASETS: dict[str, tuple[str, dict, dict, str]] = {
+    "coco_cap": ("captions", {}, dict(annotations="captions_karpathy_test.json (COCO format)", images="val2014"),
+                 "COCO Captions (arXiv 1504.00325); CIDEr-D as coco-caption computes it"),
+    "nocaps": ("captions", {}, dict(annotations="nocaps_val_4500_captions.json", images="nocaps/val"),
+               "nocaps (arXiv 1812.08658), its COCO-format validation annotations"),
+    "textcaps": ("captions", {}, dict(annotations="TextCaps_0.1_val.json", images="train_images"),
+                 "TextCaps (arXiv 2003.12462), its release JSON or COCO format"),
+    "vqav2": ("vqa", {}, dict(questions="v2_OpenEnded_mscoco_val2014_questions.json",
+                              annotations="v2_mscoco_val2014_annotations.json", images="val2014"),
+              "VQAv2 (arXiv 1612.00837); the official VQA accuracy"),
+    "okvqa": ("vqa", {}, dict(questions="OpenEnded_mscoco_val2014_questions.json",
+                              annotations="mscoco_val2014_annotations.json", images="val2014"),
+              "OK-VQA (arXiv 1906.00067), VQAv2's format and accuracy"),
+    "vizwiz": ("vizwiz", {}, dict(annotations="val.json", images="val"),
+               "VizWiz-VQA (arXiv 1802.08218); 'unanswerable' is an answer like any other"),
+    "textvqa": ("textvqa", {}, dict(annotations="TextVQA_0.5.1_val.json", images="train_images"),
+                "TextVQA (arXiv 1904.08920); the VQA accuracy"),
+    "gqa": ("gqa", {}, dict(questions="testdev_balanced_questions.json", images="images"),
+            "GQA (arXiv 1902.09506) test-dev balanced; exact match"),
+    "docvqa": ("docvqa", {}, dict(annotations="val_v1.0.json", images="docvqa/val"),
+               "DocVQA (arXiv 2007.00398); ANLS"),
+    "infovqa": ("docvqa", {}, dict(annotations="infographicsVQA_val_v1.0.json", images="infographicsvqa_images"),
+                "InfographicVQA (arXiv 2104.12756); ANLS"),
+    "chartqa": ("chartqa", {}, dict(annotations="test_human.json", images="ChartQA Dataset/test/png"),
+                "ChartQA (arXiv 2203.10244); relaxed accuracy"),
+    "refcoco": ("refcoco", {"split": "val"}, dict(refs="refcoco/refs(unc).p", instances="refcoco/instances.json",
+                                                  images="train2014"),
+                "RefCOCO (arXiv 1608.00272, the refer release); accuracy at IoU >= 0.5"),
+    "refcoco_plus": ("refcoco", {"split": "val"}, dict(refs="refcoco+/refs(unc).p",
+                                                       instances="refcoco+/instances.json", images="train2014"),
+                     "RefCOCO+ (arXiv 1608.00272)"),
+    "refcocog": ("refcoco", {"split": "val"}, dict(refs="refcocog/refs(umd).p", instances="refcocog/instances.json",
+                                                   images="train2014"),
+                 "RefCOCOg, the umd split (arXiv 1608.00272)"),
+    "mmbench": ("mmbench", {}, dict(annotations="MMBench_DEV_EN.tsv"),
+                "MMBench (arXiv 2307.06281); CircularEval"),
+    "mmbench_distractors": ("distractors", {}, dict(annotations="MMBench_DEV_EN.tsv"),
+                            "mPLUG-Owl3 (arXiv 2408.04840v2) Sec. 4.5: MMBench-dev with N - 1 distractor images"),
+    "scienceqa": ("scienceqa", {}, dict(annotations="ScienceQA/data/scienceqa/problems.json",
+                                        images="ScienceQA/images"),
+                  "ScienceQA-IMG (arXiv 2209.09513): test questions with an image"),
+    "ai2d": ("ai2d", {}, dict(annotations="ai2d/questions", images="ai2d/images", ids="ai2d_test_ids.csv"),
+             "AI2D (arXiv 1603.07396)"),
+    "mc": ("mc", {}, dict(annotations="questions.jsonl (ours: id, question, options, answer, image)"),
+           "any multiple-choice set in our jsonl"),
+    "arc_easy": ("arc", {}, dict(annotations="ARC-Easy/ARC-Easy-Test.jsonl"), "ARC (arXiv 1803.05457)"),
+    "arc_challenge": ("arc", {}, dict(annotations="ARC-Challenge/ARC-Challenge-Test.jsonl"),
+                      "ARC (arXiv 1803.05457)"),
+    "piqa": ("piqa", {}, dict(annotations="valid.jsonl", labels="valid-labels.lst"), "PIQA (arXiv 1911.11641)"),
+    "lambada": ("lambada", {}, dict(annotations="lambada_test.jsonl"),
+                "LAMBADA (arXiv 1606.06031), OpenAI's jsonl; last-word accuracy"),
+}
+
+# The embedded benchmark (`mm1_jax.eval.embedded`): items generated from the synthetic world, no files.
+EMBEDDED = {
+    "embedded_cap": ("caption", ("cider", "exact_match"), 16, False),
+    "embedded_vqa": ("vqa", ("vqa_accuracy", "exact_match"), 6, False),
+    "embedded_ocr": ("vqa", ("exact_match",), 6, False),
+    "embedded_grounding": ("vqa", ("box_iou50",), 12, False),
+    "embedded_multi": ("vqa", ("exact_match",), 6, False),
+    "embedded_mc": ("choice", ("accuracy", "circular_accuracy"), 16, True),
+    "embedded_text": ("choice", ("accuracy",), 16, False),
+}
+
+# Group names a task list may use: each expands to its members, and its score is the members' mean.
+GROUPS = {"textcore": ("arc_easy", "arc_challenge", "piqa", "lambada")}  # MM1 Fig. 5 "TextCore" (its list: unverified)
+
+BOX_FORMATS = ("mm1_jax", "ferret")
+ANSWER_MODES = ("likelihood", "letter")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One dataset to evaluate: its name, kind and the kind's reader / format / metrics."""
+
+    name: str
+    kind: str
+    fmt: str
+    metrics: tuple[str, ...]
+    max_new_tokens: int = 16
+    circular: bool = False
+    distractors: bool = False
+
+    @property
+    def reader(self):
+        return KINDS[self.kind].reader if self.kind in KINDS else None
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(KINDS[self.kind].files) if self.kind in KINDS else ()
+
+
+def _task(name: str, kind: str) -> Task:
+    k = KINDS[kind]
+    return Task(name, kind, k.fmt, k.metrics, k.max_new_tokens, k.circular, k.distractors)
+
+
+TASKS: dict[str, Task] = {
+    **{name: Task(name, "embedded", fmt, metrics, new, circ) for name, (fmt, metrics, new, circ) in EMBEDDED.items()},
+    **{name: _task(name, kind) for name, (kind, _, _, _) in DATASETS.items()},
+}
+
+
+RUNNABLE = frozenset(TASKS) | frozenset(GROUPS)  # what a task list may name (the sweep's "available")
+
+
+def eval_defaults() -> ml_collections.ConfigDict:
+    """config.eval: settings shared by every task, then one section per dataset with its files (all unset)."""
+    e = ml_collections.ConfigDict()
+    e.caption_tokenizer = "auto"  # CIDEr's: ptb (coco-caption's, needs Java), regex, or auto (ptb when it can run)
+    e.split_mode = ""         # images split as data.split says ('' = data.split.mode; 'none' = whole images)
+    e.split_n_min = 0         # dynamic splitting's grid bounds at evaluation (0 = data.split's; MM1.5 infers (4, 16))
+    e.split_n_max = 0
+    e.embedded_root = ""      # the embedded dataset the embedded_* tasks read ('' = the package's generated default)
+    e.template = "mm1"        # the chat layout of vqa / choice prompts: mm1 (User: ... Assistant:) or chatml (Qwen2,
+    #                           mPLUG-Owl3)
+    e.box_format = "mm1_jax"  # how boxes are written: mm1_jax '<box> x1 , y1 , x2 , y2 </box>' on a 0-99 grid of
+    #                           each side (the embedded data's), ferret '[x1, y1, x2, y2]' on 0-999 (Ferret's)
+    e.max_skipped = 0.05      # the fraction of a task's items that may be skipped (unreadable) before it stops
+    e.textcore = ",".join(GROUPS["textcore"])  # the tasks averaged as TextCore
+    for name, (kind, defaults, _, _) in DATASETS.items():
+        k = KINDS[kind]
+        e[name] = ml_collections.ConfigDict({**k.files, **k.options, **defaults})
+    return e
+
+
+def task_for(name: str, eval_cfg: Any) -> Task:
+    """The task `name`: a built-in one, or a dataset the config adds (`config.eval.<name>.kind`)."""
+    if name in TASKS:
+        return TASKS[name]
+    section = (eval_cfg or {}).get(name) if hasattr(eval_cfg or {}, "get") else None
+    kind = section.get("kind") if hasattr(section, "get") else None
+    if kind is None:
+        raise ValueError(f"eval task {name!r} does not exist; the tasks are: {', '.join(sorted(TASKS))}, the groups "
+                         f"{', '.join(GROUPS)}, or a section config.eval.{name} with a 'kind' "
+                         f"(one of {', '.join(KINDS)}).")
+    if kind not in KINDS:
+        raise ValueError(f"config.eval.{name}.kind={kind!r} is not one of {', '.join(KINDS)}.")
+    return _task(name, kind)
+
+
+def expand(names: Any, eval_cfg: Any = None) -> list[str]:
+    """Task names with groups (textcore) replaced by their members, in order, without repeats."""
+    out: list[str] = []
+    for name in names:
+        members = _group(name, eval_cfg) if name in GROUPS else [name]
+        out += [m for m in members if m not in out]
+    return out
+
+
+def _group(name: str, eval_cfg: Any) -> list[str]:
+    value = (eval_cfg or {}).get(name) if name == "textcore" and eval_cfg is not None else None
+    members = [m.strip() for m in str(value).split(",") if m.strip()] if value else list(GROUPS[name])
+    return members
+
+
+def group_members(name: str, eval_cfg: Any = None) -> list[str]:
+    """The members of group `name` as the config sets them."""
+    return _group(name, eval_cfg)
+
+
+def task_config(task: Task, eval_cfg: Any) -> dict[str, Any]:
+    """The task's config section as a dict (kind defaults, then config.eval.<task>)."""
+    if task.kind == "embedded":
+        return {}
+    k = KINDS[task.kind]
+    section = (eval_cfg or {}).get(task.name) if eval_cfg is not None else None
+    values = {**k.files, **k.options, **(section.to_dict() if hasattr(section, "to_dict") else dict(section or {}))}
+    values.pop("kind", None)
+    return values
+
+
+def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
+    """One sentence naming the first bad field of config.eval, or a file a named task needs that is unset or absent.
+
+    Checks every section's fields against its kind, the shared fields, and for `tasks` their files."""
+    from etils import epath  # pylint: disable=import-outside-toplevel
+
+    if eval_cfg is None:
+        eval_cfg = eval_defaults()
+    known = eval_defaults()
+    for key in eval_cfg.keys():
+        value = eval_cfg[key]
+        if key in known and not isinstance(known[key], ml_collections.ConfigDict):
+            continue
+        if key not in known and not (hasattr(value, "get") and value.get("kind")):
+            raise ValueError(f"eval.{key} is not a known field or task; the tasks are: {', '.join(sorted(DATASETS))} "
+                             "(a new dataset needs a section with a 'kind').")
+        task = task_for(key, eval_cfg)
+        allowed = set(KINDS[task.kind].files) | set(KINDS[task.kind].options) | {"kind"}
+        for field in value.keys():
+            if field not in allowed:
+                raise ValueError(f"eval.{key}.{field} is not a field of a {task.kind} task; its fields are: "
+                                 f"{', '.join(sorted(allowed - {'kind'}))}.")
+    for name in ("template", "box_format"):
+        choices = {"template": ("mm1", "chatml"), "box_format": BOX_FORMATS}[name]
+        if eval_cfg.get(name, known[name]) not in choices:
+            raise ValueError(f"eval.{name}={eval_cfg.get(name)!r} is not one of {', '.join(choices)}.")
+    limit = eval_cfg.get("max_skipped", known.max_skipped)
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit <= 1:
+        raise ValueError(f"eval.max_skipped={limit!r} must be a fraction between 0 and 1.")
+    for name in expand(tasks, eval_cfg):
+        task = task_for(name, eval_cfg)
+        values = task_config(task, eval_cfg)
+        if values.get("answer_mode", "likelihood") not in ANSWER_MODES:
+            raise ValueError(f"eval.{name}.answer_mode={values['answer_mode']!r} is not one of "
+                             f"{', '.join(ANSWER_MODES)}.")
+        if task.distractors and (not isinstance(values["num_images"], int) or values["num_images"] < 1):
+            raise ValueError(f"eval.{name}.num_images={values['num_images']!r} must be a positive integer "
+                             "(the question's image and num_images - 1 distractors).")
+        for field in task.files:
+            value = values.get(field)
+            if not isinstance(value, str) or field in ("image_pattern", "split"):
+                continue
+            if not value:
+                if task.kind in OPTIONAL_FILES.get(field, ()):
+                    continue
+                raise ValueError(f"eval task {name!r} needs config.eval.{name}.{field}; it is unset.")
+            if not epath.Path(value).exists():
+                raise ValueError(f"config.eval.{name}.{field}={value!r} does not exist (needed by eval task "
+                                 f"{name!r}).")
