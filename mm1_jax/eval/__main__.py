@@ -61,7 +61,7 @@ def load(config, path: str | None, seed: int, batch_size: int):
 
 
 def run_and_write(ctx: Context, params, config, tasks: list[str], shots: list[int], *, limit: int, seed: int,
-                  workdir: str) -> dict:
+                  workdir: str, checkpoint_dir: str = "") -> dict:
     """Run the tasks, write eval_results.json (and COCO results for captioning tasks) into workdir, print the
     tables; returns what was written."""
     eval_cfg = config.get("eval") if config.get("eval") is not None else datasets.eval_defaults()
@@ -71,7 +71,7 @@ def run_and_write(ctx: Context, params, config, tasks: list[str], shots: list[in
                        progress=True, context=ctx)
     averages = suites.averages(scores)
     stopped = {key: r["stopped"] for key, r in reports.items() if r.get("stopped")}
-    out = {"checkpoint": FLAGS.checkpoint if FLAGS.is_parsed() and FLAGS.checkpoint else "random init",
+    out = {"checkpoint": checkpoint_dir or "random init",
            "scores": scores, "averages": averages, "stopped": stopped,
            "skipped": {key: len(r["skipped"]) for key, r in reports.items()}, "reports": reports}
     with open(os.path.join(workdir, "eval_results.json"), "w") as f:
@@ -109,7 +109,7 @@ def main(argv):
     params, ctx = load(config, FLAGS.checkpoint, FLAGS.seed, FLAGS.batch_size)
     try:
         out = run_and_write(ctx, params, config, FLAGS.tasks, [int(s) for s in FLAGS.shots], limit=FLAGS.limit,
-                            seed=FLAGS.seed, workdir=FLAGS.workdir)
+                            seed=FLAGS.seed, workdir=FLAGS.workdir, checkpoint_dir=FLAGS.checkpoint or "")
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     if out["stopped"]:

@@ -184,8 +184,8 @@ def eval_defaults() -> ml_collections.ConfigDict:
     e.split_n_min = 0         # dynamic splitting's grid bounds at evaluation (0 = data.split's; MM1.5 infers (4, 16))
     e.split_n_max = 0
     e.embedded_root = ""      # the embedded dataset the embedded_* tasks read ('' = the package's generated default)
-    e.template = "mm1"        # the chat layout of vqa / choice prompts: mm1 (User: ... Assistant:) or chatml (Qwen2,
-    #                           mPLUG-Owl3)
+    e.template = ""           # the chat layout of vqa / choice prompts: mm1 (User: ... Assistant:) or chatml (Qwen2's,
+    #                           as mPLUG-Owl3 is prompted); '' = the model's own (mm1 for MM1, chatml for mPLUG-Owl3)
     e.box_format = "mm1_jax"  # how boxes are written: mm1_jax '<box> x1 , y1 , x2 , y2 </box>' on a 0-99 grid of
     #                           each side (the embedded data's), ferret '[x1, y1, x2, y2]' on 0-999 (Ferret's)
     e.max_skipped = 0.05      # the fraction of a task's items that may be skipped (unreadable) before it stops
@@ -265,7 +265,7 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
                 raise ValueError(f"eval.{key}.{field} is not a field of a {task.kind} task; its fields are: "
                                  f"{', '.join(sorted(allowed - {'kind'}))}.")
     for name in ("template", "box_format"):
-        choices = {"template": ("mm1", "chatml"), "box_format": BOX_FORMATS}[name]
+        choices = {"template": ("", "mm1", "chatml"), "box_format": BOX_FORMATS}[name]
         if eval_cfg.get(name, known[name]) not in choices:
             raise ValueError(f"eval.{name}={eval_cfg.get(name)!r} is not one of {', '.join(choices)}.")
     limit = eval_cfg.get("max_skipped", known.max_skipped)

@@ -85,7 +85,11 @@ def image_loader(size: int, norm: str, split: dict | None = None) -> Callable[[A
     def load(ref: Any) -> Any:
         if isinstance(ref, np.ndarray):
             return ref
-        img = images_lib.decode_image(ref if isinstance(ref, bytes) else sources_lib.read_image_ref(ref, ".", ""))
+        try:
+            img = images_lib.decode_image(ref if isinstance(ref, bytes) else sources_lib.read_image_ref(ref, ".", ""))
+        except (OSError, ValueError) as e:
+            where = "its image bytes" if isinstance(ref, bytes) else f"image file {ref}"
+            raise ValueError(f"{where}: {e}") from None
         if split is not None:
             return examples_lib.split_entries(img, split, size, norm)
         return images_lib.whole_image(img, size, norm)
@@ -148,17 +152,16 @@ class Context:
         enc = owl3_config.encoder
         norm = vit.STYLES[enc.style]["image_norm"]
         ctx = cls._with_eval(module, tok, 1, int(enc.image_size), norm, int(config.data.seq_len), max_images,
-                             batch_size, config, image_token_id=tok.image_id)
+                             batch_size, config, template="chatml", image_token_id=tok.image_id)
         ctx.split = None
-        if not (config.get("eval") or {}).get("template"):
-            ctx.template = "chatml"
         return ctx
 
     @classmethod
-    def _with_eval(cls, model, tok, k, size, norm, max_tokens, max_images, batch_size, config, **kw) -> Context:
+    def _with_eval(cls, model, tok, k, size, norm, max_tokens, max_images, batch_size, config, template="mm1",
+                   **kw) -> Context:
         e = _eval_cfg(config)
         return cls(model, tok, k, size, norm, max_tokens, max_images, batch_size, eval_split(config),
-                   str(e.get("caption_tokenizer") or "auto"), template=str(e.get("template") or "mm1"),
+                   str(e.get("caption_tokenizer") or "auto"), template=str(e.get("template") or template),
                    box_format=str(e.get("box_format") or "mm1_jax"), max_skipped=float(e.get("max_skipped", 0.05)),
                    eval_cfg=e, **kw)
 
@@ -213,6 +216,8 @@ def presentations(task: Task, item: Item, index: int, pool: Sequence[Item], seed
     if task.fmt != "choice":
         return [Presentation(item, [])]
     mode = values.get("answer_mode", "likelihood")
+    if not 0 <= item.answer_index < len(item.options):
+        raise ValueError("the item has no answer to score against (a test split?)")
     truth = item.options[item.answer_index]
     rotations = metrics.rotations(item.options) if task.circular else [list(item.options)]
     out = []

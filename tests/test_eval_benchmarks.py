@@ -1,0 +1,242 @@
+"""The evaluation suites end to end: one run over three captioning and three VQA datasets (small files in their
+official formats, scikit-image's photographs) writes per-task scores and the MM1 average; bad input gets one sentence
+before the model loads; too many unreadable items stop a task, not the run."""
+import base64
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from mm1_jax.eval import datasets, metrics, suites, tasks
+from mm1_jax.eval.__main__ import run_and_write
+
+PHOTOS = os.path.dirname(skimage.data.__file__)
+RGB = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "retina.jpg")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def photo(path, source):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with Image.open(os.path.join(PHOTOS, source)) as img:
+        img.convert("RGB").resize((64, 64)).save(path)
+    return str(path)
+
+
+def dump(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def write_six_datasets(root):
+    """COCO and NoCaps (COCO format), TextCaps (its release JSON), VQAv2 (questions + annotations), VizWiz (its
+    list), TextVQA (its "data" file); each with 2 items on real photographs. Returns config.eval overrides."""
+    images = root / "images"
+    for i, name in enumerate(RGB[:4]):
+        photo(images / f"COCO_val2014_{i + 1:012d}.jpg", name)
+        photo(images / f"{i + 1:04x}.jpg", name)           # NoCaps / TextCaps / TextVQA file names
+        photo(images / f"VizWiz_val_{i:08d}.jpg", name)
+    coco = dump(root / "captions_karpathy_test.json", {
+        "info": {}, "licenses": [], "type": "captions",
+        "images": [{"id": 1, "file_name": "COCO_val2014_000000000001.jpg", "height": 64, "width": 64},
+                   {"id": 2, "file_name": "COCO_val2014_000000000002.jpg", "height": 64, "width": 64}],
+        "annotations": [{"id": 10, "image_id": 1, "caption": "An astronaut in a white suit poses with a flag."},
+                        {"id": 11, "image_id": 1, "caption": "A woman astronaut smiling in front of a flag."},
+                        {"id": 12, "image_id": 2, "caption": "A cup of coffee on a saucer."},
+                        {"id": 13, "image_id": 2, "caption": "Coffee in a white cup with a spoon."}]})
+    nocaps = dump(root / "nocaps_val_4500_captions.json", {
+        "licenses": [], "info": {},
+        "images": [{"id": 0, "file_name": "0003.jpg", "open_images_id": "0003", "domain": "near-domain"},
+                   {"id": 1, "file_name": "0004.jpg", "open_images_id": "0004", "domain": "out-domain"}],
+        "annotations": [{"image_id": 0, "id": 0, "caption": "A tabby cat looks up at the camera."},
+                        {"image_id": 0, "id": 1, "caption": "A cat with green eyes."},
+                        {"image_id": 1, "id": 2, "caption": "A rocket lifts off from the launch pad."},
+                        {"image_id": 1, "id": 3, "caption": "Smoke billows as a rocket launches."}]})
+    textcaps = dump(root / "TextCaps_0.1_val.json", {"dataset_type": "val", "dataset_name": "textcaps", "data": [
+        {"image_id": "0001", "image_name": "0001", "caption_id": 1, "caption_str": "A NASA patch on a suit.",
+         "reference_strs": ["A NASA patch on a suit.", "The suit says NASA on the patch."]},
+        {"image_id": "0001", "image_name": "0001", "caption_id": 2, "caption_str": "The suit says NASA on the patch.",
+         "reference_strs": ["A NASA patch on a suit.", "The suit says NASA on the patch."]},
+        {"image_id": "0002", "image_name": "0002", "caption_id": 3, "caption_str": "A cup reading CAFE.",
+         "reference_strs": ["A cup reading CAFE.", "The word cafe on a coffee cup."]}]})
+    vq = dump(root / "v2_OpenEnded_mscoco_val2014_questions.json", {"questions": [
+        {"image_id": 1, "question": "Is this person an astronaut?", "question_id": 10},
+        {"image_id": 2, "question": "How many cups are there?", "question_id": 20}]})
+    va = dump(root / "v2_mscoco_val2014_annotations.json", {"annotations": [
+        {"question_id": 10, "image_id": 1, "answer_type": "yes/no", "multiple_choice_answer": "yes",
+         "answers": [{"answer": "yes", "answer_confidence": "yes", "answer_id": j + 1} for j in range(10)]},
+        {"question_id": 20, "image_id": 2, "answer_type": "number", "multiple_choice_answer": "3",
+         "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": j + 1}
+                     for j, a in enumerate(["2"] * 2 + ["3"] * 8)]}]})
+    vizwiz = dump(root / "val.json", [
+        {"image": "VizWiz_val_00000000.jpg", "question": "What is this?", "answerable": 0, "answer_type": "unanswerable",
+         "answers": [{"answer": "unanswerable", "answer_confidence": "yes"}] * 10},
+        {"image": "VizWiz_val_00000001.jpg", "question": "What colour is the cup?", "answerable": 1,
+         "answer_type": "other", "answers": [{"answer": a, "answer_confidence": "maybe"}
+                                             for a in ["red"] * 3 + ["white"] * 7]}])
+    textvqa = dump(root / "TextVQA_0.5.1_val.json", {"dataset_type": "val", "dataset_name": "textvqa",
+                                                     "dataset_version": "0.5.1", "data": [
+        {"question": "what does the patch say?", "image_id": "0001", "image_classes": ["Person"],
+         "flickr_original_url": "", "flickr_300k_url": "", "image_width": 64, "image_height": 64,
+         "answers": ["nasa"] * 10, "question_tokens": ["what"], "question_id": 1, "set_name": "val"},
+        {"question": "what animal is it?", "image_id": "0003", "image_classes": ["Cat"], "flickr_original_url": "",
+         "flickr_300k_url": "", "image_width": 64, "image_height": 64, "answers": ["cat"] + ["kitten"] * 9,
+         "question_tokens": ["what"], "question_id": 2, "set_name": "val"}]})
+    d = str(images)
+    return {"coco_cap": dict(annotations=coco, images=d), "nocaps": dict(annotations=nocaps, images=d),
+            "textcaps": dict(annotations=textcaps, images=d),
+            "vqav2": dict(questions=vq, annotations=va, images=d), "vizwiz": dict(annotations=vizwiz, images=d),
+            "textvqa": dict(annotations=textvqa, images=d)}
+
+
+def byte_level_tokenizer(path, special=("<pad>", "<bos>", "<eos>")):
+    """A byte-level BPE tokenizer.json (trained here with the tokenizers library): any text round-trips exactly,
+    which the embedded world's small vocabulary does not do for real captions."""
+    import tokenizers
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tok = tokenizers.Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(["a photo of a cup"], trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=list(special)))
+    tok.save(str(path))
+    return str(path)
+
+
+def tiny_config(eval_overrides, tokenizer=None):
+    from configs import tiny
+
+    config = tiny.get_config()
+    for task, fields in eval_overrides.items():
+        config.eval[task].update(fields)
+    if tokenizer:
+        config.data.tokenizer = tokenizer
+    return config
+
+
+class Scripted:
+    """A stand-in generator answering with given texts in order (the model is not what is tested here)."""
+
+    def __init__(self, tok, answers):
+        self.tok, self.answers, self.seen = tok, list(answers), []
+
+    def __call__(self, params, requests, sampling):
+        self.seen += requests
+        return [(self.tok.encode(self.answers.pop(0)), [0.0]) for _ in requests]
+
+
+CAPTIONS = {"coco_cap": ["An astronaut in a white suit.", "A cup of coffee."],
+            "nocaps": ["A cat looks at the camera.", "A rocket launches."],
+            "textcaps": ["A NASA patch.", "A coffee cup reading cafe."]}
+# (prediction, hand-computed official VQA accuracy: min(#matching humans / 3, 1) over the 10 leave-one-out sets)
+VQA = {"vqav2": [("Yes", 1.0), ("two", (2 * 1 / 3 + 8 * 2 / 3) / 10)],        # "two" -> "2": 2 of 10 humans
+       "vizwiz": [("unanswerable", 1.0), ("Red.", (3 * 2 / 3 + 7 * 1.0) / 10)],  # 3 of 10 humans
+       "textvqa": [("NASA", 1.0), ("the cat", (1 * 0.0 + 9 * 1 / 3) / 10)]}     # 1 of 10, article dropped
+
+
+def test_one_run_over_three_caption_and_three_vqa_datasets(tmp_path):
+    """Per-task scores equal independent references (pycocoevalcap's Cider on the PTB tokens; the official VQA
+    accuracy computed by hand), and the MM1 average is their mean in percent, saying which two are missing."""
+    if not metrics.ptb_available():
+        pytest.skip("CIDEr's PTB tokenizer needs Java and pycocoevalcap")
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    config = tiny_config(write_six_datasets(tmp_path), byte_level_tokenizer(tmp_path / "tokenizer.json"))
+    ctx = tasks.Context.from_config(None, config)
+    answers = [a for t in CAPTIONS.values() for a in t] + [p for t in VQA.values() for p, _ in t]
+    script = Scripted(ctx.tok, answers)
+    ctx.generator = lambda batch: script
+    names = list(CAPTIONS) + list(VQA)
+    out = run_and_write(ctx, None, config, names, [0], limit=10, seed=0, workdir=str(tmp_path / "out"))
+    written = json.loads((tmp_path / "out" / "eval_results.json").read_text())
+    assert written["scores"] == pytest.approx(out["scores"]) and set(written["scores"]) == {
+        f"{t}/0shot/{'cider' if t in CAPTIONS else 'vqa_accuracy'}" for t in names}
+    assert all(n == 0 for n in written["skipped"].values()) and not written["stopped"]
+    expected = {}
+    for name, preds in CAPTIONS.items():
+        items, _, _ = tasks.load_task(datasets.TASKS[name], config, 10)
+        texts = {f"{i.id}": [{"caption": c} for c in i.answers] for i in items}
+        texts.update({f"{i.id}#pred": [{"caption": p}] for i, p in zip(items, preds)})
+        tok = PTBTokenizer().tokenize(texts)
+        score, _ = Cider().compute_score({i.id: tok[i.id] for i in items}, {i.id: tok[f"{i.id}#pred"] for i in items})
+        expected[f"{name}/0shot/cider"] = score
+    for name, rows in VQA.items():
+        expected[f"{name}/0shot/vqa_accuracy"] = np.mean([acc for _, acc in rows])
+    assert written["scores"] == pytest.approx(expected, rel=1e-9)
+    assert written["scores"]["vqav2/0shot/vqa_accuracy"] == pytest.approx(0.8)  # (1 + 0.6) / 2
+    mm1 = written["averages"]["MM1 few-shot/0shot"]
+    assert mm1["missing"] == ["GQA", "OK-VQA"] and not mm1["complete"]
+    assert mm1["mean"] == pytest.approx(100 * np.mean(list(expected.values())))
+    results = json.loads((tmp_path / "out" / "textcaps_results_0shot.json").read_text())
+    assert results == [{"image_id": "0001", "caption": "A NASA patch."},
+                       {"image_id": "0002", "caption": "A coffee cup reading cafe."}]
+    assert len(script.seen) == 12 and not script.answers
+
+
+def test_suite_averages_and_groups():
+    scores = {"coco_cap/0shot/cider": 1.0, "vqav2/0shot/vqa_accuracy": 0.5, "coco_cap/4shot/cider": 1.2,
+              "textcore/0shot/accuracy": 0.4, "chartqa/0shot/relaxed_accuracy": 0.3, "docvqa/0shot/anls": 0.5,
+              "ai2d/0shot/accuracy": 0.6, "scienceqa/0shot/accuracy": 0.8, "mme/0shot/score": 1500.0}
+    avg = suites.averages(scores)
+    assert avg["MM1 few-shot/0shot"]["mean"] == pytest.approx(75.0) and avg["MM1 few-shot/4shot"]["mean"] == 120.0
+    assert avg["TextCore/0shot"]["mean"] == pytest.approx(40.0)
+    assert avg["Text-rich/0shot"]["mean"] == pytest.approx(40.0) and avg["Knowledge/0shot"]["mean"] == 70.0
+    assert "General/0shot" not in avg and "MMBase/0shot" not in avg  # MME's unit is unknown: no General average
+    assert "MM1 few-shot   0-shot    75.00  (2 of 8; missing GQA, NoCaps" in suites.table(avg)
+    assert datasets.expand(["coco_cap", "textcore", "piqa"]) == ["coco_cap", "arc_easy", "arc_challenge", "piqa",
+                                                                 "lambada"]
+
+
+def test_bad_input_is_one_sentence_before_the_model_loads(tmp_path):
+    """Unknown tasks and unset or absent files stop the command at once with one sentence (no model is built)."""
+    def run(*args):
+        cmd = [sys.executable, "-m", "mm1_jax.eval", "--config=configs/tiny.py", f"--workdir={tmp_path}", *args]
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    r = run("--tasks=nocap")
+    assert r.returncode != 0 and "error: eval task 'nocap' does not exist; the tasks are:" in r.stderr
+    r = run("--tasks=textcaps", "--config.eval.textcaps.images=/tmp")
+    assert "error: eval task 'textcaps' needs config.eval.textcaps.annotations; it is unset." in r.stderr
+    r = run("--tasks=textcaps", "--config.eval.textcaps.images=/tmp",
+            f"--config.eval.textcaps.annotations={tmp_path}/TextCaps_0.1_val.json")
+    assert (f"error: config.eval.textcaps.annotations='{tmp_path}/TextCaps_0.1_val.json' does not exist (needed by "
+            "eval task 'textcaps')." in r.stderr)
+    (tmp_path / "val.json").write_text('{"data": []}')
+    r = run("--tasks=vizwiz", "--config.eval.vizwiz.images=/tmp", f"--config.eval.vizwiz.annotations={tmp_path}/val.json")
+    assert r.returncode != 0 and f"error: eval task 'vizwiz': {tmp_path}/val.json:" in r.stderr
+    assert not (tmp_path / "eval_results.json").exists()
+
+
+def test_unreadable_items_are_counted_and_too_many_stop_the_task(tmp_path):
+    """Undecodable images are skipped and counted; above eval.max_skipped the task stops before the model runs,
+    the other tasks still run and everything is written."""
+    overrides = write_six_datasets(tmp_path)
+    bad = tmp_path / "images" / "VizWiz_val_00000001.jpg"
+    bad.write_bytes(b"not a jpeg")
+    config = tiny_config({k: overrides[k] for k in ("vizwiz", "vqav2")}, byte_level_tokenizer(tmp_path / "tok.json"))
+    config.eval.max_skipped = 0.5  # 1 of 2 is not above half: scored, and counted
+    ctx = tasks.Context.from_config(None, config)
+    script = Scripted(ctx.tok, ["unanswerable", "yes", "2"])
+    ctx.generator = lambda batch: script
+    out = run_and_write(ctx, None, config, ["vizwiz", "vqav2"], [0], limit=10, seed=0, workdir=str(tmp_path / "a"))
+    assert out["skipped"] == {"vizwiz/0shot": 1, "vqav2/0shot": 0} and out["scores"]["vizwiz/0shot/vqa_accuracy"] == 1
+    reason = out["reports"]["vizwiz/0shot"]["skipped"][0]
+    assert reason["id"] == "VizWiz_val_00000001" and "VizWiz_val_00000001.jpg" in reason["reason"]
+    config.eval.max_skipped = 0.25
+    ctx.max_skipped = 0.25
+    script = Scripted(ctx.tok, ["yes", "2"])
+    ctx.generator = lambda batch: script
+    out = run_and_write(ctx, None, config, ["vizwiz", "vqav2"], [0], limit=10, seed=0, workdir=str(tmp_path / "b"))
+    assert out["stopped"]["vizwiz/0shot"].startswith("eval task 'vizwiz' stopped: 1 of 2 items skipped (more than "
+                                                     "eval.max_skipped=0.25); the first: VizWiz_val_00000001:")
+    assert "vizwiz/0shot/vqa_accuracy" not in out["scores"] and out["scores"]["vqav2/0shot/vqa_accuracy"] == 0.8
+    assert len(script.seen) == 2  # only vqav2's prompts reached the generator
