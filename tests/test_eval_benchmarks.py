@@ -240,3 +240,121 @@ def test_unreadable_items_are_counted_and_too_many_stop_the_task(tmp_path):
                                                      "eval.max_skipped=0.25); the first: VizWiz_val_00000001:")
     assert "vizwiz/0shot/vqa_accuracy" not in out["scores"] and out["scores"]["vqav2/0shot/vqa_accuracy"] == 0.8
     assert len(script.seen) == 2  # only vqav2's prompts reached the generator
+
+
+def write_other_kinds(root):
+    """One small file per remaining kind, in its release's format; returns config.eval overrides."""
+    img = root / "img"
+    for name, src in (("a.jpg", "astronaut.png"), ("b.png", "coffee.png"), ("c.jpg", "chelsea.png")):
+        photo(img / name, src)
+    photo(img / "scienceqa" / "test" / "7" / "image.png", "rocket.jpg")
+    d = str(img)
+    gqa = dump(root / "testdev_balanced_questions.json", {
+        "201": {"imageId": "a", "question": "Is the person wearing a suit?", "answer": "yes", "fullAnswer": "Yes.",
+                "types": {}, "semantic": [], "isBalanced": True},
+        "202": {"imageId": "a", "question": "What is on the wall?", "answer": "flag", "fullAnswer": "A flag.",
+                "types": {}, "semantic": [], "isBalanced": True}})
+    docvqa = dump(root / "val_v1.0.json", {"dataset_name": "docvqa", "dataset_split": "val", "data": [
+        {"questionId": 1, "question": "Which company is named?", "question_types": ["form"], "image": "b.png",
+         "docId": 5, "ucsf_document_id": "x", "ucsf_document_page_no": "1", "answers": ["ACME Corp."]}]})
+    chartqa = dump(root / "test_human.json", [{"imgname": "b.png", "query": "What is the peak?", "label": "12"},
+                                              {"imgname": "b.png", "query": "Is it rising?", "label": "No"}])
+    with open(root / "refs(unc).p", "wb") as f:
+        import pickle
+        pickle.dump([{"ref_id": 0, "ann_id": 9, "image_id": 3, "split": "val", "category_id": 1,
+                      "sentences": [{"sent": "the woman", "raw": "The woman", "tokens": [], "sent_id": 0},
+                                    {"sent": "person on the left", "raw": "", "tokens": [], "sent_id": 1}]}], f, 2)
+    instances = dump(root / "instances.json", {"images": [{"id": 3, "file_name": "c.jpg", "width": 200, "height": 100}],
+                                               "annotations": [{"id": 9, "image_id": 3, "bbox": [20, 10, 100, 50],
+                                                                "category_id": 1, "area": 5000, "iscrowd": 0}],
+                                               "categories": []})
+    buf = io.BytesIO()
+    with Image.open(os.path.join(PHOTOS, "coffee.png")) as im:
+        im.convert("RGB").resize((32, 32)).save(buf, format="JPEG")
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    with open(root / "MMBench_DEV_EN.tsv", "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "l2-category",
+                    "split"])
+        w.writerow([0, "What is in the cup?", "", "tea", "coffee", "milk", "water", "B", "scene", b64, "x", "dev"])
+        w.writerow([1, "Is it hot?", "", "yes", "no", "", "", "A", "attr", b64, "x", "dev"])
+    scienceqa = dump(root / "problems.json", {
+        "7": {"question": "What is shown?", "choices": ["a rocket", "a fish"], "answer": 0, "hint": "",
+              "image": "image.png", "task": "closed choice", "grade": "grade3", "subject": "natural science",
+              "split": "test", "lecture": "", "solution": ""},
+        "8": {"question": "Text only?", "choices": ["x", "y"], "answer": 1, "hint": "", "image": None,
+              "split": "test"}})
+    (root / "ai2d" / "questions").mkdir(parents=True)
+    dump(root / "ai2d" / "questions" / "b.png.json", {"imageName": "b.png", "questions": {
+        "What is in the diagram?": {"answerTexts": ["a cup", "a tree", "a sun", "a dog"], "correctAnswer": 0,
+                                    "questionId": "b.png-0", "abcLabel": False}}})
+    arc = root / "ARC-Easy-Test.jsonl"
+    arc.write_text(json.dumps({"id": "Q1", "question": {"stem": "Which is a planet?", "choices": [
+        {"text": "the Moon", "label": "A"}, {"text": "Mars", "label": "B"}]}, "answerKey": "B"}) + "\n")
+    arc_c = root / "ARC-Challenge-Test.jsonl"
+    arc_c.write_text(json.dumps({"id": "Q2", "question": {"stem": "What melts ice?", "choices": [
+        {"text": "heat", "label": "1"}, {"text": "cold", "label": "2"}]}, "answerKey": "1"}) + "\n")
+    piqa = root / "valid.jsonl"
+    piqa.write_text(json.dumps({"goal": "Open a jar", "sol1": "twist the lid", "sol2": "paint the lid"}) + "\n" +
+                    json.dumps({"goal": "Dry hair", "sol1": "use a towel", "sol2": "use a spoon"}) + "\n")
+    labels = root / "valid-labels.lst"
+    labels.write_text("0\n0\n")
+    lambada = root / "lambada_test.jsonl"
+    lambada.write_text(json.dumps({"text": "She threw the ball and the eager dog caught it in the park"}) + "\n" +
+                       json.dumps({"text": "The cat waited by the hole for the mouse"}) + "\n")
+    return {"gqa": dict(questions=gqa, images=d), "docvqa": dict(annotations=docvqa, images=d),
+            "chartqa": dict(annotations=chartqa, images=d),
+            "refcoco": dict(refs=str(root / "refs(unc).p"), instances=instances, images=d),
+            "mmbench": dict(annotations=str(root / "MMBench_DEV_EN.tsv"), answer_mode="letter"),
+            "scienceqa": dict(annotations=scienceqa, images=d + "/scienceqa"),
+            "ai2d": dict(annotations=str(root / "ai2d" / "questions"), images=d),
+            "arc_easy": dict(annotations=str(arc)), "arc_challenge": dict(annotations=str(arc_c)),
+            "piqa": dict(annotations=str(piqa), labels=str(labels)), "lambada": dict(annotations=str(lambada))}
+
+
+# generated answers in task order, and the score each earns (hand-computed from the metrics' definitions)
+GENERATED = {
+    "gqa": ["Yes", "a flag"],                         # exact match after normalisation: 1, 1 ("a" dropped)
+    "docvqa": ["Acme Corp"],                          # ANLS: 1 - lev("acme corp", "acme corp.") / 10 = 0.9
+    "chartqa": ["12.4", "Yes"],                       # 12.4 within 5% of 12: 1; "Yes" != "No": 0
+    "refcoco": ["[100, 100, 600, 600]", "[0, 0, 100, 100]"],  # IoU 1 and 0 with the 200 x 100 px image's box
+    "mmbench": ["B", "A", "(D) water", "The answer is C", "A", "A"],  # rotations of item 0 all right; item 1's 2nd
+    "lambada": ["park.", "cat"],                      # last words "park" and "mouse": 1, 0
+}
+PREFERRED = {" Mars", " heat", " twist the lid", " use a spoon", "a rocket", "a tree"}  # what the scorer prefers
+
+
+def test_every_kind_scores_through_its_task(tmp_path, monkeypatch):
+    """GQA, DocVQA, ChartQA, RefCOCO (Ferret's boxes), MMBench (letters, circular), ScienceQA-IMG, AI2D and
+    TextCore (ARC, PIQA, LAMBADA) from their release files through run_tasks: scripted answers and likelihoods in,
+    the scores their definitions give out."""
+    config = tiny_config(write_other_kinds(tmp_path), byte_level_tokenizer(tmp_path / "tokenizer.json"))
+    config.eval.box_format = "ferret"
+    ctx = tasks.Context.from_config(None, config)
+    script = Scripted(ctx.tok, [a for answers in GENERATED.values() for a in answers])
+    ctx.generator = lambda batch: script
+    scored = []
+
+    def likelihoods(model, params, requests, continuations, **kw):
+        texts = [ctx.tok.decode(c, mark_images=False) for c in continuations]
+        scored.extend(texts)
+        return [1.0 if t in PREFERRED else 0.0 for t in texts]
+
+    monkeypatch.setattr(tasks.gen, "score_continuations", likelihoods)
+    reports = {}
+    names = ["gqa", "docvqa", "chartqa", "refcoco", "mmbench", "scienceqa", "ai2d", "textcore"]
+    scores = tasks.run_tasks(None, None, config, names, [0], reports=reports, context=ctx)
+    assert not script.answers and all(not r["skipped"] for r in reports.values())
+    assert scores == pytest.approx({
+        "gqa/0shot/exact_match": 1.0, "docvqa/0shot/anls": 0.9, "chartqa/0shot/relaxed_accuracy": 0.5,
+        "refcoco/0shot/box_iou50": 0.5, "mmbench/0shot/accuracy": 1.0, "mmbench/0shot/circular_accuracy": 0.5,
+        "scienceqa/0shot/accuracy": 1.0, "ai2d/0shot/accuracy": 0.0,
+        "arc_easy/0shot/accuracy": 1.0, "arc_challenge/0shot/accuracy": 1.0, "piqa/0shot/accuracy": 0.5,
+        "lambada/0shot/last_word_accuracy": 0.5, "textcore/0shot/accuracy": 0.75})
+    ref = reports["refcoco/0shot"]["predictions"]
+    assert [r["id"] for r in ref] == ["0_0", "0_1"]
+    items, _, _ = tasks.load_task(datasets.TASKS["refcoco"], config, 10)
+    assert items[0].question == "What are the coordinates of the woman in the image?"
+    assert items[0].answers == ["[100, 100, 600, 600]"]  # (20, 10, 120, 60) px on a 200 x 100 image, 0-999 grid
+    assert [i.id for i in tasks.load_task(datasets.TASKS["scienceqa"], config, 10)[0]] == ["7"]  # ScienceQA-IMG
+    assert " the Moon" in scored and " Mars" in scored  # ARC options scored as continuations of "Question: ..."
