@@ -169,10 +169,10 @@ def test_nonfinite_losses_are_skipped_then_stop(tmp_path, monkeypatch):
     (dict(stepz=3), "train.stepz is not a known field"),
     (dict(trainable=("vision",)), r"train.trainable=\('vision',\) must name some of encoder"),
     (dict(optimizer=dict(name="sgd")), "train.optimizer.name='sgd' is not one of adamw, adafactor"),
-    (dict(eval_every=2, eval_tasks=("coco",)), r"train.eval_tasks=\('coco',\) must name some of coco_cap, "),
+    (dict(eval_every=2, eval_tasks=("coco",)), r"train.eval_tasks: eval task 'coco' does not exist; the tasks are: "),
     (dict(eval_every=2, eval_shots=(0, -4)), r"train.eval_shots=\(0, -4\) must be non-negative integers"),
     (dict(eval_every=2, eval_tasks=("embedded_cap", "coco_cap")),
-     "train.eval_tasks names 'coco_cap', which needs config.eval.coco_annotations; it is unset"),
+     "eval task 'coco_cap' needs config.eval.coco_cap.annotations; it is unset"),
     (dict(grad_accum_steps=3), "train.global_batch_size=8 is not divisible by the 1 data-parallel devices x "
                                "train.grad_accum_steps=3"),
 ])
