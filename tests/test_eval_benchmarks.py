@@ -15,7 +15,7 @@ import skimage.data
 from PIL import Image
 
 from mm1_jax.eval import datasets, metrics, suites, tasks
-from mm1_jax.eval.__main__ import run_and_write
+from mm1_jax.eval.results import run_and_write
 
 PHOTOS = os.path.dirname(skimage.data.__file__)
 RGB = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "retina.jpg")

@@ -176,7 +176,7 @@ def test_converted_owl3_runs_the_tasks(tmp_path):
 
     from configs import tiny
     from mm1_jax.convert import checkpoint as converted
-    from mm1_jax.eval.__main__ import load
+    from mm1_jax.eval.results import load
     from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
     from mm1_jax.data.tokenizer import load_tokenizer
 

@@ -251,7 +251,7 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
     if eval_cfg is None:
         eval_cfg = eval_defaults()
     known = eval_defaults()
-    for key in eval_cfg.keys():
+    for key in eval_cfg:
         value = eval_cfg[key]
         if key in known and not isinstance(known[key], ml_collections.ConfigDict):
             continue
@@ -260,7 +260,7 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
                              "(a new dataset needs a section with a 'kind').")
         task = task_for(key, eval_cfg)
         allowed = set(KINDS[task.kind].files) | set(KINDS[task.kind].options) | {"kind"}
-        for field in value.keys():
+        for field in value:
             if field not in allowed:
                 raise ValueError(f"eval.{key}.{field} is not a field of a {task.kind} task; its fields are: "
                                  f"{', '.join(sorted(allowed - {'kind'}))}.")

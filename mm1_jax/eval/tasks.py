@@ -33,7 +33,7 @@ from mm1_jax.models import vit
 from mm1_jax.models.inputs import input_spec
 from mm1_jax.runtime import generate as gen
 
-__all__ = ["TASKS", "Task", "Context", "evaluate", "load_task", "run_tasks", "image_loader", "eval_split"]
+__all__ = ["TASKS", "Context", "Task", "eval_split", "evaluate", "image_loader", "load_task", "run_tasks"]
 
 
 def _eval_cfg(config: ml_collections.ConfigDict) -> Any:

@@ -1,0 +1,84 @@
+"""Scoring a checkpoint into a results folder: what `python -m mm1_jax.eval` does, callable from Python.
+
+    params, ctx = load(config, checkpoint_dir, seed=0, batch_size=16)   # an MM1 checkpoint or a converted Owl3
+    out = run_and_write(ctx, params, config, ["coco_cap", "vqav2"], [0, 4], limit=100, seed=0, workdir=DIR)
+
+`eval_results.json` holds per task and shot count the scores, predictions, skipped items and truncations, and the
+papers' suite averages with the benchmarks they used and lacked; captioning tasks also get COCO results JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import ml_collections
+
+from mm1_jax.eval import datasets, readers, suites
+from mm1_jax.eval.tasks import Context, run_tasks
+from mm1_jax.models import build_model
+from mm1_jax.runtime import checkpoint
+
+
+def table(scores: dict[str, float]) -> str:
+    """The scores as an aligned text table (task, shots, metric, score)."""
+    rows = [("task", "shots", "metric", "score")] + [tuple(k.split("/")) + (f"{v:.4f}",) for k, v in scores.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def load(config: ml_collections.ConfigDict, path: str | None, seed: int = 0, batch_size: int = 16
+         ) -> tuple[Any, Context]:
+    """(params, Context) for an MM1 checkpoint of config.model or a converted mPLUG-Owl3 directory."""
+    from mm1_jax.convert import checkpoint as converted  # pylint: disable=import-outside-toplevel
+
+    if path and converted.is_converted(path):
+        from mm1_jax import pretrained  # pylint: disable=import-outside-toplevel
+
+        loaded = pretrained.load(path)
+        if not isinstance(loaded, pretrained.LoadedOwl3):
+            raise ValueError(f"--checkpoint={path!r} is a converted {loaded.kind} ({loaded.family}), not a model to "
+                             "evaluate; pass an mPLUG-Owl3 directory or an MM1 training checkpoint.")
+        return loaded.params, Context.for_owl3(loaded.module, loaded.config, config, batch_size)
+    model = build_model(config.model)
+    params = checkpoint.load_params(model, config.model, path, seed)
+    return params, Context.from_config(model, config, batch_size)
+
+
+def run_and_write(ctx: Context, params: Any, config: ml_collections.ConfigDict, tasks: list[str], shots: list[int],
+                  *, limit: int, seed: int,
+                  workdir: str, checkpoint_dir: str = "") -> dict:
+    """Run the tasks, write eval_results.json (and COCO results for captioning tasks) into workdir, print the
+    tables; returns what was written."""
+    eval_cfg = config.get("eval") if config.get("eval") is not None else datasets.eval_defaults()
+    os.makedirs(workdir, exist_ok=True)
+    reports: dict = {}
+    scores = run_tasks(ctx.model, params, config, tasks, shots, limit=limit, seed=seed, reports=reports,
+                       progress=True, context=ctx)
+    averages = suites.averages(scores)
+    stopped = {key: r["stopped"] for key, r in reports.items() if r.get("stopped")}
+    out = {"checkpoint": checkpoint_dir or "random init",
+           "scores": scores, "averages": averages, "stopped": stopped,
+           "skipped": {key: len(r["skipped"]) for key, r in reports.items()}, "reports": reports}
+    with open(os.path.join(workdir, "eval_results.json"), "w") as f:
+        json.dump(out, f, indent=1, default=str)
+    for key, report in reports.items():
+        name = key.split("/")[0]
+        if datasets.task_for(name, eval_cfg).kind == "captions" and not report.get("stopped"):
+            preds = [{"image_id": r["image_id"], "caption": r["prediction"]} for r in report["predictions"]]
+            readers.write_coco_results(os.path.join(workdir, f"{name}_results_{key.split('/')[1]}.json"), preds)
+        if report["truncated"]:
+            k = key.split("/")[1].removesuffix("shot")
+            print(f"{key}: {report['truncated']} prompts were cut to fit the context ({ctx.max_tokens} tokens, "
+                  f"{ctx.max_images} images): {report['dropped_demos_mean']:.1f} of {k} demonstrations "
+                  "dropped on average (the earliest first)")
+        if report["skipped"]:
+            print(f"{key}: {len(report['skipped'])} items skipped; the first: {report['skipped'][0]['id']}: "
+                  f"{report['skipped'][0]['reason']}")
+    print(table(scores))
+    if averages:
+        print(suites.table(averages))
+    for reason in stopped.values():
+        print(reason)
+    print(f"written: {os.path.join(workdir, 'eval_results.json')}")
+    return out
