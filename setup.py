@@ -21,6 +21,8 @@ CORE = [
     "etils[epath]>=1.5",
     "array-record>=0.5",
 ]
+# `python -m mm1_jax.sweep report`: figures, rank correlations, TensorBoard hparams.
+SWEEP = ["matplotlib>=3.8", "scipy>=1.11", "tensorboard>=2.16"]
 # torch is pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA wheel.
 TORCH = ["torch==2.13.0", "transformers>=4.50"]
 
@@ -34,8 +36,9 @@ setup(
     install_requires=CORE,
     extras_require={
         "test": ["pytest>=8", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6", "pycocoevalcap>=1.2",
-             "anls>=0.0.2", "scikit-image>=0.22"] + TORCH,
+             "anls>=0.0.2", "scikit-image>=0.22"] + TORCH + SWEEP,
         "convert": TORCH,
+        "sweep": SWEEP,
         "notebooks": ["jupyter", "matplotlib"],
     },
 )

@@ -1,4 +1,11 @@
-"""python -m mm1_jax.sweep list [DIR] | plan STUDY_FILE [--scale=paper|embedded] [--rows=a,b] [--root=ROOT]
+"""python -m mm1_jax.sweep list | plan | run | status | report
+
+  list [DIR]                                       every study: rows, how many run today, its tasks
+  plan STUDY [--scale=paper|embedded] [--rows=a,b] [--root=ROOT]     one line per (row, stage) job: its command
+  run STUDY --root=ROOT [--launcher=local|slurm|tpu] [--rows=a,b] [--scale=...] [--seeds=0,1] [--parallel=K]
+      [--slurm=OPTION ...] [--setup='source .venv/bin/activate'] [--tpu=POD[,POD2] --zone=Z --project=P]
+  status --root=ROOT                               every job: done / running / failed (last error) / waiting
+  report --root=ROOT                               ROOT/report/: table (md, csv), figures, TensorBoard hparams
 
 `list` prints every study with its row count, how many rows have every feature they need, and how many of its
 evaluation tasks exist. `plan` checks the chosen
@@ -12,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mm1_jax.sweep import launchers
+from mm1_jax.sweep import manifest as manifest_lib
 from mm1_jax.sweep import studies as studies_lib
 
 
@@ -34,9 +43,7 @@ def list_studies(directory: str) -> list[str]:
 
 
 def plan(path: str, scale: str, rows: list[str] | None, root: str) -> list[str]:
-    study = studies_lib.load_study(path)
-    if scale == "embedded" and not study.embedded:
-        raise studies_lib.StudyError(f"embedded scale not defined for study {study.name} yet.")
+    study = studies_lib.at_scale(studies_lib.load_study(path), scale)
     jobs = studies_lib.jobs(study, root, rows)
     for job in jobs:
         if job.runnable:
@@ -56,8 +63,82 @@ def plan(path: str, scale: str, rows: list[str] | None, root: str) -> list[str]:
     return lines
 
 
+def run(path: str, root: str, launcher: str, scale: str, rows: list[str] | None, seeds: list[int], parallel: int,
+        slurm: list[str], setup: str, tpu: list[str], zone: str, project: str, remote_dir: str) -> int:
+    """Check everything (study, rows, root, configs, the launcher's tool), record the manifest, launch."""
+    study = studies_lib.at_scale(studies_lib.load_study(path), scale)
+    launchers.check_tool(launcher)
+    if launcher == "tpu" and (not tpu or not zone):
+        raise studies_lib.StudyError("--launcher=tpu needs --tpu=POD[,POD2,...] and --zone=ZONE.")
+    chosen = rows or study.runnable_rows()
+    missing = [r for r in chosen if r in study.rows and study.row_missing(r)]
+    if missing:
+        raise studies_lib.StudyError(f"rows {', '.join(missing)} cannot run yet: {study.row_missing(missing[0])}.")
+    jobs = manifest_lib.sweep_jobs(study, root, chosen, seeds)
+    for job in jobs:
+        studies_lib.check_job(job.job)
+    box = manifest_lib.Root(root)
+    manifest = manifest_lib.prepare(box, study, jobs, seeds, launcher)
+    ids = [j.id for j in jobs]
+    print(f"# {study.name} at {study.scale} scale: {len(chosen)} rows x {len(seeds)} seeds, {len(ids)} jobs, "
+          f"root {root}, launcher {launcher}", flush=True)
+    echo = lambda line: print(line, flush=True)  # noqa: E731
+    if launcher == "local":
+        outcome = launchers.run_local(box, manifest, ids, parallel, echo)
+    elif launcher == "slurm":
+        outcome = launchers.run_slurm(box, manifest, ids, slurm, setup, echo)
+    else:
+        outcome = launchers.run_tpu(box, manifest, ids, tpu, zone, project, remote_dir, setup, echo)
+    bad = sorted(i for i, o in outcome.items() if o in ("failed", "blocked"))
+    print(f"# {sum(o == 'done' for o in outcome.values())} done, {len(bad)} failed or blocked"
+          + (f": {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+def status(root: str) -> list[str]:
+    box = manifest_lib.Root(root)
+    manifest = box.manifest()
+    if manifest is None:
+        raise studies_lib.StudyError(f"{root} is not a sweep root (it has no manifest.json).")
+    lines = [f"# {manifest['study']} at {manifest.get('scale', 'paper')} scale, root {root}"]
+    counts: dict[str, int] = {}
+    for job_id in manifest["jobs"]:
+        state, detail = manifest_lib.job_status(box, manifest, job_id)
+        counts[state] = counts.get(state, 0) + 1
+        lines.append(f"{job_id:40s} {state}{': ' + detail if detail else ''}")
+    lines.append("# " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return lines
+
+
+def report(root: str) -> list[str]:
+    """Every finished evaluation's scores by row and seed -> ROOT/report (sweep.report.write_report)."""
+    import json
+
+    from mm1_jax.sweep.report import write_report
+
+    box = manifest_lib.Root(root)
+    manifest = box.manifest()
+    if manifest is None:
+        raise studies_lib.StudyError(f"{root} is not a sweep root (it has no manifest.json).")
+    study = studies_lib.at_scale(studies_lib.load_study(manifest["study_file"]), manifest.get("scale", "paper"))
+    results: dict[str, dict[int, dict]] = {}
+    failed: dict[str, str] = {}
+    for job_id, entry in manifest["jobs"].items():
+        state, detail = manifest_lib.job_status(box, manifest, job_id)
+        if state == "failed":
+            failed.setdefault(entry["row"], f"{entry['stage']}: {detail}")
+        path = box.path.__class__(entry["workdir"]) / "eval_results.json"
+        if entry["kind"] == "eval" and state == "done" and path.exists():
+            results.setdefault(entry["row"], {})[int(entry["seed"])] = json.loads(path.read_text())["scores"]
+    hparams = {row: {"arg": spec.get("arg", ""), **{k: str(v) if isinstance(v, (tuple, list)) else v
+                                                     for k, v in spec.get("overrides", {}).items()}}
+               for row, spec in study.rows.items()}
+    written = write_report(study, results, str(box.path / "report"), failed=failed, hparams=hparams)
+    return [f"written: {p}" for p in written]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mm1_jax.sweep", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(prog="python -m mm1_jax.sweep", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_list = sub.add_parser("list", help="every study, its rows and how many are runnable")
     p_list.add_argument("directory", nargs="?", default=str(studies_lib.STUDIES_DIR))
@@ -66,13 +147,51 @@ def main(argv: list[str] | None = None) -> int:
     p_plan.add_argument("--scale", choices=("paper", "embedded"), default="paper")
     p_plan.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     p_plan.add_argument("--root", default=studies_lib.DEFAULT_ROOT, help="workdirs are ROOT/<study>/<row>/<stage>")
+    p_run = sub.add_parser("run", help="run (or resume) a study's jobs and record them in ROOT")
+    p_run.add_argument("study")
+    p_run.add_argument("--root", required=True, help="the sweep root: manifest, states, logs, workdirs")
+    p_run.add_argument("--launcher", default="local", help="local | slurm | tpu")
+    p_run.add_argument("--scale", choices=("paper", "embedded"), default="paper")
+    p_run.add_argument("--rows", default="", help="comma-separated row names (default: every runnable row)")
+    p_run.add_argument("--seeds", default="0", help="comma-separated training seeds (train.seed and data.seed)")
+    p_run.add_argument("--parallel", type=int, default=1, help="local: jobs at once")
+    p_run.add_argument("--slurm", action="append", default=[], help="an #SBATCH option, e.g. --slurm=partition=gpu")
+    p_run.add_argument("--setup", default="", help="slurm / tpu: a shell line before the command (an environment)")
+    p_run.add_argument("--tpu", default="", help="tpu: comma-separated TPU VM names")
+    p_run.add_argument("--zone", default="", help="tpu: the pods' zone")
+    p_run.add_argument("--project", default="", help="tpu: the GCP project")
+    p_run.add_argument("--remote-dir", default="~/mm1_jax", help="tpu: the repository on the workers")
+    for name, text in (("status", "every job's state"), ("report", "the study's table and figures")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--root", required=True)
+    p_job = sub.add_parser("job", help="(used by the slurm files) run one job of ROOT and record its state")
+    p_job.add_argument("--root", required=True)
+    p_job.add_argument("--id", required=True)
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
             lines = list_studies(args.directory)
-        else:
+        elif args.command == "plan":
             rows = [r for r in args.rows.split(",") if r] or None
             lines = plan(args.study, args.scale, rows, args.root)
+        elif args.command == "run":
+            try:
+                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+            except ValueError:
+                raise studies_lib.StudyError(f"--seeds={args.seeds!r} must be comma-separated integers.") from None
+            return run(args.study, args.root, args.launcher, args.scale, [r for r in args.rows.split(",") if r] or None,
+                       seeds or [0], args.parallel, args.slurm, args.setup, [p for p in args.tpu.split(",") if p],
+                       args.zone, args.project, args.remote_dir)
+        elif args.command == "status":
+            lines = status(args.root)
+        elif args.command == "report":
+            lines = report(args.root)
+        else:
+            box = manifest_lib.Root(args.root)
+            manifest = box.manifest()
+            if manifest is None or args.id not in manifest["jobs"]:
+                raise studies_lib.StudyError(f"{args.root} has no job {args.id!r}.")
+            return 0 if launchers.run_job(box, manifest, args.id) else 1
     except studies_lib.StudyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

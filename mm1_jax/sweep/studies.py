@@ -18,7 +18,12 @@ A study file (`configs/studies/<name>.py`, plain data) defines:
               string, or dict(delta=x, vs=row)), where it is (table / figure) and how we know it: '[P]' read in the
               paper, '[S]' from secondary summaries, '[S1]' a single unchecked secondary source.
   FINDINGS    optional: (sentence, where, tag) conclusions to compare against.
-  EMBEDDED    optional: the same rows at embedded scale (configs/tiny.py); none defines it yet.
+  FIGURES     optional: the report's figures in the paper's style, each dict(kind='bars', metrics=(...)) (a group
+              of bars per metric, one bar per row) or dict(kind='line', metric=..., x={row: number}, logx=False)
+              (our metric against a number each row stands for), with title=, xlabel=, file='name.png'.
+  EMBEDDED    optional: the study at embedded scale (`--scale=embedded`, configs/tiny.py, minutes on a CPU):
+              dict(stages=STAGES, rows={row: dict(arg=, overrides=, ...)} (names from ROWS, so the paper's numbers
+              still apply), benchmarks=BENCHMARKS (embedded tasks), metrics=METRICS (default: the study's)).
 
 Overrides are checked against the base config's fields before any command is printed: an unknown field or a value
 of the wrong type is one sentence naming the study, row, stage and field.
@@ -61,6 +66,8 @@ class Study:
     paper: dict[str, dict]
     findings: tuple = ()
     embedded: Any = None
+    figures: tuple = ()
+    scale: str = "paper"
 
     def row_missing(self, row: str) -> str:
         """Why the row cannot run end to end ('' when it can): its own missing feature or a stage's."""
@@ -166,9 +173,32 @@ def load_study(path: pathlib.Path | str) -> Study:
         rows=dict(module.ROWS), benchmarks=dict(getattr(module, "BENCHMARKS", {})),
         metrics=dict(getattr(module, "METRICS", {})), paper=dict(getattr(module, "PAPER", {})),
         findings=tuple(getattr(module, "FINDINGS", ())), embedded=getattr(module, "EMBEDDED", None),
+        figures=tuple(getattr(module, "FIGURES", ())),
     )
     check_structure(study)
     return study
+
+
+def at_scale(study: Study, scale: str) -> Study:
+    """The study as run at `scale`: 'paper' (as written) or 'embedded' (its EMBEDDED stages, rows, benchmarks)."""
+    if scale == "paper":
+        return study
+    if scale != "embedded":
+        raise StudyError(f"--scale={scale!r} is not one of paper, embedded.")
+    e = study.embedded
+    if not e:
+        raise StudyError(f"embedded scale not defined for study {study.name} yet (it has no EMBEDDED).")
+    unknown = set(e) - {"stages", "rows", "benchmarks", "metrics"}
+    extra = [r for r in e.get("rows", {}) if r not in study.rows]
+    if unknown or extra or not e.get("stages") or not e.get("rows"):
+        raise StudyError(f"study {study.name}: EMBEDDED needs stages and rows (rows named as in ROWS) and may set "
+                         f"benchmarks and metrics; found keys {sorted(e)}{', unknown rows ' + str(extra) if extra else ''}.")
+    small = dataclasses.replace(study, stages=tuple(e["stages"]), rows=dict(e["rows"]),
+                                benchmarks=dict(e.get("benchmarks", study.benchmarks)),
+                                metrics=dict(e.get("metrics", study.metrics)),
+                                paper={r: v for r, v in study.paper.items() if r in e["rows"]}, scale="embedded")
+    check_structure(small)
+    return small
 
 
 def check_structure(study: Study) -> None:
@@ -411,7 +441,8 @@ def aggregate(study: Study, scores: dict[str, float]) -> dict[str, float | None]
 
     def metric(name: str) -> float | None:
         m = study.metrics[name]
-        parts = [metric(p) if p in study.metrics else benchmark(p, m.get("shots", 0)) for p in m["mean"]]
+        parts = [metric(p) if p in study.metrics and p != name else benchmark(p, m.get("shots", 0))
+                 for p in m["mean"]]  # a metric averaging the benchmark of its own name reads the benchmark
         return None if any(p is None for p in parts) else sum(parts) / len(parts)
 
     return {name: metric(name) for name in study.metrics}

@@ -224,6 +224,8 @@ class Trainer:
             self.pipeline.set_state_json(data_json)
         else:
             print(f"checkpoint {step}: data state was written by another number of hosts; the data restarts.")
+        if jax.process_index() == 0:
+            print(f"resuming from checkpoint {step} of this workdir", flush=True)
         return int(step)
 
     def _on_sigterm(self, signum, frame):  # noqa: ARG002
