@@ -114,7 +114,7 @@ def test_changed_config_other_study_and_unknown_row_are_refused(finished, tmp_pa
     assert "has no row 'x'" in other.stderr
     other = sweep("run", str(REPO / "configs" / "studies" / "mm1_connector.py"), f"--root={root}")
     assert "belongs to study study_lr at embedded scale, not mm1_connector at paper scale" in other.stderr
-    env = dict(ENV, PATH="/usr/bin:/bin")
+    env = dict(ENV, PATH=str(tmp_path / "no_tools"))  # neither sbatch nor gcloud
     fresh = tmp_path / "fresh"
     out = sweep("run", STUDY, "--scale=embedded", f"--root={fresh}", "--launcher=slurm", env=env)
     assert "error: --launcher=slurm needs `sbatch` on PATH; it is not there (nothing was started)." in out.stderr
