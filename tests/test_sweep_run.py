@@ -163,22 +163,38 @@ echo "$n"
     assert scores(root, "c") == before
 
 
-def test_tpu_workers_get_the_same_command_and_reruns_skip(tmp_path):
+def test_tpu_workers_get_the_same_command_a_failed_row_and_reruns(tmp_path):
+    """A fake gcloud records its calls (and fails row b's training once): every job is one command for every worker
+    of one pod, rows spread over two pods; b's failure stops only b's evaluation, and status and report show it;
+    a rerun runs just b's two jobs."""
     calls = tmp_path / "gcloud_calls"
-    _fake_tool(tmp_path / "bin", "gcloud", f'printf "%s\\n" "$*" >> {calls}\n')
+    fail = tmp_path / "fail_b"
+    fail.touch()
+    _fake_tool(tmp_path / "bin", "gcloud", f"""printf "%s\\n" "$*" >> {calls}
+if [[ -e {fail} && "$*" == *study_lr/b/continue* ]]; then
+  echo "ERROR: (gcloud.compute.tpus.tpu-vm.ssh) [pod-a] worker 3: connection lost" >&2; exit 1; fi
+""")
     env = dict(ENV, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     root = tmp_path / "root"
     args = ("run", STUDY, "--scale=embedded", f"--root={root}", "--launcher=tpu", "--tpu=pod-a,pod-b",
             "--zone=us-central2-b", "--project=proj", "--setup=source ~/venv/bin/activate")
     out = sweep(*args, env=env)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == 1 and "# 5 done, 2 failed or blocked: s0/b/continue, s0/b/eval" in out.stdout
     lines = calls.read_text().splitlines()
-    assert len(lines) == 7
+    assert len(lines) == 6  # b's evaluation never ran
     for line in lines:
         assert line.startswith("compute tpus tpu-vm ssh pod-")
         assert " --zone=us-central2-b --project=proj --worker=all " in line
         assert "--command=cd ~/mm1_jax && source ~/venv/bin/activate && python -m mm1_jax." in line
     pods = {line.split()[4] for line in lines if "/s0/study_lr/a/" in line}
     assert len(pods) == 1 and {line.split()[4] for line in lines if "/s0/study_lr/b/" in line} != pods
+    status = sweep("status", f"--root={root}").stdout
+    assert ("s0/b/continue failed: ERROR: (gcloud.compute.tpus.tpu-vm.ssh) [pod-a] worker 3: connection lost"
+            in " ".join(status.split()))
+    assert "s0/b/eval" in status and "waiting: for s0/b/continue" in " ".join(status.split())
+    assert sweep("report", f"--root={root}").returncode == 0
+    assert "connection lost" in (root / "report" / "report.md").read_text()
+    fail.unlink()
     assert sweep(*args, env=env).returncode == 0
-    assert len(calls.read_text().splitlines()) == 7  # nothing run again
+    again = calls.read_text().splitlines()[6:]
+    assert len(again) == 2 and all("/s0/study_lr/b/" in line for line in again)  # finished rows skipped
