@@ -116,12 +116,15 @@ def encode(parts: Sequence[tuple], tok: Tokenizer, k: int, split: dict | None = 
     return ids, pics
 
 
-def draw_demos(support: Sequence[Item], shots: int, seed: int, index: int, exclude: str = "") -> list[Item]:
-    """`shots` distinct support items for eval item `index`, the same on every run."""
+def draw_demos(support: Sequence[Item], shots: int, seed: int, index: int, exclude: str = "", group: str = ""
+               ) -> list[Item]:
+    """`shots` distinct support items for eval item `index`, the same on every run; with `group`, only support items
+    of that group (`meta["group"]`: e.g. the answer format a few-shot task shows only through its demonstrations)."""
     if shots == 0 or not support:
         return []
     rng = np.random.default_rng([seed, shots, index])
-    pool = [i for i in rng.permutation(len(support)) if support[i].id != exclude]
+    pool = [i for i in rng.permutation(len(support)) if support[i].id != exclude
+            and (not group or support[i].meta.get("group") == group)]
     return [support[i] for i in pool[:shots]]
 
 

@@ -263,7 +263,7 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
         try:
             shown = presentations(task, item, index, support, seed, values)
             demos = []
-            for d in draw_demos(support, shots, seed, index, exclude=item.id):
+            for d in draw_demos(support, shots, seed, index, exclude=item.id, group=item.meta.get("group", "")):
                 first = presentations(task, d, -1 - index, support, seed, values)[0]
                 answer = (LETTERS[first.answer] if mode == "letter" else first.options[first.answer]) \
                     if task.fmt == "choice" else d.answers[0]
