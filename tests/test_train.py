@@ -53,6 +53,16 @@ def test_schedule_warmup_then_cosine_to_floor():
     assert float(s(55)) == pytest.approx(1e-4 + 0.9e-3 * 0.5, rel=1e-4)  # half way down the cosine
 
 
+def test_a_run_shorter_than_its_warmup_warms_up_over_the_run():
+    """--config.train.steps=20 with the config's 50 warmup steps: warmup over the 20 steps (a note says so)."""
+    short = optim.make_schedule(1e-3, total_steps=20, warmup_steps=50, final_fraction=0.1)
+    clamped = optim.make_schedule(1e-3, total_steps=20, warmup_steps=20, final_fraction=0.1)
+    assert [float(short(i)) for i in range(21)] == [float(clamped(i)) for i in range(21)]
+    assert float(short(10)) == pytest.approx(0.5e-3) and float(short(20)) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="train.optimizer.warmup_steps=-1 must not be negative"):
+        optim.make_schedule(1e-3, total_steps=20, warmup_steps=-1, final_fraction=0.1)
+
+
 def test_sharded_step_equals_single_device():
     """fsdp 4 x tensor 2 over 8 devices gives the 1-device update to 1e-5; parameters really are sharded."""
     ref_state, ref_m, batch = one_step(small_config(), jax.devices()[:1])
@@ -115,20 +125,24 @@ def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tmp_path, monkeypa
     assert _losses(tmp_path / "cut")[6] == full[6]
 
 
-def test_sigterm_saves_and_resumes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_save_and_resume(tmp_path, monkeypatch, capsys, sig):
+    """A preemption notice (SIGTERM) or a first Ctrl-C (SIGINT) saves the step and exits; the restart resumes."""
     full = trainer.Trainer(small_config(), str(tmp_path / "full")).run()["losses"]
     calls = {"n": 0}
     original = trainer.Trainer.next_batch
 
-    def preempted(self):  # the preemption notice arrives while batch 3 is read (during step 2)
+    def preempted(self):  # the signal arrives while batch 3 is read (during step 2)
         calls["n"] += 1
         if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         return original(self)
 
     monkeypatch.setattr(trainer.Trainer, "next_batch", preempted)
     out = trainer.Trainer(small_config(), str(tmp_path / "pre")).run()
     assert out["status"] == "preempted" and out["step"] == 2
+    assert f"{sig.name}: saved step 2; exiting" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     assert sorted(os.listdir(tmp_path / "pre" / "checkpoints")) == ["2"]  # saved at once, before the step-3 save
     monkeypatch.setattr(trainer.Trainer, "next_batch", original)
     out = trainer.Trainer(small_config(), str(tmp_path / "pre")).run()

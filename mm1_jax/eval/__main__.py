@@ -19,6 +19,7 @@ from ml_collections import config_flags
 
 from mm1_jax.eval import datasets
 from mm1_jax.eval.results import load, run_and_write
+from mm1_jax.runtime import console
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Model/data config file (configs/X.py[:ARG]).")
@@ -35,13 +36,17 @@ flags.DEFINE_integer("seed", 0, "Seed for drawing demonstrations and distractors
 
 def main(argv):
     del argv
+    console.quiet_libraries()
     config = FLAGS.config
     eval_cfg = config.get("eval") if config.get("eval") is not None else datasets.eval_defaults()
     try:
         datasets.check_eval_config(eval_cfg, datasets.expand(FLAGS.tasks, eval_cfg))
     except ValueError as e:
         sys.exit(f"error: {e}")
-    params, ctx = load(config, FLAGS.checkpoint, FLAGS.seed, FLAGS.batch_size)
+    try:
+        params, ctx = load(config, FLAGS.checkpoint, FLAGS.seed, FLAGS.batch_size)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
     try:
         out = run_and_write(ctx, params, config, FLAGS.tasks, [int(s) for s in FLAGS.shots], limit=FLAGS.limit,
                             seed=FLAGS.seed, workdir=FLAGS.workdir, checkpoint_dir=FLAGS.checkpoint or "")

@@ -5,6 +5,7 @@ The same command on one CPU, on a host with many devices, and on every host of a
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags
@@ -18,18 +19,48 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (wi
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def _check_workdir(workdir: str) -> None:
+    """A local workdir must be creatable and writable (checked before anything heavy runs)."""
+    if "://" in workdir:
+        return
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_test_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        _fail(f"--workdir={workdir} cannot be created or written ({e.strerror or e}).")
+
+
 def main(argv):
     del argv
-    from mm1_jax.runtime import distributed  # pylint: disable=import-outside-toplevel
+    from mm1_jax.runtime import console, distributed  # pylint: disable=import-outside-toplevel
+
+    console.quiet_libraries()
+    try:
+        config = _CONFIG.value
+        config.keys()  # a config file that failed to load raises here
+    except (OSError, SyntaxError, ValueError, AttributeError) as e:
+        detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
+        _fail(f"--config={flags.FLAGS['config'].serialize().split('=', 1)[-1]} could not be loaded: {detail}")
+    _check_workdir(_WORKDIR.value)
 
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from mm1_jax.train import trainer  # pylint: disable=import-outside-toplevel
 
     try:
-        result = trainer.train(_CONFIG.value, _WORKDIR.value)
+        result = trainer.train(config, _WORKDIR.value)
     except (ValueError, FloatingPointError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        _fail(str(e))
+    except KeyboardInterrupt:  # a second Ctrl-C
+        print("\ninterrupted: exiting without saving.", file=sys.stderr, flush=True)
+        sys.exit(130)
     losses = result["losses"]
     if losses:
         first, last = min(losses), max(losses)

@@ -98,6 +98,10 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"train.host_data={t.host_data!r} is not one of {', '.join(HOST_DATA)}.")
     if t.optimizer.name not in OPTIMIZERS:
         raise ValueError(f"train.optimizer.name={t.optimizer.name!r} is not one of {', '.join(OPTIMIZERS)}.")
+    if not isinstance(t.optimizer.warmup_steps, int) or t.optimizer.warmup_steps < 0:
+        raise ValueError(f"train.optimizer.warmup_steps={t.optimizer.warmup_steps!r} must be a non-negative integer.")
+    if t.optimizer.lr_rule == "fixed" and not t.optimizer.lr > 0:
+        raise ValueError(f"train.optimizer.lr={t.optimizer.lr!r} must be positive.")
     if not 0 <= t.optimizer.final_lr_fraction <= 1:
         raise ValueError(f"train.optimizer.final_lr_fraction={t.optimizer.final_lr_fraction!r} must lie in [0, 1].")
     if t.eval_every or t.num_samples or "eval" in config:  # the evaluator owns config.eval

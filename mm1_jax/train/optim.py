@@ -40,8 +40,9 @@ def resolve_lr(opt: ml_collections.ConfigDict, decoder_params: int) -> tuple[flo
 
 def make_schedule(peak: float, total_steps: int, warmup_steps: int, final_fraction: float) -> optax.Schedule:
     """Linear warmup from 0 to `peak`, then cosine down to `peak * final_fraction` at `total_steps`."""
-    if warmup_steps < 0 or warmup_steps > total_steps:
-        raise ValueError(f"train.optimizer.warmup_steps={warmup_steps} must lie in [0, train.steps={total_steps}].")
+    if warmup_steps < 0:
+        raise ValueError(f"train.optimizer.warmup_steps={warmup_steps} must not be negative.")
+    warmup_steps = min(warmup_steps, total_steps)  # a run shorter than its warmup warms up over the whole run
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=peak, warmup_steps=warmup_steps, decay_steps=max(total_steps, warmup_steps + 1),
         end_value=peak * final_fraction,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import signal
+import threading
 import time
 from typing import Any
 
@@ -163,6 +164,9 @@ class Trainer:
                 raise ValueError(f"train.trainable entry {entry!r} matches no parameter of this model (e.g. "
                                  f"{paths[0]!r}); give a part, a leading path or an fnmatch pattern.")
         decoder_params = optim.count_params(params["decoder"])
+        if tc.optimizer.warmup_steps > tc.steps and jax.process_index() == 0:
+            print(f"note: train.optimizer.warmup_steps={tc.optimizer.warmup_steps} is longer than train.steps="
+                  f"{tc.steps}; the learning rate warms up over all {tc.steps} steps.", flush=True)
         self.tx, self.schedule = optim.make_optimizer(tc.optimizer, tc.steps, decoder_params)
         train_params, _ = split_params(params, self.trainable)
         opt_shardings = sharding.like_params_shardings(jax.eval_shape(self.tx.init, train_params), train_params,
@@ -225,11 +229,17 @@ class Trainer:
         else:
             print(f"checkpoint {step}: data state was written by another number of hosts; the data restarts.")
         if jax.process_index() == 0:
-            print(f"resuming from checkpoint {step} of this workdir", flush=True)
+            print(f"resumed from step {step} of {self.workdir}", flush=True)
         return int(step)
 
-    def _on_sigterm(self, signum, frame):  # noqa: ARG002
+    def _on_stop_signal(self, signum, frame):  # noqa: ARG002
+        """SIGTERM (preemption) or a first Ctrl-C: save at the next step and exit; a second Ctrl-C exits at once."""
         self._stop_requested = True
+        self._stop_signal = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            print("\nCtrl-C: saving at the next step, then exiting (press Ctrl-C again to exit without saving).",
+                  flush=True)
 
     def _stop_everywhere(self) -> bool:
         """Whether any host was asked to stop (one all-gather; called only when metrics are fetched anyway)."""
@@ -257,16 +267,26 @@ class Trainer:
         tc, cc = self.config.train, self.config.train.checkpoint
         manager = ckpt_lib.make_manager(f"{self.workdir}/checkpoints", keep=cc.keep, async_save=cc.async_save)
         step = hooked = self._restore_if_any(manager)
+        if step == 0 and jax.process_index() == 0:
+            print(f"starting fresh in {self.workdir}", flush=True)
         logger = metrics_lib.MetricsLogger(self.workdir, tc.steps)
-        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._stop_signal = "SIGTERM"
+        main_thread = threading.current_thread() is threading.main_thread()  # handlers can only be set there
+        previous = {s: signal.signal(s, self._on_stop_signal) for s in (signal.SIGTERM, signal.SIGINT) if main_thread}
+        compiled = step >= tc.steps
         self._losses, self._nonfinite, self._clock = {}, [0, 0], (time.time(), step, None)  # (time, step, start)
         result: dict[str, Any] = {"status": "done"}
         pending: list = []  # device metrics of the steps dispatched since the last fetch
         try:
             batch = self.next_batch() if step < tc.steps else None
             while step < tc.steps:
+                started = time.time()
                 with jax.set_mesh(self.mesh), self._rules():
                     self.state, m = self.train_step(self.state, batch)  # dispatched; runs while the host goes on
+                if not compiled:  # the first call returns once the step is compiled
+                    compiled = True
+                    if jax.process_index() == 0:
+                        print(f"train step compiled in {time.time() - started:.0f} s", flush=True)
                 data_json = self.pipeline.state_json()  # after exactly the batches this state has seen
                 pending.append(m)
                 batch = self.next_batch()  # the next batch is read and packed while the step computes
@@ -282,8 +302,8 @@ class Trainer:
                     if manager.latest_step() != step:
                         ckpt_lib.save(manager, step, self.state, data_json, force=True)
                     result["status"] = "preempted"
-                    print(f"SIGTERM: saved step {step}; exiting (restart with the same workdir to resume).",
-                          flush=True)
+                    print(f"{self._stop_signal}: saved step {step}; exiting (restart with the same workdir to "
+                          "resume).", flush=True)
                     break
         except FloatingPointError:
             result["status"] = "nonfinite"
@@ -293,7 +313,8 @@ class Trainer:
                 manager.wait_until_finished()
             manager.close()
             logger.close()
-            signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         result.update(losses=self._losses, step=step, nonfinite_skips=self._nonfinite[0],
                       data_stats=self.pipeline.stats(), wall_s=time.time() - (self._clock[2] or time.time()))
         return result

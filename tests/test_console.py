@@ -1,0 +1,64 @@
+"""The training command as a newcomer meets it: only our lines on the console (library logging at WARNING unless
+--verbosity), a line per slow set-up phase, Ctrl-C that saves and says so, a restart that says where it resumed,
+and bad input refused in one sentence before anything heavy runs."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the user's devices, not the 8 simulated ones
+SMALL = ["--config.model.encoder.depth=1", "--config.model.decoder.depth=1", "--config.data.seq_len=128",
+         "--config.train.global_batch_size=4", "--config.train.eval_every=0", "--config.train.num_samples=0",
+         "--config.train.log_every=5", "--config.train.checkpoint.every_steps=1000",
+         "--config.train.checkpoint.async_save=False"]
+
+
+def train(*args):
+    return [sys.executable, "-m", "mm1_jax.train", "--config=configs/tiny.py", *args]
+
+
+def test_console_ctrl_c_and_resume(tmp_path):
+    workdir = str(tmp_path / "run")
+    proc = subprocess.Popen(train(f"--workdir={workdir}", "--config.train.steps=5000", *SMALL), cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("step 10/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    lines += proc.stdout.read().splitlines()
+    assert proc.wait(timeout=300) == 0, lines
+    text = "\n".join(lines)
+    assert lines[0] == f"starting fresh in {workdir}", lines[:3]
+    assert re.search(r"^train step compiled in \d+ s$", text, re.M)
+    assert "Ctrl-C: saving at the next step, then exiting (press Ctrl-C again to exit without saving)." in text
+    saved = int(re.search(r"^SIGINT: saved step (\d+); exiting \(restart with the same workdir to resume\)\.$", text,
+                          re.M).group(1))
+    assert saved >= 10 and os.listdir(os.path.join(workdir, "checkpoints")) == [str(saved)]
+    assert not [line for line in lines if re.match(r"^[IWEF]\d{4} ", line) or "libtpu" in line], lines  # absl/orbax
+    again = subprocess.run(train(f"--workdir={workdir}", f"--config.train.steps={saved + 2}", *SMALL), cwd=REPO,
+                           env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and f"resumed from step {saved} of {workdir}" in again.stdout.splitlines()
+    assert f"done: step {saved + 2}" in again.stdout
+
+
+def test_bad_input_is_one_sentence_before_set_up(tmp_path):
+    cases = [
+        (["--config=configs/tinyy.py", f"--workdir={tmp_path}"],
+         "error: --config=configs/tinyy.py could not be loaded: [Errno 2] No such file or directory: "
+         "'configs/tinyy.py'"),
+        (["--config=configs/tiny.py", "--workdir=/proc/x/y"],
+         "error: --workdir=/proc/x/y cannot be created or written (No such file or directory)."),
+        (["--config=configs/tiny.py", f"--workdir={tmp_path}", "--config.train.optimizer.lr=-1"],
+         "error: train.optimizer.lr=-1.0 must be positive."),
+    ]
+    for args, message in cases:
+        start = time.time()
+        out = subprocess.run([sys.executable, "-m", "mm1_jax.train", *args], cwd=REPO, env=ENV, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 1 and out.stderr.strip().splitlines() == [message], out.stderr
+        assert "Traceback" not in out.stderr and time.time() - start < 60
