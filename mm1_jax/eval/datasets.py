@@ -132,6 +132,9 @@ EMBEDDED = {
     "embedded_multi": ("vqa", ("exact_match",), 6, False),
     "embedded_mc": ("choice", ("accuracy", "circular_accuracy"), 16, True),
     "embedded_text": ("choice", ("accuracy",), 16, False),
+    "embedded_fewshot": ("caption", ("exact_match", "cider"), 16, False),  # a convention shown only by the demos
+    "embedded_docvqa": ("vqa", ("exact_match", "anls"), 10, False),  # text-rich pages, legible only at high res
+    "embedded_count": ("vqa", ("exact_match",), 6, False),  # 3-8 small shapes: counts and positions
 }
 
 # Group names a task list may use: each expands to its members, and its score is the members' mean.

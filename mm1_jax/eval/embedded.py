@@ -2,7 +2,8 @@
 
 Each task returns (eval items, support items): the support split gives the few-shot demonstrations. Items are drawn
 with the synthetic module's public functions from seeds the training data never uses (training uses [seed, i] for
-i < 7); VQA reads the dataset's own held-out `eval/vqa.json` and its training `sft/vqa.json` as support.
+i < len(synthetic.STREAMS)); VQA reads the dataset's own held-out `eval/vqa.json` and its training `sft/vqa.json`
+as support.
 
   cap        caption 1-2 shapes                         CIDEr-D, exact match
   vqa        colour / count / yes-no questions         VQA accuracy (the one answer x 10 humans), exact match
@@ -11,6 +12,10 @@ i < 7); VQA reads the dataset's own held-out `eval/vqa.json` and its training `s
   multi      4 images, "image X" addressing (mPLUG-Owl3's distractor protocol: one image holds the answer)
   mc         colour question, options listed in the prompt, scored by likelihood, circular over rotations
   text       TextCore-style: "a red square has" -> {0, 3, 4} corners by likelihood
+  fewshot    caption 1-2 shapes in one of the interleaved documents' conventions (`synthetic.CONVENTIONS`; item
+             meta "group"): demonstrations of the same convention show it, 0-shot cannot know it; exact match, CIDEr
+  docvqa     a question about a held-out text-rich page (256-512 px: document, table, sign)  exact match, ANLS
+  count      3-8 small shapes (96-128 px): how many, what is at a position, left of / above   exact match
 """
 from __future__ import annotations
 
@@ -118,4 +123,40 @@ def text_choice(n: int, split: str) -> list[Item]:
         answer = options.index(f"{synthetic.CORNERS[shape]} corners .")
         items.append(Item(id=f"text-{split}-{i}", images=[], question="", options=options, answer_index=answer,
                           answers=[options[answer]], meta={"context": f"{article} {colour} {shape} has"}))
+    return items
+
+
+def fewshot(n: int, split: str) -> list[Item]:
+    """Captions in one of the conventions, taken in turn (meta["group"] names it, so demonstrations match it)."""
+    rng = _rng("fewshot", split)
+    items = []
+    for i in range(n):
+        data, objects = synthetic.shapes_image(rng, int(rng.integers(1, 3)))
+        convention = synthetic.CONVENTIONS[i % len(synthetic.CONVENTIONS)]
+        items.append(Item(id=f"fewshot-{split}-{i}", images=[data],
+                          answers=[synthetic.convention_caption(objects, convention)], meta={"group": convention}))
+    return items
+
+
+def docvqa(n: int, split: str) -> list[Item]:
+    """One question about each of n pages drawn from the eval seed (never a training page)."""
+    rng = _rng("docvqa", split)
+    items = []
+    for i in range(n):
+        data, page = synthetic.page_image(rng)
+        question, answer, kind = synthetic.page_question(rng, page)
+        items.append(Item(id=f"docvqa-{split}-{i}", images=[data], question=question, answers=[answer],
+                          meta={"layout": page["layout"], "type": kind}))
+    return items
+
+
+def counting(n: int, split: str) -> list[Item]:
+    """One counting or position question about each of n scenes of 3-8 small shapes."""
+    rng = _rng("count", split)
+    items = []
+    for i in range(n):
+        data, objects = synthetic.count_scene(rng)
+        question, answer, kind = synthetic.count_question(rng, objects)
+        items.append(Item(id=f"count-{split}-{i}", images=[data], question=question, answers=[answer],
+                          meta={"type": kind}))
     return items

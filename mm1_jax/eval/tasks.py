@@ -48,7 +48,8 @@ def _embedded_root(config) -> str:
 _EMBEDDED_LOADERS = {
     "embedded_cap": embedded.captioning, "embedded_ocr": embedded.ocr, "embedded_grounding": embedded.grounding,
     "embedded_multi": embedded.multi_image, "embedded_mc": embedded.multiple_choice,
-    "embedded_text": embedded.text_choice,
+    "embedded_text": embedded.text_choice, "embedded_fewshot": embedded.fewshot, "embedded_docvqa": embedded.docvqa,
+    "embedded_count": embedded.counting,
 }
 
 
