@@ -72,6 +72,12 @@ def run_and_write(ctx: Context, params: Any, config: ml_collections.ConfigDict, 
             print(f"{key}: {report['truncated']} prompts were cut to fit the context ({ctx.max_tokens} tokens, "
                   f"{ctx.max_images} images): {report['dropped_demos_mean']:.1f} of {k} demonstrations "
                   "dropped on average (the earliest first)")
+        for row in report["predictions"][:2]:  # what the scores are made of
+            if "correct" in row:
+                print(f"{key}: {row['id']}: chose {row['choice']!r} ({'right' if row['correct'] else 'wrong'})")
+            else:
+                refs = row.get("answers") or [""]
+                print(f"{key}: {row['id']}: {row['prediction']!r} (reference: {refs[0]!r})")
         if report["skipped"]:
             print(f"{key}: {len(report['skipped'])} items skipped; the first: {report['skipped'][0]['id']}: "
                   f"{report['skipped'][0]['reason']}")
