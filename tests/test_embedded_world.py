@@ -35,6 +35,11 @@ def world(tmp_path_factory):
     return synthetic.generate(str(tmp_path_factory.mktemp("world") / "w"), seed=0, scale=0.01)
 
 
+def _json(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f] if path.endswith(".jsonl") else json.load(f)
+
+
 def _tar_texts(path):
     out = []
     with tarfile.open(path) as tar:
@@ -57,9 +62,8 @@ def all_texts(root):
             for t in r["texts"] if t]
     reader = array_record_module.ArrayRecordReader(glob.glob(os.path.join(root, "text", "*"))[0])
     out += [("text", json.loads(x)["text"]) for x in reader.read_all()]
-    for path in sorted(glob.glob(os.path.join(root, "sft", "*.json*")) + glob.glob(os.path.join(root, "eval", "*.json"))):
-        recs = [json.loads(line) for line in open(path)] if path.endswith("jsonl") else json.load(open(path))
-        out += [(os.path.basename(path).split(".")[0], t["value"]) for r in recs for t in r["conversations"]]
+    for path in sorted(glob.glob(os.path.join(root, "sft", "*.json*"))) + [os.path.join(root, "eval", "vqa.json")]:
+        out += [(os.path.basename(path).split(".")[0], t["value"]) for r in _json(path) for t in r["conversations"]]
     return out
 
 
@@ -113,7 +117,7 @@ def _signature(text):
 
 def _all_scenes():
     """Every content a `shapes_image` can have (1 shape left / centre / right, or 2 shapes)."""
-    singles = [dict(colour=c, shape=s) for c in synthetic.COLOURS for s in synthetic.SHAPES]
+    singles = [{"colour": c, "shape": s} for c in synthetic.COLOURS for s in synthetic.SHAPES]
     for o in singles:
         for x in (2, 25, 50):
             yield [dict(o, box=(x, 5, x + 12, 17))]
@@ -180,8 +184,8 @@ def test_fewshot_task_answer_format_is_the_group_and_demos_share_it(tiny_config)
         assert len(item.images) == 1 and isinstance(item.images[0], bytes)
     assert {i.meta["group"] for i in items} == set(synthetic.CONVENTIONS)
     # 0-shot: the same picture content gets a different answer in every group
-    objs = [dict(colour="red", shape="circle", box=(2, 5, 20, 23)), dict(colour="blue", shape="square",
-                                                                          box=(40, 5, 58, 23))]
+    objs = [{"colour": "red", "shape": "circle", "box": (2, 5, 20, 23)},
+            {"colour": "blue", "shape": "square", "box": (40, 5, 58, 23)}]
     assert len({synthetic.convention_caption(objs, c) for c in synthetic.CONVENTIONS}) == len(synthetic.CONVENTIONS)
     mixed = 0
     for i, item in enumerate(items):
@@ -309,7 +313,7 @@ def test_alt_text_is_short_and_noisy_at_the_stated_rates(world):
     kinds, complete, missing, wrong, lengths = [], 0, 0, 0, []
     n = 2000
     for _ in range(n):
-        objs = [dict(colour=str(rng.choice(list(synthetic.COLOURS))), shape=str(rng.choice(synthetic.SHAPES)))
+        objs = [{"colour": str(rng.choice(list(synthetic.COLOURS))), "shape": str(rng.choice(synthetic.SHAPES))}
                 for _ in range(int(rng.integers(1, 3)))]
         text, kind = synthetic.alt_text(rng, objs)
         kinds.append(kind)
@@ -373,10 +377,13 @@ def test_every_source_is_read_by_the_pipelines_readers(world):
                 refs = refs if isinstance(refs, list) else [refs]
                 assert len(ex["images"]) == markers == len(refs), (src["name"], rec)
                 assert ex["weights"].sum() > 0
-    texts = [r for r in json.load(open(os.path.join(world, "sft", "text_dialogue.json")))]
+    for name in ("doc_vqa", "count_vqa"):  # several questions about one picture, none asked twice
+        for r in _json(os.path.join(world, "sft", f"{name}.json")):
+            asked = [t["value"].replace("<image>\n", "") for t in r["conversations"][::2]]
+            assert len(set(asked)) == len(asked) and r["conversations"][0]["value"].startswith("<image>\n"), r
+    texts = _json(os.path.join(world, "sft", "text_dialogue.json"))
     assert all("image" not in r and len(r["conversations"]) >= 4 for r in texts)
-    distract = json.load(open(os.path.join(world, "sft", "distractors.json")))
-    for r in distract:
+    for r in _json(os.path.join(world, "sft", "distractors.json")):
         n = len(r["image"])
         assert re.fullmatch(" ".join(f"Image {j + 1}: <image>" for j in range(n)) + r"\. In Image \d, .* \?",
                             r["conversations"][0]["value"])

@@ -43,7 +43,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mm1_jax.data import config as config_lib
 from mm1_jax.data import tokenizer as tokenizer_lib
 
-VERSION = "v4-dev"
+VERSION = "v4"
 IMAGE_SIZE = 64
 COLOURS = {
     "red": (220, 30, 30),
@@ -312,7 +312,7 @@ class Glyphs:
         self.paper = {c: (255 - m.astype(np.uint16))[:, :, None] for c, m in self.masks.items()}  # 255 - ink
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def glyphs(size: int) -> Glyphs:
     return Glyphs(size)
 
@@ -340,7 +340,8 @@ def page_image(rng: np.random.Generator, layout: str | None = None, side: int | 
     places = []  # (text, x, y)
     if layout == "document":
         title = " ".join(str(w) for w in rng.choice(PAGE_WORDS, int(rng.integers(1, 3)), replace=False))
-        body = [" ".join(_page_item(rng) for _ in range(int(rng.integers(2, 4)))) for _ in range(int(rng.integers(3, 7)))]
+        body = [" ".join(_page_item(rng) for _ in range(int(rng.integers(2, 4))))
+                for _ in range(int(rng.integers(3, 7)))]
         width = max(len(t) for t in [title] + body) * g.pitch
         x0 = margin + int(rng.integers(0, max(1, side - 2 * margin - width)))
         y = margin + int(rng.integers(0, max(1, side - 2 * margin - (len(body) + 2) * row_h)))
@@ -370,7 +371,8 @@ def page_image(rng: np.random.Generator, layout: str | None = None, side: int | 
             draw.line((x, y0, x, y0 + n_rows * row_h), fill=(150, 150, 150), width=1)
         info.update(rows=rows, lines=[" ".join(r) for r in rows])
     else:  # sign: a pale board with one or two short lines
-        lines = [" ".join(_page_item(rng) for _ in range(int(rng.integers(1, 3)))) for _ in range(int(rng.integers(1, 3)))]
+        lines = [" ".join(_page_item(rng) for _ in range(int(rng.integers(1, 3))))
+                 for _ in range(int(rng.integers(1, 3)))]
         pad = g.pitch
         w, h = max(len(t) for t in lines) * g.pitch + 2 * pad, len(lines) * row_h + 2 * pad
         x0 = margin + int(rng.integers(0, max(1, side - 2 * margin - w)))
@@ -510,12 +512,12 @@ def count_question(rng: np.random.Generator, objects: list[dict[str, Any]]) -> t
         answer = f"{_article(at[0]['colour'])} {at[0]['colour']} {at[0]['shape']} ." if at else "nothing ."
         return f"what is {POSITIONS[cell]} ?", answer, "position"
     if q == 4:
-        key = lambda o: (o["colour"], o["shape"])  # noqa: E731
+        key = lambda o: (o["colour"], o["shape"])
         unique = [o for o in objects if sum(key(x) == key(o) for x in objects) == 1]
         if len(unique) >= 2:
             a, b = (unique[int(i)] for i in rng.choice(len(unique), 2, replace=False))
             (ra, ca), (rb, cb) = divmod(a["cell"], 3), divmod(b["cell"], 3)
-            name = lambda o: f"the {o['colour']} {o['shape']}"  # noqa: E731
+            name = lambda o: f"the {o['colour']} {o['shape']}"
             if ca != cb:
                 return f"is {name(a)} left of {name(b)} ?", "yes ." if ca < cb else "no .", "left_of"
             return f"is {name(a)} above {name(b)} ?", "yes ." if ra < rb else "no .", "above"
@@ -634,17 +636,17 @@ def ocr_record(rng, image_name: str) -> tuple[bytes, dict[str, Any]]:
 
 
 def doc_vqa_record(rng, image_name: str) -> tuple[bytes, dict[str, Any]]:
-    """1-3 questions about one text-rich page."""
+    """1-3 different questions about one text-rich page."""
     data, info = page_image(rng)
     pairs = [page_question(rng, info)[:2] for _ in range(int(rng.integers(1, 4)))]
-    return data, _dialogue(image_name, pairs)
+    return data, _dialogue(image_name, _distinct(pairs))
 
 
 def count_vqa_record(rng, image_name: str) -> tuple[bytes, dict[str, Any]]:
-    """1-3 counting / position questions about one scene of 3-8 small shapes."""
+    """1-3 different counting / position questions about one scene of 3-8 small shapes."""
     data, objs = count_scene(rng)
     pairs = [count_question(rng, objs)[:2] for _ in range(int(rng.integers(1, 4)))]
-    return data, _dialogue(image_name, pairs)
+    return data, _dialogue(image_name, _distinct(pairs))
 
 
 def refer_record(rng, image_name: str) -> tuple[bytes, dict[str, Any]]:
@@ -766,6 +768,11 @@ def _conversation(image_name: str, question: str, answer: str) -> dict[str, Any]
         "image": image_name,
         "conversations": [{"from": "human", "value": f"<image>\n{question}"}, {"from": "gpt", "value": answer}],
     }
+
+
+def _distinct(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The question-answer pairs without repeats, in order."""
+    return [p for i, p in enumerate(pairs) if p not in pairs[:i]]
 
 
 def _turns(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
