@@ -310,7 +310,8 @@ def test_axis_rules_come_from_the_config():
     with pytest.raises(ValueError, match=r"axis_rules.embed='fsdpp' names 'fsdpp', not a mesh axis"):
         trainer.Trainer(cfg, "/nonexistent")
     del cfg.axis_rules
-    cfg.mesh = dict(data=1, fsdp=1, tensor=8, expert=1)  # the 271-token vocabulary cannot be split 8 ways
+    cfg.mesh = dict(data=1, fsdp=1, tensor=8, expert=1)
+    cfg.model.decoder.vocab_size = 271  # the embedded tokenizer's own size, not padded: it cannot be split 8 ways
     with pytest.raises(ValueError, match=r"parameter decoder/embed_tokens/embedding \(271, 32\): its axis 'vocab' "
                                          r"\(dimension 271\) cannot be split over mesh axes \('tensor',\) of size 8"):
         trainer.Trainer(cfg, "/nonexistent")
