@@ -259,3 +259,19 @@ def test_aggregate_follows_the_papers_averages():
     general = [b for b in mm15.metrics["General"]["mean"]]
     assert S.aggregate(mm15, scores)["Text-rich"] == pytest.approx(60.0)
     assert S.aggregate(mm15, scores)["MMBase"] is None and "MME" in general  # MME's normalisation was not found
+
+
+def test_studies_at_embedded_scale_are_valid_jobs():
+    """Every study that defines EMBEDDED gives, at embedded scale, jobs whose configs build (tiny models) with rows
+    named as at paper scale, and tasks that all exist."""
+    from mm1_jax.eval.datasets import RUNNABLE
+
+    embedded = [s for s in STUDIES.values() if s.embedded]
+    assert {s.name for s in embedded} >= {"mm1_data", "mm15_cpt_resolution"}
+    for study in embedded:
+        small = S.at_scale(study, "embedded")
+        assert small.scale == "embedded" and set(small.rows) <= set(study.rows)
+        assert all(t in RUNNABLE for t in small.tasks()), (study.name, small.tasks())
+        for job in S.jobs(small, ROOT):
+            config = S.check_job(job)
+            assert config.model.decoder.width == 128 and job.config == "configs/tiny.py", job

@@ -118,3 +118,27 @@ OWL3_STAGES = (
         "train.optimizer.lr": 2e-5, "train.optimizer.warmup_steps": 156, "train.optimizer.final_lr_fraction": 0.0}),
     dict(name="eval", evaluate=True, shots=(0,), limit=100_000),
 )
+
+
+# --- the studies at embedded scale (`--scale=embedded`: configs/tiny.py on the embedded world, minutes per run on a
+# CPU). One training recipe; rows keep their paper names so the paper's direction can be compared with ours.
+TINY_TRAIN = {"train.steps": 300, "train.optimizer.warmup_steps": 30, "train.eval_every": 0, "train.num_samples": 0,
+              "train.log_every": 50, "train.checkpoint.every_steps": 300}
+# the embedded world's sources by role (mm1_jax.data.synthetic; every one is listed in configs/tiny.py:main, most
+# at weight 0, so a stage picks its mixture with data.weights)
+TINY_PRETRAIN = "caption:45,interleaved:37,text:8,vqa:0"
+TINY_CPT = "caption:0,interleaved:0,text:0,vqa:0,ocr_pages:1"
+TINY_SFT = ("caption:0,interleaved:0,text:0,vqa:20,ocr:8,grounding:8,doc_vqa:15,count_vqa:10,refer:8,math:7,"
+            "multi_image:7,distractors:6,text_dialogue:6,knowledge:5")
+TINY_FEWSHOT = {  # the MM1 few-shot ablations' roles in the embedded world
+    "captioning": dict(task="embedded_cap", metric="cider", scale=100),
+    "VQA": dict(task="embedded_vqa", metric="vqa_accuracy", scale=100),
+    "format from demonstrations": dict(task="embedded_fewshot", metric="exact_match", scale=100,
+                                       note="each document's caption convention, shown only by the demonstrations"),
+    "TextCore": dict(task="embedded_text", metric="accuracy", scale=100),
+}
+TINY_MMBASE = {  # MM1.5's categories in the embedded world: general, text-rich, knowledge
+    "General": dict(task="embedded_vqa", metric="vqa_accuracy", scale=100),
+    "Text-rich": dict(task="embedded_docvqa", metric="anls", scale=100),
+    "Knowledge": dict(task="embedded_count", metric="exact_match", scale=100, note="counting and position"),
+}

@@ -33,3 +33,34 @@ FINDINGS = (
     ("MMBase rises with the continual pre-training resolution (756 and 1344 px above no CPT); 378 px is below no CPT",
      "Fig. 9a", "[S]"),
 )
+
+# Embedded scale: pre-training shared, continual pre-training on the world's text-rich pages (ocr_pages: 256-512 px,
+# illegible at the encoder's 64 px) at the base resolution, 2x (2x2 crops of 64 px + an overview) or 4x (3x3 crops
+# and an overview; 4x4 would need 17 entries per image), then the same SFT mixture; MMBase's three categories by
+# their embedded tasks.
+_SPLIT = {"data.max_images": 10, "model.max_images": 10, "data.split.kinds": ("caption", "sft")}
+_TINY_SFT = {**bm.TINY_TRAIN, **_SPLIT, "data.weights": bm.TINY_SFT, "data.split.mode": "mm1.5",
+             "data.split.n_min": 4, "data.split.n_max": 4}
+EMBEDDED = dict(
+    stages=(
+        dict(name="pretrain", config="configs/tiny.py", shared=True,
+             overrides={**bm.TINY_TRAIN, **_SPLIT, "data.weights": bm.TINY_PRETRAIN}),
+        dict(name="cpt", config="configs/tiny.py", overrides={**bm.TINY_TRAIN, **_SPLIT, "data.weights": bm.TINY_CPT}),
+        dict(name="sft", config="configs/tiny.py", overrides=_TINY_SFT),
+        dict(name="eval", evaluate=True, shots=(0,), limit=100),
+    ),
+    rows={
+        "no_cpt": dict(arg="main", skip=("cpt",)),
+        "cpt_378": dict(arg="main", stage_overrides={"cpt": {"data.split.mode": "none"}}),
+        "cpt_756": dict(arg="main", stage_overrides={"cpt": {"data.split.mode": "mm1.5", "data.split.n_min": 4,
+                                                             "data.split.n_max": 4}}),
+        "cpt_1344": dict(arg="main", stage_overrides={"cpt": {"data.split.mode": "mm1.5", "data.split.n_min": 9,
+                                                              "data.split.n_max": 9}}),
+    },
+    benchmarks=dict(bm.TINY_MMBASE),
+    metrics={"MMBase": dict(mean=("General", "Text-rich", "Knowledge"), shots=0),
+             "Text-rich": dict(mean=("Text-rich",), shots=0)},
+)
+FIGURES = (dict(kind="line", metric="MMBase", x={"no_cpt": 0, "cpt_378": 1, "cpt_756": 2, "cpt_1344": 4},
+                xlabel="continual pre-training resolution (x the encoder's; 0 = none)",
+                title="MM1.5 Fig. 9a: MMBase by continual pre-training resolution", file="fig9a.png"),)

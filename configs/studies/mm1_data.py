@@ -71,3 +71,23 @@ FINDINGS = (
     ("caption:interleaved:text 5:5:1 is best", "Fig. 5c", "[S]"),
     ("with VeCap: few-shot +2.4 and +4 (which shot counts each is not certain)", "Fig. 5d", "[S]"),
 )
+
+
+def _tiny(weights: str) -> dict:
+    """A row at embedded scale: the same caption / interleaved / text shares over the embedded world's sources."""
+    return dict(arg="main", overrides={"data.weights": f"{weights},vqa:0"})
+
+
+# Embedded scale: panels (a) and (b) (the shares as above), 300 steps, scored 0- and 4-shot on captioning, VQA and a
+# caption format only the demonstrations show, and on the text-only task.
+EMBEDDED = dict(
+    stages=(dict(name="pretrain", config="configs/tiny.py", overrides=bm.TINY_TRAIN),
+            dict(name="eval", evaluate=True, shots=(0, 4), limit=100)),
+    rows={row: _tiny(ROWS[row]["overrides"]["data.weights"]) for row in ROWS if row[0] in "ab"},
+    benchmarks=dict(bm.TINY_FEWSHOT),
+    metrics={"0-shot": dict(mean=("captioning", "VQA"), shots=0), "4-shot": dict(mean=("captioning", "VQA"), shots=4),
+             "format 4-shot": dict(mean=("format from demonstrations",), shots=4),
+             "TextCore": dict(mean=("TextCore",), shots=0)},
+)
+FIGURES = (dict(kind="bars", metrics=("0-shot", "4-shot", "8-shot"), title="MM1 Fig. 5a-b: few-shot by data mixture",
+                file="fig5.png"),)

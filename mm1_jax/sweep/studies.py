@@ -193,10 +193,11 @@ def at_scale(study: Study, scale: str) -> Study:
     if unknown or extra or not e.get("stages") or not e.get("rows"):
         raise StudyError(f"study {study.name}: EMBEDDED needs stages and rows (rows named as in ROWS) and may set "
                          f"benchmarks and metrics; found keys {sorted(e)}{', unknown rows ' + str(extra) if extra else ''}.")
-    small = dataclasses.replace(study, stages=tuple(e["stages"]), rows=dict(e["rows"]),
-                                benchmarks=dict(e.get("benchmarks", study.benchmarks)),
-                                metrics=dict(e.get("metrics", study.metrics)),
-                                paper={r: v for r, v in study.paper.items() if r in e["rows"]}, scale="embedded")
+    benchmarks, metrics = dict(e.get("benchmarks", study.benchmarks)), dict(e.get("metrics", study.metrics))
+    paper = {r: {m: v for m, v in values.items() if m in metrics or m in benchmarks}  # the paper's direction, to
+             for r, values in study.paper.items() if r in e["rows"]}                # compare with ours
+    small = dataclasses.replace(study, stages=tuple(e["stages"]), rows=dict(e["rows"]), benchmarks=benchmarks,
+                                metrics=metrics, paper=paper, scale="embedded")
     check_structure(small)
     return small
 
