@@ -88,6 +88,8 @@ EMBEDDED = dict(
     metrics={"0-shot": dict(mean=("captioning", "VQA"), shots=0), "4-shot": dict(mean=("captioning", "VQA"), shots=4),
              "format 4-shot": dict(mean=("format from demonstrations",), shots=4),
              "TextCore": dict(mean=("TextCore",), shots=0)},
+    figures=(dict(kind="bars", metrics=("0-shot", "4-shot", "format 4-shot", "TextCore"),
+                  title="MM1 Fig. 5a-b in miniature: by data mixture", file="fig5.png"),),
 )
 FIGURES = (dict(kind="bars", metrics=("0-shot", "4-shot", "8-shot"), title="MM1 Fig. 5a-b: few-shot by data mixture",
                 file="fig5.png"),)

@@ -23,7 +23,8 @@ A study file (`configs/studies/<name>.py`, plain data) defines:
               (our metric against a number each row stands for), with title=, xlabel=, file='name.png'.
   EMBEDDED    optional: the study at embedded scale (`--scale=embedded`, configs/tiny.py, minutes on a CPU):
               dict(stages=STAGES, rows={row: dict(arg=, overrides=, ...)} (names from ROWS, so the paper's numbers
-              still apply), benchmarks=BENCHMARKS (embedded tasks), metrics=METRICS (default: the study's)).
+              still apply), benchmarks=BENCHMARKS (embedded tasks), metrics=METRICS, figures=FIGURES (defaults:
+              the study's)).
 
 Overrides are checked against the base config's fields before any command is printed: an unknown field or a value
 of the wrong type is one sentence naming the study, row, stage and field.
@@ -188,16 +189,17 @@ def at_scale(study: Study, scale: str) -> Study:
     e = study.embedded
     if not e:
         raise StudyError(f"embedded scale not defined for study {study.name} yet (it has no EMBEDDED).")
-    unknown = set(e) - {"stages", "rows", "benchmarks", "metrics"}
+    unknown = set(e) - {"stages", "rows", "benchmarks", "metrics", "figures"}
     extra = [r for r in e.get("rows", {}) if r not in study.rows]
     if unknown or extra or not e.get("stages") or not e.get("rows"):
         raise StudyError(f"study {study.name}: EMBEDDED needs stages and rows (rows named as in ROWS) and may set "
-                         f"benchmarks and metrics; found keys {sorted(e)}{', unknown rows ' + str(extra) if extra else ''}.")
+                         f"benchmarks, metrics and figures; found keys {sorted(e)}{', unknown rows ' + str(extra) if extra else ''}.")
     benchmarks, metrics = dict(e.get("benchmarks", study.benchmarks)), dict(e.get("metrics", study.metrics))
     paper = {r: {m: v for m, v in values.items() if m in metrics or m in benchmarks}  # the paper's direction, to
              for r, values in study.paper.items() if r in e["rows"]}                # compare with ours
     small = dataclasses.replace(study, stages=tuple(e["stages"]), rows=dict(e["rows"]), benchmarks=benchmarks,
-                                metrics=metrics, paper=paper, scale="embedded")
+                                metrics=metrics, paper=paper, figures=tuple(e.get("figures", study.figures)),
+                                scale="embedded")
     check_structure(small)
     return small
 
