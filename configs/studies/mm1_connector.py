@@ -33,3 +33,20 @@ FINDINGS = (
      "Sec. 3.2", "[P]"),
     ("after SFT the connectors are very similar at 336 px / 144 tokens", "App. Fig. 10", "[P]"),
 )
+
+# Embedded scale: 64 -> 4 and 144 -> 16 image tokens, 224 -> 64 px and 336 -> 96 px (8 x 8 or 12 x 12 patches of
+# 8 px); every connector at 64 px, the C-Abstractor also at 96 px (8 of the 12 rows, about an hour with 2 seeds).
+_TINY_TOKENS, _TINY_PX = {64: 4, 144: 16}, {224: 64, 336: 96}
+EMBEDDED = dict(
+    stages=(dict(name="pretrain", config="configs/tiny.py", overrides=bm.TINY_TRAIN),
+            dict(name="eval", evaluate=True, shots=(0, 4), limit=100)),
+    rows={f"{connector}_{tokens}tok_{px}px": dict(arg="main", overrides={
+              "model.connector.name": connector, "model.connector.num_tokens": _TINY_TOKENS[tokens],
+              "model.encoder.image_size": _TINY_PX[px]})
+          for connector in ("avg_pool", "attn_pool", "c_abstractor") for tokens in (64, 144) for px in (224, 336)
+          if px == 224 or connector == "c_abstractor"},
+    benchmarks={name: bm.TINY_FEWSHOT[name] for name in ("captioning", "VQA")},
+    metrics={f"{k}-shot": dict(mean=("captioning", "VQA"), shots=k) for k in (0, 4)},
+    figures=(dict(kind="bars", metrics=("0-shot", "4-shot"), title="MM1 Fig. 4 in miniature: connector x tokens x "
+                  "resolution", file="fig4.png"),),
+)
