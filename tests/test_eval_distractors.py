@@ -210,7 +210,7 @@ def test_converted_owl3_runs_the_tasks(tmp_path):
     assert tok.bos_id not in prompt.tokens
     forward = _forward(lambda ids, images: ctx.model.apply({"params": loaded_params}, ids, images,
                                                             image_token_id=tok.image_id)["logits"])
-    ids, stops, new = list(prompt.tokens), set(tasks._stop_ids(ctx)), []
+    ids, stops, new = list(prompt.tokens), set(tasks.stop_ids(ctx)), []
     for _ in range(task.max_new_tokens):  # greedy, one full forward per new token
         nxt = int(np.argmax(forward(np.array(ids), prompt.images)[-1]))
         if nxt in stops:

@@ -283,3 +283,26 @@ def _tiny_owl3():
     params = module.init(jax.random.PRNGKey(0), np.array([[1, token, 2]], np.int32),
                          np.zeros((1, 28, 28, 3), np.float32))["params"]
     return LoadedOwl3(module, randomize(params, 5, scale=0.3), cfg, token), token
+
+
+def test_stream_yields_what_the_generator_returns():
+    """`stream` (one call per token, for a console) gives the tokens and log-probs of the batched while-loop
+    generator, greedy and sampled, for a slot-route MM1 prompt with images."""
+    from configs import tiny
+    from mm1_jax.models import build_model
+    from mm1_jax.runtime import checkpoint
+
+    config = tiny.get_config()
+    model = build_model(config.model)
+    params = checkpoint.load_params(model, config.model, None, seed=1)
+    k, image_id = 16, 4
+    rng = np.random.default_rng(0)
+    tokens = np.concatenate([[1], [image_id] * k, rng.integers(20, 200, size=5)]).astype(np.int32)
+    request = gen.Request(tokens, rng.standard_normal((1, 64, 64, 3)).astype(np.float32))
+    for sampling in (gen.Sampling(max_new_tokens=12, stop_ids=(2,)),
+                     gen.Sampling(max_new_tokens=12, temperature=0.8, top_k=20, seed=3)):
+        batched = gen.Generator(model, tokens_per_image=k, image_id=image_id, pad_id=0, batch_size=1)(
+            params, [request], sampling)[0]
+        streamed = list(gen.stream(model, params, request, sampling, pad_id=0, tokens_per_image=k, image_id=image_id))
+        assert [t for t, _ in streamed] == batched[0] and len(batched[0]) > 0
+        np.testing.assert_allclose([p for _, p in streamed], batched[1], rtol=1e-5, atol=1e-5)

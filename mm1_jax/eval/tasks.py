@@ -180,7 +180,8 @@ class Context:
         return self._generators[batch_size]
 
 
-def _stop_ids(ctx: Context) -> tuple[int, ...]:
+def stop_ids(ctx: Context) -> tuple[int, ...]:
+    """Tokens that end an answer: <eos>, <image>, '.', and <|im_end|> for ChatML."""
     tok = ctx.tok
     ids = [tok.eos_id, tok.image_id]
     for text in (".", "<|im_end|>" if ctx.template == "chatml" else None):
@@ -299,7 +300,7 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
 
 
 def _generate(ctx: Context, params: Any, name: str, prompts: list, new: int, batch: int, progress: bool) -> list[str]:
-    sampling = gen.Sampling(max_new_tokens=new, stop_ids=_stop_ids(ctx))
+    sampling = gen.Sampling(max_new_tokens=new, stop_ids=stop_ids(ctx))
     generator, texts = ctx.generator(batch), []
     for start in range(0, len(prompts), batch):
         chunk = [gen.Request(p.tokens, p.images) for _, p, _ in prompts[start:start + batch]]

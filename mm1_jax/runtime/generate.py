@@ -18,12 +18,13 @@ once per (batch, bucketed length, images) shape and sampling setting, shared by 
 Every token is chosen by `pick_tokens`: greedy when temperature <= 0, otherwise a sample at `temperature` from the
 `top_k` most likely tokens (0: all), then from the smallest set of those whose probability reaches `top_p`.
 
-Also `score_continuations`, summed log-likelihoods of given continuations (multiple-choice by likelihood).
+`stream` yields one request's tokens as they are made (the same steps, one call per token). Also
+`score_continuations`, summed log-likelihoods of given continuations (multiple-choice by likelihood).
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -183,12 +184,10 @@ def _layout(inputs: SlotImages | PlaceholderImages, requests: Sequence[Request],
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The jitted core
+# The jitted core: a prefill, then 1-token steps (in a while loop, or one call per token when streaming)
 # ----------------------------------------------------------------------------------------------------------------
-def _generate(model, inputs, sampling: Sampling, pad_id: int, params, batch, key):
-    """tokens [B, n] (pad_id after a row's stop token) and their log-probs [B, n] (0 there)."""
-    b, t = batch["tokens"].shape
-    n = sampling.max_new_tokens
+def _prefill(model, inputs, n: int, params, batch):
+    """A cache sized for the prompt and `n` new tokens, filled by the prompt; (last-position logits [B, V], cache)."""
 
     def empty_cache(params, batch):  # the caches made by a call over the whole length (prompt + new tokens)
         full = dict(batch)
@@ -199,15 +198,31 @@ def _generate(model, inputs, sampling: Sampling, pad_id: int, params, batch, key
     shapes = jax.eval_shape(empty_cache, params, batch)
     cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     out, state = inputs.apply(model, {"params": params, "cache": cache}, batch, decode=True, mutable=["cache"])
+    return out["logits"][:, -1], state["cache"]
+
+
+def _step(model, params, cache, token, positions):
+    """One cached step: logits [B, V] after `token` [B] at `positions` [B], and the cache."""
+    out, state = model.apply({"params": params, "cache": cache}, token[:, None], positions=positions[:, None],
+                             segment_ids=jnp.ones((token.shape[0], 1), jnp.int32), decode=True, mutable=["cache"])
+    return out["logits"][:, -1], state["cache"]
+
+
+def _choose(sampling: Sampling, pad_id: int, key, logits, i, done):
+    """(tokens [B], their log-probs, done [B]) for step i; rows already done repeat pad_id with log-prob 0."""
+    token = pick_tokens(logits, jax.random.fold_in(key, i), sampling.temperature, sampling.top_k, sampling.top_p)
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], axis=-1)[:, 0]
     stop = jnp.asarray(sampling.stop_ids or (-1,), jnp.int32)
+    token = jnp.where(done, pad_id, token)
+    return token, jnp.where(done, 0.0, logp), done | jnp.isin(token, stop)
 
-    def choose(logits, i, done):
-        token = pick_tokens(logits, jax.random.fold_in(key, i), sampling.temperature, sampling.top_k, sampling.top_p)
-        logp = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], axis=-1)[:, 0]
-        token = jnp.where(done, pad_id, token)
-        return token, jnp.where(done, 0.0, logp), done | jnp.isin(token, stop)
 
-    token, logp, done = choose(out["logits"][:, -1], 0, jnp.zeros((b,), bool))
+def _generate(model, inputs, sampling: Sampling, pad_id: int, params, batch, key):
+    """tokens [B, n] (pad_id after a row's stop token) and their log-probs [B, n] (0 there)."""
+    b = batch["tokens"].shape[0]
+    n = sampling.max_new_tokens
+    logits, cache = _prefill(model, inputs, n, params, batch)
+    token, logp, done = _choose(sampling, pad_id, key, logits, 0, jnp.zeros((b,), bool))
     tokens = jnp.full((b, n), pad_id, jnp.int32).at[:, 0].set(token)
     logps = jnp.zeros((b, n), jnp.float32).at[:, 0].set(logp)
 
@@ -217,18 +232,43 @@ def _generate(model, inputs, sampling: Sampling, pad_id: int, params, batch, key
 
     def body(carry):
         i, cache, token, done, tokens, logps = carry
-        positions = (batch["lengths"] + i - 1)[:, None]
-        out, state = model.apply({"params": params, "cache": cache}, token[:, None], positions=positions,
-                                 segment_ids=jnp.ones((b, 1), jnp.int32), decode=True, mutable=["cache"])
-        token, logp, done = choose(out["logits"][:, -1], i, done)
-        return i + 1, state["cache"], token, done, tokens.at[:, i].set(token), logps.at[:, i].set(logp)
+        logits, cache = _step(model, params, cache, token, batch["lengths"] + i - 1)
+        token, logp, done = _choose(sampling, pad_id, key, logits, i, done)
+        return i + 1, cache, token, done, tokens.at[:, i].set(token), logps.at[:, i].set(logp)
 
-    carry = (jnp.int32(1), state["cache"], token, done, tokens, logps)
+    carry = (jnp.int32(1), cache, token, done, tokens, logps)
     _, _, _, _, tokens, logps = jax.lax.while_loop(cond, body, carry)
     return tokens, logps
 
 
 _run = jax.jit(_generate, static_argnames=("model", "inputs", "sampling", "pad_id"))
+
+
+_run_prefill = jax.jit(_prefill, static_argnames=("model", "inputs", "n"))
+_run_step = jax.jit(_step, static_argnames=("model",))
+_run_choose = jax.jit(_choose, static_argnames=("sampling", "pad_id"))
+
+
+def stream(model: Any, params: Any, request: Request, sampling: Sampling = Sampling(), *, pad_id: int,
+           tokens_per_image: int | None = None, image_id: int | None = None, image_token_id: int | None = None,
+           length_bucket: int = 32) -> Iterator[tuple[int, float]]:
+    """One request's new tokens and their log-probs as they are made (for a console or a UI): the same prefill,
+    steps and choices as `Generator`, one jitted call per token. Stops after a stop token (not yielded)."""
+    inputs = prompt_inputs(tokens_per_image, image_id, image_token_id)
+    n = sampling.max_new_tokens
+    static = dataclasses.replace(sampling, seed=0, stop_ids=tuple(int(s) for s in sampling.stop_ids))
+    length = _bucket(len(np.reshape(request.tokens, -1)), length_bucket)
+    batch = _layout(inputs, [request], length=length, pad_id=pad_id)
+    key = jax.random.fold_in(jax.random.PRNGKey(sampling.seed), 0)
+    logits, cache = _run_prefill(model, inputs, n, params, batch)
+    done = jnp.zeros((1,), bool)
+    for i in range(n):
+        if i:
+            logits, cache = _run_step(model, params, cache, token, jnp.asarray(batch["lengths"]) + i - 1)
+        token, logp, done = _run_choose(static, pad_id, key, logits, i, done)
+        if bool(done[0]):
+            return
+        yield int(token[0]), float(logp[0])
 
 
 class Generator:
