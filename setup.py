@@ -30,7 +30,8 @@ setup(
     name="mm1_jax",
     version="0.1.0",
     description=__doc__,
-    packages=find_packages(include=["mm1_jax", "mm1_jax.*"]),
+    # configs/ too, so `from configs import tiny` works in a notebook anywhere (not only from the repository root)
+    packages=find_packages(include=["mm1_jax", "mm1_jax.*", "configs", "configs.*"]),
     package_data={"mm1_jax": ["data/assets/*"]},
     python_requires=">=3.10",
     install_requires=CORE,

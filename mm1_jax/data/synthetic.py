@@ -35,6 +35,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 from typing import Any
 
 import numpy as np
@@ -925,7 +926,10 @@ def ensure_generated(directory: str | None = None, seed: int = 0, scale: float =
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-synthetic-")
+    start = time.time()
+    print(f"generating the embedded dataset into {directory} (once, about 10 s) ...", end="", flush=True)
     generate(os.path.join(tmp, "data"), seed=seed, scale=scale)
+    print(f" done in {time.time() - start:.0f} s", flush=True)
     try:
         os.rename(os.path.join(tmp, "data"), directory)
     except OSError:  # another process finished first
