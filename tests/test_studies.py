@@ -234,7 +234,8 @@ def test_plan_refuses_bad_input_in_one_sentence(tmp_path, capsys):
     cases = [
         (["plan", "configs/studies/nope.py"], "study file 'configs/studies/nope.py' does not exist"),
         (["plan", path, "--rows=avg_pool_64tok_224px,nope"], "study mm1_connector has no row 'nope'; its rows are"),
-        (["plan", path, "--scale=embedded"], "embedded scale not defined for study mm1_connector yet."),
+        (["plan", str(STUDIES["mm1_encoder"].path), "--scale=embedded"],
+         "embedded scale not defined for study mm1_encoder yet (it has no EMBEDDED)."),
     ]
     not_a_study = tmp_path / "plain.py"
     not_a_study.write_text("X = 1\n")
