@@ -218,20 +218,15 @@ def expand(names: Any, eval_cfg: Any = None) -> list[str]:
     """Task names with groups (textcore) replaced by their members, in order, without repeats."""
     out: list[str] = []
     for name in names:
-        members = _group(name, eval_cfg) if name in GROUPS else [name]
+        members = group_members(name, eval_cfg) if name in GROUPS else [name]
         out += [m for m in members if m not in out]
     return out
 
 
-def _group(name: str, eval_cfg: Any) -> list[str]:
-    value = (eval_cfg or {}).get(name) if name == "textcore" and eval_cfg is not None else None
-    members = [m.strip() for m in str(value).split(",") if m.strip()] if value else list(GROUPS[name])
-    return members
-
-
 def group_members(name: str, eval_cfg: Any = None) -> list[str]:
-    """The members of group `name` as the config sets them."""
-    return _group(name, eval_cfg)
+    """The members of group `name` as the config sets them (eval.textcore), else its default list."""
+    value = (eval_cfg or {}).get(name) if eval_cfg is not None else None
+    return [m.strip() for m in str(value).split(",") if m.strip()] if value else list(GROUPS[name])
 
 
 def task_config(task: Task, eval_cfg: Any) -> dict[str, Any]:
