@@ -63,3 +63,17 @@ def test_bad_input_is_one_sentence_before_set_up(tmp_path):
                              text=True, timeout=300)
         assert out.returncode == 1 and out.stderr.strip().splitlines() == [message], out.stderr
         assert "Traceback" not in out.stderr and time.time() - start < 60
+
+
+def test_eta_counts_the_remaining_evaluations_and_saves():
+    """MetricsLogger's ETA: the steps left at the hook-free rate plus each hook's remaining runs at its last duration
+    (the last step runs every hook); a hook not timed yet is named, not guessed."""
+    from mm1_jax.train import metrics
+    # step 50 of 100 at 10 steps/s: eval (every 25) runs at 50, 75, 100 -> 3 x 4 s; save (every 50) at 50, 100 ->
+    # 2 x 1 s; samples (0: the last step only) not timed yet.
+    seconds, unknown = metrics.eta(50, 100, 10.0, {"eval": 25, "save": 50, "samples": 0}, {"eval": 4.0, "save": 1.0})
+    assert seconds == 5.0 + 12.0 + 2.0 and unknown == "samples"
+    # 110 steps, every 25: from step 101 only the last step (110) evaluates.
+    assert metrics.eta(101, 110, 1.0, {"eval": 25}, {"eval": 3.0}) == (9.0 + 3.0, "")
+    line = metrics.progress_line(50, 100, {"loss": 1.0, "lr": 1e-3, "eta_s": 19.0, "eta_excludes": "samples"})
+    assert "ETA 0m19s + samples (not timed yet)" in line

@@ -132,11 +132,29 @@ class MetricsLogger:
             self._tb.close()
 
 
+def eta(step: int, total: int, rate: float, every: dict[str, int], last_s: dict[str, float]) -> tuple[float | None, str]:
+    """Seconds left at `step`: the remaining steps at `rate` (steps/s, hooks excluded) plus every remaining run of
+    each periodic hook (`every[kind]` steps, 0 = at the last step only; all run at the last step) at its last
+    measured duration `last_s[kind]`. The kinds not measured yet are returned, comma-joined, instead of a guess."""
+    if not rate:
+        return None, ""
+    seconds, unknown = (total - step) / rate, []
+    for kind, n in every.items():
+        left = (total // n - (step - 1) // n + (1 if total % n else 0)) if n else 1  # runs in [step, total]
+        if kind in last_s:
+            seconds += left * last_s[kind]
+        elif left:
+            unknown.append(kind)
+    return seconds, ",".join(unknown)
+
+
 def progress_line(step: int, total: int, v: dict[str, Any]) -> str:
     eta = v.get("eta_s")
     eta_text = f"{int(eta) // 60:d}m{int(eta) % 60:02d}s" if eta is not None else "?"
     parts = [f"step {step}/{total}", f"loss {v.get('loss', float('nan')):.4f}", f"lr {v.get('lr', 0):.2e}",
-             f"tok/s {v['tokens_per_s']:,.0f}" if v.get("tokens_per_s") else "tok/s ?", f"ETA {eta_text}"]
+             f"tok/s {v['tokens_per_s']:,.0f}" if v.get("tokens_per_s") else "tok/s ?",
+             f"ETA {eta_text}" + (f" + {v['eta_excludes'].replace(',', ', ')} (not timed yet)"
+                                  if v.get("eta_excludes") else "")]
     if v.get("skipped_records"):
         parts.append(f"skipped records {v['skipped_records']}")
     if v.get("nonfinite_skips"):

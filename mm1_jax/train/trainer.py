@@ -275,6 +275,7 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_stop_signal) for s in (signal.SIGTERM, signal.SIGINT) if main_thread}
         compiled = step >= tc.steps
         self._losses, self._nonfinite, self._clock = {}, [0, 0], (time.time(), step, None)  # (time, step, start)
+        self._hook_s = {"since_log": 0.0}  # each hook's last duration, and the hooks' time since the last log
         result: dict[str, Any] = {"status": "done"}
         pending: list = []  # device metrics of the steps dispatched since the last fetch
         try:
@@ -347,19 +348,31 @@ class Trainer:
         tc, due = self.config.train, self._due_hooks(step)
         if m is not None and due["log"]:
             now, (t_last, s_last, start) = time.time(), self._clock
-            rate = (step - s_last) / max(now - t_last, 1e-9) if step > s_last else 0.0
+            train_s = now - t_last - self._hook_s["since_log"]  # the steps' own time: evaluations are counted apart
+            rate = (step - s_last) / max(train_s, 1e-9) if step > s_last else 0.0
+            eta, unknown = self._eta(step, rate)
             logger.write(step, {"loss": float(m["loss"]), "lr": float(m["lr"]), "grad_norm": float(m["grad_norm"]),
                                 "tokens_per_s": rate * self.global_batch * self.config.data.seq_len if rate else None,
-                                "eta_s": (tc.steps - step) / rate if rate else None,
+                                "eta_s": eta, "eta_excludes": unknown,
                                 "skipped_records": int(sum(self.pipeline.skip_counts().values())),
                                 "nonfinite_skips": self._nonfinite[0]})
-            self._clock = (now, step, start)
-        if due["save"]:
-            ckpt_lib.save(manager, step, self.state, data_json, force=True)
-        if due["eval"]:
-            result["eval"] = self._evaluate(logger, step)
-        if due["samples"]:
-            result["samples"] = self._samples(logger, step)
+            self._clock, self._hook_s["since_log"] = (now, step, start), 0.0
+        for kind in ("save", "eval", "samples"):
+            if not due[kind]:
+                continue
+            started = time.time()
+            if kind == "save":
+                ckpt_lib.save(manager, step, self.state, data_json, force=True)
+            else:
+                result[kind] = self._evaluate(logger, step) if kind == "eval" else self._samples(logger, step)
+            self._hook_s[kind] = time.time() - started
+            self._hook_s["since_log"] += self._hook_s[kind]
+
+    def _eta(self, step: int, rate: float) -> tuple[float | None, str]:
+        tc = self.config.train
+        every = {"save": tc.checkpoint.every_steps, "eval": tc.eval_every if tc.eval_every else None,
+                 "samples": tc.sample_every if tc.num_samples else None}
+        return metrics_lib.eta(step, tc.steps, rate, {k: v for k, v in every.items() if v is not None}, self._hook_s)
 
     def _evaluate(self, logger, step) -> dict[str, float]:
         """train.eval_tasks at train.eval_shots on the current parameters, logged as eval/<task>/<N>shot/<metric>."""
