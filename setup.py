@@ -20,9 +20,10 @@ CORE = [
     "pyarrow>=14",
     "etils[epath]>=1.5",
     "array-record>=0.5",
+    "tensorboard>=2.16",  # its TF-free event writer; `tensorboard --logdir WORKDIR/tb` to look at a run
 ]
-# `python -m mm1_jax.sweep report`: figures, rank correlations, TensorBoard hparams.
-SWEEP = ["matplotlib>=3.8", "scipy>=1.11", "tensorboard>=2.16"]
+# `python -m mm1_jax.sweep report`: figures and rank correlations.
+SWEEP = ["matplotlib>=3.8", "scipy>=1.11"]
 # torch is pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA wheel.
 TORCH = ["torch==2.13.0", "transformers>=4.50"]
 

@@ -10,7 +10,7 @@
   tb/          one TensorBoard run per finished row: its hyperparameters and our means (the HParams dashboard).
 A reproduction is judged by how its numbers compare with the paper's, so both stand side by side with where each paper
 number is and how we know it ([P] read in the paper, [S] secondary summaries, [S1] a single unchecked source).
-matplotlib, scipy and tensorboard are imported only when a report is written (`pip install '.[sweep]'`).
+matplotlib and scipy are imported only when a report is written (`pip install '.[sweep]'`).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mm1_jax.sweep.studies import Study, StudyError, aggregate, cli_value
+from mm1_jax.train.metrics import TensorBoardWriter
 
 TAG_MEANING = "[P] read in the paper, [S] secondary summaries, [S1] a single unchecked secondary source"
 CSV_COLUMNS = ("row", "metric", "ours_mean", "ours_std", "seeds", "paper", "paper_where", "paper_tag", "status")
@@ -436,15 +437,12 @@ def _hparam_domain(summary_v2, values: list):
 
 def _write_events(directory: pathlib.Path, summaries: list) -> str:
     """One event file (step 0) in `directory`, replacing the event files an earlier report left there."""
-    writer_lib = _need("tensorboard.summary.writer.event_file_writer")
-    from tensorboard.compat.proto import event_pb2
-
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.glob("events.out.tfevents.*"):
         old.unlink()
-    writer = writer_lib.EventFileWriter(str(directory))
+    writer = TensorBoardWriter(str(directory))
     for summary in summaries:
-        writer.add_event(event_pb2.Event(wall_time=time.time(), step=0, summary=summary))
+        writer.add(0, summary)
     writer.close()
     return str(next(directory.glob("events.out.tfevents.*")))  # the writer names its file, without a getter
 
@@ -455,9 +453,8 @@ def _safe_name(row: str) -> str:
 
 def _write_tensorboard(study: Study, stats, rows: list[str], hparams: dict, tb_dir: pathlib.Path) -> list[str]:
     """tb/: the experiment (hparams and metrics) and one run per finished row (its hparams and our means)."""
-    summary_v2 = _need("tensorboard.plugins.hparams.summary_v2")
     from tensorboard.compat.proto import summary_pb2
-    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
 
     values = {row: {k: _hparam_value(v) for k, v in (hparams.get(row) or {}).items()} for row in rows}
     names = sorted({k for v in values.values() for k in v})

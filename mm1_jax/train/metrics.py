@@ -1,98 +1,42 @@
 """Metrics: a console progress line, metrics.jsonl and TensorBoard event files in the workdir (host 0 only).
 
-TensorBoard's event format is written directly (TFRecord framing + a hand-encoded `Event` protobuf holding scalar
-summaries) so neither tensorflow nor tensorboard is a dependency; `tensorboard --logdir=WORKDIR/tb` reads it.
+The event files are written with TensorBoard's own TF-free writer (`tensorboard.summary.writer`), so
+`tensorboard --logdir=WORKDIR/tb` reads them and neither tensorflow nor torch is imported.
 """
 from __future__ import annotations
 
 import json
 import os
-import socket
-import struct
 import time
 from typing import Any
 
 import jax
-
-
-# --- TFRecord framing with masked CRC-32C (Castagnoli)
-def _crc_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_TABLE = _crc_table()
-
-
-def crc32c(data: bytes) -> int:
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def _masked(data: bytes) -> int:
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _record(data: bytes) -> bytes:
-    header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", _masked(header)) + data + struct.pack("<I", _masked(data))
-
-
-# --- just enough protobuf: Event{wall_time=1 double, step=2 int64, file_version=3 string, summary=5 Summary},
-# Summary{value=1 repeated Value}, Value{tag=1 string, simple_value=2 float}
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field_bytes(num: int, payload: bytes) -> bytes:
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _event(step: int, wall_time: float, *, summary: bytes | None = None, file_version: str | None = None) -> bytes:
-    out = _varint(1 << 3 | 1) + struct.pack("<d", wall_time) + _varint(2 << 3 | 0) + _varint(step)
-    if file_version is not None:
-        out += _field_bytes(3, file_version.encode())
-    if summary is not None:
-        out += _field_bytes(5, summary)
-    return out
-
-
-def _scalar_summary(values: dict[str, float]) -> bytes:
-    out = b""
-    for tag, v in values.items():
-        value = _field_bytes(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", float(v))
-        out += _field_bytes(1, value)
-    return out
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.text import summary_v2 as text_summary
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 
 class TensorBoardWriter:
-    """Scalars into an `events.out.tfevents.*` file."""
+    """Scalars and text samples into an `events.out.tfevents.*` file."""
 
     def __init__(self, logdir: str):
-        os.makedirs(logdir, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}"
-        self._f = open(os.path.join(logdir, name), "ab")
-        self._f.write(_record(_event(0, time.time(), file_version="brain.Event:2")))
+        self._writer = EventFileWriter(logdir)
+
+    def add(self, step: int, summary: summary_pb2.Summary):
+        """One event holding `summary` (any TensorBoard plugin's summary protobuf)."""
+        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+        self._writer.flush()
 
     def scalars(self, step: int, values: dict[str, float]):
-        self._f.write(_record(_event(step, time.time(), summary=_scalar_summary(values))))
-        self._f.flush()
+        self.add(step, summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=float(v))
+                                                   for tag, v in values.items()]))
+
+    def text(self, step: int, tag: str, lines: list[str]):
+        """Markdown text (TensorBoard's Text tab): one line per sample."""
+        self.add(step, text_summary.text_pb(tag, "\n\n".join(lines)))
 
     def close(self):
-        self._f.close()
+        self._writer.close()
 
 
 class MetricsLogger:
@@ -123,6 +67,7 @@ class MetricsLogger:
             return
         self._jsonl.write(json.dumps({"step": step, key: lines}) + "\n")
         self._jsonl.flush()
+        self._tb.text(step, key, lines)
         for line in lines:
             print(f"  [{key} @ {step}] {line}", flush=True)
 

@@ -345,7 +345,7 @@ class Trainer:
     def _hooks(self, step: int, m: dict | None, logger, manager, data_json: str, result: dict) -> None:
         """Everything that runs at a due step: log, checkpoint, then evaluate and sample (after the save, so an
         evaluation that fails loses no training)."""
-        tc, due = self.config.train, self._due_hooks(step)
+        due = self._due_hooks(step)
         if m is not None and due["log"]:
             now, (t_last, s_last, start) = time.time(), self._clock
             train_s = now - t_last - self._hook_s["since_log"]  # the steps' own time: evaluations are counted apart
