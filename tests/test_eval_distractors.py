@@ -228,3 +228,26 @@ def test_converted_owl3_runs_the_tasks(tmp_path):
                             dict(num_images=8, answer_mode="likelihood"))
     scores = _option_scores(forward, tok, prompt, shown.options)
     assert dis["predictions"][0]["choice"] == shown.options[int(np.argmax(scores))]
+
+
+def test_embedded_distractor_task_and_a_section_per_n():
+    """`embedded_distractors` draws the embedded colour questions (`embedded.multiple_choice`) and their distractors
+    from its 200 held-out items; a config section of its kind adds another N, checked like any task's."""
+    from configs import tiny
+    from mm1_jax.eval import embedded
+
+    config = tiny.get_config()
+    config.eval.distractors_8 = dict(kind="embedded_distractors", num_images=8)
+    datasets.check_eval_config(config.eval, ["embedded_distractors", "distractors_8"])
+    task = datasets.task_for("distractors_8", config.eval)
+    items, pool, skipped = tasks.load_task(task, config, 5)
+    reference = embedded.multiple_choice(200, "eval")
+    assert [i.id for i in items] == [i.id for i in reference[:5]] and len(pool) == 200 and skipped == []
+    values = datasets.task_config(task, config.eval)
+    shown = tasks.presentations(task, items[0], 0, pool, 0, values)
+    assert len(shown) == 3 and all(len(p.query.images) == 8 for p in shown)  # 3 rotations, 8 images each
+    assert all(p.query.images.count(items[0].images[0]) == 1 for p in shown)
+    assert re.match(r"Image 1: <image> .* Image 8: <image>\. In Image [1-8], what colour is the ", shown[0].query.question)
+    config.eval.distractors_8.num_images = 0
+    with pytest.raises(ValueError, match=r"eval.distractors_8.num_images=0 must be a positive integer"):
+        datasets.check_eval_config(config.eval, ["distractors_8"])

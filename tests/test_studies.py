@@ -152,6 +152,27 @@ def test_stages_chain_and_shared_stages_run_once():
     assert dict(cpt["cpt_756"].overrides)["init.checkpoint"].endswith("/cpt_756/cpt/checkpoints")
 
 
+def test_a_shared_stage_runs_once_per_configuration():
+    """owl3_distractors at embedded scale: two routes (hyper attention, concatenation), each trained once per
+    configuration and shared by its N rows; every eval starts from its own route's last stage."""
+    jobs = S.jobs(S.at_scale(STUDIES["owl3_distractors"], "embedded"), ROOT)
+    train = [(j.row, j.stage) for j in jobs if j.kind == "train"]
+    assert train == [("shared", "pretrain"), ("shared", "sft"), ("shared-concat_n_1", "pretrain"),
+                     ("shared-concat_n_1", "sft")]
+    by = {(j.row, j.stage): j for j in jobs}
+    assert dict(by["shared-concat_n_1", "sft"].overrides)["init.checkpoint"].endswith(
+        "/shared-concat_n_1/pretrain/checkpoints")
+    assert dict(by["shared", "pretrain"].overrides)["model.decoder.hyper_layers"] == (1,)
+    assert "model.decoder.hyper_layers" not in dict(by["shared-concat_n_1", "pretrain"].overrides)
+    for n in (1, 5, 10, 20, 50):
+        for route, trained in (("n", "shared"), ("concat_n", "shared-concat_n_1")):
+            evaluation = by[f"{route}_{n}", "eval"]
+            assert evaluation.checkpoint == f"{ROOT}/owl3_distractors/{trained}/sft/checkpoints"
+            assert dict(evaluation.overrides)["eval.embedded_distractors.num_images"] == n
+    paper = {j.row: j.missing for j in S.jobs(STUDIES["owl3_distractors"], ROOT)}
+    assert paper["n_50"] == "" and "LLaVA-Next-Interleave" in paper["concat_n_50"]  # no converter for it here
+
+
 def _parse_config(command: str, tmp_name: str):
     """The config a command's --config flags produce, parsed by ml_collections config_flags as the CLIs do."""
     argv = [tmp_name] + [a for a in shlex.split(command) if a.startswith("--config")]

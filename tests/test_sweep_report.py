@@ -33,6 +33,8 @@ FIGURES = (
     dict(kind="bars", metrics=("0-shot", "4-shot"), title="Toy Fig. 1", file="fig1.png"),
     dict(kind="line", metric="0-shot", x={"small": 1, "medium": 10, "large": 100, "huge": 1000}, logx=True,
          xlabel="parameters", title="0-shot by size", file="size.png"),
+    dict(kind="line", metric="4-shot", x={"small": 1, "medium": 2, "large": 1, "huge": 2},
+         series={"small": "route A", "medium": "route A", "large": "route B", "huge": "route B"}, file="routes.png"),
 )
 '''
 ERROR = "sft: RuntimeError: out of memory"
@@ -175,6 +177,13 @@ def test_figures_decode_and_their_data_are_the_results(written):
     assert series["std"][:2] == pytest.approx([expected[r]["0-shot"][1] for r in ("small", "medium")])
     assert line["paper"] == {"rows": ["small", "medium", "large", "huge"], "x": [1, 10, 100, 1000],
                              "value": [30.0, 35.25, 33.0, 50.0]}
+    routes = json.loads((out / "figures" / "routes.data.json").read_text())["series"]  # one line per series label
+    assert list(routes) == ["route A", "route B"]
+    assert routes["route A"]["rows"] == ["small", "medium"] and routes["route A"]["x"] == [1, 2]
+    assert routes["route A"]["mean"] == pytest.approx([expected[r]["4-shot"][0] for r in ("small", "medium")])
+    assert routes["route B"]["rows"] == ["large", "huge"] and routes["route B"]["x"] == [1, 2]
+    assert routes["route B"]["mean"] == [pytest.approx(expected["large"]["4-shot"][0]), None]
+    _png(out / "figures" / "routes.png")
 
 
 def test_tensorboard_runs_hold_each_rows_hparams_and_means(written):

@@ -68,6 +68,8 @@ def test_killed_sweep_resumes_to_the_same_results(finished):
     log = (root / "logs" / "s0__b__continue.log").read_text()
     assert log.count("# 20") >= 2  # two runs of the job
     assert "resum" in log.lower()  # the second run started from its checkpoint
+    evals = [(root / "logs" / f"s0__{r}__eval.log").read_text() for r in "abc"]
+    assert not [line for text in evals for line in text.splitlines() if re.match(r"^[IWEF]\d{4} ", line)], evals[0]
     a, b, c = (scores(root, r) for r in "abc")
     assert set(a) == {"embedded_cap/0shot/cider", "embedded_cap/0shot/exact_match", "embedded_vqa/0shot/vqa_accuracy",
                       "embedded_vqa/0shot/exact_match"}

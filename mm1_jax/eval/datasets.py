@@ -22,7 +22,7 @@ from typing import Any
 
 import ml_collections
 
-from mm1_jax.eval import readers
+from mm1_jax.eval import embedded, readers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +56,8 @@ KINDS: dict[str, Kind] = {
                     circular=True, options=dict(_CHOICE)),
     "distractors": Kind(readers.read_mmbench, "choice", ("circular_accuracy", "accuracy"), dict(annotations=""),
                         circular=True, distractors=True, options=dict(_CHOICE, num_images=1)),
+    "embedded_distractors": Kind(embedded.read_colour_questions, "choice", ("circular_accuracy", "accuracy"), {},
+                                 circular=True, distractors=True, options=dict(_CHOICE, num_images=1)),
     "scienceqa": Kind(readers.read_scienceqa, "choice", ("accuracy",),
                       dict(annotations="", images="", split="test", image_only=True), options=dict(_CHOICE)),
     "ai2d": Kind(readers.read_ai2d, "choice", ("accuracy",), dict(annotations="", images="", ids=""),
@@ -108,6 +110,9 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                 "MMBench (arXiv 2307.06281); CircularEval"),
     "mmbench_distractors": ("distractors", {}, dict(annotations="MMBench_DEV_EN.tsv"),
                             "mPLUG-Owl3 (arXiv 2408.04840v2) Sec. 4.5: MMBench-dev with N - 1 distractor images"),
+    "embedded_distractors": ("embedded_distractors", {}, {},
+                             "mPLUG-Owl3 Sec. 4.5's protocol on the embedded world's colour questions (no files; "
+                             "a section config.eval.NAME = dict(kind='embedded_distractors', num_images=N) adds an N)"),
     "scienceqa": ("scienceqa", {}, dict(annotations="ScienceQA/data/scienceqa/problems.json",
                                         images="ScienceQA/images"),
                   "ScienceQA-IMG (arXiv 2209.09513): test questions with an image"),

@@ -16,6 +16,9 @@ as support.
              meta "group"): demonstrations of the same convention show it, 0-shot cannot know it; exact match, CIDEr
   docvqa     a question about a held-out text-rich page (256-512 px: document, table, sign)  exact match, ANLS
   count      3-8 small shapes (96-128 px): how many, what is at a position, left of / above   exact match
+  distractors  mc's questions, each image among num_images - 1 others: "Image 1: <image> ... In Image X, ..."
+             (mPLUG-Owl3 Sec. 4.5), CircularEval; a reader-backed task (`read_colour_questions`), so config
+             sections with kind='embedded_distractors' add other N
 """
 from __future__ import annotations
 
@@ -111,6 +114,12 @@ def multiple_choice(n: int, split: str, num_options: int = 3) -> list[Item]:
                           options=[f"{o} ." for o in options], answer_index=int(np.argmax(order == 0)),
                           answers=[f"{truth} ."]))
     return items
+
+
+def read_colour_questions(task: str) -> tuple[list[Item], list[dict]]:  # noqa: ARG001 (a reader's signature)
+    """`multiple_choice`'s 200 held-out items as a file reader returns them (nothing skipped): the pool the
+    `embedded_distractors` task draws its questions and distractor images from."""
+    return multiple_choice(200, "eval"), []
 
 
 def text_choice(n: int, split: str) -> list[Item]:

@@ -139,7 +139,8 @@ def restore_params(directory: str, abstract_params: Any, field: str = "init.chec
     if not epath.Path(directory).exists():
         raise ValueError(f"{field}={directory!r} holds no complete checkpoint (the folder does not exist).")
     manager = ocp.CheckpointManager(_absolute(directory), options=ocp.CheckpointManagerOptions(create=False),
-                                    item_handlers={"state": ocp.PyTreeCheckpointHandler()})
+                                    item_handlers={"state": ocp.PyTreeCheckpointHandler(),
+                                                   "data": ocp.JsonCheckpointHandler()})  # named, so orbax does not warn it is left
     try:
         steps = sorted(int(s) for s in manager.all_steps())
         if not steps:

@@ -181,7 +181,7 @@ def run_tpu(root: Root, manifest: dict, ids: list[str], pods: list[str], zone: s
     for job_id in ids:
         entry = manifest["jobs"][job_id]
         chains.setdefault((entry["seed"], entry["row"]), []).append(job_id)
-    shared = [c for c in chains if c[1] == "shared"]
+    shared = [c for c in chains if c[1] == "shared" or c[1].startswith("shared-")]
     order = shared + [c for c in chains if c not in shared]  # shared stages first, on the first pod
     queues: dict[str, list[str]] = {pod: [] for pod in pods}
     for n, chain in enumerate(order):

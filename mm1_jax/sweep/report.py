@@ -318,9 +318,14 @@ def line_data(study: Study, stats, spec: dict) -> dict:
             paper["rows"].append(row)
             paper["x"].append(x)
             paper["value"].append(float(entry[0]))
+    groups = spec.get("series") or {}  # row -> the line it belongs to (one line of all rows without it)
+    series = {}
+    for label in dict.fromkeys(groups.get(row, metric) for row in rows):
+        members = [(row, x) for row, x in zip(rows, xs) if groups.get(row, metric) == label]
+        series[label] = {**_series(stats, [r for r, _ in members], [metric]), "rows": [r for r, _ in members],
+                         "x": [x for _, x in members]}
     return {"kind": "line", "title": spec.get("title", ""), "metric": metric, "xlabel": spec.get("xlabel", ""),
-            "logx": bool(spec.get("logx", False)), "rows": rows, "x": xs,
-            "series": {metric: _series(stats, rows, [metric])}, "paper": paper}
+            "logx": bool(spec.get("logx", False)), "rows": rows, "x": xs, "series": series, "paper": paper}
 
 
 def _new_axes(width: float, height: float):
@@ -365,12 +370,12 @@ def plot_bars(data: dict, path: pathlib.Path) -> None:
 
 def plot_line(data: dict, path: pathlib.Path) -> None:
     fig, ax = _new_axes(6.0, 4.5)
-    series = data["series"][data["metric"]]
-    points = [(x, m, math.nan if s is None else s) for x, m, s in zip(data["x"], series["mean"], series["std"])
-              if m is not None]
-    if points:
-        ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
-                    capsize=3, label=f"ours ({data['metric']})")
+    for label, series in data["series"].items():
+        points = [(x, m, math.nan if s is None else s) for x, m, s in zip(series["x"], series["mean"], series["std"])
+                  if m is not None]
+        if points:
+            ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
+                        capsize=3, label=f"ours ({label})")
     if data["paper"]["x"]:
         ax.scatter(data["paper"]["x"], data["paper"]["value"], marker="s", s=50, facecolors="none",
                    edgecolors="black", zorder=3, label="paper")

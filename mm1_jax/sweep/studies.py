@@ -6,7 +6,8 @@ A study file (`configs/studies/<name>.py`, plain data) defines:
   STAGES      tuple of stages, in order. A training stage: dict(name, config='configs/X.py', overrides={...},
               shared=False, missing=''); its `config` gets the row's `arg` (`configs/X.py:ARG`); every training stage
               after a row's first starts from the previous one's checkpoints (`init.checkpoint`). `shared=True`: one
-              job for all rows (they must configure it identically). An evaluation stage: dict(name, evaluate=True,
+              job for all the rows that configure the stage identically (row `shared`; a second configuration
+              of it, e.g. another architecture, runs once as `shared-<its first row>`). An evaluation stage: dict(name, evaluate=True,
               shots=(0, 4, 8), limit=N, overrides={...}, missing='') scores the row's previous training stage on the
               tasks of BENCHMARKS (with that stage's config), or, with `config` and `checkpoint`, a given model.
   ROWS        row name -> dict(arg='decoder=1b,...' (the config argument of every stage), overrides={dotted field:
@@ -20,7 +21,8 @@ A study file (`configs/studies/<name>.py`, plain data) defines:
   FINDINGS    optional: (sentence, where, tag) conclusions to compare against.
   FIGURES     optional: the report's figures in the paper's style, each dict(kind='bars', metrics=(...)) (a group
               of bars per metric, one bar per row) or dict(kind='line', metric=..., x={row: number}, logx=False)
-              (our metric against a number each row stands for), with title=, xlabel=, file='name.png'.
+              (our metric against a number each row stands for; series={row: label} draws one line per label), with
+              title=, xlabel=, file='name.png'.
   EMBEDDED    optional: the study at embedded scale (`--scale=embedded`, configs/tiny.py, minutes on a CPU):
               dict(stages=STAGES, rows={row: dict(arg=, overrides=, ...)} (names from ROWS, so the paper's numbers
               still apply), benchmarks=BENCHMARKS (embedded tasks), metrics=METRICS, figures=FIGURES (defaults:
@@ -93,7 +95,7 @@ class Job:
     """One (row, stage): a training run or an evaluation."""
 
     study: str
-    row: str  # 'shared' for a shared stage
+    row: str  # 'shared' (or 'shared-ROW', a second configuration) for a shared stage
     stage: str
     kind: str  # 'train' | 'eval'
     config: str  # configs/X.py
@@ -297,7 +299,7 @@ def jobs(study: Study, root: str = DEFAULT_ROOT, rows: list[str] | None = None) 
     unavailable = tuple(t for t in tasks if t not in TASKS)
     files = _merge(*(b.get("files") for b in study.benchmarks.values() if b["task"] in TASKS))
     out: list[Job] = []
-    shared: dict[str, tuple[str, Job]] = {}
+    shared: dict[tuple, Job] = {}  # (stage, config, arg, overrides) -> the one job of that configuration
     for row in chosen:
         spec = study.rows[row]
         previous: Job | None = None
@@ -332,18 +334,17 @@ def jobs(study: Study, root: str = DEFAULT_ROOT, rows: list[str] | None = None) 
                 raise StudyError(f"study {study.name}, row {row!r}: stage {name!r} starts from stage "
                                  f"{previous.stage!r}'s checkpoints, but also sets {clash[0]}, which would replace "
                                  "what that stage trained; set it on the row's first stage only.")
-            who = "shared" if stage.get("shared") else row
+            key = (name, stage["config"], spec.get("arg", ""), tuple(overrides.items()))
+            if stage.get("shared") and key in shared:  # a row configured as an earlier one: that run is its start
+                previous = shared[key]
+                continue
+            who = row
+            if stage.get("shared"):  # 'shared', or 'shared-ROW' for the second, third... configuration of the stage
+                who = "shared" if not any(k[0] == name for k in shared) else f"shared-{row}"
             job = Job(study.name, who, name, "train", stage["config"], spec.get("arg", ""), tuple(overrides.items()),
                       f"{root}/{study.name}/{who}/{name}", missing)
             if stage.get("shared"):
-                if name in shared:
-                    first, seen = shared[name]
-                    if (seen.config_arg, seen.overrides) != (job.config_arg, job.overrides):
-                        raise StudyError(f"study {study.name}: stage {name!r} is shared, but rows {first!r} and "
-                                         f"{row!r} configure it differently.")
-                    previous = seen
-                    continue
-                shared[name] = (row, job)
+                shared[key] = job
             out.append(job)
             previous = job
     return out
