@@ -41,6 +41,7 @@ setup(
              "anls>=0.0.2", "scikit-image>=0.22"] + TORCH + SWEEP,
         "convert": TORCH,
         "sweep": SWEEP,
-        "notebooks": ["jupyter", "matplotlib"],
+        # notebooks/: Jupyter, the figures (matplotlib, scipy) and transformers models to convert (analysis.ipynb)
+        "notebooks": ["jupyter"] + SWEEP + TORCH,
     },
 )

@@ -112,27 +112,10 @@ def status(root: str) -> list[str]:
 
 def report(root: str) -> list[str]:
     """Every finished evaluation's scores by row and seed -> ROOT/report (sweep.report.write_report)."""
-    import json
-
     from mm1_jax.sweep.report import write_report
 
     box = manifest_lib.Root(root)
-    manifest = box.manifest()
-    if manifest is None:
-        raise studies_lib.StudyError(f"{root} is not a sweep root (it has no manifest.json).")
-    study = studies_lib.at_scale(studies_lib.load_study(manifest["study_file"]), manifest.get("scale", "paper"))
-    results: dict[str, dict[int, dict]] = {}
-    failed: dict[str, str] = {}
-    for job_id, entry in manifest["jobs"].items():
-        state, detail = manifest_lib.job_status(box, manifest, job_id)
-        if state == "failed":
-            failed.setdefault(entry["row"], f"{entry['stage']}: {detail}")
-        path = box.path.__class__(entry["workdir"]) / "eval_results.json"
-        if entry["kind"] == "eval" and state == "done" and path.exists():
-            results.setdefault(entry["row"], {})[int(entry["seed"])] = json.loads(path.read_text())["scores"]
-    hparams = {row: {"arg": spec.get("arg", ""), **{k: str(v) if isinstance(v, (tuple, list)) else v
-                                                     for k, v in spec.get("overrides", {}).items()}}
-               for row, spec in study.rows.items()}
+    study, results, failed, hparams = manifest_lib.collect_results(box)
     written = write_report(study, results, str(box.path / "report"), failed=failed, hparams=hparams)
     return [f"written: {p}" for p in written]
 

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import time
@@ -182,6 +183,35 @@ def job_status(root: Root, manifest: dict, job_id: str) -> tuple[str, str]:
         if not _alive(int(state["pid"])):
             return "interrupted", f"pid {state['pid']} is gone"
     return state["state"], state.get("error", "") if state["state"] == "failed" else state.get("detail", "")
+
+
+def collect_results(root: Root) -> tuple[studies_lib.Study, dict, dict, dict]:
+    """What a report is made of: (the study at the root's scale, results, failed, hparams).
+
+    results[row][seed]: the flat eval scores {"task/Nshot/metric": value} of every finished evaluation (its workdir's
+    eval_results.json); failed[row]: "stage: last error line" of the row's first failed job; hparams[row]: the row's
+    argument and overrides (for TensorBoard). StudyError when the root has no manifest.
+    """
+    manifest = root.manifest()
+    if manifest is None:
+        raise studies_lib.StudyError(f"{root.path} is not a sweep root (it has no manifest.json).")
+    study_file = pathlib.Path(manifest["study_file"])
+    if not study_file.is_absolute() and not study_file.exists():  # a path `run` was given relative to the repository
+        study_file = studies_lib.REPO / study_file
+    study = studies_lib.at_scale(studies_lib.load_study(study_file), manifest.get("scale", "paper"))
+    results: dict[str, dict[int, dict]] = {}
+    failed: dict[str, str] = {}
+    for job_id, entry in manifest["jobs"].items():
+        state, detail = job_status(root, manifest, job_id)
+        if state == "failed":
+            failed.setdefault(entry["row"], f"{entry['stage']}: {detail}")
+        path = epath.Path(entry["workdir"]) / "eval_results.json"
+        if entry["kind"] == "eval" and state == "done" and path.exists():
+            results.setdefault(entry["row"], {})[int(entry["seed"])] = json.loads(path.read_text())["scores"]
+    hparams = {row: {"arg": spec.get("arg", ""), **{k: str(v) if isinstance(v, (tuple, list)) else v
+                                                     for k, v in spec.get("overrides", {}).items()}}
+               for row, spec in study.rows.items()}
+    return study, results, failed, hparams
 
 
 def _alive(pid: int) -> bool:
