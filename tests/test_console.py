@@ -47,6 +47,25 @@ def test_console_ctrl_c_and_resume(tmp_path):
     assert f"done: step {saved + 2}" in again.stdout
 
 
+def test_ctrl_c_during_compilation_saves_the_first_step(tmp_path):
+    """Ctrl-C while the train step compiles (XLA's C++ cannot be interrupted): the step finishes, is saved, and the
+    command exits cleanly (it once ended in a segmentation fault)."""
+    workdir = str(tmp_path / "run")
+    proc = subprocess.Popen(train(f"--workdir={workdir}", "--config.train.steps=5000", *SMALL), cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("starting fresh"):
+            time.sleep(1.0)  # inside the first step's compilation (it takes tens of seconds)
+            proc.send_signal(signal.SIGINT)
+            break
+    lines += proc.stdout.read().splitlines()
+    assert proc.wait(timeout=300) == 0, lines
+    assert "SIGINT: saved step 1; exiting (restart with the same workdir to resume)." in lines, lines
+    assert os.listdir(os.path.join(workdir, "checkpoints")) == ["1"]
+
+
 def test_bad_input_is_one_sentence_before_set_up(tmp_path):
     cases = [
         (["--config=configs/tinyy.py", f"--workdir={tmp_path}"],
