@@ -168,22 +168,16 @@ def test_distractor_task_on_both_image_routes(tmp_path, route, n):
         assert np.max(np.abs(moved - direct)) > 1e-4
 
 
-def test_converted_owl3_runs_the_tasks(tmp_path):
-    """A converted mPLUG-Owl3 directory through the eval command's loader: ChatML prompts without <bos>, one
-    placeholder per image; its greedy VQA answer equals a plain full-forward greedy decode, and its distractor choice
-    the argmax of full-forward option likelihoods."""
+def converted_owl3(tmp_path) -> tuple[str, str]:
+    """(a Qwen2-style byte-level tokenizer.json, a converted tiny mPLUG-Owl3 directory with perturbed weights)."""
     import flax.linen as nn
 
-    from configs import tiny
     from mm1_jax.convert import checkpoint as converted
-    from mm1_jax.eval.results import load
-    from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
     from mm1_jax.data.tokenizer import load_tokenizer
+    from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
 
-    config = tiny.get_config()  # its embedded_vqa items; the tokenizer as Qwen2's special tokens are
-    config.data.tokenizer = byte_level_tokenizer(tmp_path / "tokenizer.json", QWEN2_SPECIAL)
-    tok = load_tokenizer(config.data.tokenizer)
-    assert tok.special["<pad>"] == tok.eos_id == 0 and tok.image_id == 3  # <|endoftext|>, <|image|>
+    tokenizer = byte_level_tokenizer(tmp_path / "tokenizer.json", QWEN2_SPECIAL)
+    tok = load_tokenizer(tokenizer)
     cfg = tiny_owl3_config(vocab_size=tok.vocab_size)
     cfg.image_token_id = tok.image_id
     module = build_owl3(cfg)
@@ -193,6 +187,21 @@ def test_converted_owl3_runs_the_tasks(tmp_path):
                           .astype(np.float32), params)
     path = str(tmp_path / "owl3")
     converted.write_converted(converted.Converted("owl3", cfg, params, {"model_type": "mplugowl3"}), path)
+    return tokenizer, path
+
+
+def test_converted_owl3_runs_the_tasks(tmp_path):
+    """A converted mPLUG-Owl3 directory through the eval command's loader: ChatML prompts without <bos>, one
+    placeholder per image; its greedy VQA answer equals a plain full-forward greedy decode, and its distractor choice
+    the argmax of full-forward option likelihoods."""
+    from configs import tiny
+    from mm1_jax.data.tokenizer import load_tokenizer
+    from mm1_jax.eval.results import load
+
+    config = tiny.get_config()  # its embedded_vqa items; the tokenizer as Qwen2's special tokens are
+    config.data.tokenizer, path = converted_owl3(tmp_path)
+    tok = load_tokenizer(config.data.tokenizer)
+    assert tok.special["<pad>"] == tok.eos_id == 0 and tok.image_id == 3  # <|endoftext|>, <|image|>
     config.eval.mmbench_distractors.update(annotations=mmbench_tsv(tmp_path / "dev.tsv"), num_images=8,
                                            answer_mode="likelihood")
     loaded_params, ctx = load(config, path, 0, 4)
