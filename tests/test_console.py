@@ -20,18 +20,26 @@ def train(*args):
     return [sys.executable, "-m", "mm1_jax.train", "--config=configs/tiny.py", *args]
 
 
-def test_console_ctrl_c_and_resume(tmp_path):
-    workdir = str(tmp_path / "run")
+def interrupted_run(workdir: str, when: str, delay: float = 0.0) -> list[str]:
+    """The console lines of a long training run sent SIGINT `delay` s after a line starting with `when` (it must
+    exit 0)."""
     proc = subprocess.Popen(train(f"--workdir={workdir}", "--config.train.steps=5000", *SMALL), cwd=REPO, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:
         lines.append(line.rstrip("\n"))
-        if line.startswith("step 10/"):
+        if line.startswith(when):
+            time.sleep(delay)
             proc.send_signal(signal.SIGINT)
             break
     lines += proc.stdout.read().splitlines()
     assert proc.wait(timeout=300) == 0, lines
+    return lines
+
+
+def test_console_ctrl_c_and_resume(tmp_path):
+    workdir = str(tmp_path / "run")
+    lines = interrupted_run(workdir, "step 10/")
     text = "\n".join(lines)
     ours = [line for line in lines if not line.startswith("generating the embedded dataset")]  # on a fresh machine
     assert ours[0] == f"starting fresh in {workdir}", lines[:3]
@@ -51,17 +59,7 @@ def test_ctrl_c_during_compilation_saves_the_first_step(tmp_path):
     """Ctrl-C while the train step compiles (XLA's C++ cannot be interrupted): the step finishes, is saved, and the
     command exits cleanly (it once ended in a segmentation fault)."""
     workdir = str(tmp_path / "run")
-    proc = subprocess.Popen(train(f"--workdir={workdir}", "--config.train.steps=5000", *SMALL), cwd=REPO, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line.rstrip("\n"))
-        if line.startswith("starting fresh"):
-            time.sleep(1.0)  # inside the first step's compilation (it takes tens of seconds)
-            proc.send_signal(signal.SIGINT)
-            break
-    lines += proc.stdout.read().splitlines()
-    assert proc.wait(timeout=300) == 0, lines
+    lines = interrupted_run(workdir, "starting fresh", delay=1.0)  # inside the first step's compilation (tens of s)
     assert "SIGINT: saved step 1; exiting (restart with the same workdir to resume)." in lines, lines
     assert os.listdir(os.path.join(workdir, "checkpoints")) == ["1"]
 
