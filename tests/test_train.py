@@ -4,10 +4,12 @@ import os
 import signal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import tiny
+from mm1_jax.models.mm1 import loss_terms
 from mm1_jax.train import optim, trainer
 
 # Every test builds the same small model: the persistent cache compiles its steps once for the whole module.
@@ -30,13 +32,45 @@ def small_config(**train):
     return c
 
 
+def sgd_config(lr=1.0, clip_norm=0.0, **train):
+    """small_config with plain SGD at `lr` from the first step (no warmup): the update is -lr x the (clipped)
+    gradient, so a step shows the gradient's scale (Adam's first step is ~lr x its sign whatever the scale)."""
+    return small_config(optimizer=dict(name="sgd", lr=lr, warmup_steps=0, clip_norm=clip_norm), **train)
+
+
 def one_step(config, devices, batch=None):
+    """One step of a fresh trainer: (parameters before, state after, metrics, the host batch, the trainer)."""
     t = trainer.Trainer(config, "/nonexistent", devices=devices)
+    before = jax.device_get(t.state["params"])
     batch = batch if batch is not None else {k: np.asarray(v) for k, v in t.next_batch().items()}
     put = {k: jax.device_put(v, t.batch_sharding(v.ndim)) for k, v in batch.items()}
     with jax.set_mesh(t.mesh), t._rules():
         state, m = t.train_step(t.state, put)
-    return jax.device_get(state), jax.device_get(m), batch
+    return before, jax.device_get(state), jax.device_get(m), batch, t
+
+
+def change(before, after):
+    """after - before, leaf by leaf, in float64 (the update a step applied)."""
+    return jax.tree.map(lambda a, b: np.asarray(b, np.float64) - np.asarray(a, np.float64), before, after)
+
+
+def norm(tree) -> float:
+    return float(np.sqrt(sum(np.sum(np.square(np.asarray(x, np.float64))) for x in jax.tree.leaves(tree))))
+
+
+def assert_trees_close(got, want, rtol=1e-4):
+    """Every leaf equal to `rtol` of the largest entry of `want` (float32 sums in another order)."""
+    scale = max(float(np.abs(np.asarray(x)).max()) for x in jax.tree.leaves(want))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale), got, want)
+
+
+def grads_by_hand(model, params, batch):
+    """The gradient of the mean token loss (+ the MoE auxiliary loss) on the whole batch: jax.grad of `loss_terms`."""
+    def loss(p):
+        terms = loss_terms(model.apply({"params": p}, **batch), batch["targets"], batch["loss_weights"])
+        return terms["nll_sum"] / terms["weight"] + terms["moe_loss"]
+
+    return jax.device_get(jax.jit(jax.grad(loss))(params))
 
 
 def test_mm1_learning_rate_law():
@@ -64,26 +98,86 @@ def test_a_run_shorter_than_its_warmup_warms_up_over_the_run():
 
 
 def test_sharded_step_equals_single_device():
-    """fsdp 4 x tensor 2 over 8 devices gives the 1-device update to 1e-5; parameters really are sharded."""
-    ref_state, ref_m, batch = one_step(small_config(), jax.devices()[:1])
-    cfg = small_config()
+    """fsdp 4 x tensor 2 over 8 devices takes the 1-device step: with plain SGD at lr 1 the parameters move by minus
+    the gradient, which equals the single device's to 1e-4 of its largest entry; parameters really are sharded."""
+    before, ref_state, ref_m, batch, _ = one_step(sgd_config(), jax.devices()[:1])
+    cfg = sgd_config()
     cfg.mesh = dict(data=1, fsdp=4, tensor=2, expert=1)
-    state, m, _ = one_step(cfg, jax.devices(), batch)
+    _, state, m, _, _ = one_step(cfg, jax.devices(), batch)
     assert float(m["loss"]) == pytest.approx(float(ref_m["loss"]), abs=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), state["params"], ref_state["params"])
+    assert float(m["grad_norm"]) == pytest.approx(float(ref_m["grad_norm"]), rel=1e-5)
+    ref_update = change(before, ref_state["params"])
+    assert norm(ref_update) == pytest.approx(float(ref_m["grad_norm"]), rel=1e-4)  # the step is the gradient
+    assert float(ref_m["grad_norm"]) > 0.1
+    assert_trees_close(change(before, state["params"]), ref_update)
+    cfg = small_config()  # AdamW: its moments are sharded like the parameters
+    cfg.mesh = dict(data=1, fsdp=4, tensor=2, expert=1)
     t = trainer.Trainer(cfg, "/nonexistent")
     q = t.state["params"]["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"]
     assert q.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor", None)
-    assert t.state["opt_state"][1][0].mu["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"].sharding.spec == q.sharding.spec
+    mu = t.state["opt_state"][1][0].mu
+    assert mu["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"].sharding.spec == q.sharding.spec
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "adafactor"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw", "adafactor"])
 def test_grad_accumulation_equals_full_batch(optimizer):
-    full, m_full, batch = one_step(small_config(optimizer=dict(name=optimizer)), jax.devices()[:1])
-    acc, m_acc, _ = one_step(small_config(grad_accum_steps=4, optimizer=dict(name=optimizer)), jax.devices()[:1],
-                             batch)
+    """4 micro-batches give the full batch's loss, gradient norm and update at a learning rate that moves the
+    parameters (no warmup). With plain SGD at lr 1 the update is minus the gradient, checked against jax.grad of the
+    whole batch's loss by hand: accumulating a wrong gradient (e.g. 7x the last micro-batch's) fails here."""
+    lr = 1.0 if optimizer == "sgd" else 3e-3
+    opt = {"name": optimizer, "warmup_steps": 0, "clip_norm": 0.0, "lr": lr}
+    before, full, m_full, batch, t = one_step(small_config(optimizer=opt), jax.devices()[:1])
+    _, acc, m_acc, _, _ = one_step(small_config(grad_accum_steps=4, optimizer=opt), jax.devices()[:1], batch)
     assert float(m_acc["loss"]) == pytest.approx(float(m_full["loss"]), abs=1e-6)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), acc["params"], full["params"])
+    assert float(m_acc["grad_norm"]) == pytest.approx(float(m_full["grad_norm"]), rel=1e-5)
+    by_hand = grads_by_hand(t.model, before, batch)
+    assert norm(by_hand) == pytest.approx(float(m_acc["grad_norm"]), rel=1e-4)
+    update, acc_update = change(before, full["params"]), change(before, acc["params"])
+    still = [jax.tree_util.keystr(p) for p, u in jax.tree_util.tree_flatten_with_path(update)[0] if not np.any(u)]
+    assert still == ["['encoder']['post_norm']['norm']['bias']", "['encoder']['post_norm']['norm']['scale']"]  # unused
+    if optimizer == "sgd":
+        assert_trees_close(update, jax.tree.map(np.negative, by_hand))
+        assert_trees_close(acc_update, update)
+    else:  # the first AdamW / Adafactor update is ~lr x sign(gradient): compared where the gradient is above float32
+        #    noise (a key bias has gradient 0 in exact arithmetic, ~1e-11 here, so its sign is noise)
+        floor = 1e-6 * max(float(np.abs(g).max()) for g in jax.tree.leaves(by_hand))
+        for a, b, g in zip(jax.tree.leaves(acc_update), jax.tree.leaves(update), jax.tree.leaves(by_hand)):
+            np.testing.assert_allclose(a[np.abs(g) > floor], b[np.abs(g) > floor], rtol=1e-3, atol=1e-4 * lr)
+
+
+def test_clipping_scales_the_update_to_clip_norm():
+    """A gradient norm above train.optimizer.clip_norm: the SGD update is the gradient (jax.grad by hand) times
+    clip_norm / its norm, so the update's norm is lr x clip_norm; the logged grad_norm is the unclipped one."""
+    before, state, m, batch, t = one_step(sgd_config(lr=0.5, clip_norm=0.2), jax.devices()[:1])
+    g = grads_by_hand(t.model, before, batch)
+    g_norm = norm(g)
+    assert float(m["grad_norm"]) == pytest.approx(g_norm, rel=1e-4) and g_norm > 2 * 0.2
+    update = change(before, state["params"])
+    assert norm(update) == pytest.approx(0.5 * 0.2, rel=1e-4)
+    assert_trees_close(update, jax.tree.map(lambda x: -0.5 * x * 0.2 / g_norm, g))
+
+
+def test_moe_auxiliary_losses_enter_the_loss_at_their_weights():
+    """MoE decoder: the load-balance and router z-losses weigh 0.01 and 0.001 by default (MM1), the logged moe_loss is
+    0.01 x load balance + 0.001 x z (means over the MoE layers), and the SGD update is minus the gradient of
+    mean token loss + those weighted losses, taken by hand from the model's router statistics."""
+    cfg = sgd_config()
+    cfg.model.decoder.update(num_experts=4, top_k=2)
+    before, state, m, batch, t = one_step(cfg, jax.devices()[:1])
+    assert (t.model.decoder.load_balance_weight, t.model.decoder.z_loss_weight) == (0.01, 0.001)
+
+    def loss(p):
+        out = t.model.apply({"params": p}, **batch)
+        terms = loss_terms(out, batch["targets"], batch["loss_weights"])
+        balance, z = jnp.mean(out["moe_stats"]["load_balance_loss"]), jnp.mean(out["moe_stats"]["z_loss"])
+        return terms["nll_sum"] / terms["weight"] + 0.01 * balance + 0.001 * z, (balance, z)
+
+    (_, (balance, z)), g = jax.jit(jax.value_and_grad(loss, has_aux=True))(before)
+    assert float(balance) > 1 and float(z) > 0
+    assert float(m["moe_loss"]) == pytest.approx(0.01 * float(balance) + 0.001 * float(z), rel=1e-5)
+    update = change(before, state["params"])
+    assert_trees_close(update, jax.tree.map(np.negative, jax.device_get(g)))
+    assert sorted(update["decoder"]["layer_0"]["moe"]) == ["router", "wi_gate", "wi_up", "wo"]
 
 
 def test_frozen_parts_stay_bit_identical(tmp_path):
@@ -182,7 +276,7 @@ def test_nonfinite_losses_are_skipped_then_stop(tmp_path, monkeypatch):
 @pytest.mark.parametrize("change,message", [
     (dict(stepz=3), "train.stepz is not a known field"),
     (dict(trainable=("vision",)), r"train.trainable=\('vision',\) must name some of encoder"),
-    (dict(optimizer=dict(name="sgd")), "train.optimizer.name='sgd' is not one of adamw, adafactor"),
+    (dict(optimizer=dict(name="sdg")), "train.optimizer.name='sdg' is not one of adamw, adafactor, sgd"),
     (dict(eval_every=2, eval_tasks=("coco",)), r"train.eval_tasks: eval task 'coco' does not exist; the tasks are: "),
     (dict(eval_every=2, eval_shots=(0, -4)), r"train.eval_shots=\(0, -4\) must be non-negative integers"),
     (dict(eval_every=2, eval_tasks=("embedded_cap", "coco_cap")),

@@ -88,6 +88,32 @@ def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
     return c
 
 
+def _whole(field: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+        raise ValueError(f"{field}={value!r} must be {kind}.")
+
+
+def validate_data_config(config: ml_collections.ConfigDict) -> None:
+    """Every number of the data config within its range (ValueError naming the field and the value); reads no file,
+    so a bad value stops a run before the dataset, the tokenizer or a compilation is touched."""
+    _whole("data.seq_len", config.seq_len, 1)
+    for name in ("max_images", "seed", "worker_count", "read_threads", "prefetch_buffer_size", "min_records_for_rate"):
+        _whole(f"data.{name}", config[name], 0)
+    _whole("data.worker_buffer_size", config.worker_buffer_size, 1)
+    rate = config.max_error_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise ValueError(f"data.max_error_rate={rate!r} must lie in [0, 1].")
+    _whole("data.pack.min_piece", config.pack.min_piece, 0)
+    split = config.split
+    _whole("data.split.r", split.r, 0)
+    _whole("data.split.max_images_to_split", split.max_images_to_split, 0)
+    _whole("data.split.n_min", split.n_min, 1)
+    _whole("data.split.n_max", split.n_max, 1)
+    if split.n_max < split.n_min:
+        raise ValueError(f"data.split.n_max={split.n_max} is smaller than data.split.n_min={split.n_min}.")
+
+
 def source_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
     """Normalised weight of each source by name, in `sources` order: each source's own weight, replaced by
     `weights` ("name:number,...") where it names the source. Zero stays zero (the pipeline drops that source).

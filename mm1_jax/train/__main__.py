@@ -49,6 +49,12 @@ def main(argv):
     except (OSError, SyntaxError, ValueError, AttributeError) as e:
         detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
         _fail(f"--config={flags.FLAGS['config'].serialize().split('=', 1)[-1]} could not be loaded: {detail}")
+    from mm1_jax.train.config import validate_config  # pylint: disable=import-outside-toplevel
+
+    try:
+        validate_config(config)  # every field, before the devices, the data or a compilation are touched
+    except ValueError as e:
+        _fail(str(e))
     _check_workdir(_WORKDIR.value)
 
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

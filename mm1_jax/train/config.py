@@ -7,6 +7,7 @@ with one sentence naming the field and the value.
 from __future__ import annotations
 
 import importlib
+import math
 
 import ml_collections
 
@@ -14,6 +15,8 @@ from mm1_jax.train.optim import OPTIMIZERS
 
 PARTS = ("encoder", "connector", "decoder")
 HOST_DATA = ("shard", "global")
+LR_RULES = ("fixed", "mm1_law")
+ON_DAMAGE = ("resume_older", "stop")
 
 
 def train_defaults() -> ml_collections.ConfigDict:
@@ -38,9 +41,13 @@ def train_defaults() -> ml_collections.ConfigDict:
     t.num_samples = 0                    # its items predicted (0: no samples)
     t.sample_every = 0                   # samples every N steps (0: only at the end)
     t.optimizer = ml_collections.ConfigDict(dict(
-        name="adamw", lr_rule="fixed", lr=1e-3, weight_decay=0.0, warmup_steps=100, final_lr_fraction=0.1,  # MM1: cosine to 10%
+        name="adamw", lr_rule="fixed", lr=1e-3, weight_decay=0.0, warmup_steps=100,
+        final_lr_fraction=0.1,  # MM1: cosine to 10%
         b1=0.9, b2=0.95, eps=1e-8, clip_norm=1.0))
-    t.checkpoint = ml_collections.ConfigDict(dict(every_steps=500, keep=3, async_save=True))
+    # on_damage: what a restart does when the newest step cannot be read (a file truncated or missing, as a full disk
+    # or a bucket hiccup leaves): resume_older moves that step aside (checkpoints/damaged/) and resumes from the newest
+    # step that restores completely; stop refuses, naming the step and the file.
+    t.checkpoint = ml_collections.ConfigDict(dict(every_steps=500, keep=3, async_save=True, on_damage="resume_older"))
     return t
 
 
@@ -69,8 +76,32 @@ def _known(section: str, cfg, defaults) -> None:
             raise ValueError(f"{section}.{key} is not a known field; the fields are: {', '.join(sorted(defaults))}.")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(field: str, value, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{field}={value!r} must be {kind}.")
+
+
+def _check_number(field: str, value, low: float, high: float = math.inf, *, low_open: bool = False,
+                  high_open: bool = False, text: str = "") -> None:
+    """A finite number within [low, high] (either end open when asked); `text` words the range."""
+    ok = _is_number(value) and (value > low if low_open else value >= low) and (
+        value < high if high_open else value <= high)
+    if not ok:
+        raise ValueError(f"{field}={value!r} must be {text}.")
+
+
 def validate_train_config(config: ml_collections.ConfigDict) -> None:
-    """Raise ValueError naming the first bad field of config.train / config.init."""
+    """Raise ValueError naming the first bad field of config.train / config.init (every number within its range),
+    then let the evaluator check its fields (config.eval, train.eval_*), which may look for files."""
     if "train" not in config:
         raise ValueError("config.train is missing; start from mm1_jax.train.config.train_defaults().")
     t, d = config.train, train_defaults()
@@ -85,27 +116,55 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
         if step != -1 and not config.init.get("checkpoint"):
             raise ValueError(f"init.checkpoint_step={step} needs init.checkpoint (the run whose step it is).")
     for name in ("steps", "global_batch_size", "grad_accum_steps", "log_every", "max_nonfinite_steps"):
-        if not isinstance(t[name], int) or t[name] <= 0:
-            raise ValueError(f"train.{name}={t[name]!r} must be a positive integer.")
-    for name in ("sample_every", "num_samples", "eval_every"):
-        if not isinstance(t[name], int) or t[name] < 0:
-            raise ValueError(f"train.{name}={t[name]!r} must be a non-negative integer.")
+        _check_int(f"train.{name}", t[name], 1)
+    for name in ("sample_every", "num_samples", "eval_every", "seed"):
+        _check_int(f"train.{name}", t[name], 0)
     bad = [p for p in t.trainable if not isinstance(p, str) or (p not in PARTS and not set(p) & set("/*?["))]
     if bad or not t.trainable:
         raise ValueError(f"train.trainable={tuple(t.trainable)!r} must name some of {', '.join(PARTS)}, or parameter "
                          "paths / fnmatch patterns under them (e.g. 'decoder/*/attn/gate_proj/*').")
     if t.host_data not in HOST_DATA:
         raise ValueError(f"train.host_data={t.host_data!r} is not one of {', '.join(HOST_DATA)}.")
-    if t.optimizer.name not in OPTIMIZERS:
-        raise ValueError(f"train.optimizer.name={t.optimizer.name!r} is not one of {', '.join(OPTIMIZERS)}.")
-    if not isinstance(t.optimizer.warmup_steps, int) or t.optimizer.warmup_steps < 0:
-        raise ValueError(f"train.optimizer.warmup_steps={t.optimizer.warmup_steps!r} must be a non-negative integer.")
-    if t.optimizer.lr_rule == "fixed" and not t.optimizer.lr > 0:
-        raise ValueError(f"train.optimizer.lr={t.optimizer.lr!r} must be positive.")
-    if not 0 <= t.optimizer.final_lr_fraction <= 1:
-        raise ValueError(f"train.optimizer.final_lr_fraction={t.optimizer.final_lr_fraction!r} must lie in [0, 1].")
+    o = t.optimizer
+    if o.name not in OPTIMIZERS:
+        raise ValueError(f"train.optimizer.name={o.name!r} is not one of {', '.join(OPTIMIZERS)}.")
+    if o.lr_rule not in LR_RULES:
+        raise ValueError(f"train.optimizer.lr_rule={o.lr_rule!r} is not one of {', '.join(LR_RULES)}.")
+    _check_int("train.optimizer.warmup_steps", o.warmup_steps, 0)
+    if o.lr_rule == "fixed":  # mm1_law derives both from the decoder's size
+        _check_number("train.optimizer.lr", o.lr, 0, low_open=True, text="positive")
+        _check_number("train.optimizer.weight_decay", o.weight_decay, 0, text="non-negative")
+    _check_number("train.optimizer.final_lr_fraction", o.final_lr_fraction, 0, 1, text="in [0, 1]")
+    _check_number("train.optimizer.b1", o.b1, 0, 1, high_open=True, text="in [0, 1)")
+    _check_number("train.optimizer.b2", o.b2, 0, 1, high_open=True, text="in [0, 1)")
+    _check_number("train.optimizer.eps", o.eps, 0, low_open=True, text="positive")
+    _check_number("train.optimizer.clip_norm", o.clip_norm, 0, text="non-negative (0: no clipping)")
+    c = t.checkpoint
+    _check_int("train.checkpoint.keep", c.keep, 1)
+    _check_int("train.checkpoint.every_steps", c.every_steps, 0)
+    if type(c.async_save) is not bool:
+        raise ValueError(f"train.checkpoint.async_save={c.async_save!r} must be True or False.")
+    if c.on_damage not in ON_DAMAGE:
+        raise ValueError(f"train.checkpoint.on_damage={c.on_damage!r} is not one of {', '.join(ON_DAMAGE)}.")
     if t.eval_every or t.num_samples or "eval" in config:  # the evaluator owns config.eval
         evaluator_module(config).check_config(config)
-    if t.checkpoint.keep <= 0 or t.checkpoint.every_steps < 0:
-        raise ValueError(f"train.checkpoint.keep={t.checkpoint.keep} must be positive and "
-                         f"train.checkpoint.every_steps={t.checkpoint.every_steps} non-negative.")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Check a whole training config before anything heavy runs (nothing is generated, loaded or compiled; only the
+    files evaluation tasks name are looked for): config.data's numbers, config.model, that the model and the data
+    agree, the mixture's weights, then config.train / config.init. ValueError in one sentence naming the first bad
+    field and its value."""
+    # imported here, not above: config files import this module, and loading one should not pull in the models
+    from mm1_jax.data import config as data_config  # pylint: disable=import-outside-toplevel
+    from mm1_jax.models import registry  # pylint: disable=import-outside-toplevel
+    from mm1_jax.models.inputs import input_spec  # pylint: disable=import-outside-toplevel
+
+    for section in ("model", "data"):
+        if section not in config:
+            raise ValueError(f"config.{section} is missing.")
+    data_config.validate_data_config(config.data)
+    registry.validate_model_config(config.model)
+    input_spec(config.model, config.data)  # model <-> data: images per row, an image fits a row
+    data_config.source_weights(config.data)
+    validate_train_config(config)

@@ -1,7 +1,8 @@
-"""Optimisers and learning-rate schedules: AdamW or Adafactor, warmup then cosine to a floor, MM1's LR law.
+"""Optimisers and learning-rate schedules: AdamW, Adafactor or plain SGD, warmup then cosine to a floor, MM1's LR law.
 
 `config.train.optimizer` fields (see configs/tiny.py):
-  name          adamw | adafactor (MM1 SFT and MM1.5 continual pre-training use Adafactor)
+  name          adamw | adafactor (MM1 SFT and MM1.5 continual pre-training use Adafactor) | sgd (plain, no momentum:
+                the update is -lr x the clipped gradient, which the tests read the gradient's scale from)
   lr_rule       fixed: peak LR = lr, weight decay = weight_decay
                 mm1_law: peak LR eta(N) = exp(-0.4214 ln N - 0.5535), N = decoder parameters; weight decay 0.1 x eta
                 (MM1, arXiv 2403.09611: the fitted learning-rate law)
@@ -18,7 +19,7 @@ import jax
 import ml_collections
 import optax
 
-OPTIMIZERS = ("adamw", "adafactor")
+OPTIMIZERS = ("adamw", "adafactor", "sgd")
 
 
 def mm1_peak_lr(num_params: float) -> float:
@@ -64,6 +65,10 @@ def make_optimizer(opt: ml_collections.ConfigDict, total_steps: int, decoder_par
     parts = [optax.clip_by_global_norm(opt.clip_norm)] if opt.clip_norm else []
     if opt.name == "adamw":
         parts.append(optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=wd, mask=_decay_mask))
+    elif opt.name == "sgd":  # plain gradient descent; weight decay on matrices, scaled by the LR as in optax.adamw
+        if wd:
+            parts.append(optax.add_decayed_weights(wd, mask=_decay_mask))
+        parts.append(optax.sgd(schedule))
     else:  # Adafactor: factored second moments, no first moment (memory ~ parameters), as in MM1's SFT.
         parts.append(optax.adafactor(schedule, multiply_by_parameter_scale=False, clipping_threshold=None,
                                      weight_decay_rate=wd or None, weight_decay_mask=_decay_mask))

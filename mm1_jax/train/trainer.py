@@ -5,7 +5,9 @@
 The train state is {'step', 'params' (encoder/connector/decoder), 'opt_state'}; only the parts named in
 `config.train.trainable` get gradients and optimizer state, the others are passed through untouched (bit-identical).
 Restarting with the same workdir resumes from the latest complete checkpoint (parameters, optimizer, step and every
-host's data iterator), so an interrupted run continues with exactly the batches it would have seen.
+host's data iterator), so an interrupted run continues with exactly the batches it would have seen. A newest step
+whose files cannot be read is moved to checkpoints/damaged/ and the run resumes from the newest step that restores
+(`train.checkpoint.on_damage`).
 
 The step loop only dispatches steps. Metrics stay on the devices until a hook is due (a log, checkpoint, evaluation
 or sample step, the last step, or a stop request); then every step since the last fetch is read back at once, which
@@ -30,7 +32,6 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from mm1_jax import pretrained
-from mm1_jax.data import config as data_config
 from mm1_jax.data import pipeline as pipeline_lib
 from mm1_jax.models import registry
 from mm1_jax.models.inputs import example_batch, input_spec
@@ -38,7 +39,7 @@ from mm1_jax.models.mm1 import loss_terms
 from mm1_jax.runtime import checkpoint as ckpt_lib
 from mm1_jax.train import metrics as metrics_lib
 from mm1_jax.train import optim, sharding
-from mm1_jax.train.config import evaluator_module, validate_train_config
+from mm1_jax.train.config import evaluator_module, validate_config
 
 
 def is_trainable(path: str, trainable: tuple[str, ...]) -> bool:
@@ -120,10 +121,9 @@ class Trainer:
     """Builds everything from the config; `run()` trains to `config.train.steps`."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: str, devices: list | None = None):
-        validate_train_config(config)
+        validate_config(config)  # every field, before anything is built
         self.config, self.workdir, tc = config, workdir, config.train
         self.spec = input_spec(config.model, config.data)
-        data_config.source_weights(config.data)  # the mixture's weights are checked before anything is built
         self.model = registry.build_model(config.model)
         self.trainable = tuple(tc.trainable)
         self.rules = sharding.axis_rules(config.get("axis_rules"))
@@ -135,6 +135,7 @@ class Trainer:
             raise ValueError(f"train.global_batch_size={self.global_batch} is not divisible by the {n_data} "
                              f"data-parallel devices x train.grad_accum_steps={tc.grad_accum_steps}.")
         self._stop_requested = False
+        self._damage_rows: list[tuple[int, dict]] = []  # (resumed step, metrics row) per damaged step moved aside
         self._evaluator = None  # built on the first evaluation, then reused (compiled generation)
         self._build_state()
         self._build_data()
@@ -219,11 +220,43 @@ class Trainer:
 
     # --- checkpoints and stopping
     def _restore_if_any(self, manager) -> int:
-        step = manager.latest_step()
-        if step is None:
+        """Restore the newest checkpoint step (0 when there is none). A step whose files cannot be read is, under
+        train.checkpoint.on_damage=resume_older, moved to checkpoints/damaged/ once an older step has restored
+        completely (one console line each, and a metrics row once the logger is open); under stop, or when no older
+        step restores, the run stops with one sentence naming the step and the file."""
+        steps = sorted(manager.all_steps(), reverse=True)
+        if not steps:
             return 0
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), self.state)
-        self.state, data_json = ckpt_lib.restore(manager, step, abstract)
+        on_damage, damaged = self.config.train.checkpoint.on_damage, []
+        for step in steps:
+            try:
+                state, data_json = ckpt_lib.restore(manager, step, abstract)
+                error = None
+            except ckpt_lib.DamagedCheckpoint as e:
+                error = e
+            error = ckpt_lib.agree_on_damage(error, str(manager.directory), step)
+            if error is None:
+                break
+            if on_damage == "stop":
+                hint = (f"resume_older would move the step to {manager.directory}/{ckpt_lib.DAMAGED}/ and resume "
+                        "from an older step" if step != steps[-1] else "there is no older step to resume from")
+                raise ValueError(f"{error}; train.checkpoint.on_damage=stop, so the run stops ({hint}).") from None
+            damaged.append(error)
+        else:
+            older = ("there is no older step" if len(steps) == 1 else
+                     f"the older steps ({', '.join(map(str, steps[1:]))}) cannot be read either")
+            raise ValueError(f"{damaged[0]}; {older}, so the run stops with nothing moved (move {manager.directory} "
+                             "aside to start afresh).") from None
+        self.state = state
+        for error in damaged:  # only now, with a complete step restored: nothing is moved when none restores
+            moved = ckpt_lib.move_aside(str(manager.directory), error.step)
+            self._damage_rows.append((step, {"checkpoint_damaged": error.step, "damaged_file": error.file,
+                                             "damage": error.reason, "moved_to": moved}))
+            if jax.process_index() == 0:
+                print(f"{error}; moved it to {moved} and resumed from step {step}.", flush=True)
+        if damaged:
+            manager.reload()
         if data_json is not None:
             self.pipeline.set_state_json(data_json)
         else:
@@ -266,10 +299,17 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         tc, cc = self.config.train, self.config.train.checkpoint
         manager = ckpt_lib.make_manager(f"{self.workdir}/checkpoints", keep=cc.keep, async_save=cc.async_save)
-        step = hooked = self._restore_if_any(manager)
+        self._damage_rows = []
+        try:
+            step = hooked = self._restore_if_any(manager)
+        except BaseException:
+            manager.close()
+            raise
         if step == 0 and jax.process_index() == 0:
             print(f"starting fresh in {self.workdir}", flush=True)
         logger = metrics_lib.MetricsLogger(self.workdir, tc.steps)
+        for at, row in self._damage_rows:
+            logger.write(at, row, console=False)
         self._stop_signal = "SIGTERM"
         main_thread = threading.current_thread() is threading.main_thread()  # handlers can only be set there
         previous = {s: signal.signal(s, self._on_stop_signal) for s in (signal.SIGTERM, signal.SIGINT) if main_thread}
