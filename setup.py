@@ -26,6 +26,9 @@ CORE = [
 SWEEP = ["matplotlib>=3.8", "scipy>=1.11"]
 # torch is pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA wheel.
 TORCH = ["torch==2.13.0", "transformers>=4.50"]
+# `python -m mm1_jax.train.aot`: libtpu compiles the train step for a TPU slice that is not attached (no TPU needed).
+# Pinned to the libtpu built with jax 0.10.2: tests/goldens/ hold what this compiler emits.
+AOT = ["libtpu==0.0.42.1; platform_system == 'Linux' and platform_machine == 'x86_64'"]
 
 setup(
     name="mm1_jax",
@@ -38,9 +41,10 @@ setup(
     install_requires=CORE,
     extras_require={
         "test": ["pytest>=8", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6", "pycocoevalcap>=1.2",
-             "anls>=0.0.2", "scikit-image>=0.22"] + TORCH + SWEEP,
+             "anls>=0.0.2", "scikit-image>=0.22"] + TORCH + SWEEP + AOT,
         "convert": TORCH,
         "sweep": SWEEP,
+        "aot": AOT,
         # notebooks/: Jupyter, the figures (matplotlib, scipy) and transformers models to convert (analysis.ipynb)
         "notebooks": ["jupyter"] + SWEEP + TORCH,
     },

@@ -1,0 +1,726 @@
+"""Compile the real train step ahead of time for a TPU slice that is not attached, and say what it would need.
+
+    python -m mm1_jax.train.aot --config=configs/mm1_pretrain.py:decoder=7b --topology=v5p-256 [--config.mesh.fsdp=...]
+
+The step is the trainer's own (`trainer.make_train_step` with the config's optimizer, remat policy, trainable parts and
+shardings), lowered on ShapeDtypeStructs and compiled by libtpu for the named slice (`jax.experimental.topologies`):
+nothing is allocated and no TPU is needed, only the `libtpu` wheel (`pip install -e '.[aot]'`). It prints
+
+  memory       per chip: parameters + optimizer state, the batch, temporaries (activations), outputs, against HBM;
+  FLOPs        compiled FLOPs per step against the analytic model FLOPs (`model_flops`): the remat overhead;
+  collectives  all-gather / reduce-scatter / all-reduce / all-to-all / collective-permute in the compiled program:
+               count (static, as in the HLO) and bytes (executed, loops counted by their trip count);
+  roofline     a lower bound on the step time from the chip's published peak FLOPs, HBM and ICI bandwidths
+               (`CHIPS`, with sources) and the MFU it implies: a bound, not a measurement.
+
+Topologies: MaxText-style names (v4-8, v5p-256: TensorCores for v4/v5p, chips for v5e/v6e) or JAX's (v5e:2x2,
+v5p:4x4x8). The CLI sets JAX_PLATFORMS=cpu before jax is imported: the compile needs libtpu, not a TPU. See docs/aot.md.
+"""
+from __future__ import annotations
+
+import os
+
+if __name__ == "__main__":  # before jax is imported: the host's backend stays CPU (libtpu only compiles)
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import math
+import re
+import sys
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import traverse_util
+from jax.sharding import NamedSharding, PartitionSpec
+
+from mm1_jax.models import connectors, registry
+from mm1_jax.models.inputs import example_batch, input_spec
+from mm1_jax.train import optim, sharding
+from mm1_jax.train.trainer import is_trainable, make_train_step, split_params
+
+GIB = 2 ** 30
+
+
+# --- chips and slices
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+    """One TPU chip's published figures (per chip; v4 and v5p: both TensorCores, one JAX device in megacore mode)."""
+    family: str
+    peak_flops: float  # dense bf16 FLOP/s
+    hbm_bytes: float
+    hbm_bandwidth: float  # bytes/s
+    ici_bandwidth: float  # bytes/s, bidirectional, all of the chip's ICI links together
+    source: str
+
+
+# The one table of chip figures. Sources (Google Cloud TPU documentation, "System architecture" of each version):
+#   v4   https://cloud.google.com/tpu/docs/v4   275 TFLOPs bf16; HBM2 32 GiB, 1200 GBps. The page gives no per-chip ICI
+#        figure: 6 ICI links x 50 GB/s per direction from the TPU v4 paper (Jouppi et al., ISCA 2023,
+#        arXiv:2304.01433), i.e. 600 GB/s bidirectional.
+#   v5e  https://cloud.google.com/tpu/docs/v5e  197 TFLOPs bf16; HBM2 16 GB, 819 GBps; bidirectional ICI 400 GBps
+#        per chip (older revisions: "Interchip Interconnect BW 1600 Gbps").
+#   v5p  https://cloud.google.com/tpu/docs/v5p  459 TFLOPs bf16; HBM2e 95 GiB, 2765 GBps; bidirectional ICI 1200 GBps
+#        per chip (older revisions: 4800 Gbps).
+#   v6e  https://cloud.google.com/tpu/docs/v6e  918 TFLOPs bf16; HBM 32 GB, 1600 GBps; bidirectional ICI 800 GBps per
+#        chip (an earlier revision listed 1640 GBps and 3584 Gbps).
+# HBM "GB" on the v5e/v6e pages is taken as GiB (the compiler's usable limit, e.g. 15.75 GiB on v5e, sits just under).
+CHIPS: dict[str, Chip] = {
+    "v4": Chip("v4", 275e12, 32 * GIB, 1200e9, 600e9, "cloud.google.com/tpu/docs/v4; ICI: TPU v4 paper (ISCA 2023)"),
+    "v5e": Chip("v5e", 197e12, 16 * GIB, 819e9, 400e9, "cloud.google.com/tpu/docs/v5e"),
+    "v5p": Chip("v5p", 459e12, 95 * GIB, 2765e9, 1200e9, "cloud.google.com/tpu/docs/v5p"),
+    "v6e": Chip("v6e", 918e12, 32 * GIB, 1600e9, 800e9, "cloud.google.com/tpu/docs/v6e"),
+}
+# family -> (libtpu's name, megacore: one device per chip of 2 TensorCores, and slice names count TensorCores)
+_FAMILIES = {"v4": ("v4", True), "v5p": ("v5", True), "v5e": ("v5e", False), "v6e": ("v6e", False)}
+# chips -> shape of the slices Cloud TPU offers (v5e/v6e: 2D; v4/v5p: 3D), as MaxText's accelerator_to_spec_map
+_SHAPES_2D = {1: "1x1", 4: "2x2", 8: "2x4", 16: "4x4", 32: "4x8", 64: "8x8", 128: "8x16", 256: "16x16"}
+_SHAPES_3D = {4: "2x2x1", 8: "2x2x2", 16: "2x2x4", 32: "2x4x4", 64: "4x4x4", 128: "4x4x8", 256: "4x8x8",
+              512: "8x8x8", 1024: "8x8x16", 2048: "8x16x16", 4096: "16x16x16", 6144: "16x16x24"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Slice:
+    """A TPU slice: its chip, libtpu topology ('v5e:2x2') and chip count."""
+    name: str
+    chip: Chip
+    topology: str
+    dims: tuple[int, ...]
+
+    @property
+    def chips(self) -> int:
+        return math.prod(self.dims)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} slice ({self.chip.family} {'x'.join(map(str, self.dims))}, {self.chips} chips)"
+
+
+def known_topologies() -> str:
+    """The accepted names, in one line (for the unknown-name sentence)."""
+    parts = []
+    for family, (_, megacore) in _FAMILIES.items():
+        shapes = _SHAPES_3D if megacore else _SHAPES_2D
+        sizes = [n * (2 if megacore else 1) for n in shapes if family != "v4" or n <= 2048]
+        parts.append(f"{family}-{{{','.join(map(str, sizes))}}}")
+    return "; ".join(parts) + "; or FAMILY:AxB[xC] (v5e:2x2, v5p:4x4x8)"
+
+
+def parse_topology(name: str) -> Slice:
+    """'v5p-256' (TensorCores for v4/v5p, chips for v5e/v6e) or 'v5e:2x2' -> Slice; ValueError in one sentence."""
+    text = name.strip().lower()
+    m = re.fullmatch(r"(v4|v5p|v5e|v6e|v5)[:](\d+(?:x\d+){1,2})", text)
+    if m:
+        family = "v5p" if m.group(1) == "v5" else m.group(1)
+        dims = tuple(int(d) for d in m.group(2).split("x"))
+        want = 3 if _FAMILIES[family][1] else 2
+        if len(dims) != want or 0 in dims:
+            raise ValueError(f"--topology={name}: a {family} slice has {want} dimensions "
+                             f"(e.g. {family}:{'2x2x1' if want == 3 else '2x2'}).")
+    else:
+        m = re.fullmatch(r"(v4|v5p|v5e|v6e)-(\d+)", text)
+        shapes = None
+        if m:
+            family, count = m.group(1), int(m.group(2))
+            megacore = _FAMILIES[family][1]
+            shapes = _SHAPES_3D if megacore else _SHAPES_2D
+            chips = count // 2 if megacore else count
+            if (megacore and count % 2) or chips not in shapes or (family == "v4" and chips > 2048):
+                shapes = None
+        if shapes is None:
+            raise ValueError(f"--topology={name} is not a TPU slice this tool knows; use one of {known_topologies()}.")
+        dims = tuple(int(d) for d in shapes[chips].split("x"))
+    return Slice(name, CHIPS[family], f"{_FAMILIES[family][0]}:{'x'.join(map(str, dims))}", dims)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """libtpu prints start-up warnings straight to file descriptor 2 (no TPU here: expected); hide them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def topology_devices(s: Slice) -> list:
+    """The slice's compile-only TPU devices (libtpu; no TPU needed)."""
+    if importlib.util.find_spec("libtpu") is None:
+        raise ValueError("compiling for a TPU slice needs the libtpu wheel: pip install -e '.[aot]'.")
+    from jax.experimental import topologies  # pylint: disable=import-outside-toplevel
+
+    # compile-only: the chips are never opened, so libtpu's one-process lock (/tmp/libtpu_lockfile) must not refuse a
+    # second compile running beside this one (or beside a training run on a TPU host)
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    megacore = _FAMILIES[s.chip.family][1]
+    dims3 = s.dims + (1,) * (3 - len(s.dims))
+    if megacore:  # a torus where every side has 4 chips or more (as MaxText's accelerator_to_spec_map)
+        wrap = (min(s.dims) >= 4,) * 3
+    else:  # v5e/v6e: a 16-chip side wraps around
+        wrap = tuple(d == 16 for d in dims3[:2]) + (False,)
+    try:
+        with _quiet_stderr():
+            topo = topologies.get_topology_desc(
+                platform="tpu", topology_name=s.topology, chip_config_name="megacore" if megacore else "default",
+                chips_per_host_bounds=(1, 1, 1) if s.chips == 1 else (2, 2, 1), num_slices=1, wrap=wrap)
+    except jax.errors.JaxRuntimeError as e:  # INVALID_ARGUMENT: a shape libtpu does not offer
+        reason = str(e).splitlines()[0].split(": ", 1)[-1]
+        raise ValueError(f"--topology={s.name}: libtpu cannot describe a {s.topology} slice ({reason}).") from None
+    return list(topo.devices)
+
+
+# --- the train step, abstractly
+
+def _nbytes(x) -> int:
+    """Bytes one device holds of an array or a ShapeDtypeStruct with a sharding."""
+    shape = x.sharding.shard_shape(x.shape) if getattr(x, "sharding", None) is not None else x.shape
+    return math.prod(shape) * np.dtype(x.dtype).itemsize
+
+
+def tree_bytes_per_device(tree) -> int:
+    return int(sum(_nbytes(x) for x in jax.tree.leaves(tree)))
+
+
+def abstract_train_step(config: ml_collections.ConfigDict, devices: list) -> dict[str, Any]:
+    """The trainer's jitted train step and ShapeDtypeStruct arguments (state, batch) with their shardings, built the
+    way `Trainer._build_state` builds them but without allocating anything. Returns {'step' (jitted), 'args', 'mesh',
+    'rules', 'state', 'batch', 'num_params', 'params' (abstract, unboxed)}."""
+    tc = config.train
+    spec = input_spec(config.model, config.data)
+    model = registry.build_model(config.model)
+    trainable = tuple(tc.trainable)
+    rules = sharding.axis_rules(config.get("axis_rules"))
+    mesh = sharding.make_mesh(config.mesh, devices)
+    sharding.check_expert_axis(config.model.decoder.get("num_experts", 0), mesh.shape)
+    n_data = sharding.data_parallel_size(mesh)
+    if tc.global_batch_size % (n_data * tc.grad_accum_steps):
+        raise ValueError(f"train.global_batch_size={tc.global_batch_size} is not divisible by the {n_data} "
+                         f"data-parallel devices x train.grad_accum_steps={tc.grad_accum_steps}.")
+    micro = tc.global_batch_size // tc.grad_accum_steps
+    row = example_batch(spec, 1, config.data.seq_len)  # one row: the layout; the batch is only described
+
+    def described(rows: int) -> dict:
+        return {k: jax.ShapeDtypeStruct((rows,) + v.shape[1:], v.dtype) for k, v in row.items()}
+
+    def init(rng, example):
+        return model.init(rng, **example)["params"]
+
+    rng = jax.eval_shape(jax.random.PRNGKey, tc.seed)  # described too: the mesh's devices cannot hold arrays
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        boxed = jax.eval_shape(init, rng, described(micro))
+    param_shardings = sharding.param_shardings(boxed, mesh, rules, strict=True)
+    params = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), nn.unbox(boxed),
+                          nn.unbox(param_shardings))
+    tx, schedule = optim.make_optimizer(tc.optimizer, tc.steps, optim.count_params(params["decoder"]))
+    train_params, _ = split_params(params, trainable)
+    opt_abstract = jax.eval_shape(tx.init, train_params)
+    opt_shardings = sharding.like_params_shardings(opt_abstract, train_params, mesh)
+    opt_state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), opt_abstract,
+                             opt_shardings)
+    step0 = jax.ShapeDtypeStruct((), jnp.int32, sharding=NamedSharding(mesh, PartitionSpec()))
+    state = {"step": step0, "params": params, "opt_state": opt_state}
+    state_shardings = jax.tree.map(lambda x: x.sharding, state)
+    def batch_fn(ndim: int, micro: bool = False) -> NamedSharding:
+        return sharding.batch_sharding(mesh, ndim, micro)
+
+    batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_fn(v.ndim))
+             for k, v in described(tc.global_batch_size).items()}
+    step_fn = make_train_step(model, tx, schedule, trainable, tc.grad_accum_steps, batch_fn)
+    jitted = jax.jit(step_fn, in_shardings=(state_shardings, {k: v.sharding for k, v in batch.items()}),
+                     out_shardings=(state_shardings, None), donate_argnums=(0,))
+    return {"step": jitted, "args": (state, batch), "mesh": mesh, "rules": rules, "state": state, "batch": batch,
+            "params": params, "logical": nn.get_partition_spec(boxed), "num_params": optim.count_params(params)}
+
+
+# --- what the compiled program does
+
+COLLECTIVES = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
+_DTYPE_BYTES = {"pred": 1, "s4": 0.5, "u4": 0.5, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4,
+                "u32": 4, "f32": 4, "s64": 8, "u64": 8, "f64": 8, "c64": 8, "c128": 16}
+_ARRAY = re.compile(r"\b(pred|[subfc]\d+|f8e\w+|bf16)\[([\d,]*)\]")
+_COLLECTIVE = re.compile(r"=\s.*?\s(" + "|".join(COLLECTIVES) + r")(-start)?\(")
+_HEADER = re.compile(r"^(ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
+_CALLS = re.compile(r"\b(?:body|condition|to_apply|calls|true_computation|false_computation)=%?([\w.\-]+)"
+                    r"|\bbranch_computations=\{([^}]*)\}")
+
+
+def _array_bytes(text: str) -> list[float]:
+    """Bytes of every array shape written in `text` ('f32[128,64]{1,0}', ...)."""
+    return [math.prod(int(d) for d in dims.split(",") if d) * _DTYPE_BYTES.get(dt, 1)
+            for dt, dims in _ARRAY.findall(text)]
+
+
+def _group_size(line: str, default: int) -> int:
+    """Devices in one replica group of a collective: `replica_groups=mesh['axis_0'=1,'axis_1'=4] {'axis_1'}` (the
+    product of the named axes), `{{0,1},{2,3}}`, or the iota form `[2,2]<=[4]` (groups x size)."""
+    m = re.search(r"replica_groups=mesh\[([^\]]*)\]\s*\{([^}]*)\}", line)
+    if m:
+        sizes = {k: int(v) for k, v in re.findall(r"'([^']+)'=(\d+)", m.group(1))}
+        named = re.findall(r"'([^']+)'", m.group(2))
+        return math.prod(sizes.get(a, 1) for a in named) if named else default
+    m = re.search(r"replica_groups=\[(\d+),(\d+)\]<=", line)
+    if m:
+        return int(m.group(2))
+    m = re.search(r"replica_groups=\{\{([\d,]+)\}", line)
+    if m:
+        return len(m.group(1).split(","))
+    return default
+
+
+class Program:
+    """A compiled program's HLO text, split into computations, with how often each runs per step: while bodies run
+    their trip count (read from the loop condition's `i < N` with a constant N, as XLA's scans are written; a loop
+    whose count cannot be read counts once and is listed in `unknown_loops`)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.header, self.entry = "", None
+        self.bodies: dict[str, list[str]] = {}
+        current = None
+        for line in text.splitlines():
+            if line.startswith("HloModule"):
+                self.header = line
+                continue
+            m = _HEADER.match(line) if line and not line[0].isspace() else None
+            if m:
+                current = m.group(2)
+                self.bodies[current] = []
+                if m.group(1):
+                    self.entry = current
+            elif current is not None and line.startswith(" "):
+                self.bodies[current].append(line)
+        self.unknown_loops: list[str] = []
+        self.loops: dict[str, list[tuple[str, str, int]]] = {}  # computation -> its while ops (body, condition, trip)
+        self.calls: dict[str, list[tuple[str, int]]] = {}
+        for name, lines in self.bodies.items():
+            self.calls[name], self.loops[name] = [], []
+            for line in lines:
+                callees = []
+                for one, many in _CALLS.findall(line):
+                    callees += [one] if one else [c.strip().lstrip("%") for c in many.split(",") if c.strip()]
+                if " while(" in line:
+                    body = re.search(r"\bbody=%?([\w.\-]+)", line).group(1)
+                    cond = re.search(r"\bcondition=%?([\w.\-]+)", line).group(1)
+                    trip = self._trip_count(line, cond)
+                    if trip is None:
+                        self.unknown_loops.append(body)
+                    self.loops[name].append((body, cond, trip or 1))
+                    self.calls[name] += [(body, trip or 1), (cond, (trip or 1) + 1)]
+                else:
+                    self.calls[name] += [(c, 1) for c in callees]
+        self.runs = self._runs()
+
+    def _trip_count(self, line: str, condition: str) -> int | None:
+        """A while loop's trip count: XLA's `known_trip_count` when the op carries it, else N of its condition
+        `i < N` with a constant N (the form of a scan; possibly wrapped in a fusion)."""
+        m = re.search(r'"known_trip_count":\{"n":"(\d+)"', line)
+        if m:
+            return int(m.group(1))
+        lines = self.bodies.get(condition, [])
+        constants = dict(re.findall(r"%([\w.\-]+) = s32\[\]\S* constant\((\d+)\)", "\n".join(lines)))
+        for cond_line in lines:
+            m = re.search(r"compare\(%?[\w.\-]+, %([\w.\-]+)\), direction=LT", cond_line)
+            if m and m.group(1) in constants:
+                return int(constants[m.group(1)])
+        called = [c for cond_line in lines for c in re.findall(r"\bcalls=%?([\w.\-]+)", cond_line)]
+        less_than = any("direction=LT" in x for c in called for x in self.bodies.get(c, []))
+        if less_than and len(set(constants.values())) == 1:
+            return int(next(iter(constants.values())))
+        return None
+
+    def _runs(self) -> dict[str, int]:
+        """computation -> executions per step (callers before callees: the call graph is acyclic)."""
+        if self.entry is None:
+            return {}
+        order, seen = [], set()
+
+        def visit(name: str) -> None:
+            seen.add(name)
+            for callee, _ in self.calls.get(name, []):
+                if callee not in seen:
+                    visit(callee)
+            order.append(name)
+
+        visit(self.entry)
+        runs = dict.fromkeys(order, 0)
+        runs[self.entry] = 1
+        for name in reversed(order):
+            for callee, n in self.calls.get(name, []):
+                runs[callee] += runs[name] * n
+        return runs
+
+    def cost_as_entry(self, name: str) -> dict[str, float]:
+        """XLA's cost analysis (CPU client, platform-neutral counts) of computation `name` as the program's entry;
+        like XLA's own, it counts every loop body once."""
+        from jax._src.lib import _jax, hlo  # pylint: disable=import-outside-toplevel
+
+        out = ["HloModule loop_cost"]
+        text_lines = []
+        for line in self.text.splitlines():
+            if line.startswith("HloModule"):
+                continue
+            m = _HEADER.match(line) if line and not line[0].isspace() else None
+            if m:
+                line = line[len(m.group(1)):] if m.group(1) else line
+                if m.group(2) == name:
+                    line = "ENTRY " + line
+            text_lines.append(line)
+        module = hlo.hlo_module_from_text("\n".join(out + text_lines))
+        cost = _jax.hlo_module_cost_analysis(jax.devices("cpu")[0].client, module)
+        return {"flops": float(cost.get("flops", 0.0)), "bytes accessed": float(cost.get("bytes accessed", 0.0))}
+
+    def loop_factor(self) -> dict[str, float]:
+        """{'flops', 'bytes accessed'}: what the step costs with every loop run its trip count, over what XLA's cost
+        analysis reports (each loop body once). 1.0 for a program without loops."""
+        if not any(self.loops.values()):
+            return {"flops": 1.0, "bytes accessed": 1.0}
+        cache: dict[str, dict[str, float]] = {}
+
+        def once(name: str) -> dict[str, float]:
+            if name not in cache:
+                cache[name] = self.cost_as_entry(name)
+            return cache[name]
+
+        def inner(name: str) -> list[tuple[str, str, int]]:
+            """Loops reachable from `name` without entering another loop's body."""
+            found, stack, seen = [], [name], set()
+            while stack:
+                c = stack.pop()
+                if c in seen:
+                    continue
+                seen.add(c)
+                found += self.loops.get(c, [])
+                loop_parts = {x for body, cond, _ in self.loops.get(c, []) for x in (body, cond)}
+                stack += [callee for callee, _ in self.calls.get(c, []) if callee not in loop_parts]
+            return found
+
+        def full(name: str) -> dict[str, float]:
+            """Cost of `name` with its loops run their trip counts."""
+            total = dict(once(name))
+            for body, cond, trip in inner(name):
+                body_once, cond_once = once(body), once(cond)
+                body_full, cond_full = full(body), full(cond)
+                for k in total:
+                    total[k] += trip * body_full[k] + (trip + 1) * cond_full[k] - body_once[k] - cond_once[k]
+            return total
+
+        base, true = once(self.entry), full(self.entry)
+        return {k: true[k] / base[k] if base[k] else 1.0 for k in base}
+
+    def collectives(self, num_devices: int) -> dict[str, dict[str, float]]:
+        """By kind: {'count' (ops in the program text), 'executed' (per step, loop bodies times their trip count),
+        'bytes' (the full array each moves, summed over executions), 'traffic' (bytes one device sends per step, ring
+        estimate: (n-1)/n x bytes, twice that for all-reduce, n = the replica group's size)}.
+
+        XLA:TPU writes a reduce-scatter as an all-reduce inside an `all-reduce-scatter` fusion: counted as a
+        reduce-scatter. An async pair (`-start` / `-done`) counts once."""
+        out = {k: {"count": 0, "executed": 0, "bytes": 0.0, "traffic": 0.0} for k in COLLECTIVES}
+        for name, lines in self.bodies.items():
+            times = self.runs.get(name, 0)
+            for line in lines:
+                op = _COLLECTIVE.search(line)
+                if not op:
+                    continue
+                kind = op.group(1)
+                if kind == "all-reduce" and name.startswith("all-reduce-scatter"):
+                    kind = "reduce-scatter"
+                sizes = _array_bytes(line[line.index("=") + 1:op.start(1)])  # the result's arrays
+                size = max(sizes, default=0) if op.group(2) else sum(sizes)  # -start: (operand, result, context)
+                n = _group_size(line, num_devices)
+                if op.group(1) == "reduce-scatter":  # a real reduce-scatter's result is one device's share
+                    size *= n
+                share = (n - 1) / n if n > 1 else 0.0
+                factor = {"all-reduce": 2 * share, "collective-permute": 1.0}.get(kind, share)
+                rec = out[kind]
+                rec["count"] += 1
+                rec["executed"] += times
+                rec["bytes"] += size * times
+                rec["traffic"] += factor * size * times
+        return out
+
+
+def count_collectives(hlo_text: str, num_devices: int) -> dict[str, dict[str, float]]:
+    """`Program(hlo_text).collectives(num_devices)`: the collectives of a compiled program by kind."""
+    return Program(hlo_text).collectives(num_devices)
+
+
+def model_flops(config: ml_collections.ConfigDict, params: dict, logical: dict | None = None) -> dict[str, float]:
+    """Analytic training FLOPs per step (PaLM, arXiv 2204.02311 App. B; Kaplan et al. 2020):
+
+      decoder    6 N_d T + 12 L T^2 d_attn per row (+ 12 T S d_attn per hyper layer, S = the row's image tokens)
+      encoder    6 N_e P + 12 L_e P^2 d_e per image, for every image slot (the model encodes all of them)
+      connector  6 N_c P per image (a projection per encoder token: approximate for the C-Abstractor's convolutions)
+
+    N_d counts the decoder's matrices a token uses (MoE: top_k of the num_experts experts, read from the parameters'
+    'exp' logical axis in `logical`; the input embedding table is a lookup, so it counts only when tied to the output
+    layer), T = data.seq_len, P = encoder tokens per image. A part that does not train costs 2N (forward) when nothing
+    before it trains, 4N (forward and input gradients) otherwise."""
+    tc, dec, enc = config.train, config.model.decoder, config.model.encoder
+    rows, t = tc.global_batch_size, int(config.data.seq_len)
+    images = input_spec(config.model).max_images
+    flat = traverse_util.flatten_dict(params, sep="/")
+    specs = traverse_util.flatten_dict(logical, sep="/") if logical is not None else {}
+    parts = {p: sum(math.prod(v.shape) for k, v in flat.items() if k.startswith(p + "/"))
+             for p in ("encoder", "connector", "decoder")}
+    experts = sum(math.prod(v.shape) for k, v in flat.items()
+                  if k.startswith("decoder/") and "exp" in tuple(specs.get(k) or ()))
+    num_experts = dec.get("num_experts", 0)
+    inactive = experts * (1 - dec.get("top_k", 2) / num_experts) if num_experts else 0
+    trainable = tuple(tc.trainable)
+    trains = {p: any(k.startswith(p + "/") and is_trainable(k, trainable) for k in flat) for p in parts}
+
+    def factor(part: str, before: tuple[str, ...]) -> float:
+        return 6.0 if trains[part] else (4.0 if any(trains[p] for p in before) else 2.0)
+
+    head_dim = dec.get("head_dim") or dec.width // dec.num_heads
+    d_attn = dec.num_heads * head_dim
+    untied = 0 if dec.get("tie_embeddings", False) else dec.vocab_size * dec.width
+    n_dec = parts["decoder"] - inactive - untied
+    p = registry.num_encoder_tokens(enc)
+    hyper = len(dec.get("hyper_layers") or ())
+    # hyper attention reads each image's connector outputs; the slots route has them in the sequence already
+    image_tokens = images * connectors.num_connector_tokens(config.model.connector, p) if hyper else 0
+    f_dec = factor("decoder", ("encoder", "connector"))
+    decoder = rows * (f_dec * n_dec * t + 2 * f_dec * dec.depth * t * t * d_attn
+                      + 2 * f_dec * hyper * t * image_tokens * d_attn)
+    f_enc, f_con = factor("encoder", ()), factor("connector", ("encoder",))
+    encoder = rows * images * (f_enc * parts["encoder"] * p + 2 * f_enc * enc.depth * p * p * enc.width)
+    connector = rows * images * f_con * parts["connector"] * p
+    return {"decoder": decoder, "encoder": encoder, "connector": connector, "total": decoder + encoder + connector,
+            "tokens": rows * t}
+
+
+# --- the report
+
+class DoesNotFit(ValueError):
+    """The compiler refused the step for lack of HBM (the message is the one sentence the CLI prints)."""
+
+
+def _cost(compiled) -> dict[str, float]:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return dict(cost or {})
+
+
+_UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
+
+
+def _oom_numbers(message: str) -> tuple[str, float, float] | None:
+    """(what, bytes needed, bytes available) from XLA:TPU's out-of-memory messages: 'the total memory required for
+    HLO temporaries (51.29G) exceeds available HBM (15.75G)' or 'Used 20.35G of 15.75G hbm'."""
+    m = re.search(r"required for (.+?) \(([\d.]+)([KMGT]?)\) exceeds available HBM \(([\d.]+)([KMGT]?)\)", message)
+    if m:
+        return m.group(1), float(m.group(2)) * _UNITS[m.group(3)], float(m.group(4)) * _UNITS[m.group(5)]
+    m = re.search(r"Used ([\d.]+)([KMGT]?) of ([\d.]+)([KMGT]?) hbm", message)
+    if m:
+        return "the whole step", float(m.group(1)) * _UNITS[m.group(2)], float(m.group(3)) * _UNITS[m.group(4)]
+    return None
+
+
+def analyze(config: ml_collections.ConfigDict, s: Slice, devices: list | None = None,
+            hlo_path: str | None = None) -> dict[str, Any]:
+    """Compile the train step for slice `s` and return every figure the CLI prints (see `format_report`). Raises
+    ValueError (one sentence) for a bad config or mesh, DoesNotFit when the compiler runs out of HBM."""
+    try:
+        sharding.mesh_shape(config.mesh, s.chips)
+    except ValueError:
+        spec = {a: config.mesh.get(a, 1) for a in sharding.MESH_AXES}
+        raise ValueError(f"mesh {spec} does not divide the {s.label}: the sizes must multiply to {s.chips} "
+                         "(one axis may be -1 to take the rest).") from None
+    devices = topology_devices(s) if devices is None else devices
+    built = abstract_train_step(config, devices)
+    state, batch, mesh = built["state"], built["batch"], built["mesh"]
+    per_chip = {"params": tree_bytes_per_device(state["params"]),
+                "opt_state": tree_bytes_per_device(state["opt_state"]), "batch": tree_bytes_per_device(batch)}
+    started = time.time()
+    with jax.set_mesh(mesh), nn.logical_axis_rules(built["rules"]):
+        lowered = built["step"].lower(*built["args"])
+    try:
+        with _quiet_stderr():
+            compiled = lowered.compile()
+    except jax.errors.JaxRuntimeError as e:  # RESOURCE_EXHAUSTED: the step does not fit
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise
+        what, needed, available = _oom_numbers(str(e)) or ("the step", math.nan, s.chip.hbm_bytes)
+        state = per_chip["params"] + per_chip["opt_state"]
+        besides = "" if what == "the whole step" else (
+            f", besides {_gib(state)} of parameters + optimizer state and {_gib(per_chip['batch'])} of batch")
+        raise DoesNotFit(
+            f"the train step does not fit the {s.label}: per chip the compiler needs {_gib(needed)} for {what} where "
+            f"{_gib(available)} are available ({_gib(needed - available)} over){besides}; shard more (config.mesh), "
+            "shrink the batch per chip (train.global_batch_size, train.grad_accum_steps) or rematerialise more "
+            "(model.decoder.remat_policy, model.encoder.remat).") from None
+    compile_s = time.time() - started
+    text = compiled.as_text()
+    if hlo_path:
+        with open(hlo_path, "w") as f:
+            f.write(text)
+    mem = compiled.memory_analysis()
+    cost = _cost(compiled)
+    program = Program(text)
+    collectives = program.collectives(len(devices))
+    try:  # XLA's cost analysis counts a loop body once: scale by what the loops (scanned layers) really run
+        loops = program.loop_factor()
+    except Exception:  # noqa: BLE001  (no CPU client to analyse with, or HLO it cannot parse: the report says so)
+        loops = None
+    flops = model_flops(config, built["params"], built["logical"])
+    chip = s.chip
+    total_mem = (mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes
+                 + mem.temp_size_in_bytes + mem.generated_code_size_in_bytes)
+    # per chip (the partitioned program)
+    compiled_flops = float(cost.get("flops", 0.0)) * (loops["flops"] if loops else 1.0)
+    bytes_accessed = float(cost.get("bytes accessed", 0.0)) * (loops["bytes accessed"] if loops else 1.0)
+    traffic = sum(c["traffic"] for c in collectives.values())
+    times = {"compute": compiled_flops / chip.peak_flops, "hbm": bytes_accessed / chip.hbm_bandwidth,
+             "ici": traffic / chip.ici_bandwidth}
+    bound = max(times.values())
+    return {
+        "topology": s.name, "libtpu_topology": s.topology, "chips": s.chips, "chip": dataclasses.asdict(chip),
+        "mesh": dict(mesh.shape), "global_batch_size": config.train.global_batch_size,
+        "grad_accum_steps": config.train.grad_accum_steps, "seq_len": int(config.data.seq_len),
+        "num_params": built["num_params"], "compile_s": compile_s,
+        "memory": {**per_chip, "argument": mem.argument_size_in_bytes, "output": mem.output_size_in_bytes,
+                   "alias": mem.alias_size_in_bytes, "temp": mem.temp_size_in_bytes,
+                   "generated_code": mem.generated_code_size_in_bytes, "total": total_mem,
+                   "capacity": chip.hbm_bytes, "fits": total_mem <= chip.hbm_bytes},
+        "flops": {"compiled_per_chip": compiled_flops, "compiled_total": compiled_flops * s.chips,
+                  "model": flops, "remat_overhead": compiled_flops * s.chips / flops["total"] if flops["total"] else 0,
+                  "bytes_accessed_per_chip": bytes_accessed, "loop_factor": loops,
+                  "loops": {body: trip for c in program.loops.values() for body, _, trip in c},
+                  "unknown_loops": program.unknown_loops},
+        "collectives": collectives,
+        "roofline": {"times": times, "step_s": bound, "limit": max(times, key=times.get),
+                     "mfu": flops["total"] / (s.chips * chip.peak_flops * bound) if bound else 0.0,
+                     "tokens_per_s": flops["tokens"] / bound if bound else 0.0},
+    }
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.2f} GiB" if abs(n) >= GIB / 4 else f"{n / 2 ** 20:.1f} MiB"
+
+
+def _si(n: float, unit: str) -> str:
+    for scale, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {prefix}{unit}"
+    return f"{n:.0f} {unit}"
+
+
+def _seconds(t: float) -> str:
+    return f"{t * 1e3:.2f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def format_report(r: dict[str, Any], config_name: str = "") -> str:
+    """The CLI's printout of `analyze`'s dict."""
+    m, f, ro, chip, mf, t = r["memory"], r["flops"], r["roofline"], r["chip"], r["flops"]["model"], r["roofline"]["times"]
+    mesh = ", ".join(f"{k} {v}" for k, v in r["mesh"].items())
+    micro = f" in {r['grad_accum_steps']} micro-batches" if r["grad_accum_steps"] > 1 else ""
+    verdict = (f"fits, {_gib(m['capacity'] - m['total'])} to spare" if m["fits"]
+               else f"does NOT fit, {_gib(m['total'] - m['capacity'])} over")
+    lines = [
+        (f"{config_name + ' on ' if config_name else ''}{r['topology']} ({r['libtpu_topology']}, {r['chips']} chips), "
+         f"mesh {mesh}; batch {r['global_batch_size']} x {r['seq_len']} tokens{micro}; "
+         f"{r['num_params'] / 1e6:,.1f}M parameters; compiled in {r['compile_s']:.1f} s"),
+        "",
+        "HBM per chip",
+        (f"  parameters + optimizer state  {_gib(m['params'] + m['opt_state']):>12}  ({_gib(m['params'])} + "
+         f"{_gib(m['opt_state'])})"),
+        f"  batch                         {_gib(m['batch']):>12}",
+        f"  temporaries (activations)     {_gib(m['temp']):>12}",
+        f"  outputs not donated           {_gib(m['output'] - m['alias']):>12}",
+        f"  generated code                {_gib(m['generated_code']):>12}",
+        (f"  total                         {_gib(m['total']):>12}  of {_gib(m['capacity'])} on a {chip['family']} "
+         f"chip: {verdict}"),
+        "",
+        "FLOPs per step",
+        f"  compiled            {_si(f['compiled_total'], 'FLOP')} ({_si(f['compiled_per_chip'], 'FLOP')} per chip)",
+        (f"  model (analytic)    {_si(mf['total'], 'FLOP')} (decoder {_si(mf['decoder'], 'FLOP')}, encoder "
+         f"{_si(mf['encoder'], 'FLOP')}, connector {_si(mf['connector'], 'FLOP')})"),
+        (f"  compiled / model    {f['remat_overhead']:.2f}x (rematerialisation, optimizer, loss and the formula's "
+         "approximations)"),
+        f"  bytes accessed      {_si(f['bytes_accessed_per_chip'], 'B')} per chip",
+    ]
+    if f["loop_factor"] is None:
+        lines.append("  (loop bodies counted once: XLA's cost analysis could not be redone per loop here)")
+    elif f["unknown_loops"]:
+        lines.append(f"  ({len(f['unknown_loops'])} loop(s) of unknown trip count counted once)")
+    lines += ["", "collectives            ops  per step     bytes/step  traffic/chip"]
+    for kind, c in r["collectives"].items():
+        lines.append(f"  {kind:<20} {c['count']:>5}  {c['executed']:>8}  {_si(c['bytes'], 'B'):>13}  "
+                     f"{_si(c['traffic'], 'B'):>12}")
+    lines += [
+        "",
+        (f"roofline (a lower bound, not a measurement: peak {_si(chip['peak_flops'], 'FLOP/s')}, HBM "
+         f"{_si(chip['hbm_bandwidth'], 'B/s')}, ICI {_si(chip['ici_bandwidth'], 'B/s')} per chip from "
+         f"{chip['source']})"),
+        (f"  compute {_seconds(t['compute'])}, HBM {_seconds(t['hbm'])}, ICI {_seconds(t['ici'])} -> step >= "
+         f"{_seconds(ro['step_s'])} ({ro['limit']}-bound), at most {_si(ro['tokens_per_s'], 'tokens/s')}"),
+        (f"  projected MFU <= {ro['mfu']:.1%} (model FLOPs / (chips x peak x that step time)); a real step also "
+         "waits on what does not overlap"),
+    ]
+    return "\n".join(lines)
+
+
+# --- the command line
+
+def _define_flags():
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+
+    config = config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:ARG]).", lock_config=False)
+    topology = flags.DEFINE_string("topology", None, "TPU slice: v5p-256, v5e-16, v4-8, v6e-256 or v5e:2x2 form.")
+    json_out = flags.DEFINE_string("json", None, "Also write every figure as JSON to this file.")
+    hlo_out = flags.DEFINE_string("hlo", None, "Also write the compiled program's HLO text to this file.")
+    flags.mark_flags_as_required(["config", "topology"])
+    return config, topology, json_out, hlo_out
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def main(argv) -> None:
+    del argv
+    from absl import flags  # pylint: disable=import-outside-toplevel
+
+    from mm1_jax.runtime import console  # pylint: disable=import-outside-toplevel
+    from mm1_jax.train.config import validate_config  # pylint: disable=import-outside-toplevel
+
+    console.quiet_libraries()
+    try:
+        config = _FLAGS[0].value
+        config.keys()  # a config file that failed to load raises here
+    except (OSError, SyntaxError, ValueError, AttributeError) as e:
+        detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
+        _fail(f"--config={flags.FLAGS['config'].serialize().split('=', 1)[-1]} could not be loaded: {detail}")
+    try:
+        s = parse_topology(_FLAGS[1].value)
+        validate_config(config)
+        report = analyze(config, s, hlo_path=_FLAGS[3].value)
+    except ValueError as e:  # DoesNotFit too
+        _fail(str(e))
+    name = flags.FLAGS["config"].serialize().split("=", 1)[-1]
+    print(format_report(report, name), flush=True)
+    if _FLAGS[2].value:
+        with open(_FLAGS[2].value, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    from absl import app  # pylint: disable=import-outside-toplevel
+
+    _FLAGS = _define_flags()
+    app.run(main)

@@ -1,0 +1,200 @@
+"""Ahead-of-time compilation for a TPU slice (mm1_jax.train.aot): topology names, the HLO reading (loop trip counts,
+collectives), the one-sentence refusals, and a golden of the collectives in configs/tiny.py's compiled train step on
+a v5e 2x2 slice (fsdp 4), as MaxText pins its HLO.
+
+The golden fails when a change of the sharding (an axis rule, the mesh, a constraint in a model) changes which
+collectives the step compiles to: an all-gather more per layer is 3 more in the tiny model. After an intended change,
+or a new libtpu, regenerate it and review the diff of the file:
+
+    MM1_AOT_REGOLDEN=1 python -m pytest -q tests/test_aot.py
+
+The compile tests need the libtpu wheel (the `aot` extra, part of `test`) and are skipped without it; they run the
+command in subprocesses (JAX_PLATFORMS=cpu: libtpu compiles, no TPU is needed), started together.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from mm1_jax.train import aot
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOLDEN = os.path.join(ROOT, "tests", "goldens", "tiny_v5e_2x2.json")
+GOLDEN_ARGS = ["--config=configs/tiny.py", "--topology=v5e-4"]
+HAS_LIBTPU = importlib.util.find_spec("libtpu") is not None
+needs_libtpu = pytest.mark.skipif(not HAS_LIBTPU, reason="needs the libtpu wheel: pip install -e '.[aot]'")
+
+
+def _start(args: list[str], json_path: str | None = None) -> subprocess.Popen:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, "-m", "mm1_jax.train.aot", *args] + ([f"--json={json_path}"] if json_path else [])
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=1200)
+    return proc.returncode, out, err
+
+
+# --- no libtpu needed
+
+@pytest.mark.parametrize("name,family,topology,chips", [
+    ("v5p-256", "v5p", "v5:4x4x8", 128), ("v5p-8", "v5p", "v5:2x2x1", 4), ("v4-8", "v4", "v4:2x2x1", 4),
+    ("v5e-16", "v5e", "v5e:4x4", 16), ("v6e-256", "v6e", "v6e:16x16", 256), ("v5e:2x2", "v5e", "v5e:2x2", 4),
+    ("v5p:4x4x12", "v5p", "v5:4x4x12", 192)])
+def test_topology_names(name, family, topology, chips):
+    """MaxText's names (v4/v5p count TensorCores, v5e/v6e chips) and JAX's FAMILY:AxB[xC]."""
+    s = aot.parse_topology(name)
+    assert (s.chip.family, s.topology, s.chips) == (family, topology, chips)
+
+
+@pytest.mark.parametrize("name", ["v5x-8", "v5p-7", "v5e-3", "v4-8192", "tpu"])
+def test_unknown_topology_is_one_sentence(name):
+    with pytest.raises(ValueError, match=r"is not a TPU slice this tool knows; use one of v4-\{8,.*v5e:2x2"):
+        aot.parse_topology(name)
+
+
+def test_program_reads_loops_and_collectives():
+    """A scanned, fsdp-sharded gradient compiled for 4 CPU devices: each loop runs 5 times, so the loop factor on
+    FLOPs is 5 and every collective inside the loops executes 5 times per step."""
+    mesh = Mesh(np.array(jax.devices()[:4]), ("fsdp",))
+
+    def f(ws, x):
+        x, _ = jax.lax.scan(lambda x, w: (jnp.tanh(x @ w), None), x, ws)
+        return jnp.sum(x)
+
+    shardings = (NamedSharding(mesh, PartitionSpec(None, "fsdp")), NamedSharding(mesh, PartitionSpec("fsdp")))
+    compiled = jax.jit(jax.grad(f), in_shardings=shardings).lower(
+        jax.ShapeDtypeStruct((5, 256, 256), jnp.float32), jax.ShapeDtypeStruct((64, 256), jnp.float32)).compile()
+    program = aot.Program(compiled.as_text())
+    assert sorted(trip for loops in program.loops.values() for _, _, trip in loops) == [5, 5]
+    assert not program.unknown_loops
+    assert program.loop_factor()["flops"] == pytest.approx(5.0, rel=1e-3)
+    gathers = program.collectives(4)["all-gather"]
+    assert gathers["count"] >= 1 and gathers["executed"] == 5 * gathers["count"]
+    assert gathers["bytes"] == 5 * gathers["count"] * 256 * 256 * 4  # each gathers one whole [256, 256] f32 layer
+
+
+@pytest.mark.parametrize("line,size", [
+    ("all-gather(%p), replica_groups=mesh['axis_0'=2,'axis_1'=4] {'axis_1'}, dimensions={0}", 4),
+    ("all-reduce(%p), replica_groups=mesh['axis_0'=2,'axis_1'=4] {'axis_0','axis_1'}, to_apply=%add", 8),
+    ("all-reduce(%p), replica_groups={{0,1},{2,3}}, to_apply=%add", 2),
+    ("all-gather(%p), replica_groups=[2,4]<=[8], dimensions={0}", 4)])
+def test_replica_group_sizes(line, size):
+    assert aot._group_size(line, 8) == size  # pylint: disable=protected-access
+
+
+@pytest.fixture(scope="module")
+def refusals():
+    """The CLI's answers to bad input that is refused before anything compiles."""
+    procs = {"topology": _start(["--config=configs/tiny.py", "--topology=v5x-8"]),
+             "mesh": _start(["--config=configs/tiny.py", "--topology=v5e-4", "--config.mesh.fsdp=3"])}
+    return {k: _finish(p) for k, p in procs.items()}
+
+
+@pytest.mark.parametrize("kind,sentence", [
+    ("topology", "error: --topology=v5x-8 is not a TPU slice this tool knows; use one of v4-{8,"),
+    ("mesh", ("error: mesh {'data': 1, 'fsdp': 3, 'tensor': 1, 'expert': 1} does not divide the v5e-4 slice "
+              "(v5e 2x2, 4 chips): the sizes must multiply to 4"))])
+def test_bad_input_is_one_sentence(refusals, kind, sentence):
+    code, out, err = refusals[kind]
+    assert code == 1 and not out
+    assert err.startswith(sentence) and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+# --- compiled for the slice (libtpu)
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """The golden command, the same with a tensor axis added, and a step too big for the slice, compiled at once."""
+    tmp = tmp_path_factory.mktemp("aot")
+    runs = {"golden": (GOLDEN_ARGS, tmp / "golden.json"),
+            "tensor": (GOLDEN_ARGS + ["--config.mesh.fsdp=2", "--config.mesh.tensor=2"], tmp / "tensor.json"),
+            "too_big": (GOLDEN_ARGS + ["--config.model.decoder.width=16384", "--config.model.decoder.mlp_dim=65536"],
+                        None)}
+    procs = {k: _start(args, str(path) if path else None) for k, (args, path) in runs.items()}
+    results = {}
+    for k, proc in procs.items():
+        code, out, err = _finish(proc)
+        path = runs[k][1]
+        report = json.loads(path.read_text()) if path is not None and path.exists() else None
+        results[k] = {"code": code, "out": out, "err": err, "report": report}
+    return results
+
+
+def _pinned(report: dict) -> dict:
+    """What the golden pins: per kind, ops in the program, executions per step and bytes moved."""
+    return {kind: {k: c[k] for k in ("count", "executed", "bytes")} for kind, c in report["collectives"].items()}
+
+
+@needs_libtpu
+def test_golden_collectives(compiled):
+    run = compiled["golden"]
+    assert run["code"] == 0, run["err"][-3000:]
+    counts = _pinned(run["report"])
+    versions = {"libtpu": importlib.metadata.version("libtpu"), "jax": jax.__version__}
+    if os.environ.get("MM1_AOT_REGOLDEN"):
+        os.makedirs(os.path.dirname(GOLDEN), exist_ok=True)
+        with open(GOLDEN, "w") as f:
+            json.dump({"command": "python -m mm1_jax.train.aot " + " ".join(GOLDEN_ARGS), **versions,
+                       "collectives": counts}, f, indent=1)
+            f.write("\n")
+        pytest.skip(f"wrote {GOLDEN}")
+    with open(GOLDEN) as f:
+        golden = json.load(f)
+    diff = {kind: (golden["collectives"].get(kind), c) for kind, c in counts.items()
+            if golden["collectives"].get(kind) != c}
+    assert not diff, (f"the collectives of configs/tiny.py's train step on v5e 2x2 changed (golden from libtpu "
+                      f"{golden['libtpu']}, jax {golden['jax']}; now {versions}): {diff}. If the sharding change is "
+                      "intended, regenerate with MM1_AOT_REGOLDEN=1 (tests/test_aot.py).")
+
+
+@needs_libtpu
+def test_report_sections(compiled):
+    run = compiled["golden"]
+    out, report = run["out"], run["report"]
+    for heading in ("HBM per chip", "FLOPs per step", "collectives", "roofline (a lower bound, not a measurement"):
+        assert heading in out
+    assert "on a v5e chip: fits" in out and "cloud.google.com/tpu/docs/v5e" in out
+    assert report["mesh"] == {"data": 1, "fsdp": 4, "tensor": 1, "expert": 1} and report["chips"] == 4
+    m, f = report["memory"], report["flops"]
+    assert m["fits"] and 0 < m["params"] < m["total"] < m["capacity"]
+    assert 0 <= m["opt_state"] - 2 * m["params"] < 1024  # AdamW: two moments per parameter, sharded alike (+ counts)
+    # the compiled step does the model's work: within 25% of 6N per token + attention (no remat in tiny)
+    assert 0.75 < f["remat_overhead"] < 1.25, f
+    assert 0 < report["roofline"]["mfu"] <= 1
+
+
+@needs_libtpu
+def test_adding_a_tensor_axis_breaks_the_golden(compiled):
+    """The golden is sensitive: the same model with half its fsdp axis turned into a tensor axis compiles to other
+    collectives (the activations' all-reduces and gathers of a tensor-parallel layer), which the golden test would
+    refuse."""
+    run = compiled["tensor"]
+    assert run["code"] == 0, run["err"][-3000:]
+    with open(GOLDEN) as f:
+        golden = json.load(f)["collectives"]
+    changed = _pinned(run["report"])
+    assert changed != golden
+    assert changed["all-reduce"]["count"] > golden["all-reduce"]["count"]
+
+
+@needs_libtpu
+def test_too_big_is_one_sentence_with_the_numbers(compiled):
+    run = compiled["too_big"]
+    assert run["code"] == 1 and not run["out"]
+    err = run["err"]
+    assert err.startswith("error: the train step does not fit the v5e-4 slice (v5e 2x2, 4 chips): per chip the "
+                          "compiler needs "), err
+    assert "GiB are available" in err and "of parameters + optimizer state" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
