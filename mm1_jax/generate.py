@@ -49,6 +49,7 @@ def main(argv):
     from mm1_jax.runtime import generate as gen  # pylint: disable=import-outside-toplevel
 
     console.quiet_libraries()
+    console.start_backends()
     try:
         pictures = _read_images(FLAGS.image)
         if not pictures and not FLAGS.prompt:

@@ -9,7 +9,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the user's devices, not the 8 simulated ones
+ENV = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}  # as a user runs it
 SMALL = ["--config.model.encoder.depth=1", "--config.model.decoder.depth=1", "--config.data.seq_len=128",
          "--config.train.global_batch_size=4", "--config.train.eval_every=0", "--config.train.num_samples=0",
          "--config.train.log_every=5", "--config.train.checkpoint.every_steps=1000",
@@ -42,13 +42,14 @@ def test_console_ctrl_c_and_resume(tmp_path):
     lines = interrupted_run(workdir, "step 10/")
     text = "\n".join(lines)
     ours = [line for line in lines if not line.startswith("generating the embedded dataset")]  # on a fresh machine
-    assert ours[0] == f"starting fresh in {workdir}", lines[:3]
+    assert ours[:2] == [f"setting up in {workdir}: the model, its sharded state and the data",
+                        f"starting fresh in {workdir}"], lines[:3]
     assert re.search(r"^train step compiled in \d+ s$", text, re.M)
     assert "Ctrl-C: saving at the next step, then exiting (press Ctrl-C again to exit without saving)." in text
     saved = int(re.search(r"^SIGINT: saved step (\d+); exiting \(restart with the same workdir to resume\)\.$", text,
                           re.M).group(1))
     assert saved >= 10 and os.listdir(os.path.join(workdir, "checkpoints")) == [str(saved)]
-    assert not [line for line in lines if re.match(r"^[IWEF]\d{4} ", line) or "libtpu" in line], lines  # absl/orbax
+    assert not [line for line in lines if re.match(r"^[IWEF]\d{4} ", line) or "TPU" in line], lines  # absl, orbax, libtpu
     again = subprocess.run(train(f"--workdir={workdir}", f"--config.train.steps={saved + 2}", *SMALL), cwd=REPO,
                            env=ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and f"resumed from step {saved} of {workdir}" in again.stdout.splitlines()
@@ -94,3 +95,20 @@ def test_eta_counts_the_remaining_evaluations_and_saves():
     assert metrics.eta(101, 110, 1.0, {"eval": 25}, {"eval": 3.0}) == (9.0 + 3.0, "")
     line = metrics.progress_line(50, 100, {"loss": 1.0, "lr": 1e-3, "eta_s": 19.0, "eta_excludes": "samples"})
     assert "ETA 0m19s + samples (not timed yet)" in line
+
+
+def test_backend_start_is_silent_unless_verbose():
+    """console.start_backends: what native code writes to stderr while jax's backends start (libtpu's probe for a TPU
+    on a machine without one) is hidden, unless --verbosity was given."""
+    script = ("import os, sys, jax\n"
+              "from absl import flags\n"
+              "from mm1_jax.runtime import console\n"
+              "flags.FLAGS(sys.argv)\n"
+              "jax.devices = lambda: os.write(2, b'native probe noise\\n')\n"
+              "console.start_backends()\n"
+              "print('after', file=sys.stderr)\n")
+    for args, noisy in (([], False), (["--verbosity=0"], True)):
+        out = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, env=ENV, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert ("native probe noise" in out.stderr) == noisy and out.stderr.rstrip().endswith("after"), out.stderr

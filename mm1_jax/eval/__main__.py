@@ -43,6 +43,7 @@ def main(argv):
         datasets.check_eval_config(eval_cfg, datasets.expand(FLAGS.tasks, eval_cfg))
     except ValueError as e:
         sys.exit(f"error: {e}")
+    console.start_backends()
     try:
         params, ctx = load(config, FLAGS.checkpoint, FLAGS.seed, FLAGS.batch_size)
     except (ValueError, FileNotFoundError) as e:

@@ -58,6 +58,11 @@ def main(argv):
     _check_workdir(_WORKDIR.value)
 
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    console.start_backends()
+    import jax  # pylint: disable=import-outside-toplevel
+
+    if jax.process_index() == 0:
+        print(f"setting up in {_WORKDIR.value}: the model, its sharded state and the data", flush=True)
     from mm1_jax.train import trainer  # pylint: disable=import-outside-toplevel
 
     try:
