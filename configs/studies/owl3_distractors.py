@@ -39,9 +39,9 @@ FINDINGS = (
     ("hyper attention (mPLUG-Owl3) keeps 43.09 at N=50 and 28.58 at N=400; the concatenation model "
      "LLaVA-Next-Interleave falls from 43.18 at N=20 to 12.52 at N=50; Mantis fails at N=100", "Sec. 4.5", "[P]"),
 )
-_HYPER = {"n": "hyper attention", "concat_n": "concatenation"}
+_ROUTE_LABEL = {"n": "hyper attention", "concat_n": "concatenation"}
 FIGURES = (dict(kind="line", metric="CircularEval", x={r: int(r.rsplit("_", 1)[1]) for r in ROWS}, logx=True,
-                series={r: _HYPER[r.rsplit("_", 1)[0]] for r in ROWS}, xlabel="images in the prompt (N)",
+                series={r: _ROUTE_LABEL[r.rsplit("_", 1)[0]] for r in ROWS}, xlabel="images in the prompt (N)",
                 title="mPLUG-Owl3 Sec. 4.5: CircularEval with N - 1 distractor images", file="distractors.png"),)
 
 # Embedded scale: both routes trained the same way (pre-training, then the SFT mixture, which holds the distractor
