@@ -299,7 +299,6 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         tc, cc = self.config.train, self.config.train.checkpoint
         manager = ckpt_lib.make_manager(f"{self.workdir}/checkpoints", keep=cc.keep, async_save=cc.async_save)
-        self._damage_rows = []
         try:
             step = hooked = self._restore_if_any(manager)
         except BaseException:
