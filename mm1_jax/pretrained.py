@@ -3,7 +3,7 @@
 `load(path)` takes a Hugging Face directory (converted in memory, tensor by tensor) or a directory written by
 `python -m mm1_jax.convert`, and returns a `Loaded` with `.config`, `.params` (float32 jax arrays on the default
 device), `.module` and the entry points of its kind, each jitted once and computed in float32:
-  encoder    encode_images(pixels [B, H, W, 3], normalised) -> {'last_hidden_state' [B, N, D],
+  encoder    encode_images(pixels [B, H, W, 3], uint8 or normalised) -> {'last_hidden_state' [B, N, D],
              'hidden_states' [depth + 1 x [B, N, D]] as transformers' output_hidden_states, 'pooled' where defined}
   decoder    logits(input_ids [B, T]) -> [B, T, V];  hidden_states(input_ids) -> [depth + 1 x [B, T, D]]
   connector  connect(features [B, N, Cv]) -> [B, K, D]
@@ -26,6 +26,7 @@ import numpy as np
 
 from mm1_jax import convert
 from mm1_jax.convert import checkpoint
+from mm1_jax.models.mm1 import encoder_norm, normalize_pixels
 from mm1_jax.models.owl3 import check_placeholder_count
 from mm1_jax.runtime import generate as gen
 
@@ -63,10 +64,13 @@ class Loaded:
         return self._jitted[name]
 
     def encode_images(self, pixels: Any) -> dict[str, Any]:
-        """Normalised pixels [B, H, W, 3] -> transformers' vision outputs (hidden_states as a list)."""
+        """Pixels [B, H, W, 3] (uint8, normalised here with the encoder's statistics, or float already normalised)
+        -> transformers' vision outputs (hidden_states as a list)."""
         self._need("encoder", "encode_images")
-        fn = self._jit("encode_images", lambda p, x: self.module.apply({"params": p}, x, return_hidden_states=True))
-        out = fn(self.params, jnp.asarray(pixels, jnp.float32))
+        norm = encoder_norm(self.module)
+        fn = self._jit("encode_images", lambda p, x: self.module.apply({"params": p}, normalize_pixels(x, norm),
+                                                                       return_hidden_states=True))
+        out = fn(self.params, _pixels(pixels))
         result = {"last_hidden_state": out["last_hidden_state"], "hidden_states": list(out["hidden_states"])}
         if "pooled" in out:
             result["pooled"] = out["pooled"]
@@ -118,10 +122,11 @@ class LoadedOwl3:
         return int(token_id)
 
     def logits(self, input_ids: Any, images: Any = None, image_token_id: int | None = None) -> np.ndarray:
-        """float32 [B, T, V] for int32 input_ids [B, T] and normalised images [N, H, W, 3] (placeholder order)."""
+        """float32 [B, T, V] for int32 input_ids [B, T] and images [N, H, W, 3] (placeholder order; uint8 pixels, or
+        float already normalised)."""
         input_ids = np.asarray(input_ids, np.int32)
         if images is not None:
-            images = np.asarray(images, np.float32)
+            images = _pixels(images)
             if images.ndim != 4 or images.shape[-1] != 3:
                 raise ValueError(f"images of shape {images.shape} are not [n_images, H, W, 3].")
         token_id = self._token_id(image_token_id)
@@ -138,7 +143,7 @@ class LoadedOwl3:
         images [N, H, W, 3]: every row's images in placeholder order, row after row. After `eos_id` a row repeats
         `eos_id`. Runs on `mm1_jax.runtime.generate.Generator` (compiled once per shape, reused across calls)."""
         token_id = self._token_id(image_token_id)
-        images = None if images is None else np.asarray(images, np.float32)
+        images = None if images is None else _pixels(images)
         prompts = [np.asarray(row, np.int32).reshape(-1) for row in input_ids]
         check_placeholder_count(np.concatenate(prompts), 0 if images is None else images.shape[0], token_id)
         counts = np.cumsum([0] + [int(np.sum(p == token_id)) for p in prompts])
@@ -152,6 +157,12 @@ class LoadedOwl3:
         fill = 0 if eos_id is None else int(eos_id)  # only rows that stopped are short
         rows = [ids + [fill] * (max_new_tokens - len(ids)) for ids, _ in generator(self.params, requests, sampling)]
         return np.array(rows, np.int32).reshape(len(prompts), max_new_tokens)
+
+
+def _pixels(images: Any) -> np.ndarray:
+    """uint8 pixels stay uint8 (the model normalises them); anything else is normalised float, as float32."""
+    images = np.asarray(images)
+    return images if images.dtype == np.uint8 else images.astype(np.float32)
 
 
 def load(path: str) -> Any:

@@ -2,6 +2,7 @@
 
 import grain
 import numpy as np
+import pytest
 
 from mm1_jax.data import packing
 
@@ -9,18 +10,18 @@ IMAGE_ID, K, T, M = 4, 3, 64, 4
 
 
 def make_example(doc: int, n_text: int, n_images: int, splittable: bool = True, source: int = 0):
-    """Tokens 1000*doc + position for text; an image j is K slots and its pixels are the constant doc*10+j."""
+    """Tokens 1000*doc + position for text; an image j is K slots and its uint8 pixels say (doc, j, 0)."""
     tokens, pics = [], []
     per_gap = n_text // (n_images + 1)
     for j in range(n_images):
         tokens += [1000 * (doc + 1) + len(tokens) for _ in range(per_gap)]
         tokens += [IMAGE_ID] * K
-        pics.append(np.full((2, 2, 3), doc * 10 + j, np.float32))
+        pics.append(np.broadcast_to(np.array([doc, j, 0], np.uint8), (2, 2, 3)))
     while len(tokens) < n_text + n_images * K:
         tokens.append(1000 * (doc + 1) + len(tokens))
     tokens = np.array(tokens, np.int32)
     weights = np.append((tokens[1:] != IMAGE_ID).astype(np.float32), 0.0)
-    images = np.stack(pics) if pics else np.zeros((0, 2, 2, 3), np.float32)
+    images = np.stack(pics) if pics else np.zeros((0, 2, 2, 3), np.uint8)
     return {"tokens": tokens, "weights": weights, "images": images, "source": source, "splittable": splittable}
 
 
@@ -83,7 +84,7 @@ def test_rows_keep_documents_apart_and_images_in_order():
                 first_slot = np.flatnonzero(row["image_token_index"] == m * K)[0]
                 doc = row["segment_ids"][first_slot]
                 text = row["tokens"][(row["segment_ids"] == doc) & (row["tokens"] != IMAGE_ID)]
-                assert int(row["images"][m][0, 0, 0]) // 10 == text[0] // 1000 - 1
+                assert int(row["images"][m][0, 0, 0]) == text[0] // 1000 - 1
 
 
 def test_image_budget_limits_rows_and_cuts_before_images():
@@ -164,3 +165,11 @@ def test_cut_point_never_splits_an_image():
     assert packing.cut_point(starts, 3, 0, 30, space=8, image_space=4) == 8  # image 5..7 ends at 8: whole
     assert packing.cut_point(starts, 3, 0, 30, space=25, image_space=1) == 20  # budget: stop before image 2
     assert packing.cut_point(starts, 3, 0, 30, space=100, image_space=2) == 30
+
+
+def test_float_images_are_refused():
+    """Rows carry uint8 pixels (the model normalises them); a float example image is a contract error, not a cast."""
+    ex = make_example(0, 8, 1)
+    ex["images"] = ex["images"].astype(np.float32)
+    with pytest.raises(TypeError, match="example images must be uint8 pixels .* got float32"):
+        pack([ex], batches=1)

@@ -3,6 +3,7 @@
 import json
 
 from absl import flags
+import jax
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
@@ -53,6 +54,22 @@ def test_batch_contract_on_embedded_data(world):
     assert np.mean(b["segment_ids"] > 0) > 0.8
 
 
+def test_batches_carry_uint8_pixels_a_quarter_of_float32(world):
+    """The pipeline's images are uint8 (the model normalises them on the device): 1 byte a value, a quarter of the
+    float32 batches it carried before; placed on the trainer's batch sharding they keep dtype, shape and layout."""
+    from mm1_jax.train import sharding  # the sharding the trainer puts batches on
+
+    dc = synthetic.embedded_data_config(directory=world, max_images=6)
+    b = next(build(dc, batch=8))
+    assert b["images"].dtype == np.uint8 and b["images"].nbytes == 8 * 6 * SIZE * SIZE * 3
+    assert b["images"][b["image_valid"]].max() > 0 and np.all(b["images"][~b["image_valid"]] == 0)
+    mesh = sharding.make_mesh({"data": 2, "fsdp": 4})
+    placed = jax.make_array_from_process_local_data(sharding.batch_sharding(mesh, 5), b["images"])
+    assert placed.dtype == np.uint8 and placed.sharding == sharding.batch_sharding(mesh, 5)
+    assert {s.data.nbytes for s in placed.addressable_shards} == {b["images"].nbytes // 8}
+    np.testing.assert_array_equal(np.asarray(placed), b["images"])
+
+
 def test_mixture_shares_within_one_percent(tmp_path):
     dc = config_lib.get_data_config(
         tokenizer=str(tmp_path / "tok.json"), sources=text_sources(tmp_path, [("cap", 45), ("int", 45), ("txt", 10)])
@@ -91,6 +108,7 @@ def test_grain_worker_gives_the_same_batches(world):
     got = build(dc)
     for a, b in zip(want, [next(got) for _ in range(2)]):
         np.testing.assert_array_equal(a["tokens"], b["tokens"])
+        assert b["images"].dtype == np.uint8  # what crosses from the worker process
         np.testing.assert_array_equal(a["images"], b["images"])
 
 

@@ -57,7 +57,8 @@ def test_webdataset_tar(tmp_path, tok_path):
     ex = builder(tok_path, "caption")(rec)
     assert words(tok_path, ex) == "<bos> <image> a blue square . <eos>"
     assert ex["images"].shape == (1, SIZE, SIZE, 3)
-    np.testing.assert_allclose(ex["images"][0, 0, 0], [1, -1, -1], atol=1e-6)  # red, siglip-normalised
+    assert ex["images"].dtype == np.uint8  # the model normalises
+    np.testing.assert_array_equal(ex["images"][0, 0, 0], [255, 0, 0])  # red
     # targets: no loss on predicting image slots, loss on every caption token and <eos>, none after the last token
     np.testing.assert_array_equal(ex["weights"], [0, 0, 0, 0, 1, 1, 1, 1, 1, 0])
 
@@ -77,7 +78,7 @@ def test_jsonl_text_and_mmc4_layout(tmp_path, tok_path):
     assert words(tok_path, builder(tok_path, "text")(src[0])) == "<bos> a square has 4 corners . <eos>"
     ex = builder(tok_path, "interleaved")(src[1])
     assert words(tok_path, ex) == "<bos> here is a picture . <image> it shows a blue square . <eos>"
-    np.testing.assert_allclose(ex["images"][0, 0, 0], [-1, -1, 1], atol=1e-6)
+    np.testing.assert_array_equal(ex["images"][0, 0, 0], [0, 0, 255])
 
 
 def test_parquet_obelics_layout(tmp_path, tok_path):

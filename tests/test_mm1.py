@@ -9,7 +9,11 @@ from contextlib import nullcontext
 from jax.sharding import NamedSharding
 
 from configs import mm1_pretrain
+from mm1_jax.data import images as images_lib
 from mm1_jax.models import presets, registry
+from mm1_jax.models.inputs import input_spec
+from mm1_jax.models.mm1 import encoder_norm
+from mm1_jax.models.vit import STYLES
 from mm1_jax.models.summary import summarize
 from mm1_jax.train import sharding
 
@@ -165,6 +169,54 @@ def test_sharded_forward_equals_single_device(model_and_params):
     vit_fc1 = sharded_params["encoder"]["layer_0"]["mlp"]["fc1"]["kernel"]  # [vit_embed 32, vit_mlp 64]
     assert vit_fc1.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor")
     assert isinstance(out.sharding, NamedSharding)
+
+
+def uint8_pixels(seed=1, shape=(2, 2, 16, 16, 3)):
+    return np.random.RandomState(seed).randint(0, 256, shape).astype(np.uint8)
+
+
+def test_uint8_pixels_are_normalised_exactly_once(model_and_params):
+    """uint8 pixels give the logits of the same pixels normalised by the numpy reference (`images.normalize` with the
+    encoder's statistics) and fed as floats; normalising twice, or not at all, gives other logits."""
+    _, params, fwd = model_and_params
+    batch, pixels = make_batch(), uint8_pixels()
+    reference = images_lib.normalize(pixels, "clip")
+    got = np.asarray(fwd(params, dict(batch, images=pixels)))
+    np.testing.assert_allclose(got, fwd(params, dict(batch, images=reference)), atol=1e-5, rtol=1e-5)
+    mean, std = images_lib.NORMS["clip"]
+    for wrong in (pixels.astype(np.float32), (reference / 255.0 - mean) / std):  # not at all; twice
+        assert np.abs(got - np.asarray(fwd(params, dict(batch, images=wrong)))).max() > 1e-2
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_model_normalises_with_the_statistics_the_data_contract_names(style):
+    """The norm the model applies (its encoder's style) is `input_spec(...).image_norm`, for every encoder style."""
+    cfg = small_config()
+    cfg.encoder.style = style
+    assert encoder_norm(registry.build_model(cfg).encoder) == input_spec(cfg).image_norm == STYLES[style]["image_norm"]
+
+
+def test_sharded_uint8_batch_keeps_its_sharding_at_a_quarter_of_the_bytes(model_and_params):
+    """uint8 images sharded over the data axes: each device holds its rows in a quarter of float32's bytes, and the
+    sharded forward equals the single-device one on the reference-normalised floats."""
+    model, params, fwd = model_and_params
+    batch = dict(make_batch(seed=1), segment_ids=jnp.ones((2, 16), jnp.int32))
+    batch = {k: jnp.concatenate([v, v, v, v]) for k, v in batch.items()}
+    pixels = uint8_pixels(shape=(8, 2, 16, 16, 3))
+    expected = fwd(params, dict(batch, images=images_lib.normalize(pixels, "clip")))
+    mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
+    shardings = sharding.param_shardings(jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), **batch))["params"],
+                                         mesh)
+    in_batch = {k: jax.device_put(v, sharding.batch_sharding(mesh, v.ndim))
+                for k, v in dict(batch, images=pixels).items()}
+    images = in_batch["images"]
+    assert images.dtype == jnp.uint8 and images.sharding == sharding.batch_sharding(mesh, 5)
+    assert {s.data.nbytes for s in images.addressable_shards} == {2 * 2 * 16 * 16 * 3}  # 2 rows each, 1 byte a value
+    assert images.nbytes * 4 == images_lib.normalize(pixels, "clip").nbytes
+    with jax.set_mesh(mesh), nn.logical_axis_rules(sharding.LOGICAL_AXIS_RULES):
+        out = jax.jit(lambda p, b: model.apply({"params": p}, **b)["logits"])(jax.device_put(params, shardings),
+                                                                                in_batch)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 def test_mesh_spec_errors():

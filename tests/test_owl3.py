@@ -16,6 +16,7 @@ from PIL import Image
 from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb, repeat_kv
 
 from mm1_jax.convert import owl3 as convert_owl3
+from mm1_jax.data import images as images_lib
 from mm1_jax.data import owl3_images
 from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
 from mm1_jax.pretrained import LoadedOwl3
@@ -177,6 +178,20 @@ def test_images_do_not_reach_earlier_tokens_and_counts_are_checked(loaded):
         loaded.logits(ids, np.concatenate([images, images[:1]]))
 
 
+def test_uint8_images_are_normalised_once_with_siglip_statistics(loaded):
+    """uint8 pixels (what `owl3_images.process` gives) = the same pixels normalised by the numpy reference with
+    SigLIP's statistics; not normalising, or normalising twice, gives other logits."""
+    ids, _ = batch()
+    pixels = np.random.default_rng(7).integers(0, 256, size=(3, 28, 28, 3), dtype=np.uint8)
+    reference = images_lib.normalize(pixels, "siglip")
+    got = loaded.logits(ids, pixels)
+    np.testing.assert_allclose(got, loaded.logits(ids, reference), atol=1e-5, rtol=1e-5)
+    for wrong in (pixels.astype(np.float32), (reference / 255.0 - 0.5) / 0.5):  # not at all; twice
+        assert np.abs(got - loaded.logits(ids, wrong)).max() > 1e-2
+    new = loaded.generate(ids[:1, :7], pixels[:2], max_new_tokens=3)  # generation batches keep the uint8 pixels
+    np.testing.assert_array_equal(new, loaded.generate(ids[:1, :7], reference[:2], max_new_tokens=3))
+
+
 def test_cached_decoding_equals_full_forward_and_generation(loaded):
     def init_cache(module, params, b, length, images, token):  # zero caches for `length` tokens and the images
         tokens = jax.ShapeDtypeStruct((b, length), np.int32)
@@ -231,10 +246,9 @@ def test_cut_prompt_and_pixels():
     img = Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(500, 1000, 3), dtype=np.uint8))
     text, pixels = owl3_images.process("Look: <|image|> what?", [img], size=32)
     assert text == "Look: " + owl3_images.cut_prompt(2, 3) + " what?"
-    assert pixels.shape == (7, 32, 32, 3) and text.count("<|image|>") == 7
-    big = (np.asarray(img.resize((96, 64), Image.BICUBIC), np.float32) / 255 - 0.5) / 0.5
-    np.testing.assert_allclose(pixels[5], big[32:, 64:], atol=1e-6)  # crop (1, 2)
-    whole = (np.asarray(img.resize((32, 32), Image.BICUBIC), np.float32) / 255 - 0.5) / 0.5
-    np.testing.assert_allclose(pixels[6], whole, atol=1e-6)  # the global view comes last
+    assert pixels.shape == (7, 32, 32, 3) and pixels.dtype == np.uint8 and text.count("<|image|>") == 7
+    big = np.asarray(img.resize((96, 64), Image.BICUBIC))  # uint8: the model normalises (SigLIP's statistics)
+    np.testing.assert_array_equal(pixels[5], big[32:, 64:])  # crop (1, 2)
+    np.testing.assert_array_equal(pixels[6], np.asarray(img.resize((32, 32), Image.BICUBIC)))  # global view last
     with pytest.raises(ValueError, match="the text has 1 <\\|image\\|> placeholders but 2 images"):
         owl3_images.process("<|image|>", [img, img])

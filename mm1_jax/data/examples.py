@@ -1,10 +1,10 @@
 """Examples: one raw record -> token ids, per-token loss weights and image entries.
 
 An example is a dict: `tokens` int32 [L]; `weights` float32 [L], the loss weight of predicting tokens[i+1] at i
-(0 at the last token); `images` float32 [n, S, S, 3]; `source` int; `splittable` (pre-training documents may be
-cut across packed rows, SFT conversations may not). Each image entry is K consecutive <image> tokens; the entries
-of a split image are ordered (overview after or before the crops) and marked (<crop_i> / <overview>, separators, or
-nothing) as `data.split` says.
+(0 at the last token); `images` uint8 [n, S, S, 3] (the model normalises them); `source` int; `splittable`
+(pre-training documents may be cut across packed rows, SFT conversations may not). Each image entry is K consecutive
+<image> tokens; the entries of a split image are ordered (overview after or before the crops) and marked (<crop_i> /
+<overview>, separators, or nothing) as `data.split` says.
 A record that cannot make an example gives `{"skip": reason, "source": i, "key": where}` (counted, never raised).
 """
 
@@ -28,17 +28,18 @@ SPLIT_MARKERS = ("index", "none", "separators")
 class ImageEntries(NamedTuple):
     """One image's entries: crops row-major then the overview (`grid` = (rows, columns) when split), or the whole."""
 
-    pixels: np.ndarray  # [n, S, S, 3]
+    pixels: np.ndarray  # uint8 [n, S, S, 3]
     grid: tuple[int, int] | None = None
 
 
 def split_entries(img: Any, split: dict, size: int, norm: str) -> ImageEntries:
-    """A decoded image's entries under `split.mode` (none: the whole image; mm1: 2x2 + overview; mm1.5: dynamic)."""
+    """A decoded image's entries under `split.mode` (none: the whole image; mm1: 2x2 + overview; mm1.5: dynamic,
+    the canvas padded with `norm`'s mean colour)."""
     mode = split["mode"]
     if mode == "none":
-        return ImageEntries(images_lib.whole_image(img, size, norm)[None])
+        return ImageEntries(images_lib.whole_image(img, size)[None])
     if mode == "mm1":
-        return ImageEntries(images_lib.split_image_mm1(img, size, norm), (2, 2))
+        return ImageEntries(images_lib.split_image_mm1(img, size), (2, 2))
     if mode == "mm1.5":
         r, n_min, n_max = split["r"] or size, split["n_min"], split["n_max"]
         return ImageEntries(images_lib.split_image_dynamic(img, size, norm, r, n_min, n_max),
@@ -112,7 +113,7 @@ class ExampleBuilder:
                 raise ValueError(f"data.split.separators={seps!r} must be three texts (overview, column, row) that the "
                                  f"tokenizer knows; it has no tokens for {unknown!r}.")
         self.add_bos, self.add_eos = data_config.add_bos, data_config.add_eos
-        images_lib.normalize(np.zeros((1, 1, 3), np.uint8), image_norm)  # fail early on a bad norm name
+        images_lib.norm_stats(image_norm)  # fail early on a bad norm name (it picks the splitting canvas's pad)
 
     @property
     def tok(self) -> tokenizer_lib.Tokenizer:
@@ -219,7 +220,7 @@ class ExampleBuilder:
             entries = split_entries(img, self.split, self.size, self.norm)
             if len(entries.pixels) <= budget // max(1, n_images):
                 return entries
-        return ImageEntries(images_lib.whole_image(img, self.size, self.norm)[None])
+        return ImageEntries(images_lib.whole_image(img, self.size)[None])
 
     def _assemble(self, parts) -> dict[str, Any]:
         """Parts -> tokens, target weights and image entries."""
@@ -249,11 +250,11 @@ class ExampleBuilder:
             learn.append(1.0)
         weights = np.zeros(len(ids), np.float32)
         weights[:-1] = learn[1:]
-        pics = np.concatenate(pics) if pics else np.zeros((0, self.size, self.size, 3), np.float32)
+        pics = np.concatenate(pics) if pics else np.zeros((0, self.size, self.size, 3), np.uint8)
         return {
             "tokens": np.asarray(ids, np.int32),
             "weights": weights,
-            "images": pics.astype(np.float32),
+            "images": pics,
             "source": self.source_index,
             "splittable": self.kind != "sft",
         }

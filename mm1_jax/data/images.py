@@ -1,7 +1,13 @@
-"""Images: decode, resize (bicubic), normalise per encoder, and MM1 / MM1.5 image splitting.
+"""Images: decode, resize (bicubic), MM1 / MM1.5 image splitting, and each encoder's pixel statistics.
 
-Every function returns float32 arrays [H, W, 3] (or [n, H, W, 3]) already normalised, so padding with zeros
-means "the encoder's mean colour".
+Every function here returns uint8 pixels [H, W, 3] (or [n, H, W, 3]), resized as the Hugging Face image processors
+do (PIL bicubic on the 8-bit image; rescaling and normalising come after). Normalising happens once, on the device,
+where the model receives the pixels (`mm1_jax.models.mm1.normalize_pixels`, with the encoder's `NORMS` entry):
+batches carry a quarter of the bytes of float32 pixels, which matters most when grain workers hand them between
+processes. `normalize` is the same arithmetic in numpy, the reference the model's tests compare against.
+
+The splitting canvas pads with the encoder's mean colour (`pad_colour`): zero after normalising, as the float
+pipeline padded, up to uint8 rounding (at most 0.5/255 per channel; exactly 0.5/255 for SigLIP's 127.5).
 """
 
 import io
@@ -22,6 +28,13 @@ NORMS = {
 }
 
 
+def norm_stats(norm: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) float32 [3] of an encoder's pixel statistics; ValueError naming a bad name."""
+    if norm not in NORMS:
+        raise ValueError(f"image_norm must be one of {sorted(NORMS)}, got {norm!r}.")
+    return NORMS[norm]
+
+
 def decode_image(data: bytes) -> Image.Image:
     """RGB PIL image from encoded bytes; raises ValueError naming the problem for corrupt bytes."""
     try:
@@ -33,11 +46,16 @@ def decode_image(data: bytes) -> Image.Image:
 
 
 def normalize(pixels: np.ndarray, norm: str) -> np.ndarray:
-    """uint8 [..., 3] -> float32 normalised with the encoder's mean and std."""
-    if norm not in NORMS:
-        raise ValueError(f"image_norm must be one of {sorted(NORMS)}, got {norm!r}.")
-    mean, std = NORMS[norm]
-    return (pixels.astype(np.float32) / 255.0 - mean) / std
+    """uint8 [..., 3] -> float32 normalised with the encoder's mean and std (the numpy reference of what the model
+    does on the device)."""
+    mean, std = norm_stats(norm)
+    return (np.asarray(pixels).astype(np.float32) / 255.0 - mean) / std
+
+
+def pad_colour(norm: str) -> tuple[int, int, int]:
+    """The encoder's mean colour in uint8 (rounded half to even): what the splitting canvas pads with."""
+    mean, _ = norm_stats(norm)
+    return tuple(int(v) for v in np.round(mean.astype(np.float64) * 255))
 
 
 def resize(img: Image.Image, width: int, height: int) -> Image.Image:
@@ -45,9 +63,9 @@ def resize(img: Image.Image, width: int, height: int) -> Image.Image:
     return img.resize((int(width), int(height)), Image.BICUBIC)
 
 
-def whole_image(img: Image.Image, size: int, norm: str) -> np.ndarray:
-    """The whole image squashed to size x size (no crop: nothing of the picture is lost)."""
-    return normalize(np.asarray(resize(img, size, size)), norm)
+def whole_image(img: Image.Image, size: int) -> np.ndarray:
+    """The whole image squashed to size x size (no crop: nothing of the picture is lost). uint8 [size, size, 3]."""
+    return np.asarray(resize(img, size, size), np.uint8)
 
 
 def choose_grid(width: int, height: int, r: int, n_min: int, n_max: int) -> tuple[int, int]:
@@ -80,34 +98,28 @@ def candidate_grids(n_min: int, n_max: int) -> list[tuple[int, int]]:
 
 
 def cut_grid(img: Image.Image, n_h: int, n_w: int, r: int, size: int, norm: str) -> list[np.ndarray]:
-    """Scale the image (aspect kept) into an n_h*r x n_w*r canvas, pad right/bottom, cut r x r crops row-major."""
+    """Scale the image (aspect kept) into an n_h*r x n_w*r canvas padded right/bottom with the encoder's mean colour,
+    cut r x r crops row-major, each resized to size x size when r != size. uint8 crops."""
     scale = min(n_w * r / img.width, n_h * r / img.height)
     w, h = max(1, round(img.width * scale)), max(1, round(img.height * scale))
-    canvas = np.zeros((n_h * r, n_w * r, 3), np.float32)  # zero = the mean colour after normalising.
-    canvas[:h, :w] = normalize(np.asarray(resize(img, w, h)), norm)
-    crops = [canvas[i * r : (i + 1) * r, j * r : (j + 1) * r] for i in range(n_h) for j in range(n_w)]
-    if r != size:
-        crops = [_resize_array(c, size) for c in crops]
-    return crops
-
-
-def _resize_array(x: np.ndarray, size: int) -> np.ndarray:
-    """Bicubic resize of a normalised float image, channel by channel (PIL mode F)."""
-    chans = [np.asarray(Image.fromarray(x[..., c]).resize((size, size), Image.BICUBIC)) for c in range(3)]
-    return np.stack(chans, -1).astype(np.float32)
+    canvas = Image.new("RGB", (n_w * r, n_h * r), pad_colour(norm))
+    canvas.paste(resize(img, w, h), (0, 0))
+    crops = [canvas.crop((j * r, i * r, (j + 1) * r, (i + 1) * r)) for i in range(n_h) for j in range(n_w)]
+    return [whole_image(c, size) if r != size else np.asarray(c, np.uint8) for c in crops]
 
 
 def split_image_dynamic(img: Image.Image, size: int, norm: str, r: int, n_min: int, n_max: int) -> np.ndarray:
-    """MM1.5 dynamic splitting: crops of the chosen grid, then the overview (none for a 1x1 grid). [n, size, size, 3]."""
+    """MM1.5 dynamic splitting: crops of the chosen grid, then the overview (none for a 1x1 grid). uint8
+    [n, size, size, 3]; `norm` names the encoder whose mean colour pads the canvas."""
     n_h, n_w = choose_grid(img.width, img.height, r, n_min, n_max)
     crops = cut_grid(img, n_h, n_w, r, size, norm)
     if n_h * n_w > 1:
-        crops.append(whole_image(img, size, norm))
+        crops.append(whole_image(img, size))
     return np.stack(crops)
 
 
-def split_image_mm1(img: Image.Image, size: int, norm: str) -> np.ndarray:
-    """MM1 SFT splitting: 4 crops (2x2 of the image at 2*size) then the overview. [5, size, size, 3]."""
-    big = normalize(np.asarray(resize(img, 2 * size, 2 * size)), norm)
+def split_image_mm1(img: Image.Image, size: int) -> np.ndarray:
+    """MM1 SFT splitting: 4 crops (2x2 of the image at 2*size) then the overview. uint8 [5, size, size, 3]."""
+    big = np.asarray(resize(img, 2 * size, 2 * size), np.uint8)
     crops = [big[i * size : (i + 1) * size, j * size : (j + 1) * size] for i in range(2) for j in range(2)]
-    return np.stack(crops + [whole_image(img, size, norm)])
+    return np.stack(crops + [whole_image(img, size)])

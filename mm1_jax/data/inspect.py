@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 from mm1_jax.data import config as config_lib
-from mm1_jax.data import images as images_lib
 from mm1_jax.data import pipeline as pipeline_lib
 from mm1_jax.data import tokenizer as tokenizer_lib
 from mm1_jax.models.inputs import input_spec
@@ -62,13 +61,11 @@ def decode_row(tok: tokenizer_lib.Tokenizer, batch: dict, row: int) -> str:
     return "\n".join(out)
 
 
-def dump_images(batch: dict, row: int, folder: str, norm: str):
-    """Write the row's valid image entries as PNG (undoing the normalisation)."""
+def dump_images(batch: dict, row: int, folder: str):
+    """Write the row's valid image entries (uint8 pixels, as the pipeline carries them) as PNG."""
     os.makedirs(folder, exist_ok=True)
-    mean, std = images_lib.NORMS[norm]
     for m in np.flatnonzero(batch["image_valid"][row]):
-        pixels = np.clip((batch["images"][row, m] * std + mean) * 255, 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(os.path.join(folder, f"row{row}_image{m:02d}.png"))
+        Image.fromarray(batch["images"][row, m]).save(os.path.join(folder, f"row{row}_image{m:02d}.png"))
 
 
 def main(argv):
@@ -88,7 +85,7 @@ def main(argv):
         print(f"row {r}:")
         print(decode_row(tok, batches[0], r))
         if _DUMP.value:
-            dump_images(batches[0], r, _DUMP.value, fields["image_norm"])
+            dump_images(batches[0], r, _DUMP.value)
     if _DUMP.value:
         print(f"images written to {_DUMP.value}")
 

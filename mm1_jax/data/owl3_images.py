@@ -5,6 +5,8 @@ image's aspect) + IoU(grid box, image box), boxes anchored at the origin and a g
 (the release's image_processing_mplugowl3.py; as it computes it, the reshaped box's height is truncated to whole pixels and the first
 best grid wins ties). The image is resized to the grid, cut row-major, and the global view (the whole image at
 size x size) follows the crops. Each `<|image|>` of the prompt becomes the cut prompt, one placeholder per crop.
+Pixels are uint8, resized as the release's processor resizes (PIL bicubic on the 8-bit image); the model normalises
+them on the device with SigLIP's statistics (`mm1_jax.models.owl3.Owl3.encode_images`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from mm1_jax.data.images import normalize, resize
+from mm1_jax.data.images import resize, whole_image
 
 OWL3_GRIDS = ((2, 2), (1, 3), (1, 4), (3, 1), (4, 1), (2, 3), (3, 2))  # (rows, columns); no 1 x 1
 IMAGE_TOKEN = "<|image|>"
@@ -44,21 +46,21 @@ def cut_prompt(rows: int, cols: int, image_token: str = IMAGE_TOKEN) -> str:
 
 
 def process_image(img: Image.Image, size: int = 384, cut: bool = True) -> tuple[np.ndarray, tuple[int, int] | None]:
-    """Normalised pixels [n, size, size, 3] (crops row-major then the global view; only the global view when
-    cut=False, as the release does for video frames) and the grid (None when not cut)."""
+    """uint8 pixels [n, size, size, 3] (crops row-major then the global view; only the global view when cut=False,
+    as the release does for video frames) and the grid (None when not cut)."""
     img = img.convert("RGB")
-    whole = normalize(np.asarray(resize(img, size, size)), "siglip")[None]
+    whole = whole_image(img, size)[None]
     if not cut:
         return whole, None
     rows, cols = choose_cut_grid(*img.size, size=size)
-    big = normalize(np.asarray(resize(img, cols * size, rows * size)), "siglip")
+    big = np.asarray(resize(img, cols * size, rows * size), np.uint8)
     crops = big.reshape(rows, size, cols, size, 3).transpose(0, 2, 1, 3, 4).reshape(rows * cols, size, size, 3)
     return np.concatenate([crops, whole]), (rows, cols)
 
 
 def process(text: str, images: list[Image.Image], size: int = 384, cut: bool = True,
             image_token: str = IMAGE_TOKEN) -> tuple[str, np.ndarray]:
-    """(prompt with every placeholder expanded to its cut prompt, all pixels in placeholder order)."""
+    """(prompt with every placeholder expanded to its cut prompt, all uint8 pixels in placeholder order)."""
     parts = re.split(re.escape(image_token), text)
     if len(parts) - 1 != len(images):
         raise ValueError(f"the text has {len(parts) - 1} {image_token} placeholders but {len(images)} images were "
@@ -68,5 +70,5 @@ def process(text: str, images: list[Image.Image], size: int = 384, cut: bool = T
         px, grid = process_image(img, size, cut)
         pixels.append(px)
         out += (cut_prompt(*grid, image_token) if grid else image_token) + rest
-    empty = np.zeros((0, size, size, 3), np.float32)
+    empty = np.zeros((0, size, size, 3), np.uint8)
     return out, np.concatenate(pixels) if pixels else empty

@@ -24,7 +24,7 @@ class RowBuilder:
         self.segment_ids = np.zeros(seq_len, np.int32)
         self.positions = np.zeros(seq_len, np.int32)
         self.source_id = np.full(seq_len, -1, np.int32)
-        self.images = np.zeros((max_images,) + tuple(image_shape), np.float32)
+        self.images = np.zeros((max_images,) + tuple(image_shape), np.uint8)  # the model normalises on the device
         self.length = self.n_images = self.n_segments = 0
 
     @property
@@ -39,6 +39,8 @@ class RowBuilder:
         """Append one document (or piece of one) as a new segment."""
         n, a = len(tokens), self.length
         assert 0 < n <= self.space and len(images) <= self.image_space, (n, self.space, len(images))
+        if len(images) and images.dtype != np.uint8:
+            raise TypeError(f"example images must be uint8 pixels (the model normalises them), got {images.dtype}.")
         self.n_segments += 1
         self.tokens[a : a + n] = tokens
         self.targets[a : a + n - 1] = tokens[1:]

@@ -77,8 +77,9 @@ def load_task(task: Task, config: ml_collections.ConfigDict, limit: int
 
 
 def image_loader(size: int, norm: str, split: dict | None = None) -> Callable[[Any], Any]:
-    """Reference (path, bytes or a ready array) -> normalised [S, S, 3], or with `split` (a `data.split`) the image's
-    split entries as training lays them out; OSError / ValueError when unreadable."""
+    """Reference (path, bytes or a ready array) -> uint8 pixels [S, S, 3] (the model normalises them with `norm`), or
+    with `split` (a `data.split`) the image's split entries as training lays them out, the canvas padded with
+    `norm`'s mean colour; OSError / ValueError when unreadable."""
 
     def load(ref: Any) -> Any:
         if isinstance(ref, np.ndarray):
@@ -90,7 +91,7 @@ def image_loader(size: int, norm: str, split: dict | None = None) -> Callable[[A
             raise ValueError(f"{where}: {e}") from None
         if split is not None:
             return examples_lib.split_entries(img, split, size, norm)
-        return images_lib.whole_image(img, size, norm)
+        return images_lib.whole_image(img, size)
 
     return load
 

@@ -3,7 +3,9 @@
 `input_spec(config.model)` answers, for any MM1 config, how many tokens an image occupies in the sequence (K slot
 tokens, or one placeholder when images reach the decoder through hyper attention), the encoder's image size and pixel
 statistics (owned by the encoder's style) and how many images a row may hold. `example_batch` builds a batch in the
-layout `mm1_jax.data` produces (zeros, for initialisation and shape inference). The data pipeline, the trainer, the
+layout `mm1_jax.data` produces (zeros, for initialisation and shape inference): images are uint8 pixels, which the
+model normalises with `image_norm` on the device (`mm1.normalize_pixels`), so the pipeline's image bytes are a quarter
+of float32's. The data pipeline, the trainer, the
 evaluation and the tools all take these from here.
 """
 from __future__ import annotations
@@ -21,7 +23,8 @@ from mm1_jax.models.vit import style_value
 class InputSpec:
     tokens_per_image: int  # K: sequence slots one image (or crop) occupies
     image_size: int  # encoder input side, pixels
-    image_norm: str  # pixel statistics (mm1_jax.data.images.NORMS)
+    image_norm: str  # pixel statistics (mm1_jax.data.images.NORMS): the model normalises with them; the data side
+    # only pads split canvases with their mean colour
     max_images: int  # images (crops count one each) per row
 
     def pipeline_fields(self) -> dict:
@@ -52,5 +55,5 @@ def example_batch(spec: InputSpec, batch_size: int, seq_len: int) -> dict[str, n
     return {"tokens": np.zeros((b, t), np.int32), "targets": np.zeros((b, t), np.int32),
             "loss_weights": np.zeros((b, t), np.float32), "segment_ids": np.ones((b, t), np.int32),
             "positions": np.tile(np.arange(t, dtype=np.int32), (b, 1)),
-            "images": np.zeros((b, m, s, s, 3), np.float32), "image_valid": np.zeros((b, m), bool),
+            "images": np.zeros((b, m, s, s, 3), np.uint8), "image_valid": np.zeros((b, m), bool),
             "image_token_index": np.full((b, t), -1, np.int32)}

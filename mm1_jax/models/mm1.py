@@ -4,7 +4,8 @@ MM1.5: arXiv 2409.20566).
 A batch (produced by `mm1_jax.data`) holds, for B rows of T tokens and up to M images per row:
   tokens [B, T] int32          input ids; every image occupies K consecutive slot tokens
   image_token_index [B, T]     for a slot token, m*K + k (image m of the row, its k-th embedding); -1 elsewhere
-  images [B, M, H, W, 3]       normalised pixels; image_valid [B, M] marks the real ones
+  images [B, M, H, W, 3]       uint8 pixels, normalised here (`normalize_pixels`) with the encoder's statistics;
+                               float pixels are taken as already normalised. image_valid [B, M] marks the real ones
   segment_ids [B, T]           1, 2, ... per packed document, 0 = padding
   positions [B, T]             restart at 0 in every document
   targets, loss_weights [B, T] next tokens and their weights (0 on image slots, padding, non-answers in SFT)
@@ -23,13 +24,30 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mm1_jax.data.images import norm_stats
 from mm1_jax.models.decoder import token_loss
 from mm1_jax.models.layers import Array, constrain
+from mm1_jax.models.vit import style_value
 
 
 def image_route(hyper_layers: Sequence[int]) -> str:
     """'hyper' when the decoder has hyper layers (images read by hyper attention), else 'slots'."""
     return "hyper" if tuple(hyper_layers or ()) else "slots"
+
+
+def normalize_pixels(images: Array, norm: str) -> Array:
+    """The one place pixels are normalised: uint8 [..., 3] -> float32 (x / 255 - mean) / std with the encoder's
+    statistics (`mm1_jax.data.images.NORMS[norm]`, the arithmetic of `images.normalize`). Float input is returned
+    as it is: it is taken to be normalised already (notebooks, parity tests against reference encoders)."""
+    if images.dtype != jnp.uint8:
+        return images
+    mean, std = norm_stats(norm)
+    return (images.astype(jnp.float32) / 255.0 - mean) / std
+
+
+def encoder_norm(encoder: nn.Module) -> str:
+    """The pixel statistics an encoder module takes: its style's `image_norm` (as `inputs.input_spec` reads it)."""
+    return str(style_value(encoder, "image_norm"))
 
 
 def fill_image_slots(text_embeds: Array, image_embeds: Array, image_token_index: Array) -> Array:
@@ -71,7 +89,9 @@ class MM1(nn.Module):
         return image_route(getattr(self.decoder, "hyper_layers", ()))
 
     def image_embeddings(self, images: Array) -> Array:
-        """[B, M, H, W, 3] pixels -> [B, M, K, D] connector outputs (encoder features -> connector)."""
+        """[B, M, H, W, 3] pixels (uint8, or float already normalised) -> [B, M, K, D] connector outputs (encoder
+        features -> connector). Every image reaches the encoder through here, normalised once."""
+        images = normalize_pixels(images, encoder_norm(self.encoder))
         b, m = images.shape[:2]
         embeds = self.connector(self.encoder(images.reshape((b * m,) + images.shape[2:]))["features"])
         return embeds.reshape((b, m) + embeds.shape[1:])

@@ -6,8 +6,10 @@ Transformer Block"; the release's `modeling_mplugowl3.py` in X-PLUG/mPLUG-Owl). 
 second-to-last SigLIP layer's output without the final norm (`vit.OWL3_FEATURES`); the projector is one Linear
 (release 240728) or Linear-GELU-Linear (release 241101): `projector_depth` 1 or 2.
 
-Images are passed flat, [N, H, W, 3], in the order their placeholders appear in the batch (row by row). In a batch
-of B rows every row's hyper layers see the N images but only attend to those whose placeholder is in the row.
+Images are passed flat, [N, H, W, 3], in the order their placeholders appear in the batch (row by row): uint8
+pixels, normalised on the device with the encoder's (SigLIP's) statistics by `mm1.normalize_pixels`, or float pixels
+taken as normalised already. In a batch of B rows every row's hyper layers see the N images but only attend to
+those whose placeholder is in the row.
 
 The config (`config.model` for kind 'owl3'):
   encoder          ViT fields (`VIT_PRESETS['siglip_so400m14_384']` for the release)
@@ -32,6 +34,7 @@ from mm1_jax.models import connectors, vit
 from mm1_jax.models.decoder import Decoder
 from mm1_jax.models.hyper_attention import check_hyper_layers
 from mm1_jax.models.layers import Array
+from mm1_jax.models.mm1 import encoder_norm, normalize_pixels
 
 OWL3_FIELDS = ("encoder", "projector_depth", "decoder", "hyper_layers", "image_token_id", "dtype")
 
@@ -68,8 +71,8 @@ class Owl3(nn.Module):
     image_token_id: int | None = None
 
     def encode_images(self, images: Array) -> Array:
-        """[N, H, W, 3] normalised pixels -> [N, Lv, D] projected features."""
-        return self.vision2text(self.encoder(images)["features"])
+        """[N, H, W, 3] pixels (uint8, or float already normalised) -> [N, Lv, D] projected features."""
+        return self.vision2text(self.encoder(normalize_pixels(images, encoder_norm(self.encoder)))["features"])
 
     def __call__(self, tokens: Array, images: Array | None = None, *, image_token_id: int | None = None,
                  positions: Array | None = None, segment_ids: Array | None = None, decode: bool = False,

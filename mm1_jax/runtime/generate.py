@@ -36,7 +36,8 @@ from mm1_jax.runtime.distributed import to_host
 
 @dataclasses.dataclass
 class Request:
-    """One prompt: token ids [L] and its images [n, S, S, 3] (normalised), in the order they appear."""
+    """One prompt: token ids [L] and its images [n, S, S, 3] in the order they appear: uint8 pixels (the model
+    normalises them) or float pixels already normalised."""
 
     tokens: np.ndarray
     images: np.ndarray
@@ -101,6 +102,16 @@ def left_pad(rows: Sequence[Any], *, length: int, pad_id: int) -> dict[str, np.n
 # ----------------------------------------------------------------------------------------------------------------
 # The models' prompt inputs
 # ----------------------------------------------------------------------------------------------------------------
+def pixel_dtype(requests: Sequence[Request]) -> np.dtype:
+    """uint8 when the requests' images are uint8 pixels, float32 when they are normalised floats; ValueError when a
+    batch mixes the two (uint8 values read as normalised floats would be silently wrong)."""
+    kinds = {np.asarray(r.images).dtype == np.uint8 for r in requests if len(r.images)}
+    if len(kinds) > 1:
+        raise ValueError("the requests mix uint8 pixels and float (normalised) images; give every image the same "
+                         "kind (uint8 from mm1_jax.data.images).")
+    return np.dtype(np.uint8) if kinds == {True} else np.dtype(np.float32)
+
+
 @dataclasses.dataclass(frozen=True)
 class SlotImages:
     """MM1 prompts: K <image> slot tokens per image; images per row [B, M, S, S, 3] and image_token_index [B, T]."""
@@ -116,7 +127,7 @@ class SlotImages:
         out = {"image_token_index": index}
         if num_images:
             shape = next(np.shape(r.images)[1:] for r in requests if len(r.images))
-            out["images"] = np.zeros((b, num_images) + tuple(shape), np.float32)
+            out["images"] = np.zeros((b, num_images) + tuple(shape), pixel_dtype(requests))
         for row, req in enumerate(requests):
             ids, n = np.asarray(req.tokens, np.int32).reshape(-1), len(req.images)
             slots = ids == self.image_id
@@ -144,14 +155,14 @@ class PlaceholderImages:
     per_token = ()
 
     def arrays(self, requests: Sequence[Request], padded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        pics = []
+        pics, dtype = [], pixel_dtype(requests)
         for row, req in enumerate(requests):
             count = int(np.sum(np.asarray(req.tokens) == self.image_token_id))
             if count != len(req.images):
                 raise ValueError(f"request {row}: {count} image placeholder tokens (id {self.image_token_id}) but "
                                  f"{len(req.images)} images; each image needs exactly one placeholder.")
             if len(req.images):
-                pics.append(np.asarray(req.images, np.float32))
+                pics.append(np.asarray(req.images, dtype))
         if np.any(padded["tokens"][padded["segment_ids"] == 0] == self.image_token_id):
             raise ValueError(f"the padding id is the image placeholder id {self.image_token_id}.")
         return {"images": np.concatenate(pics)} if pics else {}
