@@ -1,6 +1,8 @@
 """Training-step throughput: tokens/s and model FLOPs utilisation, ours (JAX) against PyTorch in the same run.
 
     python benchmarks/train_step.py [--rounds=5] [--skip_torch] [--only=decoder35m|tiny] [--variants=reference,...]
+    python benchmarks/train_step.py --profile [--variants=autodiff]   where the decoder35m step's time goes, per op
+                                                                     category, ours and PyTorch (profile_step.py)
 
 Rows:
   matmul peak        float32 2048^3 GEMM in jax and in torch (the machine's attainable peak, measured here)
@@ -80,13 +82,34 @@ def reference_attention(q, k, v, segment_ids, causal=True, block=0):
     return layers.dot_product_attention(q, k, v, mask)
 
 
+# Variants that change XLA's CPU compilation, not the model: 'eigen_dots' leaves the dots to XLA's own emitter (Eigen)
+# instead of YNNPACK fusions, whose dot wants its operands in a fixed layout (transposed copies of activations and
+# logits gradients for every weight gradient).
+COMPILER_OPTIONS = {"eigen_dots": {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}}
+
+
+def autodiff_core(q, k, v, mask):
+    """The blocked core before the profile-driven change (kept to time both in one run): weights normalised over
+    [Tq, S], a multiply by the mask after the exp, and the gradient left to autodiff through every softmax pass."""
+    logits = jnp.einsum("bkqd,bksd->bkqs", q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype), k,
+                        preferred_element_type=jnp.float32)
+    logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+    e = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True)) * mask
+    weights = e / jnp.maximum(jnp.sum(e, axis=-1, keepdims=True), jnp.finfo(jnp.float32).tiny)
+    return jnp.einsum("bkqs,bksd->bkqd", weights.astype(v.dtype), v)
+
+
 def attention_variant(name: str):
-    """Patch the decoder's self-attention: 'reference' | 'heads_major' (no blocking) | 'blocked<N>' | 'default'."""
+    """Patch the decoder's self-attention: 'reference' | 'heads_major' (no blocking) | 'blocked<N>' | 'autodiff'
+    (the blocked core with autodiff's gradient, as before the flash-style backward) | 'default'."""
     import functools  # pylint: disable=import-outside-toplevel
 
     from mm1_jax.models import layers  # pylint: disable=import-outside-toplevel
 
     original = attention_variant.__dict__.setdefault("original", layers.self_attention)
+    # pylint: disable=protected-access
+    core = attention_variant.__dict__.setdefault("core", layers._masked_softmax_attention)
+    layers._masked_softmax_attention = autodiff_core if name == "autodiff" else core
     if name == "reference":
         layers.self_attention = reference_attention
     elif name == "heads_major":
@@ -97,8 +120,9 @@ def attention_variant(name: str):
         layers.self_attention = original
 
 
-def ours_decoder(variant: str = "default"):
-    """A warmed-up AdamW step of our decoder on [4, 1024] tokens, and its matmul parameter count."""
+def ours_decoder(variant: str = "default", with_hlo: bool = False):
+    """A warmed-up AdamW step of our decoder on [4, 1024] tokens, its matmul parameter count (and, with_hlo, the
+    compiled program's HLO text, for `profile_step`)."""
     import optax  # pylint: disable=import-outside-toplevel
 
     from mm1_jax.models import registry  # pylint: disable=import-outside-toplevel
@@ -131,11 +155,14 @@ def ours_decoder(variant: str = "default"):
 
     attention_variant(variant)
     try:
+        options = COMPILER_OPTIONS.get(variant)
+        if with_hlo or options:  # the executable that runs is the one whose HLO is returned (the profile maps ops)
+            step = step.lower(state["p"], state["o"], tokens).compile(options)
         run()  # compile with this attention
     finally:
         attention_variant("default")
     n_matmul = sum(x.size for x in jax.tree.leaves(state["p"])) - VOCAB * WIDTH  # lm_head counts, the lookup not
-    return run, n_matmul
+    return (run, n_matmul, step.as_text()) if with_hlo else (run, n_matmul)
 
 
 def torch_decoder():
@@ -197,11 +224,21 @@ def main():
     ap.add_argument("--skip_torch", action="store_true")
     ap.add_argument("--only", default="", help="tiny | decoder35m (default: both)")
     ap.add_argument("--variants", default="", help="attention variants timed as extra rows of our decoder: "
-                    "reference, heads_major, blocked128, blocked256, blocked512")
+                    "reference, heads_major, blocked128, blocked256, blocked512, autodiff, "
+                    "eigen_dots (an XLA compile option)")
+    ap.add_argument("--profile", action="store_true", help="print where each step's time goes instead (per-op "
+                    "categories, ours and PyTorch; see benchmarks/profile_step.py)")
+    ap.add_argument("--profile_steps", type=int, default=1)
     args = ap.parse_args()
     import torch  # pylint: disable=import-outside-toplevel
 
     torch.set_num_threads(os.cpu_count())
+    if args.profile:
+        import profile_step  # pylint: disable=import-outside-toplevel
+
+        for variant in ["default"] + list(filter(None, args.variants.split(","))):
+            profile_step.profile_decoder35m(args.profile_steps, args.skip_torch or variant != "default", variant)
+        return
     runs, flops, tokens = {}, {}, {}
     runs["peak_jax"], flops["peak_jax"] = jax_matmul()
     runs["peak_torch"], flops["peak_torch"] = torch_matmul()

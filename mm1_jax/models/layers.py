@@ -170,16 +170,60 @@ def dot_product_attention(q: Array, k: Array, v: Array, mask: Array | None) -> A
     return out.reshape(b, t, h, dh)
 
 
+def _softmax_core_forward(q: Array, k: Array, v: Array, mask: Array) -> tuple[Array, Array]:
+    """(out [B, K, Q, Dh], log-sum-exp [B, K, Q, 1] float32, 0 on fully masked rows) of softmax(q k^T, mask) v.
+
+    Few passes over the [Q, S] logits, which is where a CPU step's time goes (memory, not FLOPs): the unnormalised
+    exp(logits - max) meets v first and the sum divides the [Q, Dh] product (S / Dh x smaller than the weights).
+    Masked entries get exp(finfo.min - max) = 0 exactly; a fully masked row (its max is finfo.min) gives zeros.
+    """
+    logits = jnp.einsum("bkqd,bksd->bkqs", q, k, preferred_element_type=jnp.float32)
+    logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+    peak = jnp.max(logits, axis=-1, keepdims=True)
+    valid = peak > jnp.finfo(jnp.float32).min
+    e = jnp.exp(logits - peak)
+    total = jnp.sum(e, axis=-1, keepdims=True)
+    out = jnp.einsum("bkqs,bksd->bkqd", e.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    out = jnp.where(valid, out / total, 0.0)
+    lse = jnp.where(valid, peak + jnp.log(total), 0.0)
+    return out.astype(v.dtype), lse
+
+
+@jax.custom_vjp
+def _softmax_core(q: Array, k: Array, v: Array, mask: Array) -> Array:
+    return _softmax_core_forward(q, k, v, mask)[0]
+
+
+def _softmax_core_fwd(q, k, v, mask):
+    out, lse = _softmax_core_forward(q, k, v, mask)
+    return out, (q, k, v, mask, out, lse)
+
+
+def _softmax_core_bwd(residuals, d_out):
+    """Flash-attention's backward: the weights are recomputed from q, k and the saved log-sum-exp (one more
+    q k^T product) instead of being stored by the forward and differentiated pass by pass through the softmax."""
+    q, k, v, mask, out, lse = residuals
+    logits = jnp.einsum("bkqd,bksd->bkqs", q, k, preferred_element_type=jnp.float32)
+    p = jnp.where(mask, jnp.exp(logits - lse), 0.0)  # lse is 0 on fully masked rows, whose mask is all False
+    d_out32 = d_out.astype(jnp.float32)
+    d_v = jnp.einsum("bkqs,bkqd->bksd", p.astype(v.dtype), d_out, preferred_element_type=jnp.float32)
+    d_p = jnp.einsum("bkqd,bksd->bkqs", d_out, v, preferred_element_type=jnp.float32)
+    row = jnp.sum(d_out32 * out.astype(jnp.float32), axis=-1, keepdims=True)
+    d_logits = (p * (d_p - row)).astype(q.dtype)
+    d_q = jnp.einsum("bkqs,bksd->bkqd", d_logits, k, preferred_element_type=jnp.float32)
+    d_k = jnp.einsum("bkqs,bkqd->bksd", d_logits, q, preferred_element_type=jnp.float32)
+    return d_q.astype(q.dtype), d_k.astype(k.dtype), d_v.astype(v.dtype), None
+
+
+_softmax_core.defvjp(_softmax_core_fwd, _softmax_core_bwd)
+
+
 def _masked_softmax_attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
     """Heads-major core: q [B, K, G*Tq, Dh] (query heads grouped onto KV head K), k/v [B, K, S, Dh],
-    mask [B, 1, G*Tq, S] -> [B, K, G*Tq, Dh]. One softmax pass: masked entries get weight exactly 0 (so a fully
-    masked row gives zeros), and the scale is folded into q, which is T x smaller than the logits."""
-    logits = jnp.einsum("bkqd,bksd->bkqs", q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype), k,
-                        preferred_element_type=jnp.float32)
-    logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
-    e = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True)) * mask
-    weights = e / jnp.maximum(jnp.sum(e, axis=-1, keepdims=True), jnp.finfo(jnp.float32).tiny)
-    return jnp.einsum("bkqs,bksd->bkqd", weights.astype(v.dtype), v)
+    mask [B, 1, G*Tq, S] -> [B, K, G*Tq, Dh]. Masked entries get weight exactly 0 (so a fully masked row gives
+    zeros), the scale is folded into q, which is T x smaller than the logits, and the gradient is flash
+    attention's (`_softmax_core_bwd`)."""
+    return _softmax_core(q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype), k, v, mask)
 
 
 def self_attention(q: Array, k: Array, v: Array, segment_ids: Array, causal: bool = True, block: int = 256) -> Array:
