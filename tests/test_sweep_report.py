@@ -176,8 +176,12 @@ def test_figures_decode_and_their_data_are_the_results(written):
     assert series["mean"][3] is None and series["std"][2:] == [None, None]
     assert series["std"][:2] == pytest.approx([expected[r]["0-shot"][1] for r in ("small", "medium")])
     assert line["paper"] == {"rows": ["small", "medium", "large", "huge"], "x": [1, 10, 100, 1000],
-                             "value": [30.0, 35.25, 33.0, 50.0]}
-    routes = json.loads((out / "figures" / "routes.data.json").read_text())["series"]  # one line per series label
+                             "value": [30.0, 35.25, 33.0, 50.0], "series": ["0-shot"] * 4}
+    routes_data = json.loads((out / "figures" / "routes.data.json").read_text())
+    paper = routes_data["paper"]  # each paper point belongs to its row's line (drawn in that line's colour)
+    assert paper["series"] == [{"small": "route A", "medium": "route A", "large": "route B", "huge": "route B"}[r]
+                               for r in paper["rows"]]
+    routes = routes_data["series"]  # one line per series label
     assert list(routes) == ["route A", "route B"]
     assert routes["route A"]["rows"] == ["small", "medium"] and routes["route A"]["x"] == [1, 2]
     assert routes["route A"]["mean"] == pytest.approx([expected[r]["4-shot"][0] for r in ("small", "medium")])

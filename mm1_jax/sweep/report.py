@@ -311,14 +311,15 @@ def line_data(study: Study, stats, spec: dict) -> dict:
     metric = spec["metric"]
     points = sorted(((float(x), row) for row, x in spec["x"].items() if row in study.rows), key=lambda p: p[0])
     rows, xs = [row for _, row in points], [x for x, _ in points]
-    paper: dict[str, list] = {"rows": [], "x": [], "value": []}
+    groups = spec.get("series") or {}  # row -> the line it belongs to (one line of all rows without it)
+    paper: dict[str, list] = {"rows": [], "x": [], "value": [], "series": []}
     for x, row in points:
         entry = paper_entry(study, row, metric)
         if entry and _is_number(entry[0]):
             paper["rows"].append(row)
             paper["x"].append(x)
             paper["value"].append(float(entry[0]))
-    groups = spec.get("series") or {}  # row -> the line it belongs to (one line of all rows without it)
+            paper["series"].append(groups.get(row, metric))
     series = {}
     for label in dict.fromkeys(groups.get(row, metric) for row in rows):
         members = [(row, x) for row, x in zip(rows, xs) if groups.get(row, metric) == label]
@@ -370,15 +371,22 @@ def plot_bars(data: dict, path: pathlib.Path) -> None:
 
 def plot_line(data: dict, path: pathlib.Path) -> None:
     fig, ax = _new_axes(6.0, 4.5)
-    for label, series in data["series"].items():
+    colors = _need("matplotlib").colormaps["tab10"]
+    many = len(data["series"]) > 1
+    for i, (label, series) in enumerate(data["series"].items()):
         points = [(x, m, math.nan if s is None else s) for x, m, s in zip(series["x"], series["mean"], series["std"])
                   if m is not None]
         if points:
             ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
-                        capsize=3, label=f"ours ({label})")
-    if data["paper"]["x"]:
-        ax.scatter(data["paper"]["x"], data["paper"]["value"], marker="s", s=50, facecolors="none",
-                   edgecolors="black", zorder=3, label="paper")
+                        capsize=3, color=colors(i % colors.N), label=f"ours ({label})")
+        # the paper's points in the colour of the line they belong to (black when there is one line)
+        marks = [(x, v) for x, v, g in zip(data["paper"]["x"], data["paper"]["value"],
+                                           data["paper"].get("series") or [label] * len(data["paper"]["x"]))
+                 if g == label]
+        if marks:
+            ax.scatter([x for x, _ in marks], [v for _, v in marks], marker="s", s=50, facecolors="none",
+                       edgecolors=colors(i % colors.N) if many else "black", zorder=3,
+                       label=f"paper ({label})" if many else "paper")
     if data["logx"]:
         ax.set_xscale("log")
     ax.set_xlabel(data["xlabel"])
