@@ -5,6 +5,9 @@
 
 Mixing happens on record indices (grain `MapDataset.mix`), so source shares are exact and deterministic from the
 seed; records that cannot make an example are skipped in the packer, counted, and stop the run past the error rate.
+Images travel as uint8 pixels (a quarter of float32's bytes between grain worker processes and to the devices); the
+model normalises them with `image_norm`'s statistics, which the data side uses only for the splitting canvas's
+padding colour.
 """
 
 import json
