@@ -248,7 +248,7 @@ def main(argv=None):
           f"width {args.abstractor_width}, {args.abstractor_depth} block(s) per stage, {args.readout_depth} readout "
           f"layers; decoder (Llama) width {args.width}, {args.depth} layers, {args.heads} heads / {args.kv_heads} KV, "
           f"FFN {args.ffn}, vocab {args.vocab}; AdamW, clip 1.0, float32")
-    runs, framework = {}, {}
+    runs = {}
     runs["peak_jax"], peak_flops = jax_matmul()
     runs["peak_torch"], _ = torch_matmul()
     runs["ours"], hlo, params = ours_step(args, batch)

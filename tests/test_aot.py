@@ -112,6 +112,56 @@ def test_bad_input_is_one_sentence(refusals, kind, sentence):
     assert err.startswith(sentence) and err.count("\n") == 1 and "Traceback" not in err, err
 
 
+def test_search_candidates():
+    """Tiny (4 heads, 2 KV heads): fsdp 4, or fsdp 2 x tensor 2 (tensor 4 would split the 2 KV heads), each with the
+    four decoder remat policies; an MoE of 64 experts also splits them 8 or 64 ways, every mesh using all chips."""
+    from configs import mm1_pretrain, tiny
+
+    found = aot.search_candidates(tiny.get_config(), 4)
+    assert [(c["mesh"]["fsdp"], c["mesh"]["tensor"], c["remat_policy"]) for c in found] == [
+        (4, 1, p) for p in aot.SEARCH_REMAT] + [(2, 2, p) for p in aot.SEARCH_REMAT]
+    moe = mm1_pretrain.get_config("decoder=3b-moe")  # 20 heads, 64 experts, batch 512
+    meshes = {tuple(c["mesh"][a] for a in ("fsdp", "tensor", "expert")) for c in aot.search_candidates(moe, 128)}
+    assert meshes == {(128, 1, 1), (16, 1, 8), (2, 1, 64), (64, 2, 1), (8, 2, 8), (1, 2, 64), (32, 4, 1), (4, 4, 8)}
+    assert aot.search_candidates(tiny.get_config(), 32) == []  # batch 8 cannot split over 32 or 16 data-parallel chips
+
+
+def test_search_ranks_what_fits_by_mfu(monkeypatch):
+    """Each candidate is compiled with its own mesh and remat policy; those that fit come first by projected MFU,
+    then those over capacity by how far over, then the ones refused for another reason."""
+    from configs import tiny
+
+    config, seen = tiny.get_config(), []
+    outcome = {(4, "full"): 0.30, (4, "dots_no_batch"): 0.45, (4, "dots"): "over 5", (4, "none"): "over 1",
+               (2, "full"): 0.40, (2, "dots_no_batch"): "refused", (2, "dots"): "over 3", (2, "none"): 0.10}
+
+    def fake_analyze(trial, s):
+        seen.append((dict(trial.mesh), trial.model.decoder.remat_policy))
+        result = outcome[(trial.mesh["fsdp"], trial.model.decoder.remat_policy)]
+        if result == "refused":
+            raise ValueError("some other reason")
+        if result == "over 3":  # the compiler accepted it; the total is over the capacity
+            return {"memory": {"fits": False, "total": 19 * 2 ** 30, "capacity": 16 * 2 ** 30},
+                    "roofline": {"mfu": 0.9, "step_s": 1.0}}
+        if isinstance(result, str):
+            raise aot.DoesNotFit("too big", over=float(result.split()[1]) * 2 ** 30)
+        return {"memory": {"fits": True, "total": 2 ** 30, "capacity": 16 * 2 ** 30},
+                "roofline": {"mfu": result, "step_s": 1.0}}
+
+    monkeypatch.setattr(aot, "analyze", fake_analyze)
+    s = aot.parse_topology("v5e-4")
+    ranked = aot.search(config, s, log=lambda line: None)
+    assert [(r["mesh"]["fsdp"], r["remat_policy"]) for r in ranked] == [
+        (4, "dots_no_batch"), (2, "full"), (4, "full"), (2, "none"), (4, "none"), (2, "dots"), (4, "dots"),
+        (2, "dots_no_batch")]
+    assert seen[4] == ({"data": 1, "fsdp": 2, "tensor": 2, "expert": 1}, "full")
+    assert config.model.decoder.remat_policy == tiny.get_config().model.decoder.remat_policy  # the input untouched
+    table = aot.format_search(ranked, s).splitlines()
+    assert table[2].split()[:5] == ["fsdp", "4", "dots_no_batch", "1.00", "GiB"] and table[2].endswith("45.0%  fits")
+    assert table[-1].endswith("some other reason") and "5.00 GiB over" in table[-2]
+    assert len(aot.search(config, s, limit=3, log=lambda line: None)) == 3
+
+
 # --- compiled for the slice (libtpu)
 
 @pytest.fixture(scope="module")

@@ -63,9 +63,12 @@ def read_hf_config(src: str) -> dict:
         raise CheckpointError(f"{src} has no config.json.")
     try:
         with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
+            config = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not valid JSON ({e}).") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(config).__name__}, not an object of config fields.")
+    return config
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -279,21 +282,26 @@ def is_converted(path: str) -> bool:
     config = os.path.join(path, "config.json")
     if not (os.path.isdir(os.path.join(path, "params")) and os.path.exists(config)):
         return False
-    with open(config) as f:
-        return "family" in json.load(f)
+    return "family" in read_hf_config(path)  # an unreadable config.json: one sentence naming it
 
 
 def read_converted(src: str) -> Converted:
     """A converted directory's config and params (numpy, in the stored dtype)."""
     import orbax.checkpoint as ocp
 
-    with open(os.path.join(src, "config.json")) as f:
-        meta = json.load(f)
+    meta = read_hf_config(src)
+    missing = [k for k in ("family", "config", "source_hf_config", "dtype", "source_dtype") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{os.path.join(src, 'config.json')} is not a converted directory's config (it lacks "
+                              f"{', '.join(missing)}).")
     params_dir = os.path.join(os.path.abspath(src), "params")
+    checkpointer = ocp.StandardCheckpointer()
     try:
-        params = ocp.StandardCheckpointer().restore(params_dir)
+        params = checkpointer.restore(params_dir)
     except Exception as e:  # noqa: BLE001  orbax / tensorstore raise many kinds for a damaged checkpoint
         raise CheckpointError(f"{params_dir} cannot be restored by orbax: {e}") from None
+    finally:  # closed at once: left to the garbage collector, its threads print a traceback after the error
+        checkpointer.close()
     params = jax.tree.map(np.asarray, params)
     return Converted(meta["family"], ml_collections.ConfigDict(meta["config"]), params, meta["source_hf_config"],
                      meta["dtype"], meta["source_dtype"], meta.get("source_dtype_exceptions", {}))

@@ -73,9 +73,11 @@ def model_config(
 ) -> ml_collections.ConfigDict:
     """A whole `config.model`: MM1's final recipe by default (ViT-H/14 @378, C-Abstractor with 144 tokens).
 
-    The C-Abstractor's width is the encoder's (MM1 does not state it; HoneyBee uses 1024 for ViT-L).
+    The C-Abstractor's width is the encoder's (MM1 does not state it; HoneyBee uses 1024 for ViT-L). The encoder's
+    layers are scanned and rematerialised like the decoder's: at 16 images per row its activations, not the decoder's,
+    set the step's memory (compiled for TPU with `mm1_jax.train.aot`: docs/aot.md).
     """
-    enc = encoder_config(encoder)
+    enc = encoder_config(encoder, scan=True, remat=True)
     return ml_collections.ConfigDict(
         dict(
             encoder=enc,

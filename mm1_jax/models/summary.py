@@ -11,14 +11,9 @@ import math
 import flax.linen as nn
 import jax
 import ml_collections
-from absl import app
-from ml_collections import config_flags
 
 from mm1_jax.models import registry
 from mm1_jax.models.inputs import example_batch, input_spec
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:ARG]).", lock_config=False)
-
 
 def abstract_params(model_cfg: ml_collections.ConfigDict) -> dict:
     """Parameter shapes (ShapeDtypeStructs) of the whole model, from `jax.eval_shape`."""
@@ -32,10 +27,15 @@ def count(tree) -> int:
     return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
 
 
+def part_counts(params: dict) -> dict[str, int]:
+    """Parameters of the encoder, the connector and the decoder."""
+    return {name: count(params.get(name, {})) for name in ("encoder", "connector", "decoder")}
+
+
 def summarize(config: ml_collections.ConfigDict) -> dict:
     """The figures the command prints, as a dict (also used by tests and notebooks)."""
     params = abstract_params(config.model)
-    parts = {name: count(params.get(name, {})) for name in ("encoder", "connector", "decoder")}
+    parts = part_counts(params)
     dec = config.model.decoder
     embed = dec.vocab_size * dec.width * (1 if dec.get("tie_embeddings", False) else 2)
     seq_len = config.get("data", {}).get("seq_len", 4096) if "data" in config else 4096
@@ -78,10 +78,9 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv):
-    del argv
-    print(format_summary(summarize(_CONFIG.value)))
-
-
 if __name__ == "__main__":
-    app.run(main)
+    from absl import app  # pylint: disable=import-outside-toplevel
+    from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:ARG]).", lock_config=False)
+    app.run(lambda argv: print(format_summary(summarize(_CONFIG.value))))

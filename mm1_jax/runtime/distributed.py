@@ -5,14 +5,29 @@
   explicit      --coordinator=HOST:PORT --num_processes=N --process_id=I (or MM1_COORDINATOR, MM1_NUM_PROCESSES,
                 MM1_PROCESS_ID), e.g. several CPU processes on one machine (launch/local_multiprocess.sh).
 CPU processes exchange collectives through gloo.
+
+A lost host (a process killed, a machine gone) is noticed by `HostWatchdog` (started by `initialize`): every process
+beats in jax's coordination key-value store; when another process has not beaten for `train.host_timeout_s`, the
+survivors print one line naming the lost process and the step to resume from, and exit with `LOST_HOST_EXIT`.
 """
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import sys
+import threading
+import time
 from typing import Any
 
 import jax
 import numpy as np
+
+
+LOST_HOST_EXIT = 75  # the exit status of a survivor that gave up on a lost host (EX_TEMPFAIL: restart to resume)
+DEFAULT_HOST_TIMEOUT_S = 120.0  # train.host_timeout_s's default, also the wait during set-up
+MAX_HOST_TIMEOUT_S = 600.0  # train.host_timeout_s's largest value: it must stay below jax's own heartbeat limit
+JAX_HEARTBEAT_S = 900  # jax's coordination service aborts every process (natively, naming nothing) after this
 
 
 def _env_int(name: str) -> int | None:
@@ -34,9 +49,12 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
             return
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                   process_id=process_id)
+                                   process_id=process_id, heartbeat_timeout_seconds=JAX_HEARTBEAT_S)
     elif on_tpu_pod or in_slurm:
-        jax.distributed.initialize()
+        jax.distributed.initialize(heartbeat_timeout_seconds=JAX_HEARTBEAT_S)
+    else:
+        return
+    watch_hosts()  # from now on: set-up, compilation and the loop are all watched
 
 
 def to_host(tree: Any) -> Any:
@@ -50,3 +68,136 @@ def to_host(tree: Any) -> Any:
         return np.asarray(jax.device_get(x))
 
     return jax.tree.map(fetch, tree)
+
+
+class HostWatchdog:
+    """Notices a lost process and stops this one with a sentence instead of jax's native abort.
+
+    A daemon thread beats every `interval` seconds (a counter under mm1_jax/beat/<process> in the coordination
+    service's key-value store) and reads every process's beat. A process whose counter has not moved for `timeout_s`
+    seconds (or the coordination service, on process 0, unreachable for as long) is lost: the thread prints one line
+    on stderr naming it and the step to resume from (the newest complete checkpoint in `checkpoint_dir`), appends the
+    same as a row to `<workdir>/metrics.jsonl` (from the lowest-numbered survivor), and ends the process with
+    `LOST_HOST_EXIT` (os._exit: the main thread may be blocked in a collective that will never complete; an
+    asynchronous save in flight stays an orbax temporary folder, which no restart takes for a step). The waiting is
+    independent of how long steps, saves or evaluations take: a slow process still beats.
+    """
+
+    PREFIX = "mm1_jax/beat/"
+
+    def __init__(self, client, process_id: int, num_processes: int, timeout_s: float = DEFAULT_HOST_TIMEOUT_S):
+        self.client, self.process_id, self.num_processes = client, process_id, num_processes
+        self.timeout_s, self.checkpoint_dir, self.workdir = float(timeout_s), None, None
+        self._ended, self._quiet = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mm1_jax-host-watchdog", daemon=True)
+
+    def configure(self, timeout_s: float, checkpoint_dir: str | None = None, workdir: str | None = None) -> None:
+        self.timeout_s, self.checkpoint_dir, self.workdir = float(timeout_s), checkpoint_dir, workdir
+
+    def start(self) -> "HostWatchdog":
+        self._thread.start()
+        return self
+
+    def quiet(self) -> None:
+        """Stop beating (at exit) but keep watching: a process leaving because a collective failed with a lost peer
+        still names it; one that finished waits in jax's shutdown barrier while the others still beat."""
+        self._quiet.set()
+
+    def stop(self) -> None:
+        self._ended.set()
+
+    def _run(self) -> None:
+        beat, now = 0, time.monotonic()
+        seen = {p: (None, now) for p in range(self.num_processes) if p != self.process_id}  # last value, when moved
+        contact = now  # the last time the coordination service answered
+        while not self._ended.wait(min(2.0, max(0.2, self.timeout_s / 5))):
+            now, last = time.monotonic(), now
+            if now - last > self.timeout_s / 2:  # this thread was not scheduled (process suspended or starved):
+                seen, contact = {p: (value, now) for p, (value, _) in seen.items()}, now  # the silence proves nothing
+            try:
+                if not self._quiet.is_set():
+                    self.client.key_value_set(f"{self.PREFIX}{self.process_id}", str(beat), allow_overwrite=True)
+                beats = dict(self.client.key_value_dir_get(self.PREFIX))
+                contact, beat = now, beat + 1
+            except Exception:  # pylint: disable=broad-except  # the service (process 0) gone, or the client shut
+                if now - contact > self.timeout_s:  # down at a normal exit (which ends the process long before this)
+                    self._give_up([0], now - contact, unreachable=True)
+                continue
+            for p, (value, moved) in seen.items():
+                latest = beats.get(f"{self.PREFIX}{p}")
+                if latest != value:
+                    seen[p] = (latest, now)
+            lost = sorted(p for p, (_, moved) in seen.items() if now - moved > self.timeout_s)
+            if lost and not self._ended.is_set():
+                self._give_up(lost, max(now - seen[p][1] for p in lost))
+
+    def resume_step(self) -> int | None:
+        """The newest complete checkpoint step, or None when there is none (or no directory yet). orbax renames a
+        step's folder into place when it is complete (on a bucket it writes commit_success.txt into it), so a save
+        in flight is never counted. Read directly: this may run while the interpreter shuts down (no thread pools)."""
+        if not self.checkpoint_dir:
+            return None
+        try:
+            from etils import epath  # pylint: disable=import-outside-toplevel
+
+            root = epath.Path(self.checkpoint_dir)
+            steps = [int(p.name) for p in root.iterdir() if p.name.isdigit() and p.is_dir()
+                     and ("://" not in self.checkpoint_dir or (p / "commit_success.txt").exists())]
+        except Exception:  # pylint: disable=broad-except  # an unreadable folder: no step to name
+            return None
+        return max(steps) if steps else None
+
+    def message(self, lost: list[int], waited_s: float, unreachable: bool = False) -> tuple[str, int | None]:
+        """The line a survivor prints (and the step it names: the newest complete checkpoint, or None)."""
+        step = self.resume_step()
+        who = ", ".join(map(str, lost))
+        what = ("the coordination service on process 0 has not answered" if unreachable
+                else f"process{'es' if len(lost) > 1 else ''} {who} of {self.num_processes} sent no heartbeat")
+        if self.checkpoint_dir is None:
+            where = "they resume from the newest complete checkpoint, if any (the process was lost during set-up)"
+        elif step is None:
+            where = f"they start afresh (there is no complete checkpoint in {self.checkpoint_dir} yet)"
+        else:
+            where = f"they resume from step {step}, the newest complete checkpoint in {self.checkpoint_dir}"
+        text = (f"lost host: {what} for {waited_s:.0f} s (train.host_timeout_s={self.timeout_s:g}); process "
+                f"{self.process_id} stops (exit {LOST_HOST_EXIT}). Restart all {self.num_processes} processes with "
+                f"the same workdir: {where}.")
+        return text, step
+
+    def _give_up(self, lost: list[int], waited_s: float, unreachable: bool = False) -> None:
+        text = f"lost host: process(es) {lost} of {self.num_processes} stopped; process {self.process_id} stops."
+        try:
+            text, step = self.message(lost, waited_s, unreachable)
+            sys.stdout.flush()
+            first_survivor = min(p for p in range(self.num_processes) if p not in lost)
+            if self.workdir and "://" not in self.workdir and self.process_id == first_survivor:
+                row = {"step": step or 0, "time": round(time.time(), 3), "host_lost": lost, "resume_step": step,
+                       "exit_code": LOST_HOST_EXIT, "message": text}
+                with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+                    f.write(json.dumps(row) + "\n")
+        except Exception:  # pylint: disable=broad-except  # the line below is what matters
+            pass
+        finally:
+            print(text, file=sys.stderr, flush=True)
+            os._exit(LOST_HOST_EXIT)
+
+
+_WATCHDOG: HostWatchdog | None = None
+
+
+def watch_hosts(timeout_s: float = DEFAULT_HOST_TIMEOUT_S, checkpoint_dir: str | None = None,
+                workdir: str | None = None) -> HostWatchdog | None:
+    """Start (once) or re-configure the lost-host watchdog of a multi-process job; None for a single process.
+    `initialize` starts it; the trainer passes its train.host_timeout_s, checkpoint folder and workdir."""
+    global _WATCHDOG  # pylint: disable=global-statement
+    from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
+
+    state = jax_distributed.global_state  # read, not jax.process_count(): that would start the backends
+    if state.client is None or state.num_processes == 1:
+        return None
+    if _WATCHDOG is None:
+        _WATCHDOG = HostWatchdog(state.client, state.process_id, state.num_processes, timeout_s)
+        atexit.register(_WATCHDOG.quiet)  # runs before jax's own exit hooks (registered earlier) shut the client down
+        _WATCHDOG.start()
+    _WATCHDOG.configure(timeout_s, checkpoint_dir, workdir)
+    return _WATCHDOG

@@ -63,11 +63,12 @@ def main(argv):
 
     if jax.process_index() == 0:
         print(f"setting up in {_WORKDIR.value}: the model, its sharded state and the data", flush=True)
+    from mm1_jax.data.pipeline import DataError  # pylint: disable=import-outside-toplevel
     from mm1_jax.train import trainer  # pylint: disable=import-outside-toplevel
 
     try:
         result = trainer.train(config, _WORKDIR.value)
-    except (ValueError, FloatingPointError) as e:
+    except (ValueError, FloatingPointError, DataError) as e:  # DataError: a source past its max_error_rate
         _fail(str(e))
     except KeyboardInterrupt:  # a second Ctrl-C
         print("\ninterrupted: exiting without saving.", file=sys.stderr, flush=True)

@@ -24,6 +24,7 @@ if __name__ == "__main__":  # before jax is imported: the host's backend stays C
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import contextlib
+import copy
 import dataclasses
 import importlib.util
 import json
@@ -35,16 +36,14 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import traverse_util
-from jax.sharding import NamedSharding, PartitionSpec
 
-from mm1_jax.models import connectors, registry
+from mm1_jax.models import connectors, registry, summary
 from mm1_jax.models.inputs import example_batch, input_spec
 from mm1_jax.train import optim, sharding
-from mm1_jax.train.trainer import is_trainable, make_train_step, split_params
+from mm1_jax.train.trainer import is_trainable, plan_train_step
 
 GIB = 2 ** 30
 
@@ -194,54 +193,25 @@ def tree_bytes_per_device(tree) -> int:
 
 
 def abstract_train_step(config: ml_collections.ConfigDict, devices: list) -> dict[str, Any]:
-    """The trainer's jitted train step and ShapeDtypeStruct arguments (state, batch) with their shardings, built the
-    way `Trainer._build_state` builds them but without allocating anything. Returns {'step' (jitted), 'args', 'mesh',
-    'rules', 'state', 'batch', 'num_params', 'params' (abstract, unboxed)}."""
+    """The trainer's jitted train step (`trainer.plan_train_step`) and ShapeDtypeStruct arguments (state, batch) with
+    their shardings for `devices`. Returns {'step' (jitted), 'args', 'mesh', 'rules', 'state', 'batch', 'num_params',
+    'params' (abstract, unboxed), 'logical' (their logical axes)}."""
     tc = config.train
-    spec = input_spec(config.model, config.data)
-    model = registry.build_model(config.model)
-    trainable = tuple(tc.trainable)
     rules = sharding.axis_rules(config.get("axis_rules"))
     mesh = sharding.make_mesh(config.mesh, devices)
-    sharding.check_expert_axis(config.model.decoder.get("num_experts", 0), mesh.shape)
-    n_data = sharding.data_parallel_size(mesh)
-    if tc.global_batch_size % (n_data * tc.grad_accum_steps):
-        raise ValueError(f"train.global_batch_size={tc.global_batch_size} is not divisible by the {n_data} "
-                         f"data-parallel devices x train.grad_accum_steps={tc.grad_accum_steps}.")
-    micro = tc.global_batch_size // tc.grad_accum_steps
-    row = example_batch(spec, 1, config.data.seq_len)  # one row: the layout; the batch is only described
+    row = example_batch(input_spec(config.model, config.data), 1, config.data.seq_len)  # the layout of one row
 
-    def described(rows: int) -> dict:
-        return {k: jax.ShapeDtypeStruct((rows,) + v.shape[1:], v.dtype) for k, v in row.items()}
+    def described(rows: int, shard: bool = False) -> dict:
+        return {k: jax.ShapeDtypeStruct((rows,) + v.shape[1:], v.dtype,
+                                        sharding=sharding.batch_sharding(mesh, v.ndim) if shard else None)
+                for k, v in row.items()}
 
-    def init(rng, example):
-        return model.init(rng, **example)["params"]
-
-    rng = jax.eval_shape(jax.random.PRNGKey, tc.seed)  # described too: the mesh's devices cannot hold arrays
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        boxed = jax.eval_shape(init, rng, described(micro))
-    param_shardings = sharding.param_shardings(boxed, mesh, rules, strict=True)
-    params = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), nn.unbox(boxed),
-                          nn.unbox(param_shardings))
-    tx, schedule = optim.make_optimizer(tc.optimizer, tc.steps, optim.count_params(params["decoder"]))
-    train_params, _ = split_params(params, trainable)
-    opt_abstract = jax.eval_shape(tx.init, train_params)
-    opt_shardings = sharding.like_params_shardings(opt_abstract, train_params, mesh)
-    opt_state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), opt_abstract,
-                             opt_shardings)
-    step0 = jax.ShapeDtypeStruct((), jnp.int32, sharding=NamedSharding(mesh, PartitionSpec()))
-    state = {"step": step0, "params": params, "opt_state": opt_state}
-    state_shardings = jax.tree.map(lambda x: x.sharding, state)
-    def batch_fn(ndim: int, micro: bool = False) -> NamedSharding:
-        return sharding.batch_sharding(mesh, ndim, micro)
-
-    batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_fn(v.ndim))
-             for k, v in described(tc.global_batch_size).items()}
-    step_fn = make_train_step(model, tx, schedule, trainable, tc.grad_accum_steps, batch_fn)
-    jitted = jax.jit(step_fn, in_shardings=(state_shardings, {k: v.sharding for k, v in batch.items()}),
-                     out_shardings=(state_shardings, None), donate_argnums=(0,))
-    return {"step": jitted, "args": (state, batch), "mesh": mesh, "rules": rules, "state": state, "batch": batch,
-            "params": params, "logical": nn.get_partition_spec(boxed), "num_params": optim.count_params(params)}
+    plan = plan_train_step(config, registry.build_model(config.model), mesh, rules,
+                           described(tc.global_batch_size // tc.grad_accum_steps))
+    state, batch = plan["state"], described(tc.global_batch_size, shard=True)
+    return {"step": plan["step"], "args": (state, batch), "mesh": mesh, "rules": rules, "state": state, "batch": batch,
+            "params": state["params"], "logical": nn.get_partition_spec(plan["boxed"]),
+            "num_params": optim.count_params(state["params"])}
 
 
 # --- what the compiled program does
@@ -472,8 +442,7 @@ def model_flops(config: ml_collections.ConfigDict, params: dict, logical: dict |
     images = input_spec(config.model).max_images
     flat = traverse_util.flatten_dict(params, sep="/")
     specs = traverse_util.flatten_dict(logical, sep="/") if logical is not None else {}
-    parts = {p: sum(math.prod(v.shape) for k, v in flat.items() if k.startswith(p + "/"))
-             for p in ("encoder", "connector", "decoder")}
+    parts = summary.part_counts(params)
     experts = sum(math.prod(v.shape) for k, v in flat.items()
                   if k.startswith("decoder/") and "exp" in tuple(specs.get(k) or ()))
     num_experts = dec.get("num_experts", 0)
@@ -505,7 +474,12 @@ def model_flops(config: ml_collections.ConfigDict, params: dict, logical: dict |
 # --- the report
 
 class DoesNotFit(ValueError):
-    """The compiler refused the step for lack of HBM (the message is the one sentence the CLI prints)."""
+    """The compiler refused the step for lack of HBM (the message is the one sentence the CLI prints; `over`: the
+    bytes per chip beyond the capacity)."""
+
+    def __init__(self, message: str, over: float = math.nan):
+        super().__init__(message)
+        self.over = over
 
 
 def _cost(compiled) -> dict[str, float]:
@@ -561,7 +535,7 @@ def analyze(config: ml_collections.ConfigDict, s: Slice, devices: list | None = 
             f"the train step does not fit the {s.label}: per chip the compiler needs {_gib(needed)} for {what} where "
             f"{_gib(available)} are available ({_gib(needed - available)} over){besides}; shard more (config.mesh), "
             "shrink the batch per chip (train.global_batch_size, train.grad_accum_steps) or rematerialise more "
-            "(model.decoder.remat_policy, model.encoder.remat).") from None
+            "(model.decoder.remat_policy, model.encoder.remat).", over=needed - available) from None
     compile_s = time.time() - started
     text = compiled.as_text()
     if hlo_path:
@@ -673,6 +647,91 @@ def format_report(r: dict[str, Any], config_name: str = "") -> str:
     return "\n".join(lines)
 
 
+# --- searching meshes and remat policies
+
+SEARCH_REMAT = ("full", "dots_no_batch", "dots", "none")  # the decoder's remat_policy, most memory saved first
+
+
+def search_candidates(config: ml_collections.ConfigDict, chips: int) -> list[dict[str, Any]]:
+    """The meshes and decoder remat policies `--search` compiles: fsdp over every chip, or a tensor axis of 2, 4 or 8
+    (dividing the heads and the MLP) with fsdp over the rest; an MoE decoder also splits its experts over an expert
+    axis of 8 or of all its experts. The batch's rows must split over the data-parallel chips (fsdp x expert)."""
+    dec, rows = config.model.decoder, config.train.global_batch_size // config.train.grad_accum_steps
+    experts = dec.get("num_experts", 0)
+    kv_heads = dec.get("num_kv_heads") or dec.num_heads
+    mlp = dec.get("expert_mlp_dim") or dec.mlp_dim
+    tensors = [t for t in (1, 2, 4, 8) if chips % t == 0 and dec.num_heads % t == 0 and kv_heads % t == 0
+               and mlp % t == 0]
+    expert_sizes = [1] + sorted({e for e in (8, experts) if experts and e > 1 and experts % e == 0})
+    found = []
+    for tensor in tensors:
+        for expert in expert_sizes:
+            fsdp = chips // tensor // expert
+            if fsdp < 1 or fsdp * tensor * expert != chips or rows % (fsdp * expert):
+                continue
+            for policy in SEARCH_REMAT:
+                found.append({"mesh": dict(data=1, fsdp=fsdp, tensor=tensor, expert=expert), "remat_policy": policy})
+    return found
+
+
+def search(config: ml_collections.ConfigDict, s: Slice, limit: int = 0, log=print) -> list[dict[str, Any]]:
+    """Compile every candidate of `search_candidates` (the first `limit` when > 0) for slice `s`; the results ranked:
+    those that fit by projected MFU, then those that do not by how far over they are, then the ones refused."""
+    results = []
+    candidates = search_candidates(config, s.chips)
+    candidates = candidates[:limit] if limit > 0 else candidates
+    for i, c in enumerate(candidates, 1):
+        trial = copy.deepcopy(config)
+        trial.mesh = dict(c["mesh"])
+        trial.model.decoder.remat_policy = c["remat_policy"]
+        started = time.time()
+        row = {**c, "report": None, "error": None}
+        try:
+            row["report"] = analyze(trial, s)
+        except DoesNotFit as e:
+            row["error"], row["over"] = str(e), e.over
+        except (ValueError, jax.errors.JaxRuntimeError) as e:
+            row["error"] = str(e).splitlines()[0]
+        log(f"[{i}/{len(candidates)}] {_mesh_label(c['mesh'])}, remat {c['remat_policy']}: " + (
+            f"fits, MFU <= {row['report']['roofline']['mfu']:.1%}" if row["report"] and row["report"]["memory"]["fits"]
+            else "does not fit" if row["report"] or "over" in row else "refused") + f" ({time.time() - started:.0f} s)")
+        results.append(row)
+
+    def rank(row):
+        r = row["report"]
+        if r is not None and r["memory"]["fits"]:
+            return (0, -r["roofline"]["mfu"])
+        if r is not None:
+            return (1, r["memory"]["total"] - r["memory"]["capacity"])
+        over = row.get("over", math.nan)
+        return (1, over if not math.isnan(over) else math.inf) if "over" in row else (2, 0)
+
+    return sorted(results, key=rank)
+
+
+def _mesh_label(mesh: dict) -> str:
+    return " ".join(f"{k} {v}" for k, v in mesh.items() if v != 1 or k == "fsdp")
+
+
+def format_search(results: list[dict[str, Any]], s: Slice) -> str:
+    """The ranked table `--search` prints."""
+    lines = [f"{len(results)} candidates on the {s.label}, best first (MFU: the roofline bound, not a measurement)",
+             f"  {'mesh':<28} {'remat':<14} {'HBM/chip':>10}  {'step >=':>10}  {'MFU <=':>7}  verdict"]
+    for row in results:
+        r = row["report"]
+        mesh, policy = _mesh_label(row["mesh"]), row["remat_policy"]
+        if r is not None:
+            verdict = "fits" if r["memory"]["fits"] else f"{_gib(r['memory']['total'] - r['memory']['capacity'])} over"
+            lines.append(f"  {mesh:<28} {policy:<14} {_gib(r['memory']['total']):>10}  "
+                         f"{_seconds(r['roofline']['step_s']):>10}  {r['roofline']['mfu']:>7.1%}  {verdict}")
+        elif "over" in row:
+            lines.append(f"  {mesh:<28} {policy:<14} {'':>10}  {'':>10}  {'':>7}  refused by the compiler, "
+                         f"{_gib(row['over'])} over")
+        else:
+            lines.append(f"  {mesh:<28} {policy:<14} {'':>10}  {'':>10}  {'':>7}  {row['error']}")
+    return "\n".join(lines)
+
+
 # --- the command line
 
 def _define_flags():
@@ -683,8 +742,10 @@ def _define_flags():
     topology = flags.DEFINE_string("topology", None, "TPU slice: v5p-256, v5e-16, v4-8, v6e-256 or v5e:2x2 form.")
     json_out = flags.DEFINE_string("json", None, "Also write every figure as JSON to this file.")
     hlo_out = flags.DEFINE_string("hlo", None, "Also write the compiled program's HLO text to this file.")
+    search_n = flags.DEFINE_integer("search", None, "Compile the sensible meshes x decoder remat policies (the first "
+                                    "N; 0 = all) instead of the configured one, and print them ranked.")
     flags.mark_flags_as_required(["config", "topology"])
-    return config, topology, json_out, hlo_out
+    return config, topology, json_out, hlo_out, search_n
 
 
 def _fail(message: str) -> None:
@@ -709,6 +770,16 @@ def main(argv) -> None:
     try:
         s = parse_topology(_FLAGS[1].value)
         validate_config(config)
+        if _FLAGS[4].value is not None:
+            if not search_candidates(config, s.chips):
+                raise ValueError(f"no mesh of the {s.label} splits train.global_batch_size="
+                                 f"{config.train.global_batch_size} over its data-parallel chips.")
+            results = search(config, s, limit=_FLAGS[4].value, log=lambda line: print(line, flush=True))
+            print(format_search(results, s), flush=True)
+            if _FLAGS[2].value:
+                with open(_FLAGS[2].value, "w") as f:
+                    json.dump(results, f, indent=1)
+            return
         report = analyze(config, s, hlo_path=_FLAGS[3].value)
     except ValueError as e:  # DoesNotFit too
         _fail(str(e))

@@ -11,6 +11,7 @@ import math
 
 import ml_collections
 
+from mm1_jax.runtime.distributed import DEFAULT_HOST_TIMEOUT_S, MAX_HOST_TIMEOUT_S
 from mm1_jax.train.optim import OPTIMIZERS
 
 PARTS = ("encoder", "connector", "decoder")
@@ -31,6 +32,8 @@ def train_defaults() -> ml_collections.ConfigDict:
                                          # the whole global batch and keeps its rows (same batches for any host count)
     t.log_every = 10                     # metrics are fetched from the devices, printed and written every N steps
     t.max_nonfinite_steps = 5            # non-finite losses in a row before the run stops
+    t.host_timeout_s = DEFAULT_HOST_TIMEOUT_S  # multi-host: seconds without a heartbeat from another process before
+                                         # the others stop, naming it and the step to resume from (at most 600)
     # Evaluation hooks, built from these fields by the module `evaluator` names (imported by name, big_vision-style).
     t.evaluator = "mm1_jax.eval.evaluator"
     t.eval_every = 0                     # score eval_tasks every N steps and at the last step (0: never)
@@ -119,6 +122,8 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
         _check_int(f"train.{name}", t[name], 1)
     for name in ("sample_every", "num_samples", "eval_every", "seed"):
         _check_int(f"train.{name}", t[name], 0)
+    _check_number("train.host_timeout_s", t.host_timeout_s, 0, MAX_HOST_TIMEOUT_S, low_open=True,
+                  text=f"a number of seconds in (0, {MAX_HOST_TIMEOUT_S:g}] (jax's own limit is longer)")
     bad = [p for p in t.trainable if not isinstance(p, str) or (p not in PARTS and not set(p) & set("/*?["))]
     if bad or not t.trainable:
         raise ValueError(f"train.trainable={tuple(t.trainable)!r} must name some of {', '.join(PARTS)}, or parameter "

@@ -17,6 +17,7 @@ names the module (default `mm1_jax.eval.evaluator`), imported by name, so the tr
 from __future__ import annotations
 
 import fnmatch
+import functools
 import signal
 import threading
 import time
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mm1_jax import pretrained
 from mm1_jax.data import pipeline as pipeline_lib
@@ -37,6 +38,7 @@ from mm1_jax.models import registry
 from mm1_jax.models.inputs import example_batch, input_spec
 from mm1_jax.models.mm1 import loss_terms
 from mm1_jax.runtime import checkpoint as ckpt_lib
+from mm1_jax.runtime import distributed
 from mm1_jax.train import metrics as metrics_lib
 from mm1_jax.train import optim, sharding
 from mm1_jax.train.config import evaluator_module, validate_config
@@ -117,6 +119,43 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     return step
 
 
+def _described(tree: Any, shardings: Any) -> Any:
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+def plan_train_step(config: ml_collections.ConfigDict, model: nn.Module, mesh: Mesh, rules, example: dict) -> dict:
+    """Everything about the train step except the values, allocating nothing: the trainer fills the state in, and
+    `train.aot` compiles the same step for a TPU slice. `example` is one micro-batch (arrays or ShapeDtypeStructs).
+
+    Returns {'boxed' (abstract parameters with their logical axes), 'param_shardings' (boxed like them), 'tx',
+    'schedule', 'state' (ShapeDtypeStructs with shardings), 'state_shardings', 'step' (jitted, state donated)}."""
+    tc, trainable = config.train, tuple(config.train.trainable)
+    sharding.check_expert_axis(config.model.decoder.get("num_experts", 0), mesh.shape)
+    n_data = sharding.data_parallel_size(mesh)
+    if tc.global_batch_size % (n_data * tc.grad_accum_steps):
+        raise ValueError(f"train.global_batch_size={tc.global_batch_size} is not divisible by the {n_data} "
+                         f"data-parallel devices x train.grad_accum_steps={tc.grad_accum_steps}.")
+    rng = jax.eval_shape(jax.random.PRNGKey, tc.seed)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        boxed = jax.eval_shape(lambda r, ex: model.init(r, **ex)["params"], rng, example)
+    param_shardings = sharding.param_shardings(boxed, mesh, rules, strict=True)  # outside the mesh context (unbox)
+    params = _described(nn.unbox(boxed), nn.unbox(param_shardings))
+    tx, schedule = optim.make_optimizer(tc.optimizer, tc.steps, optim.count_params(params["decoder"]))
+    train_params, _ = split_params(params, trainable)
+    opt_abstract = jax.eval_shape(tx.init, train_params)
+    opt_state = _described(opt_abstract, sharding.like_params_shardings(opt_abstract, train_params, mesh))
+    step0 = jax.ShapeDtypeStruct((), jnp.int32, sharding=NamedSharding(mesh, PartitionSpec()))
+    state = {"step": step0, "params": params, "opt_state": opt_state}
+    state_shardings = jax.tree.map(lambda x: x.sharding, state)
+    batch_fn = functools.partial(sharding.batch_sharding, mesh)
+    step_fn = make_train_step(model, tx, schedule, trainable, tc.grad_accum_steps, batch_fn)
+    batch_shardings = {k: batch_fn(v.ndim) for k, v in example.items()}
+    step = jax.jit(step_fn, in_shardings=(state_shardings, batch_shardings), out_shardings=(state_shardings, None),
+                   donate_argnums=(0,))
+    return {"boxed": boxed, "param_shardings": param_shardings, "tx": tx, "schedule": schedule, "state": state,
+            "state_shardings": state_shardings, "step": step}
+
+
 class Trainer:
     """Builds everything from the config; `run()` trains to `config.train.steps`."""
 
@@ -128,12 +167,7 @@ class Trainer:
         self.trainable = tuple(tc.trainable)
         self.rules = sharding.axis_rules(config.get("axis_rules"))
         self.mesh = sharding.make_mesh(config.mesh, devices)
-        sharding.check_expert_axis(config.model.decoder.get("num_experts", 0), self.mesh.shape)
         self.global_batch = tc.global_batch_size
-        n_data = sharding.data_parallel_size(self.mesh)
-        if self.global_batch % (n_data * tc.grad_accum_steps):
-            raise ValueError(f"train.global_batch_size={self.global_batch} is not divisible by the {n_data} "
-                             f"data-parallel devices x train.grad_accum_steps={tc.grad_accum_steps}.")
         self._stop_requested = False
         self._damage_rows: list[tuple[int, dict]] = []  # (resumed step, metrics row) per damaged step moved aside
         self._evaluator = None  # built on the first evaluation, then reused (compiled generation)
@@ -150,39 +184,28 @@ class Trainer:
     def _build_state(self):
         tc = self.config.train
         example = example_batch(self.spec, self.global_batch // tc.grad_accum_steps, self.config.data.seq_len)
-        init = lambda rng: self.model.init(rng, **example)["params"]  # noqa: E731
+        plan = plan_train_step(self.config, self.model, self.mesh, self.rules, example)
+        self.param_shardings, self.tx, self.schedule = plan["param_shardings"], plan["tx"], plan["schedule"]
         with jax.set_mesh(self.mesh), self._rules():
-            abstract = jax.eval_shape(init, jax.random.PRNGKey(tc.seed))
-        # outside the mesh context (unbox)
-        self.param_shardings = sharding.param_shardings(abstract, self.mesh, self.rules, strict=True)
-        with jax.set_mesh(self.mesh), self._rules():
-            params = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=self.param_shardings)(
-                jax.random.PRNGKey(tc.seed))
+            params = jax.jit(lambda r: nn.unbox(self.model.init(r, **example)["params"]),
+                             out_shardings=self.param_shardings)(jax.random.PRNGKey(tc.seed))
         params = self._initialise_from(params)
         paths = list(traverse_util.flatten_dict(params, sep="/"))
         for entry in self.trainable:
             if not any(is_trainable(path, (entry,)) for path in paths):
                 raise ValueError(f"train.trainable entry {entry!r} matches no parameter of this model (e.g. "
                                  f"{paths[0]!r}); give a part, a leading path or an fnmatch pattern.")
-        decoder_params = optim.count_params(params["decoder"])
         if tc.optimizer.warmup_steps > tc.steps and jax.process_index() == 0:
             print(f"note: train.optimizer.warmup_steps={tc.optimizer.warmup_steps} is longer than train.steps="
                   f"{tc.steps}; the learning rate warms up over all {tc.steps} steps.", flush=True)
-        self.tx, self.schedule = optim.make_optimizer(tc.optimizer, tc.steps, decoder_params)
-        train_params, _ = split_params(params, self.trainable)
-        opt_shardings = sharding.like_params_shardings(jax.eval_shape(self.tx.init, train_params), train_params,
-                                                       self.mesh)
+        self.state_shardings = plan["state_shardings"]
         with jax.set_mesh(self.mesh):
-            opt_state = jax.jit(self.tx.init, out_shardings=opt_shardings)(train_params)
-        step = jax.device_put(jnp.zeros((), jnp.int32), NamedSharding(self.mesh, PartitionSpec()))
+            opt_state = jax.jit(self.tx.init, out_shardings=self.state_shardings["opt_state"])(
+                split_params(params, self.trainable)[0])
+        step = jax.device_put(jnp.zeros((), jnp.int32), self.state_shardings["step"])
         self.state = {"step": step, "params": params, "opt_state": opt_state}
-        self.state_shardings = jax.tree.map(lambda x: x.sharding, self.state)
         self.num_params = optim.count_params(params)
-        step_fn = make_train_step(self.model, self.tx, self.schedule, self.trainable, tc.grad_accum_steps,
-                                  self.batch_sharding)
-        batch_shardings = {k: self.batch_sharding(v.ndim) for k, v in example.items()}
-        self.train_step = jax.jit(step_fn, in_shardings=(self.state_shardings, batch_shardings),
-                                  out_shardings=(self.state_shardings, None), donate_argnums=(0,))
+        self.train_step = plan["step"]
 
     def _initialise_from(self, params: dict) -> dict:
         """A previous stage's checkpoint (init.checkpoint at init.checkpoint_step; position tables resized to this
@@ -299,6 +322,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         tc, cc = self.config.train, self.config.train.checkpoint
         manager = ckpt_lib.make_manager(f"{self.workdir}/checkpoints", keep=cc.keep, async_save=cc.async_save)
+        distributed.watch_hosts(tc.host_timeout_s, str(manager.directory), self.workdir)  # a lost host: a sentence
         try:
             step = hooked = self._restore_if_any(manager)
         except BaseException:
