@@ -20,8 +20,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _fail(message: str) -> None:
+    """The one sentence, then exit 1 at once: what must be kept is already on disk (checkpoints, metrics.jsonl), and an
+    interpreter shutdown would let orbax's background threads print tracebacks ("Event loop is closed") after it."""
     print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
+    sys.stdout.flush()
+    os._exit(1)
 
 
 def _check_workdir(workdir: str) -> None:
