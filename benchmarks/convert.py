@@ -102,7 +102,7 @@ def main() -> None:
              *measure([sys.executable, "-c", "import mm1_jax.convert.checkpoint, orbax.checkpoint"]))]
     rows.append(("HF -> orbax", *measure(python + ["--src", hf, "--dst", out, "--dtype", args.dtype, "--no-progress"])))
     rows.append(("orbax -> HF", *measure(python + ["--to-hf", "--src", out, "--dst", back])))
-    print(f"\n| step | wall s | peak RSS GiB | checkpoint GiB | peak / checkpoint |\n|---|---|---|---|---|")
+    print("\n| step | wall s | peak RSS GiB | checkpoint GiB | peak / checkpoint |\n|---|---|---|---|---|")
     for step, wall, rss in rows:
         print(f"| {step} | {wall:.1f} | {rss / 2**30:.2f} | {size / 2**30:.2f} | {rss / size:.2f} |")
     if not args.keep:
