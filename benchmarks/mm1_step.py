@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,6 +32,7 @@ import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
+from data_pipeline import cpu_name  # noqa: E402
 from train_step import decoder_flops_per_token, interleaved_medians, jax_matmul, torch_matmul  # noqa: E402
 
 PARTS = ("encoder", "connector", "decoder")
@@ -226,14 +225,6 @@ def torch_step(args, batch):
     return run, model
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown"
-
-
 def main(argv=None):
     args = parse_args(argv)
     import torch  # pylint: disable=import-outside-toplevel
@@ -241,7 +232,7 @@ def main(argv=None):
     torch.set_num_threads(os.cpu_count())
     batch = make_batch(args)
     grid = args.image_size // args.patch_size
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}, torch {torch.__version__}")
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; jax {jax.__version__}, torch {torch.__version__}")
     print(f"batch {args.batch} rows x {args.seq} tokens, {args.docs} documents and {args.images} images per row "
           f"({args.image_size} px, {grid}x{grid} patches -> {args.image_tokens} tokens each); ViT (CLIP) width "
           f"{args.vit_width}, {args.vit_depth} layers, {args.vit_heads} heads, MLP {args.vit_mlp}; C-Abstractor "
