@@ -9,7 +9,7 @@ import transformers
 
 from mm1_jax.convert import llama
 from mm1_jax.models.decoder import Decoder, stack_layers, unstack_layers
-from mm1_jax.models.layers import dot_product_attention
+from mm1_jax.models.layers import dot_product_attention, fused_self_attention, self_attention
 
 KW = dict(vocab_size=101, width=48, depth=3, num_heads=6, num_kv_heads=2, mlp_dim=88)
 
@@ -111,6 +111,18 @@ def test_grouped_kv_equals_repeated_heads():
     w = np.exp(logits - logits.max(-1, keepdims=True))
     w /= w.sum(-1, keepdims=True)
     np.testing.assert_allclose(ours, np.einsum("bhts,bshd->bthd", w, vr), atol=1e-5)
+
+
+def test_fused_attention_call_equals_ours():
+    """`attention='cudnn'` hands the packed-document mask to `jax.nn.dot_product_attention`; XLA's lowering of that
+    same call (implementation=None, the CPU's) gives our self-attention's numbers on every real token."""
+    rng = np.random.RandomState(1)
+    q, k, v = (jnp.asarray(rng.randn(2, 9, heads, 8), jnp.float32) for heads in (6, 2, 2))
+    segments = jnp.array([[1, 1, 1, 1, 2, 2, 2, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1, 1]])
+    ours = self_attention(q, k, v, segments)
+    theirs = fused_self_attention(q, k, v, segments, implementation=None)
+    real = np.asarray(segments > 0)
+    np.testing.assert_allclose(np.asarray(theirs)[real], np.asarray(ours)[real], atol=2e-6)
 
 
 @pytest.mark.parametrize("remat", ["none", "full", "dots"])

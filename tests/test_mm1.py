@@ -234,6 +234,7 @@ def test_mesh_spec_errors():
         ("decoder", dict(num_kv_heads=3), "model.decoder.num_kv_heads=3 does not divide model.decoder.num_heads=4"),
         ("decoder", dict(widht=48), "model.decoder.widht is not a known field"),
         ("decoder", dict(remat_policy="some"), "model.decoder.remat_policy='some' is not one of"),
+        ("decoder", dict(attention="flash"), "model.decoder.attention='flash' is not one of xla, cudnn"),
         ("encoder", dict(image_size=18), "model.encoder.image_size=18 is not a multiple of model.encoder.patch_size=4"),
         ("encoder", dict(num_heads=5), "model.encoder.width=32 is not divisible by model.encoder.num_heads=5"),
         ("connector", dict(num_tokens=6), "model.connector.num_tokens=6 is not a perfect square"),

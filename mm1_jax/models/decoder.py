@@ -74,6 +74,7 @@ class DecoderLayer(nn.Module):
     hyper_gate: bool = True
     hyper_shared_norm: bool = True
     hyper_mi_rope: bool = True
+    attention: str = "xla"
 
     @nn.compact
     def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False,
@@ -94,6 +95,7 @@ class DecoderLayer(nn.Module):
                 head_dim=self.head_dim,
                 qkv_bias=self.qkv_bias,
                 rope_theta=self.rope_theta,
+                implementation=self.attention,
                 dtype=self.dtype,
                 name="attn",
             )(norm(x), positions=positions, segment_ids=segment_ids, decode=decode)
@@ -163,6 +165,9 @@ class Decoder(nn.Module):
     hyper_gate: bool = True
     hyper_shared_norm: bool = True
     hyper_mi_rope: bool = True
+    # Self-attention kernel of the non-hyper layers (`layers.ATTENTION_KINDS`): 'xla' (ours, any backend) or
+    # 'cudnn' (cuDNN's fused flash attention through `jax.nn.dot_product_attention`; NVIDIA GPU, bf16).
+    attention: str = "xla"
     dtype: Any = jnp.float32
 
     def moe_fields(self) -> dict:
@@ -205,6 +210,7 @@ class Decoder(nn.Module):
             hyper_gate=self.hyper_gate,
             hyper_shared_norm=self.hyper_shared_norm,
             hyper_mi_rope=self.hyper_mi_rope,
+            attention=self.attention,
         )
         moe = self.moe_fields() if self.num_experts else None
         kinds = self.kinds()

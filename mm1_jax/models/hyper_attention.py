@@ -91,10 +91,7 @@ class HyperAttention(nn.Module):
         if decode:
             start, self_out = self._cached_self_attention(q, k, v, segment_ids)
         else:
-            start = 0
-            index = jnp.broadcast_to(jnp.arange(t), (b, t))
-            mask = layers.segment_mask(segment_ids, segment_ids) & layers.causal_mask(index, index)
-            self_out = layers.dot_product_attention(q, k, v, mask)
+            start, self_out = 0, layers.self_attention(q, k, v, segment_ids, causal=True)
 
         image_kv = None
         if images is not None:

@@ -151,23 +151,21 @@ def segment_mask(q_segments: Array, k_segments: Array) -> Array:
 
 
 def dot_product_attention(q: Array, k: Array, v: Array, mask: Array | None) -> Array:
-    """Grouped-KV attention: q [B, T, H, Dh], k/v [B, S, KVH, Dh], mask [B, T, S] -> [B, T, H, Dh].
+    """Grouped-KV attention under any mask: q [B, T, H, Dh], k/v [B, S, KVH, Dh], mask [B, T, S] -> [B, T, H, Dh].
 
-    Query heads are grouped onto their KV head (head h uses KV head h // (H / KVH)) without materialising
-    repeated keys. Logits and softmax in float32; fully masked rows give zeros rather than NaNs.
+    Query heads are grouped onto their KV head (head h uses KV head h // (H / KVH)) without materialising repeated
+    keys, and run through the same softmax core (float32 logits, flash-style backward) as `self_attention`, which
+    is this function for the (causal &) packed-document mask. Fully masked rows give zeros rather than NaNs.
     """
     b, t, h, dh = q.shape
-    kvh = k.shape[2]
-    q = q.reshape(b, t, kvh, h // kvh, dh)
-    logits = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
-    logits = logits * (dh**-0.5)
-    if mask is not None:
-        logits = jnp.where(mask[:, None, None, :, :], logits, jnp.finfo(jnp.float32).min)
-    weights = jax.nn.softmax(logits, axis=-1)
-    if mask is not None:
-        weights = jnp.where(mask[:, None, None, :, :], weights, 0.0)
-    out = jnp.einsum("bkgts,bskd->btkgd", weights.astype(v.dtype), v)
-    return out.reshape(b, t, h, dh)
+    s, kvh = k.shape[1], k.shape[2]
+    g = h // kvh
+    qh = q.reshape(b, t, kvh, g, dh).transpose(0, 2, 3, 1, 4).reshape(b, kvh, g * t, dh)
+    if mask is None:
+        mask = jnp.ones((b, t, s), bool)
+    mask = jnp.broadcast_to(mask[:, None], (b, g, t, s)).reshape(b, 1, g * t, s)
+    out = _masked_softmax_attention(qh, k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), mask)
+    return out.reshape(b, kvh, g, t, dh).transpose(0, 3, 1, 2, 4).reshape(b, t, h, dh)
 
 
 def _softmax_core_forward(q: Array, k: Array, v: Array, mask: Array) -> tuple[Array, Array]:
@@ -255,6 +253,18 @@ def self_attention(q: Array, k: Array, v: Array, segment_ids: Array, causal: boo
     return out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, dh)
 
 
+ATTENTION_KINDS = ("xla", "cudnn")
+
+
+def fused_self_attention(q: Array, k: Array, v: Array, segment_ids: Array, causal: bool = True,
+                         implementation: str | None = "cudnn") -> Array:
+    """`self_attention` through `jax.nn.dot_product_attention` (`implementation='cudnn'`: cuDNN's fused flash
+    attention on an NVIDIA GPU, bf16/fp16 only); the packed-document mask goes in as its `mask`, shared by the heads.
+    `implementation=None` is XLA's own lowering of the same call (what the CPU tests compare)."""
+    mask = segment_mask(segment_ids, segment_ids)[:, None]
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal, implementation=implementation)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Attention
 # ----------------------------------------------------------------------------------------------------------------
@@ -276,6 +286,7 @@ class Attention(nn.Module):
     rope_theta: float = 10000.0
     causal: bool = True
     axes: str = "decoder"
+    implementation: str = "xla"  # ATTENTION_KINDS: 'cudnn' = `fused_self_attention` on an NVIDIA GPU
     dtype: DType = jnp.float32
 
     def _proj(self, x: Array, n_heads: int, heads_axis: str, name: str) -> Array:
@@ -309,6 +320,8 @@ class Attention(nn.Module):
 
         if decode:
             out = self._cached_attention(q, k, v, segment_ids)
+        elif self.implementation == "cudnn":
+            out = fused_self_attention(q, k, v, segment_ids, causal=self.causal)
         else:
             out = self_attention(q, k, v, segment_ids, causal=self.causal)
 

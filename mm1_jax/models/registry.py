@@ -10,7 +10,7 @@ from typing import Any
 import jax.numpy as jnp
 import ml_collections
 
-from mm1_jax.models import connectors, mm1
+from mm1_jax.models import connectors, layers, mm1
 from mm1_jax.models.decoder import REMAT_POLICIES, Decoder, layer_kinds, scan_period
 from mm1_jax.models.hyper_attention import check_hyper_layers
 from mm1_jax.models.mm1 import MM1
@@ -55,6 +55,10 @@ def validate_decoder_config(cfg: ml_collections.ConfigDict, section: str = "mode
     if cfg.get("remat_policy", "none") not in REMAT_POLICIES:
         raise ValueError(
             f"{section}.remat_policy={cfg.remat_policy!r} is not one of {', '.join(REMAT_POLICIES)}."
+        )
+    if cfg.get("attention", "xla") not in layers.ATTENTION_KINDS:
+        raise ValueError(
+            f"{section}.attention={cfg.attention!r} is not one of {', '.join(layers.ATTENTION_KINDS)}."
         )
     for name in HYPER_SWITCHES:
         value = cfg.get(name, True)
