@@ -26,6 +26,7 @@ import numpy as np
 
 from mm1_jax import convert
 from mm1_jax.convert import checkpoint
+from mm1_jax.data.images import pixel_dtype
 from mm1_jax.models.mm1 import encoder_norm, normalize_pixels
 from mm1_jax.models.owl3 import check_placeholder_count
 from mm1_jax.runtime import generate as gen
@@ -162,7 +163,7 @@ class LoadedOwl3:
 def _pixels(images: Any) -> np.ndarray:
     """uint8 pixels stay uint8 (the model normalises them); anything else is normalised float, as float32."""
     images = np.asarray(images)
-    return images if images.dtype == np.uint8 else images.astype(np.float32)
+    return images.astype(pixel_dtype([images]))
 
 
 def load(path: str) -> Any:

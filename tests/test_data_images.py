@@ -151,3 +151,14 @@ def test_whole_image_normalised_equals_transformers_processor(norm):
 def test_decode_corrupt_bytes_raises_value_error():
     with pytest.raises(ValueError, match="cannot decode image"):
         images.decode_image(b"\xff\xd8\xff not a jpeg")
+
+
+def test_pixel_dtype_keeps_uint8_and_refuses_a_mix():
+    """uint8 pixels stay uint8 (the model normalises them), normalised floats are float32, a mix is refused: the
+    one check that prompts, generation requests and `pretrained` batches share."""
+    u8, f64 = np.zeros((2, 4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.float64)
+    assert images.pixel_dtype([u8, u8]) == np.uint8
+    assert images.pixel_dtype([f64]) == np.float32
+    assert images.pixel_dtype([]) == np.float32
+    with pytest.raises(ValueError, match="^a prompt's images mix uint8 pixels and float"):
+        images.pixel_dtype([u8, f64], "a prompt's images")

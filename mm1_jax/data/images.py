@@ -10,8 +10,12 @@ The splitting canvas pads with the encoder's mean colour (`pad_colour`): zero af
 pipeline padded, up to uint8 rounding (at most 0.5/255 per channel; exactly 0.5/255 for SigLIP's 127.5).
 """
 
+from __future__ import annotations
+
 import io
 import itertools
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -50,6 +54,17 @@ def normalize(pixels: np.ndarray, norm: str) -> np.ndarray:
     does on the device)."""
     mean, std = norm_stats(norm)
     return (np.asarray(pixels).astype(np.float32) / 255.0 - mean) / std
+
+
+def pixel_dtype(arrays: Iterable[Any], where: str = "the images") -> np.dtype:
+    """uint8 when the arrays are uint8 pixels (the model normalises them on the device), float32 when they are
+    already-normalised floats (or there are none); ValueError naming `where` when they mix the two, since uint8
+    values read as normalised floats (or the reverse) would be silently wrong."""
+    kinds = {np.asarray(a).dtype == np.uint8 for a in arrays}
+    if len(kinds) > 1:
+        raise ValueError(f"{where} mix uint8 pixels and float (normalised) images; give every image the same kind "
+                         f"(uint8 from mm1_jax.data.images).")
+    return np.dtype(np.uint8) if kinds == {True} else np.dtype(np.float32)
 
 
 def pad_colour(norm: str) -> tuple[int, int, int]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from mm1_jax.data.examples import ImageEntries, arrange_entries
+from mm1_jax.data.images import pixel_dtype
 from mm1_jax.data.tokenizer import Tokenizer
 
 
@@ -149,10 +150,8 @@ def build_prompt(demos: Sequence[list[tuple]], query: list[tuple], tok: Tokenize
         q_ids, q_pics, cut = _cut_query(q_ids, q_pics, tok.image_id, k, max_tokens - len(head), max_images)
     ids = head + [t for d, _ in kept for t in d] + q_ids
     pics = [p for _, ps in kept for p in ps] + q_pics
-    if len({np.asarray(p).dtype == np.uint8 for p in pics}) > 1:
-        raise ValueError("a prompt mixes uint8 pixels and float (normalised) images; give every image the same kind.")
-    images = np.stack(pics) if pics else np.zeros((0,) + tuple(image_shape), np.uint8)
-    images = images if images.dtype == np.uint8 else images.astype(np.float32)
+    dtype = pixel_dtype(pics, "a prompt's images")
+    images = np.stack(pics).astype(dtype) if pics else np.zeros((0,) + tuple(image_shape), np.uint8)
     return Prompt(np.asarray(ids, np.int32), images, dropped, cut)
 
 

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mm1_jax.data import images as data_images
 from mm1_jax.runtime.distributed import to_host
 
 
@@ -103,13 +104,8 @@ def left_pad(rows: Sequence[Any], *, length: int, pad_id: int) -> dict[str, np.n
 # The models' prompt inputs
 # ----------------------------------------------------------------------------------------------------------------
 def pixel_dtype(requests: Sequence[Request]) -> np.dtype:
-    """uint8 when the requests' images are uint8 pixels, float32 when they are normalised floats; ValueError when a
-    batch mixes the two (uint8 values read as normalised floats would be silently wrong)."""
-    kinds = {np.asarray(r.images).dtype == np.uint8 for r in requests if len(r.images)}
-    if len(kinds) > 1:
-        raise ValueError("the requests mix uint8 pixels and float (normalised) images; give every image the same "
-                         "kind (uint8 from mm1_jax.data.images).")
-    return np.dtype(np.uint8) if kinds == {True} else np.dtype(np.float32)
+    """The batch's image dtype (`mm1_jax.data.images.pixel_dtype` over every request's images)."""
+    return data_images.pixel_dtype((r.images for r in requests if len(r.images)), "the requests")
 
 
 @dataclasses.dataclass(frozen=True)
