@@ -120,34 +120,39 @@ def attention_variant(name: str):
         layers.self_attention = original
 
 
-def ours_decoder(variant: str = "default", with_hlo: bool = False):
+def ours_decoder(variant: str = "default", with_hlo: bool = False, config: ml_collections.ConfigDict | None = None,
+                 dtype: type = jnp.float32, batch: int = BATCH, seq: int = SEQ, state: dict | None = None):
     """A warmed-up AdamW step of our decoder on [4, 1024] tokens, its matmul parameter count (and, with_hlo, the
-    compiled program's HLO text, for `profile_step`)."""
+    compiled program's HLO text, for `profile_step`). config / dtype (compute) / batch / seq: another decoder and
+    batch than decoder35m's float32 one (benchmarks/gpu_step.py); state: a dict shared by steps of one decoder built
+    with different attention, so that they update one set of parameters and AdamW moments (filled by the first
+    call) instead of one each."""
     import optax  # pylint: disable=import-outside-toplevel
 
     from mm1_jax.models import registry  # pylint: disable=import-outside-toplevel
     from mm1_jax.models.decoder import token_loss  # pylint: disable=import-outside-toplevel
 
-    model = registry.build_decoder(decoder35m_config())
-    tokens = jnp.asarray(np.random.default_rng(0).integers(0, VOCAB, (BATCH, SEQ)), jnp.int32)
-    params = jax.jit(model.init)(jax.random.PRNGKey(0), tokens)["params"]
-    import flax.linen as nn  # pylint: disable=import-outside-toplevel
-
-    params = nn.unbox(params)
+    config = decoder35m_config() if config is None else config
+    model = registry.build_decoder(config, dtype)
+    tokens = jnp.asarray(np.random.default_rng(0).integers(0, config.vocab_size, (batch, seq)), jnp.int32)
     tx = optax.adamw(1e-4)
-    opt = tx.init(params)
+    state = {} if state is None else state
+    if not state:
+        import flax.linen as nn  # pylint: disable=import-outside-toplevel
+
+        params = nn.unbox(jax.jit(model.init)(jax.random.PRNGKey(0), tokens)["params"])
+        state.update(p=params, o=tx.init(params))
 
     def step(params, opt, tokens):
         def loss_fn(p):
             logits = model.apply({"params": p}, tokens)["logits"]
-            return token_loss(logits[:, :-1], tokens[:, 1:], jnp.ones((BATCH, SEQ - 1)))[1]
+            return token_loss(logits[:, :-1], tokens[:, 1:], jnp.ones((batch, seq - 1)))[1]
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt = tx.update(grads, opt, params)
         return optax.apply_updates(params, updates), opt, loss
 
     step = jax.jit(step, donate_argnums=(0, 1))
-    state = {"p": params, "o": opt}
 
     def run():
         state["p"], state["o"], loss = step(state["p"], state["o"], tokens)
@@ -161,7 +166,8 @@ def ours_decoder(variant: str = "default", with_hlo: bool = False):
         run()  # compile with this attention
     finally:
         attention_variant("default")
-    n_matmul = sum(x.size for x in jax.tree.leaves(state["p"])) - VOCAB * WIDTH  # lm_head counts, the lookup not
+    lookup = 0 if config.tie_embeddings else config.vocab_size * config.width  # tied: the table is the lm_head
+    n_matmul = sum(x.size for x in jax.tree.leaves(state["p"])) - lookup  # lm_head counts, the lookup not
     return (run, n_matmul, step.as_text()) if with_hlo else (run, n_matmul)
 
 
