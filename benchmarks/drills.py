@@ -288,13 +288,13 @@ def launch_hosts(workdir: str, log: str, steps: int, every: int, n: int = 2, tim
                    f"--num_processes={n}", f"--process_id={i}"], f"{log}.p{i}", devices=8 // n) for i in range(n)]
 
 
-def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10) -> Result:
+def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10, steps: int = 30) -> Result:
     """2 processes x 4 devices; process `victim` SIGKILLed once the first checkpoint is complete (and a step more):
     the survivor must exit within the timeout (plus a beat) with LOST_HOST_EXIT and a last line naming the process
     and the step; restarting both must give the uninterrupted 2-process run's losses exactly."""
     from mm1_jax.runtime.distributed import LOST_HOST_EXIT  # pylint: disable=import-outside-toplevel
 
-    steps, every = 30, 3
+    every = 3
     base = os.path.join(root, "lost_host")
     os.makedirs(base, exist_ok=True)
     ref = os.path.join(base, "reference")

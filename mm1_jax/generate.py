@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from mm1_jax import command_line
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Model/data config file (configs/X.py[:ARG]).")
@@ -78,4 +80,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("config")
-    app.run(main)
+    command_line.run(main)

@@ -10,6 +10,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}  # as a user runs it
+# a run interrupted while it compiles must really compile (not read the tests' persistent XLA cache)
+UNCACHED = {k: v for k, v in ENV.items() if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))}
 SMALL = ["--config.model.encoder.depth=1", "--config.model.decoder.depth=1", "--config.data.seq_len=128",
          "--config.train.global_batch_size=4", "--config.train.eval_every=0", "--config.train.num_samples=0",
          "--config.train.log_every=5", "--config.train.checkpoint.every_steps=1000",
@@ -23,7 +25,7 @@ def train(*args):
 def interrupted_run(workdir: str, when: str, delay: float = 0.0) -> list[str]:
     """The console lines of a long training run sent SIGINT `delay` s after a line starting with `when` (it must
     exit 0)."""
-    proc = subprocess.Popen(train(f"--workdir={workdir}", "--config.train.steps=5000", *SMALL), cwd=REPO, env=ENV,
+    proc = subprocess.Popen(train(f"--workdir={workdir}", "--config.train.steps=5000", *SMALL), cwd=REPO, env=UNCACHED,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:
@@ -66,6 +68,10 @@ def test_bad_input_is_one_sentence_before_set_up(tmp_path):
          "error: --workdir=/proc/x/y cannot be created or written (No such file or directory)."),
         (["--config=configs/tiny.py", f"--workdir={tmp_path}", "--config.train.optimizer.lr=-1"],
          "error: train.optimizer.lr=-1.0 must be positive."),
+        (["--config=configs/tiny.py", f"--workdir={tmp_path}", "--config.model.decoder.num_experts=4"],
+         "error: --config.model.decoder.num_experts=4: the config has no field model.decoder.num_experts."),
+        (["--config=configs/tiny.py", f"--workdir={tmp_path}", "--config.modl.dtype=bfloat16"],
+         'error: --config.modl.dtype=bfloat16: the config has no field modl (did you mean "model"?).'),
     ]
     for args, message in cases:
         start = time.time()

@@ -47,7 +47,7 @@ def test_lost_host_stops_in_one_line_and_all_hosts_resume_exactly(tmp_path):
     """2 processes; process 1 SIGKILLed after the first checkpoint: process 0 exits with LOST_HOST_EXIT within the
     timeout (plus beats), its last line names process 1 and the step to resume from, metrics.jsonl says the same;
     both restarted, every loss equals an uninterrupted 2-process run's."""
-    result = drills.drill_lost_host(str(tmp_path), trials=1, timeout_s=5)
+    result = drills.drill_lost_host(str(tmp_path), trials=1, timeout_s=5, steps=12)
     assert result.failures == [] and result.trials == 1, result.failures
     assert result.times[0] < 5 + 20, result.times  # kill -> survivor's exit
     workdir, log = tmp_path / "lost_host" / "t0", tmp_path / "lost_host" / "t0.log.p0"

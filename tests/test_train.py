@@ -13,8 +13,6 @@ from mm1_jax.models.mm1 import loss_terms
 from mm1_jax.train import optim, trainer
 
 # Every test builds the same small model: the persistent cache compiles its steps once for the whole module.
-jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "mm1_jax", "xla_tests"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def small_config(**train):

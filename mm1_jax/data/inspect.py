@@ -10,12 +10,12 @@ reason, and a few decoded rows (image slots shown as <image>); --dump also write
 import os
 import sys
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 import numpy as np
 from PIL import Image
 
+from mm1_jax import command_line
 from mm1_jax.data import config as config_lib
 from mm1_jax.data import pipeline as pipeline_lib
 from mm1_jax.data import tokenizer as tokenizer_lib
@@ -91,4 +91,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    command_line.run(main)

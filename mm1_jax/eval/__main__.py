@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from mm1_jax import command_line
 
 from mm1_jax.eval import datasets
 from mm1_jax.eval.results import load, run_and_write
@@ -59,4 +61,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("config")
-    app.run(main)
+    command_line.run(main)

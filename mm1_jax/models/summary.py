@@ -79,8 +79,8 @@ def format_summary(s: dict) -> str:
 
 
 if __name__ == "__main__":
-    from absl import app  # pylint: disable=import-outside-toplevel
+    from mm1_jax import command_line  # pylint: disable=import-outside-toplevel
     from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
 
     _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:ARG]).", lock_config=False)
-    app.run(lambda argv: print(format_summary(summarize(_CONFIG.value))))
+    command_line.run(lambda argv: print(format_summary(summarize(_CONFIG.value))))

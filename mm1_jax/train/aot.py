@@ -791,7 +791,7 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    from absl import app  # pylint: disable=import-outside-toplevel
+    from mm1_jax import command_line  # pylint: disable=import-outside-toplevel
 
     _FLAGS = _define_flags()
-    app.run(main)
+    command_line.run(main)
