@@ -113,6 +113,20 @@ def test_grouped_kv_equals_repeated_heads():
     np.testing.assert_allclose(ours, np.einsum("bhts,bshd->bthd", w, vr), atol=1e-5)
 
 
+@pytest.mark.parametrize("tie", [True, False])
+def test_output_layer_multiplies_in_the_compute_dtype(tie):
+    """bf16 compute: the vocabulary projection runs in bf16 whether it is lm_head or the tied embedding table (the
+    tied one once ran in float32, twice the cost of the untied one); the logits come out float32 either way."""
+    model = Decoder(**KW, tie_embeddings=tie, dtype=jnp.bfloat16)
+    tokens = _tokens()
+    params = _init(model, tokens)
+    jaxpr = jax.make_jaxpr(lambda p: model.apply({"params": p}, tokens)["logits"])(params)
+    dots = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "dot_general"
+            and e.outvars[0].aval.shape[-1] == KW["vocab_size"]]
+    assert len(dots) == 1 and [v.aval.dtype for v in dots[0].invars] == [jnp.bfloat16] * 2
+    assert jaxpr.out_avals[0].dtype == jnp.float32
+
+
 def test_fused_attention_call_equals_ours():
     """`attention='cudnn'` hands the packed-document mask to `jax.nn.dot_product_attention`; XLA's lowering of that
     same call (implementation=None, the CPU's) gives our self-attention's numbers on every real token."""

@@ -195,6 +195,7 @@ class Decoder(nn.Module):
             self.vocab_size,
             self.width,
             embedding_init=with_axes(nn.initializers.normal(stddev=0.02), "vocab", "embed"),
+            dtype=self.dtype,  # the lookup and the tied output layer compute in the compute dtype, as lm_head does
             name="embed_tokens",
         )
         kwargs = dict(
@@ -301,7 +302,7 @@ class Decoder(nn.Module):
                     stats.append(jax.tree.map(lambda v: v[None], s))
         x = self.final_norm(x)
         if self.tie_embeddings:
-            logits = self.embedder.attend(x.astype(jnp.float32))
+            logits = self.embedder.attend(x)
         else:
             logits = self.lm_head(x)
         out = {"logits": constrain(logits.astype(jnp.float32), "act_batch", "act_len", "vocab")}
