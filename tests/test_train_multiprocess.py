@@ -53,6 +53,7 @@ def _results(procs) -> tuple[dict, dict]:
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
+        assert "lost host" not in out, out[-3000:]  # a normal end says "done" to the last-words helper
     lines = outputs[0].splitlines()
     printed = lambda tag: json.loads(next(line for line in lines if line.startswith(tag))[len(tag):])  # noqa: E731
     samples = {f"samples/{k}": v for k, v in printed("CAPTIONS").items()}

@@ -9,11 +9,12 @@ CPU processes exchange collectives through gloo.
 A lost host (a process killed, a machine gone) is noticed by `HostWatchdog` (started by `initialize`): every process
 beats in jax's coordination key-value store; when another process has not beaten for `train.host_timeout_s`, the
 survivors print one line naming the lost process and the step to resume from, and exit with `LOST_HOST_EXIT`.
+Losing process 0 (the coordination service) makes JAX abort the others natively at once; their last line then comes
+from a small helper process (`last_words`).
 """
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import sys
 import threading
@@ -23,8 +24,8 @@ from typing import Any
 import jax
 import numpy as np
 
-
-LOST_HOST_EXIT = 75  # the exit status of a survivor that gave up on a lost host (EX_TEMPFAIL: restart to resume)
+from mm1_jax.runtime import last_words
+from mm1_jax.runtime.last_words import LOST_HOST_EXIT
 DEFAULT_HOST_TIMEOUT_S = 120.0  # train.host_timeout_s's default, also the wait during set-up
 MAX_HOST_TIMEOUT_S = 600.0  # train.host_timeout_s's largest value: it must stay below jax's own heartbeat limit
 JAX_HEARTBEAT_S = 900  # jax's coordination service aborts every process (natively, naming nothing) after this
@@ -132,53 +133,33 @@ class HostWatchdog:
                 self._give_up(lost, max(now - seen[p][1] for p in lost))
 
     def resume_step(self) -> int | None:
-        """The newest complete checkpoint step, or None when there is none (or no directory yet). orbax renames a
-        step's folder into place when it is complete (on a bucket it writes commit_success.txt into it), so a save
-        in flight is never counted. Read directly: this may run while the interpreter shuts down (no thread pools)."""
-        if not self.checkpoint_dir:
-            return None
-        try:
-            from etils import epath  # pylint: disable=import-outside-toplevel
-
-            root = epath.Path(self.checkpoint_dir)
-            steps = [int(p.name) for p in root.iterdir() if p.name.isdigit() and p.is_dir()
-                     and ("://" not in self.checkpoint_dir or (p / "commit_success.txt").exists())]
-        except Exception:  # pylint: disable=broad-except  # an unreadable folder: no step to name
-            return None
-        return max(steps) if steps else None
+        """The newest complete checkpoint step, or None (read directly: this may run while the interpreter shuts
+        down, with no thread pools)."""
+        return last_words.newest_complete_step(self.checkpoint_dir)
 
     def message(self, lost: list[int], waited_s: float, unreachable: bool = False) -> tuple[str, int | None]:
         """The line a survivor prints (and the step it names: the newest complete checkpoint, or None)."""
-        step = self.resume_step()
         who = ", ".join(map(str, lost))
         what = ("the coordination service on process 0 has not answered" if unreachable
                 else f"process{'es' if len(lost) > 1 else ''} {who} of {self.num_processes} sent no heartbeat")
-        if self.checkpoint_dir is None:
-            where = "they resume from the newest complete checkpoint, if any (the process was lost during set-up)"
-        elif step is None:
-            where = f"they start afresh (there is no complete checkpoint in {self.checkpoint_dir} yet)"
-        else:
-            where = f"they resume from step {step}, the newest complete checkpoint in {self.checkpoint_dir}"
-        text = (f"lost host: {what} for {waited_s:.0f} s (train.host_timeout_s={self.timeout_s:g}); process "
-                f"{self.process_id} stops (exit {LOST_HOST_EXIT}). Restart all {self.num_processes} processes with "
-                f"the same workdir: {where}.")
-        return text, step
+        return last_words.lost_host_message(f"{what} for {waited_s:.0f} s (train.host_timeout_s={self.timeout_s:g})",
+                                            self.process_id, self.num_processes, self.checkpoint_dir,
+                                            f"stops (exit {LOST_HOST_EXIT})")
 
     def _give_up(self, lost: list[int], waited_s: float, unreachable: bool = False) -> None:
         text = f"lost host: process(es) {lost} of {self.num_processes} stopped; process {self.process_id} stops."
         try:
             text, step = self.message(lost, waited_s, unreachable)
             sys.stdout.flush()
-            first_survivor = min(p for p in range(self.num_processes) if p not in lost)
-            if self.workdir and "://" not in self.workdir and self.process_id == first_survivor:
-                row = {"step": step or 0, "time": round(time.time(), 3), "host_lost": lost, "resume_step": step,
-                       "exit_code": LOST_HOST_EXIT, "message": text}
-                with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            if self.process_id == min(p for p in range(self.num_processes) if p not in lost):
+                last_words.append_row(self.workdir, {"step": step or 0, "time": round(time.time(), 3),
+                                                     "host_lost": lost, "resume_step": step,
+                                                     "exit_code": LOST_HOST_EXIT, "message": text})
         except Exception:  # pylint: disable=broad-except  # the line below is what matters
             pass
         finally:
             print(text, file=sys.stderr, flush=True)
+            last_words.farewell()
             os._exit(LOST_HOST_EXIT)
 
 
@@ -199,5 +180,9 @@ def watch_hosts(timeout_s: float = DEFAULT_HOST_TIMEOUT_S, checkpoint_dir: str |
         _WATCHDOG = HostWatchdog(state.client, state.process_id, state.num_processes, timeout_s)
         atexit.register(_WATCHDOG.quiet)  # runs before jax's own exit hooks (registered earlier) shut the client down
         _WATCHDOG.start()
+        if state.process_id != 0 and state.coordinator_address:
+            last_words.start(state.coordinator_address)
     _WATCHDOG.configure(timeout_s, checkpoint_dir, workdir)
+    last_words.tell({"process_id": state.process_id, "num_processes": state.num_processes,
+                      "checkpoint_dir": checkpoint_dir, "workdir": workdir})
     return _WATCHDOG

@@ -12,6 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from mm1_jax import command_line
+from mm1_jax.runtime import last_words
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/X.py[:ARG]).", lock_config=False)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl and TensorBoard events go here.")
@@ -26,6 +27,7 @@ def _fail(message: str) -> None:
     interpreter shutdown would let orbax's background threads print tracebacks ("Event loop is closed") after it."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.stdout.flush()
+    last_words.farewell()  # a refusal, not a lost host
     os._exit(1)
 
 
