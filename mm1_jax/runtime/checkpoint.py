@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from typing import Any
 
 import flax.linen as nn
@@ -128,6 +129,7 @@ def _reason(text: str) -> str:
 
 def _checked(directory: str, step: int, read):
     """`read()` with a read failure of the step's files turned into DamagedCheckpoint (anything else propagates)."""
+    _drop_late_read_errors()  # before the read: a failed one's late deliveries may come before its exception does
     try:
         return read()
     except Exception as e:  # sorted out by _read_failure: only a failure naming a file of the step is damage
@@ -135,6 +137,23 @@ def _checked(directory: str, step: int, read):
         if failure is None:
             raise
         raise DamagedCheckpoint(directory, step, *failure) from e
+
+
+def _drop_late_read_errors() -> None:
+    """After a failed restore, TensorStore still delivers the abandoned reads' results to orbax's event loop, which
+    is closed by then: each delivery prints 'RuntimeError: Event loop is closed' with a traceback (through
+    sys.unraisablehook, from a native thread), around the one sentence the damage gets. Drop exactly those (nothing
+    else reaches that hook with that error: it is what a callback into a closed asyncio loop raises)."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_late_reads", False):
+        return
+
+    def hook(unraisable):
+        if not (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.drops_late_reads = True
+    sys.unraisablehook = hook
 
 
 def agree_on_damage(error: DamagedCheckpoint | None, directory: str, step: int) -> DamagedCheckpoint | None:
