@@ -289,6 +289,8 @@ def read_converted(src: str) -> Converted:
     """A converted directory's config and params (numpy, in the stored dtype)."""
     import orbax.checkpoint as ocp
 
+    from mm1_jax.runtime.checkpoint import drop_late_read_errors  # pylint: disable=import-outside-toplevel
+
     meta = read_hf_config(src)
     missing = [k for k in ("family", "config", "source_hf_config", "dtype", "source_dtype") if k not in meta]
     if missing:
@@ -296,6 +298,7 @@ def read_converted(src: str) -> Converted:
                               f"{', '.join(missing)}).")
     params_dir = os.path.join(os.path.abspath(src), "params")
     checkpointer = ocp.StandardCheckpointer()
+    drop_late_read_errors()  # a damaged file: no 'Event loop is closed' tracebacks around the one sentence
     try:
         params = checkpointer.restore(params_dir)
     except Exception as e:  # noqa: BLE001  orbax / tensorstore raise many kinds for a damaged checkpoint

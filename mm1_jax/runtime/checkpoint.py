@@ -129,7 +129,7 @@ def _reason(text: str) -> str:
 
 def _checked(directory: str, step: int, read):
     """`read()` with a read failure of the step's files turned into DamagedCheckpoint (anything else propagates)."""
-    _drop_late_read_errors()  # before the read: a failed one's late deliveries may come before its exception does
+    drop_late_read_errors()  # before the read: a failed one's late deliveries may come before its exception does
     try:
         return read()
     except Exception as e:  # sorted out by _read_failure: only a failure naming a file of the step is damage
@@ -139,7 +139,7 @@ def _checked(directory: str, step: int, read):
         raise DamagedCheckpoint(directory, step, *failure) from e
 
 
-def _drop_late_read_errors() -> None:
+def drop_late_read_errors() -> None:
     """After a failed restore, TensorStore still delivers the abandoned reads' results to orbax's event loop, which
     is closed by then: each delivery prints 'RuntimeError: Event loop is closed' with a traceback (through
     sys.unraisablehook, from a native thread), around the one sentence the damage gets. Drop exactly those (nothing
