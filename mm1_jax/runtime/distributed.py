@@ -26,6 +26,7 @@ import numpy as np
 
 from mm1_jax.runtime import last_words
 from mm1_jax.runtime.last_words import LOST_HOST_EXIT
+
 DEFAULT_HOST_TIMEOUT_S = 120.0  # train.host_timeout_s's default, also the wait during set-up
 MAX_HOST_TIMEOUT_S = 600.0  # train.host_timeout_s's largest value: it must stay below jax's own heartbeat limit
 JAX_HEARTBEAT_S = 900  # jax's coordination service aborts every process (natively, naming nothing) after this
@@ -131,11 +132,6 @@ class HostWatchdog:
             lost = sorted(p for p, (_, moved) in seen.items() if now - moved > self.timeout_s)
             if lost and not self._ended.is_set():
                 self._give_up(lost, max(now - seen[p][1] for p in lost))
-
-    def resume_step(self) -> int | None:
-        """The newest complete checkpoint step, or None (read directly: this may run while the interpreter shuts
-        down, with no thread pools)."""
-        return last_words.newest_complete_step(self.checkpoint_dir)
 
     def message(self, lost: list[int], waited_s: float, unreachable: bool = False) -> tuple[str, int | None]:
         """The line a survivor prints (and the step it names: the newest complete checkpoint, or None)."""
