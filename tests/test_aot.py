@@ -114,7 +114,7 @@ def test_bad_input_is_one_sentence(refusals, kind, sentence):
 
 def test_search_candidates():
     """Tiny (4 heads, 2 KV heads): fsdp 4, or fsdp 2 x tensor 2 (tensor 4 would split the 2 KV heads), each with the
-    four decoder remat policies; an MoE of 64 experts also splits them 8 or 64 ways, every mesh using all chips."""
+    five decoder remat policies; an MoE of 64 experts also splits them 8 or 64 ways, every mesh using all chips."""
     from configs import mm1_pretrain, tiny
 
     found = aot.search_candidates(tiny.get_config(), 4)
@@ -132,8 +132,9 @@ def test_search_ranks_what_fits_by_mfu(monkeypatch):
     from configs import tiny
 
     config, seen = tiny.get_config(), []
-    outcome = {(4, "full"): 0.30, (4, "dots_no_batch"): 0.45, (4, "dots"): "over 5", (4, "none"): "over 1",
-               (2, "full"): 0.40, (2, "dots_no_batch"): "refused", (2, "dots"): "over 3", (2, "none"): 0.10}
+    outcome = {(4, "full_offload"): 0.25, (4, "full"): 0.30, (4, "dots_no_batch"): 0.45, (4, "dots"): "over 5",
+               (4, "none"): "over 1", (2, "full_offload"): "over 2", (2, "full"): 0.40, (2, "dots_no_batch"): "refused",
+               (2, "dots"): "over 3", (2, "none"): 0.10}
 
     def fake_analyze(trial, s):
         seen.append((dict(trial.mesh), trial.model.decoder.remat_policy))
@@ -152,9 +153,9 @@ def test_search_ranks_what_fits_by_mfu(monkeypatch):
     s = aot.parse_topology("v5e-4")
     ranked = aot.search(config, s, log=lambda line: None)
     assert [(r["mesh"]["fsdp"], r["remat_policy"]) for r in ranked] == [
-        (4, "dots_no_batch"), (2, "full"), (4, "full"), (2, "none"), (4, "none"), (2, "dots"), (4, "dots"),
-        (2, "dots_no_batch")]
-    assert seen[4] == ({"data": 1, "fsdp": 2, "tensor": 2, "expert": 1}, "full")
+        (4, "dots_no_batch"), (2, "full"), (4, "full"), (4, "full_offload"), (2, "none"), (4, "none"),
+        (2, "full_offload"), (2, "dots"), (4, "dots"), (2, "dots_no_batch")]
+    assert seen[5] == ({"data": 1, "fsdp": 2, "tensor": 2, "expert": 1}, "full_offload")
     assert config.model.decoder.remat_policy == tiny.get_config().model.decoder.remat_policy  # the input untouched
     table = aot.format_search(ranked, s).splitlines()
     assert table[2].split()[:5] == ["fsdp", "4", "dots_no_batch", "1.00", "GiB"] and table[2].endswith("45.0%  fits")

@@ -1,4 +1,6 @@
 """Dense decoder: parity with transformers Llama/Qwen2, causality, packing, GQA, scan, remat and the KV cache."""
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -139,7 +141,7 @@ def test_fused_attention_call_equals_ours():
     np.testing.assert_allclose(np.asarray(theirs)[real], np.asarray(ours)[real], atol=2e-6)
 
 
-@pytest.mark.parametrize("remat", ["none", "full", "dots"])
+@pytest.mark.parametrize("remat", ["none", "full", "dots", "full_offload"])
 def test_scanned_equals_unscanned(remat):
     """Scanned (stacked params) and unscanned layers give identical logits and gradients."""
     tokens = _tokens()
@@ -159,6 +161,22 @@ def test_scanned_equals_unscanned(remat):
     g_scan = unstack_layers(g_scan)
     for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_scan)):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-4)
+
+
+def test_full_offload_keeps_each_layers_input_in_host_memory():
+    """remat_policy='full_offload' moves what the backward pass keeps per layer (its input, batch x len x width) to
+    host memory; 'full' keeps it on the device. (The CPU has one memory, so the numbers are checked above.)"""
+    tokens = _tokens()
+
+    def offloaded(policy):
+        m = Decoder(**KW, scan_layers=True, remat_policy=policy)
+        p = _init(m, tokens)
+        jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.mean(m.apply({"params": p}, tokens)["logits"] ** 2)))(p)
+        return re.findall(r"(\w+)<host>\[([\d,]+)\] = device_put", str(jaxpr))
+
+    width = f"{tokens.shape[0]},{tokens.shape[1]},{KW['width']}"
+    assert offloaded("full_offload") == [("f32", width)]
+    assert offloaded("full") == []
 
 
 @pytest.mark.parametrize("scan", [False, True])

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
 from mm1_jax.models import layers
 from mm1_jax.models.hyper_attention import HyperAttention, check_hyper_layers, check_images
@@ -31,6 +32,11 @@ REMAT_POLICIES = {
     "full": jax.checkpoint_policies.nothing_saveable,
     "dots": jax.checkpoint_policies.checkpoint_dots,
     "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+    # as "full", but each layer's input (what a scanned decoder keeps per layer for the backward pass) waits in the
+    # host's memory instead of HBM (MaxText's `decoder_layer_input` offloading)
+    "full_offload": jax.checkpoint_policies.save_and_offload_only_these_names(
+        names_which_can_be_saved=(), names_which_can_be_offloaded=("decoder_layer_input",),
+        offload_src="device", offload_dst="pinned_host"),
 }
 
 
@@ -79,6 +85,7 @@ class DecoderLayer(nn.Module):
     @nn.compact
     def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False,
                  images: Array | None = None, image_index: Array | None = None):
+        x = checkpoint_name(x, "decoder_layer_input")  # named for the "full_offload" remat policy
         norm = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="input_norm")
         if self.hyper:
             if images is not None:

@@ -535,7 +535,8 @@ def analyze(config: ml_collections.ConfigDict, s: Slice, devices: list | None = 
             f"the train step does not fit the {s.label}: per chip the compiler needs {_gib(needed)} for {what} where "
             f"{_gib(available)} are available ({_gib(needed - available)} over){besides}; shard more (config.mesh), "
             "shrink the batch per chip (train.global_batch_size, train.grad_accum_steps) or rematerialise more "
-            "(model.decoder.remat_policy, model.encoder.remat).", over=needed - available) from None
+            "(model.decoder.remat_policy, model.encoder.remat; remat_policy=full_offload keeps the decoder's layer "
+            "inputs in host memory).", over=needed - available) from None
     compile_s = time.time() - started
     text = compiled.as_text()
     if hlo_path:
@@ -649,7 +650,8 @@ def format_report(r: dict[str, Any], config_name: str = "") -> str:
 
 # --- searching meshes and remat policies
 
-SEARCH_REMAT = ("full", "dots_no_batch", "dots", "none")  # the decoder's remat_policy, most memory saved first
+# the decoder's remat_policy, most memory saved first
+SEARCH_REMAT = ("full_offload", "full", "dots_no_batch", "dots", "none")
 
 
 def search_candidates(config: ml_collections.ConfigDict, chips: int) -> list[dict[str, Any]]:
