@@ -288,11 +288,19 @@ def launch_hosts(workdir: str, log: str, steps: int, every: int, n: int = 2, tim
                    f"--num_processes={n}", f"--process_id={i}"], f"{log}.p{i}", devices=8 // n) for i in range(n)]
 
 
-def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10, steps: int = 30) -> Result:
+def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10, steps: int = 30, chain: bool = False
+                    ) -> Result:
     """2 processes x 4 devices; process `victim` (1, then 0, alternately) SIGKILLed once the first checkpoint is
     complete (and a step more): the survivor must exit within the timeout (plus a beat) with LOST_HOST_EXIT (process 1
     lost) or JAX's native abort (process 0 lost: at once) and a last line naming the process and the step;
-    restarting both must give the uninterrupted 2-process run's losses exactly."""
+    restarting both must give the uninterrupted 2-process run's losses exactly.
+
+    chain=True: one workdir (lost_host/chain) for all trials, each trial's fault hitting the previous trial's restart
+    once it has saved a newer checkpoint (trial i: after checkpoint every x (i + 1) and a step more; steps must leave
+    room for that), so each trial launches one run (its restart) instead of two; the last restart runs to the end and
+    every loss logged by every run in the workdir must equal the uninterrupted run's. Logs: trial i's faulted run
+    writes lost_host/t{i}.log.p*, its restart lost_host/t{i + 1}.log.p* (the next trial's run), the last trial's
+    restart lost_host/t{i}.log.restart.p*."""
     from mm1_jax.runtime.distributed import LOST_HOST_EXIT  # pylint: disable=import-outside-toplevel
 
     every = 3
@@ -304,12 +312,15 @@ def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10, steps: in
         raise RuntimeError(f"the uninterrupted 2-process run failed; see {base}/reference.log.p*")
     reference = {s: loss for s, loss, _ in losses(ref)}
     result = Result(f"lost host (2 processes, one kill -9ed; host_timeout_s={timeout_s:g})")
+    pending, restart = [], []  # chain: the trials whose restart is checked with the last one's
     for i in range(trials):
         victim, survivor = (1, 0) if i % 2 == 0 else (0, 1)
-        workdir, log = os.path.join(base, f"t{i}"), os.path.join(base, f"t{i}.log")
-        procs = launch_hosts(workdir, log, steps, every, timeout_s=timeout_s)
-        first = os.path.join(workdir, "checkpoints", str(every))
-        wait_for(lambda: (os.path.isdir(first) and any(s > every for s, _, _ in losses(workdir)))
+        workdir, log = os.path.join(base, "chain" if chain else f"t{i}"), os.path.join(base, f"t{i}.log")
+        # chain: the previous trial's restart (still running, logging to t{i}.log) is this trial's run
+        procs = restart if chain and i > 0 else launch_hosts(workdir, log, steps, every, timeout_s=timeout_s)
+        saved = every * (i + 1) if chain else every
+        first = os.path.join(workdir, "checkpoints", str(saved))
+        wait_for(lambda: (os.path.isdir(first) and any(s > saved for s, _, _ in losses(workdir)))
                  or procs[0].poll() is not None, 900)
         os.killpg(procs[victim].pid, signal.SIGKILL)
         killed = time.time()
@@ -325,16 +336,29 @@ def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10, steps: in
         line = last_line(f"{log}.p{survivor}")
         named = line.startswith(f"lost host: process {victim} of 2" if victim else
                                 "lost host: the coordination service on process 0 is gone; process 1 was aborted")
-        resume = next((r["resume_step"] for r in rows(workdir) if "host_lost" in r), "absent")
+        resume = ([r["resume_step"] for r in rows(workdir) if "host_lost" in r] or ["absent"])[-1]
+        fault_ok = code == expected and named and stopped < timeout_s + 30
+        fault_note = "" if fault_ok else f"survivor exit {code} after {stopped:.0f} s: {line[:160]}"
         started = time.time()
-        restart = launch_hosts(workdir, log + ".restart", steps, every, timeout_s=timeout_s)
+        last = not chain or i == trials - 1
+        restart_log = log + ".restart" if last else os.path.join(base, f"t{i + 1}.log")
+        restart = launch_hosts(workdir, restart_log, steps, every, timeout_s=timeout_s)
+        if not last:
+            before = [s for s, _, t in losses(workdir) if t < started]
+            lost = max(before, default=0) - (resume if isinstance(resume, int) else 0)
+            pending.append((fault_ok, fault_note, lost, stopped, f"survivor exits {code} naming process {victim} and "
+                            f"step {resume}; restart equal (time: kill to stop)"))
+            continue
         codes = [p.wait(timeout=900) for p in restart]
-        ok, lost, seconds, note = check_resumed(workdir, reference, started, log, log + ".restart.p0")
-        ok = ok and code == expected and named and codes == [0, 0] and stopped < timeout_s + 30
+        ok, lost, seconds, note = check_resumed(workdir, reference, started, log, restart_log + ".p0")
+        ok = ok and codes == [0, 0]
         if not note and not ok:
-            note = f"survivor exit {code} after {stopped:.0f} s: {line[:160]}; restart exits {codes}"
-        result.trial(ok, lost, stopped, note or (f"survivor exits {code} naming process {victim} and step {resume}; "
-                                                 f"restart equal (time: kill to stop)"))
+            note = f"restart exits {codes}"
+        for p_ok, p_note, p_lost, p_stopped, p_done in pending:  # chain: the earlier restarts' losses checked here
+            result.trial(p_ok and ok, p_lost, p_stopped, p_note or note or p_done)
+        pending = []
+        result.trial(ok and fault_ok, lost, stopped, fault_note or note or (
+            f"survivor exits {code} naming process {victim} and step {resume}; restart equal (time: kill to stop)"))
     return result
 
 

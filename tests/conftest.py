@@ -14,3 +14,19 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 import jax  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """One uninterrupted 6-step run of tests.test_train.small_config() (checkpoints at steps 3 and 6): its workdir and
+    {step: loss}. The reference for every test that interrupts, damages or restarts that run (test_train,
+    test_reliability): computed once per session. Tests copy the workdir before changing anything in it."""
+    from mm1_jax.train import trainer  # pylint: disable=import-outside-toplevel
+    from tests.test_train import small_config  # pylint: disable=import-outside-toplevel
+
+    workdir = tmp_path_factory.mktemp("small_run") / "run"
+    losses = trainer.Trainer(small_config(), str(workdir)).run()["losses"]
+    assert sorted(losses) == [1, 2, 3, 4, 5, 6] and len(set(losses.values())) == 6
+    return workdir, dict(losses)

@@ -46,24 +46,29 @@ def test_lost_host_stops_in_one_line_and_all_hosts_resume_exactly(tmp_path):
     """2 processes. Process 1 SIGKILLed after the first checkpoint: process 0 exits with LOST_HOST_EXIT within the
     timeout (plus beats), its last line names process 1 and the step to resume from, metrics.jsonl says the same.
     Process 0 SIGKILLed: JAX aborts process 1 natively at once, and its helper still writes the last line and the
-    row. Both times, with both restarted, every loss equals an uninterrupted 2-process run's."""
-    result = drills.drill_lost_host(str(tmp_path), trials=2, timeout_s=5, steps=12)
+    row. Both times, with both restarted, every loss equals an uninterrupted 2-process run's. The trials are chained
+    (a 2-process launch is most of their cost): the second fault hits the first trial's restart after its step-6
+    checkpoint, and the second restart runs to step 9; every loss any of the runs logged is checked."""
+    result = drills.drill_lost_host(str(tmp_path), trials=2, timeout_s=5, steps=9, chain=True)
     assert result.failures == [] and result.trials == 2, result.failures
     assert result.times[0] < 5 + 20 and result.times[1] < 10, result.times  # kill -> survivor's exit
-    for trial, lost, survivor, exit_code, stops in [
+    base = tmp_path / "lost_host"
+    lost_rows = [r for r in drills.rows(str(base / "chain")) if "host_lost" in r]
+    assert len(lost_rows) == 2, lost_rows
+    for trial, lost, survivor, exit_code, stops, restart_log in [
         (0, 1, 0, distributed.LOST_HOST_EXIT, r"process 1 of 2 sent no heartbeat for \d+ s \(train.host_timeout_s=5\); "
-                                              r"process 0 stops \(exit 75\)"),
+                                              r"process 0 stops \(exit 75\)", "t1.log.p0"),
         (1, 0, 1, 134, r"the coordination service on process 0 is gone; process 1 was aborted by JAX at once "
-                       r"\(SIGABRT, exit status 134; train.host_timeout_s does not apply to process 0\)"),
+                       r"\(SIGABRT, exit status 134; train.host_timeout_s does not apply to process 0\)",
+         "t1.log.restart.p0"),
     ]:
-        workdir, log = tmp_path / "lost_host" / f"t{trial}", tmp_path / "lost_host" / f"t{trial}.log.p{survivor}"
-        (row,) = [r for r in drills.rows(str(workdir)) if "host_lost" in r]
+        row, log = lost_rows[trial], base / f"t{trial}.log.p{survivor}"
         step = row["resume_step"]
-        assert row["host_lost"] == [lost] and row["exit_code"] == exit_code and step % 3 == 0 and step >= 3, row
+        assert row["host_lost"] == [lost] and row["exit_code"] == exit_code and step == 3 * (trial + 1), row
         assert re.fullmatch(rf"lost host: {stops}\. Restart all 2 processes with the same workdir: they resume from "
                             rf"step {step}, the newest complete checkpoint in \S+/checkpoints\.",
                             drills.last_line(str(log))), drills.last_line(str(log))
-        assert drills.resumed_from(str(tmp_path / "lost_host" / f"t{trial}.log.restart.p0")) == step
+        assert drills.resumed_from(str(base / restart_log)) == step
 
 
 @pytest.mark.parametrize("fmt", drills.FORMATS)

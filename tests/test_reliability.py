@@ -33,10 +33,10 @@ ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, a
 # --- damaged checkpoints
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A 6-step run of the small config (checkpoints at steps 3 and 6) and its losses; tests damage copies of it."""
-    workdir = tmp_path_factory.mktemp("trained") / "run"
-    losses = trainer.Trainer(small_config(), str(workdir)).run()["losses"]
+def trained(small_run):
+    """A 6-step run of the small config (checkpoints at steps 3 and 6) and its losses; tests damage copies of it. The
+    session's run (tests/conftest.py), shared with test_train."""
+    workdir, losses = small_run
     assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]
     return workdir, losses
 

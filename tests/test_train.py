@@ -194,8 +194,8 @@ def _losses(workdir):
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
-def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tmp_path, monkeypatch):
-    full = trainer.Trainer(small_config(), str(tmp_path / "full")).run()["losses"]
+def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tmp_path, monkeypatch, small_run):
+    full = small_run[1]  # trainer.Trainer(small_config(), ...).run()'s losses (tests/conftest.py)
 
     calls = {"n": 0}
     original = trainer.Trainer.next_batch
@@ -218,9 +218,9 @@ def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_and_ctrl_c_save_and_resume(tmp_path, monkeypatch, capsys, sig):
+def test_sigterm_and_ctrl_c_save_and_resume(tmp_path, monkeypatch, capsys, sig, small_run):
     """A preemption notice (SIGTERM) or a first Ctrl-C (SIGINT) saves the step and exits; the restart resumes."""
-    full = trainer.Trainer(small_config(), str(tmp_path / "full")).run()["losses"]
+    full = small_run[1]  # the uninterrupted run's losses (tests/conftest.py)
     calls = {"n": 0}
     original = trainer.Trainer.next_batch
 
