@@ -17,6 +17,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -83,6 +84,28 @@ def test_program_reads_loops_and_collectives():
     gathers = program.collectives(4)["all-gather"]
     assert gathers["count"] >= 1 and gathers["executed"] == 5 * gathers["count"]
     assert gathers["bytes"] == 5 * gathers["count"] * 256 * 256 * 4  # each gathers one whole [256, 256] f32 layer
+
+
+def test_largest_buffers_reads_the_memory_report():
+    """Allocations of the HBM section (not VMEM's), biggest first, each with its largest array (N x counts once)."""
+    report = """Memory Space: default (color=0)
+Total bytes: 18656204288 (17.37GiB)
+  cumulative_size;       size;       offset; used_by_n_values; shapes_list
+  ------------------------------------------------------------
+    1.80GiB( 10%);    1.80GiB;   9114861568;                5; 5\u00d7bf16[32,32,730,1280]
+    3.91GiB( 22%);    2.11GiB;   4585013248;               24; bf16[16384,2560], bf16[2,4096,2560], 8\u00d7bf16[64,2560,6912]
+    4.45GiB( 25%);  547.50MiB;   4290363392;                1; bf16[32,16,730,730]
+    4.65GiB( 26%);  216.00MiB;  12452741120;                6; 2\u00d7bf16[8192,2,2560], (f32[2,4096]{1,0}, u32[]), 4\u00d7bf16[16384,6912]
+Memory Space: vmem (color=1)
+  cumulative_size;       size;       offset; used_by_n_values; shapes_list
+    64.00GiB(100%);   64.00GiB;            0;                1; f32[4,4]
+"""
+    found = aot.largest_buffers(report, n=3)
+    assert found == [{"bytes": 2.11 * 2 ** 30, "values": 24, "largest": "bf16[64,2560,6912]"},
+                     {"bytes": 1.80 * 2 ** 30, "values": 5, "largest": "bf16[32,32,730,1280]"},
+                     {"bytes": 547.5 * 2 ** 20, "values": 1, "largest": "bf16[32,16,730,730]"}]
+    assert aot.largest_buffers(report)[-1]["largest"] == "bf16[16384,6912]"  # 226 MB > the 84 MB of [8192,2,2560]
+    assert aot._shape_bytes("bf16[64,2560,6912]") == 64 * 2560 * 6912 * 2 and aot._shape_bytes("token[]") == 0
 
 
 @pytest.mark.parametrize("line,size", [
@@ -224,6 +247,11 @@ def test_report_sections(compiled):
     # the compiled step does the model's work: within 25% of 6N per token + attention (no remat in tiny)
     assert 0.75 < f["remat_overhead"] < 1.25, f
     assert 0 < report["roofline"]["mfu"] <= 1
+    # the compiler's largest allocations, biggest first; each holds its largest array (tiled: maybe padded)
+    largest = m["largest"]
+    assert "largest buffers (the compiler's memory report" in out and len(largest) == 5
+    assert [b["bytes"] for b in largest] == sorted((b["bytes"] for b in largest), reverse=True)
+    assert all(0 < aot._shape_bytes(b["largest"]) <= b["bytes"] <= m["total"] for b in largest), largest
 
 
 @needs_libtpu
@@ -248,4 +276,6 @@ def test_too_big_is_one_sentence_with_the_numbers(compiled):
     assert err.startswith("error: the train step does not fit the v5e-4 slice (v5e 2x2, 4 chips): per chip the "
                           "compiler needs "), err
     assert "GiB are available" in err and "of parameters + optimizer state" in err
+    # the largest buffer named is one of the 16384 x 65536 MLP weights in float32 (a gathered weight or its gradient)
+    assert re.search(r"; its largest buffers hold f32\[(65536,16384|16384,65536)\] \(4\.00 GiB\), ", err), err
     assert err.count("\n") == 1 and "Traceback" not in err

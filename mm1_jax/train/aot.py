@@ -31,6 +31,7 @@ import json
 import math
 import re
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -475,11 +476,12 @@ def model_flops(config: ml_collections.ConfigDict, params: dict, logical: dict |
 
 class DoesNotFit(ValueError):
     """The compiler refused the step for lack of HBM (the message is the one sentence the CLI prints; `over`: the
-    bytes per chip beyond the capacity)."""
+    bytes per chip beyond the capacity; `buffers`: its largest allocations, see `largest_buffers`)."""
 
-    def __init__(self, message: str, over: float = math.nan):
+    def __init__(self, message: str, over: float = math.nan, buffers: list | None = None):
         super().__init__(message)
         self.over = over
+        self.buffers = buffers or []
 
 
 def _cost(compiled) -> dict[str, float]:
@@ -503,6 +505,43 @@ def _oom_numbers(message: str) -> tuple[str, float, float] | None:
     return None
 
 
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s16": 2, "u16": 2, "f32": 4, "s32": 4, "u32": 4,
+                "f64": 8, "s64": 8, "u64": 8}
+
+
+def _shape_bytes(shape: str) -> int:
+    """Bytes of an HLO array shape such as 'bf16[64,6912,2560]' (0 for tuples, tokens, unknown types)."""
+    m = re.fullmatch(r"(\w+)\[([\d,]*)\]", shape)
+    if not m or m.group(1) not in _DTYPE_BYTES:
+        return 0
+    return _DTYPE_BYTES[m.group(1)] * math.prod(int(d) for d in m.group(2).split(",") if d)
+
+
+def largest_buffers(report: str, n: int = 5) -> list[dict[str, Any]]:
+    """The `n` largest HBM allocations of XLA:TPU's memory-usage report (the `*memory-usage-report.txt` a compile
+    dumps, refused or not): each allocation's bytes, how many values it held over the step, and the largest array
+    among them (what sets its size), e.g. a scanned decoder's saved layer inputs or an MoE layer's gathered experts."""
+    found = []
+    hbm = next((part for part in report.split("Memory Space:") if part.lstrip().startswith("default")), "")
+    for line in hbm.splitlines():
+        m = re.match(r"\s*[\d.]+\w+\(\s*\d+%\);\s*([\d.]+)([KMGT]?i?B);\s*\d+;\s*(\d+);\s*(.*)$", line)
+        if not m:
+            continue
+        size = float(m.group(1)) * _UNITS[m.group(2)[0] if m.group(2)[0] in "KMGT" else ""]
+        shapes = [re.sub(r"^\d+\u00d7", "", x.strip()) for x in re.split(r",\s*(?![^\[]*\])", m.group(4))]
+        biggest = max(shapes, key=_shape_bytes) if shapes else ""
+        found.append({"bytes": size, "values": int(m.group(3)), "largest": biggest})
+    return sorted(found, key=lambda b: -b["bytes"])[:n]
+
+
+def _read_memory_report(dump_dir: str) -> list[dict[str, Any]]:
+    names = sorted(f for f in os.listdir(dump_dir) if f.endswith("memory-usage-report.txt"))
+    if not names:
+        return []
+    with open(os.path.join(dump_dir, names[-1])) as f:
+        return largest_buffers(f.read())
+
+
 def analyze(config: ml_collections.ConfigDict, s: Slice, devices: list | None = None,
             hlo_path: str | None = None) -> dict[str, Any]:
     """Compile the train step for slice `s` and return every figure the CLI prints (see `format_report`). Raises
@@ -521,22 +560,29 @@ def analyze(config: ml_collections.ConfigDict, s: Slice, devices: list | None = 
     started = time.time()
     with jax.set_mesh(mesh), nn.logical_axis_rules(built["rules"]):
         lowered = built["step"].lower(*built["args"])
-    try:
-        with _quiet_stderr():
-            compiled = lowered.compile()
-    except jax.errors.JaxRuntimeError as e:  # RESOURCE_EXHAUSTED: the step does not fit
-        if "RESOURCE_EXHAUSTED" not in str(e):
-            raise
-        what, needed, available = _oom_numbers(str(e)) or ("the step", math.nan, s.chip.hbm_bytes)
+    compiled, oom = None, None
+    with tempfile.TemporaryDirectory(prefix="mm1_aot_") as dump:  # the compiler's memory report lands here
+        try:
+            with _quiet_stderr():
+                compiled = lowered.compile(compiler_options={"xla_dump_to": dump})
+        except jax.errors.JaxRuntimeError as e:  # RESOURCE_EXHAUSTED: the step does not fit
+            if "RESOURCE_EXHAUSTED" not in str(e):
+                raise
+            oom = e
+        buffers = _read_memory_report(dump)
+    if oom is not None:
+        what, needed, available = _oom_numbers(str(oom)) or ("the step", math.nan, s.chip.hbm_bytes)
         state = per_chip["params"] + per_chip["opt_state"]
         besides = "" if what == "the whole step" else (
             f", besides {_gib(state)} of parameters + optimizer state and {_gib(per_chip['batch'])} of batch")
+        largest = "" if not buffers else "; its largest buffers hold " + ", ".join(
+            f"{b['largest']} ({_gib(b['bytes'])})" for b in buffers[:3])
         raise DoesNotFit(
             f"the train step does not fit the {s.label}: per chip the compiler needs {_gib(needed)} for {what} where "
-            f"{_gib(available)} are available ({_gib(needed - available)} over){besides}; shard more (config.mesh), "
-            "shrink the batch per chip (train.global_batch_size, train.grad_accum_steps) or rematerialise more "
-            "(model.decoder.remat_policy, model.encoder.remat; remat_policy=full_offload keeps the decoder's layer "
-            "inputs in host memory).", over=needed - available) from None
+            f"{_gib(available)} are available ({_gib(needed - available)} over){besides}{largest}; shard more "
+            "(config.mesh), shrink the batch per chip (train.global_batch_size, train.grad_accum_steps) or "
+            "rematerialise more (model.decoder.remat_policy, model.encoder.remat; remat_policy=full_offload keeps "
+            "the decoder's layer inputs in host memory).", over=needed - available, buffers=buffers) from None
     compile_s = time.time() - started
     text = compiled.as_text()
     if hlo_path:
@@ -569,7 +615,7 @@ def analyze(config: ml_collections.ConfigDict, s: Slice, devices: list | None = 
         "memory": {**per_chip, "argument": mem.argument_size_in_bytes, "output": mem.output_size_in_bytes,
                    "alias": mem.alias_size_in_bytes, "temp": mem.temp_size_in_bytes,
                    "generated_code": mem.generated_code_size_in_bytes, "total": total_mem,
-                   "capacity": chip.hbm_bytes, "fits": total_mem <= chip.hbm_bytes},
+                   "capacity": chip.hbm_bytes, "fits": total_mem <= chip.hbm_bytes, "largest": buffers},
         "flops": {"compiled_per_chip": compiled_flops, "compiled_total": compiled_flops * s.chips,
                   "model": flops, "remat_overhead": compiled_flops * s.chips / flops["total"] if flops["total"] else 0,
                   "bytes_accessed_per_chip": bytes_accessed, "loop_factor": loops,
@@ -618,6 +664,12 @@ def format_report(r: dict[str, Any], config_name: str = "") -> str:
         f"  generated code                {_gib(m['generated_code']):>12}",
         (f"  total                         {_gib(m['total']):>12}  of {_gib(m['capacity'])} on a {chip['family']} "
          f"chip: {verdict}"),
+    ]
+    if m.get("largest"):
+        lines += ["  largest buffers (the compiler's memory report; a buffer holds several values over the step):"]
+        lines += [f"    {_gib(b['bytes']):>10}  {b['largest']}" + (f"  ({b['values']} values over the step)"
+                                                                     if b["values"] > 1 else "") for b in m["largest"]]
+    lines += [
         "",
         "FLOPs per step",
         f"  compiled            {_si(f['compiled_total'], 'FLOP')} ({_si(f['compiled_per_chip'], 'FLOP')} per chip)",
