@@ -86,6 +86,47 @@ def test_program_reads_loops_and_collectives():
     assert gathers["bytes"] == 5 * gathers["count"] * 256 * 256 * 4  # each gathers one whole [256, 256] f32 layer
 
 
+ASYNC_FUSED = """HloModule step
+
+%fused_computation.1 (param_0: bf16[4,8]) -> (bf16[4,8], bf16[16,8]) {
+  %param_0 = bf16[4,8]{1,0} parameter(0)
+  %all-gather.1 = bf16[16,8]{1,0} all-gather(%param_0), channel_id=7, replica_groups=[1,4]<=[4], dimensions={0}
+  ROOT %custom-call.1 = (bf16[4,8]{1,0}, bf16[16,8]{1,0}) custom-call(%param_0, %all-gather.1)
+}
+
+%async_collective_fusion.2 (param_0.1: bf16[4,8], param_1: f32[8]) -> (bf16[16,8], f32[8]) {
+  %param_0.1 = bf16[4,8]{1,0} parameter(0)
+  %param_1 = f32[8]{0} parameter(1)
+  %all-gather.2 = bf16[16,8]{1,0} all-gather(%param_0.1), channel_id=7, replica_groups=[1,4]<=[4], dimensions={0}
+  %tanh.1 = f32[8]{0} tanh(%param_1)
+  ROOT %tuple.1 = (bf16[16,8]{1,0}, f32[8]{0}) tuple(%all-gather.2, %tanh.1)
+}
+
+%fused_computation.3 (param_0.2: bf16[4,8]) -> bf16[16,8] {
+  %param_0.2 = bf16[4,8]{1,0} parameter(0)
+  ROOT %all-gather.3 = bf16[16,8]{1,0} all-gather(%param_0.2), channel_id=7, replica_groups=[1,4]<=[4], dimensions={0}
+}
+
+ENTRY %main.1_spmd (p: bf16[4,8], q: f32[8]) -> (bf16[16,8], f32[8]) {
+  %p = bf16[4,8]{1,0} parameter(0)
+  %q = f32[8]{0} parameter(1)
+  %async-collective-start.1 = (bf16[4,8]{1,0}, bf16[16,8]{1,0}) fusion(%p), kind=kCustom, calls=%fused_computation.1
+  %fusion.2 = (bf16[16,8]{1,0}, f32[8]{0}) fusion(%p, %q), kind=kCustom, calls=%async_collective_fusion.2
+  %get-tuple-element.1 = f32[8]{0} get-tuple-element(%fusion.2), index=1
+  %async-collective-done.1 = bf16[16,8]{1,0} fusion(%p), kind=kCustom, calls=%fused_computation.3
+  ROOT %tuple.2 = (bf16[16,8]{1,0}, f32[8]{0}) tuple(%async-collective-done.1, %get-tuple-element.1)
+}
+"""
+
+
+def test_an_async_fused_collective_counts_once():
+    """XLA:TPU's async collective fusion writes one all-gather in the fusion that starts it, again in each fusion it
+    continues beside and in the one that ends it (the structure of a compiled MM1 step, shapes shrunk): one gather of
+    a [16, 8] bf16 array."""
+    gathers = aot.count_collectives(ASYNC_FUSED, 4)["all-gather"]
+    assert gathers == {"count": 1, "executed": 1, "bytes": 16 * 8 * 2, "traffic": 0.75 * 16 * 8 * 2}
+
+
 def test_largest_buffers_reads_the_memory_report():
     """Allocations of the HBM section (not VMEM's), biggest first, each with its largest array (N x counts once)."""
     report = """Memory Space: default (color=0)

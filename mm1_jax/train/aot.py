@@ -396,9 +396,15 @@ class Program:
         estimate: (n-1)/n x bytes, twice that for all-reduce, n = the replica group's size)}.
 
         XLA:TPU writes a reduce-scatter as an all-reduce inside an `all-reduce-scatter` fusion: counted as a
-        reduce-scatter. An async pair (`-start` / `-done`) counts once."""
+        reduce-scatter. An async pair (`-start` / `-done`) counts once, and so does a collective that XLA:TPU's async
+        collective fusion writes again in the fusions it continues in (`async_collective_fusion.*`) and ends in (the
+        one an `async-collective-done` calls): only the copy its `async-collective-start` calls counts."""
         out = {k: {"count": 0, "executed": 0, "bytes": 0.0, "traffic": 0.0} for k in COLLECTIVES}
+        copies = {m.group(1) for lines in self.bodies.values() for line in lines if "async-collective-done" in line
+                  for m in [re.search(r"\bcalls=%?([\w.\-]+)", line)] if m}
         for name, lines in self.bodies.items():
+            if name in copies or name.startswith("async_collective_fusion"):
+                continue
             times = self.runs.get(name, 0)
             for line in lines:
                 op = _COLLECTIVE.search(line)
