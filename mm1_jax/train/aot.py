@@ -511,16 +511,9 @@ def _oom_numbers(message: str) -> tuple[str, float, float] | None:
     return None
 
 
-_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s16": 2, "u16": 2, "f32": 4, "s32": 4, "u32": 4,
-                "f64": 8, "s64": 8, "u64": 8}
-
-
-def _shape_bytes(shape: str) -> int:
-    """Bytes of an HLO array shape such as 'bf16[64,6912,2560]' (0 for tuples, tokens, unknown types)."""
-    m = re.fullmatch(r"(\w+)\[([\d,]*)\]", shape)
-    if not m or m.group(1) not in _DTYPE_BYTES:
-        return 0
-    return _DTYPE_BYTES[m.group(1)] * math.prod(int(d) for d in m.group(2).split(",") if d)
+def _shape_bytes(shape: str) -> float:
+    """Bytes of one HLO array shape such as 'bf16[64,6912,2560]' (0 for tuples and tokens)."""
+    return _array_bytes(shape)[0] if _ARRAY.fullmatch(shape) else 0
 
 
 def largest_buffers(report: str, n: int = 5) -> list[dict[str, Any]]:
