@@ -482,12 +482,11 @@ def model_flops(config: ml_collections.ConfigDict, params: dict, logical: dict |
 
 class DoesNotFit(ValueError):
     """The compiler refused the step for lack of HBM (the message is the one sentence the CLI prints; `over`: the
-    bytes per chip beyond the capacity; `buffers`: its largest allocations, see `largest_buffers`)."""
+    bytes per chip beyond the capacity)."""
 
-    def __init__(self, message: str, over: float = math.nan, buffers: list | None = None):
+    def __init__(self, message: str, over: float = math.nan):
         super().__init__(message)
         self.over = over
-        self.buffers = buffers or []
 
 
 def _cost(compiled) -> dict[str, float]:
@@ -559,7 +558,7 @@ def analyze(config: ml_collections.ConfigDict, s: Slice, devices: list | None = 
     started = time.time()
     with jax.set_mesh(mesh), nn.logical_axis_rules(built["rules"]):
         lowered = built["step"].lower(*built["args"])
-    compiled, oom = None, None
+    oom = None
     with tempfile.TemporaryDirectory(prefix="mm1_aot_") as dump:  # the compiler's memory report lands here
         try:
             with _quiet_stderr():
@@ -581,7 +580,7 @@ def analyze(config: ml_collections.ConfigDict, s: Slice, devices: list | None = 
             f"{_gib(available)} are available ({_gib(needed - available)} over){besides}{largest}; shard more "
             "(config.mesh), shrink the batch per chip (train.global_batch_size, train.grad_accum_steps) or "
             "rematerialise more (model.decoder.remat_policy, model.encoder.remat; remat_policy=full_offload keeps "
-            "the decoder's layer inputs in host memory).", over=needed - available, buffers=buffers) from None
+            "the decoder's layer inputs in host memory).", over=needed - available) from None
     compile_s = time.time() - started
     text = compiled.as_text()
     if hlo_path:
