@@ -57,12 +57,11 @@ def main(argv=None) -> None:
             devices = aot.topology_devices(s)
         except (ValueError, RuntimeError) as e:
             sys.exit(str(e))
-        dims = [d for d in s.topology.split(":")[1].split("x")]
-        longest = max(int(d) for d in dims)
+        longest = max(s.dims)
         whole = describe(compile_update(devices, (1, s.chips), args.size))
         split = describe(compile_update(devices, (s.chips // longest, longest), args.size)) if longest < s.chips \
             else "(one axis)"
-        print(f"{name:<10} {s.topology.split(':')[1]:<10} {whole:<52} {split}")
+        print(f"{name:<10} {'x'.join(map(str, s.dims)):<10} {whole:<52} {split}")
 
 
 if __name__ == "__main__":
