@@ -37,6 +37,7 @@ import traceback
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 XLA_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mm1_jax", "xla_drills")
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 MAX_ERROR_RATE = 0.25  # data.max_error_rate in the corrupt-record drills: 1% and 10% pass, 50% stops
 
 # configs/tiny.py shrunk: 16 px images, 4 image tokens, 64-token rows, a 2-layer 32-wide decoder, no evaluation
@@ -53,8 +54,11 @@ def env(devices: int = 1) -> dict[str, str]:
     out = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     out.update(JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=XLA_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                PYTHONUNBUFFERED="1")
-    if devices > 1:
-        out["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    # the caller's XLA flags (the tests' compile options, say) travel; its device count does not
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(DEVICE_COUNT_FLAG)]
+    flags += [f"{DEVICE_COUNT_FLAG}={devices}"] if devices > 1 else []
+    if flags:
+        out["XLA_FLAGS"] = " ".join(flags)
     return out
 
 

@@ -1,9 +1,9 @@
 """Test set-up: 8 virtual CPU devices, float32 matmuls, before jax is imported anywhere."""
 import os
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-).strip()
+from tests.support import xla_flags
+
+os.environ["XLA_FLAGS"] = xla_flags(devices=8)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # One persistent XLA cache for the whole run, inherited by the CLI subprocesses the tests start: the tiny config's
@@ -30,3 +30,9 @@ def small_run(tmp_path_factory):
     losses = trainer.Trainer(small_config(), str(workdir)).run()["losses"]
     assert sorted(losses) == [1, 2, 3, 4, 5, 6] and len(set(losses.values())) == 6
     return workdir, dict(losses)
+
+
+def pytest_collection_modifyitems(items):
+    """Files with slow tests run first, so that pytest-xdist's workers finish together: the quick files fill in."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: a file's tests keep their order

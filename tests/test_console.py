@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 
+from tests.support import user_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}  # as a user runs it
+ENV = user_env(drop=("JAX_PLATFORMS",))  # as a user runs it
 # a run interrupted while it compiles must really compile (not read the tests' persistent XLA cache)
 UNCACHED = {k: v for k, v in ENV.items() if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))}
 SMALL = ["--config.model.encoder.depth=1", "--config.model.decoder.depth=1", "--config.data.seq_len=128",

@@ -16,6 +16,7 @@ from PIL import Image
 
 from mm1_jax.eval import datasets, metrics, suites, tasks
 from mm1_jax.eval.results import run_and_write
+from tests.support import require_java_ptb
 
 PHOTOS = os.path.dirname(skimage.data.__file__)
 RGB = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "retina.jpg")
@@ -145,8 +146,7 @@ VQA = {"vqav2": [("Yes", 1.0), ("two", (2 * 1 / 3 + 8 * 2 / 3) / 10)],        # 
 def test_one_run_over_three_caption_and_three_vqa_datasets(tmp_path):
     """Per-task scores equal independent references (pycocoevalcap's Cider on the PTB tokens; the official VQA
     accuracy computed by hand), and the MM1 average is their mean in percent, saying which two are missing."""
-    if not metrics.ptb_available():
-        pytest.skip("CIDEr's PTB tokenizer needs Java and pycocoevalcap")
+    require_java_ptb(metrics.ptb_available())
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
@@ -196,24 +196,52 @@ def test_suite_averages_and_groups():
                                                                  "lambada"]
 
 
-def test_bad_input_is_one_sentence_before_the_model_loads(tmp_path):
-    """Unknown tasks and unset or absent files stop the command at once with one sentence (no model is built)."""
-    def run(*args):
-        cmd = [sys.executable, "-m", "mm1_jax.eval", "--config=configs/tiny.py", f"--workdir={tmp_path}", *args]
-        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+def test_bad_input_is_one_sentence_before_the_model_loads(tmp_path, monkeypatch):
+    """Unknown tasks and unset, absent or unreadable files stop the command with one sentence and exit status 1
+    before any model is built: the command's main runs in this process with its model loader replaced by one that
+    fails the test, and one case goes through `python -m mm1_jax.eval` for the entry point's exit status and stderr."""
+    import copy
 
-    r = run("--tasks=nocap")
-    assert r.returncode != 0 and "error: eval task 'nocap' does not exist; the tasks are:" in r.stderr
-    r = run("--tasks=textcaps", "--config.eval.textcaps.images=/tmp")
-    assert "error: eval task 'textcaps' needs config.eval.textcaps.annotations; it is unset." in r.stderr
-    r = run("--tasks=textcaps", "--config.eval.textcaps.images=/tmp",
-            f"--config.eval.textcaps.annotations={tmp_path}/TextCaps_0.1_val.json")
-    assert (f"error: config.eval.textcaps.annotations='{tmp_path}/TextCaps_0.1_val.json' does not exist (needed by "
-            "eval task 'textcaps')." in r.stderr)
+    from absl import flags
+    from ml_collections import config_flags
+
+    from mm1_jax.eval import __main__ as cli
+
+    monkeypatch.setattr(cli, "load", lambda *a, **k: pytest.fail(f"a model was loaded for {cli.FLAGS.tasks}"))
+    monkeypatch.setattr(cli.console, "quiet_libraries", lambda: None)  # leaves this process's logging alone
+    base = [f"--config={REPO}/configs/tiny.py", f"--workdir={tmp_path}"]
+
+    def refusal(*args) -> str:
+        """What the command prints to stderr (sys.exit's message, the whole of it) and exits 1 with. The command's
+        flags are parsed into a fresh FlagValues (a config flag defines its --config.* overrides from its argv)."""
+        argv = ["mm1_jax.eval", *base, *args]
+        fv = flags.FlagValues()
+        config_flags.DEFINE_config_file("config", None, "", flag_values=fv, sys_argv=argv)
+        for name in ("checkpoint", "tasks", "shots", "workdir", "limit", "batch_size", "seed"):
+            fv[name] = copy.deepcopy(flags.FLAGS[name])
+        fv(argv)
+        monkeypatch.setattr(cli, "FLAGS", fv)
+        with pytest.raises(SystemExit) as e:
+            cli.main([])
+        assert isinstance(e.value.code, str) and "\n" not in e.value.code, e.value.code  # str: exit status 1
+        return e.value.code
+
+    assert refusal("--tasks=nocap").startswith("error: eval task 'nocap' does not exist; the tasks are: ")
+    assert refusal("--tasks=textcaps", "--config.eval.textcaps.images=/tmp") == (
+        "error: eval task 'textcaps' needs config.eval.textcaps.annotations; it is unset.")
+    assert refusal("--tasks=textcaps", "--config.eval.textcaps.images=/tmp",
+                   f"--config.eval.textcaps.annotations={tmp_path}/TextCaps_0.1_val.json") == (
+        f"error: config.eval.textcaps.annotations='{tmp_path}/TextCaps_0.1_val.json' does not exist (needed by "
+        "eval task 'textcaps').")
     (tmp_path / "val.json").write_text('{"data": []}')
-    r = run("--tasks=vizwiz", "--config.eval.vizwiz.images=/tmp", f"--config.eval.vizwiz.annotations={tmp_path}/val.json")
-    assert r.returncode != 0 and f"error: eval task 'vizwiz': {tmp_path}/val.json:" in r.stderr
+    assert refusal("--tasks=vizwiz", "--config.eval.vizwiz.images=/tmp",
+                   f"--config.eval.vizwiz.annotations={tmp_path}/val.json").startswith(
+        f"error: eval task 'vizwiz': {tmp_path}/val.json:")
     assert not (tmp_path / "eval_results.json").exists()
+    out = subprocess.run([sys.executable, "-m", "mm1_jax.eval", *base, "--tasks=nocap"], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    (line,) = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and line.startswith("error: eval task 'nocap' does not exist; the tasks are: "), out
 
 
 def test_unreadable_items_are_counted_and_too_many_stop_the_task(tmp_path):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from mm1_jax.eval import metrics
+from tests.support import require_java_ptb
 
 
 def test_cider_d_equals_pycocoevalcap():
@@ -105,8 +106,7 @@ def test_ptb_tokenisation_is_the_default_and_changes_cider():
     """CIDEr as coco-caption computes it: PTB tokenisation (pycocoevalcap's, Java) by default when it can run. On
     real caption text it differs from the regex fallback (possessives split, hyphenated words kept, brackets named),
     and so does the score; with PTB tokens ours equals pycocoevalcap's Cider."""
-    if not metrics.ptb_available():
-        pytest.skip("the PTB tokenizer needs Java and pycocoevalcap")
+    require_java_ptb(metrics.ptb_available())
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 

@@ -12,9 +12,10 @@ from PIL import Image
 
 from mm1_jax.eval import prompts, tasks
 from mm1_jax.runtime import generate as gen
+from tests.support import user_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+ENV = user_env()
 
 
 def _photo(tmp_path, name: str) -> str:

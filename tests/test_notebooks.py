@@ -10,6 +10,8 @@ import nbformat
 import numpy as np
 import pytest
 
+from tests.support import xla_flags
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -89,7 +91,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"), (
         f"{path.name} is stored with outputs; clear them")
     monkeypatch.delenv("PYTHONPATH", raising=False)  # the installed package, not the checkout, provides the imports
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    monkeypatch.setenv("XLA_FLAGS", xla_flags(1))
     monkeypatch.setenv("JAX_THREEFRY_PARTITIONABLE", "0")  # only the random streams change; compiles twice as fast
     expected = None
     if path.name == "study_results.ipynb":

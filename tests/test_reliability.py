@@ -24,10 +24,11 @@ from mm1_jax.models.mm1 import loss_terms
 from mm1_jax.runtime import checkpoint as ckpt_lib
 from mm1_jax.train import config as train_config
 from mm1_jax.train import trainer
+from tests.support import user_env
 from tests.test_train import small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as a user runs it
+ENV = user_env()  # one device, as a user runs it
 
 
 # --- damaged checkpoints

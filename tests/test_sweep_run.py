@@ -14,12 +14,14 @@ import time
 
 import pytest
 
+from tests.support import user_env
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 STUDY = str(REPO / "tests" / "fixtures" / "study_lr.py")
 
 
 # the jobs run as a user's would: on the real devices, not the 8 virtual ones this test session simulates
-ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+ENV = user_env()
 
 
 def sweep(*args, env=None, timeout=900):

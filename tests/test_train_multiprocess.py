@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.support import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CHILD = """
@@ -38,7 +40,7 @@ def _free_port() -> int:
 
 def _launch(n: int, workdir: str) -> list[subprocess.Popen]:
     coordinator = f"localhost:{_free_port()}" if n > 1 else None
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // n}", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=xla_flags(8 // n), JAX_PLATFORMS="cpu")
     procs = []
     for pid in range(n):
         code = CHILD.format(tests=os.path.join(ROOT, "tests"), root=ROOT, coordinator=coordinator, n=n, pid=pid,

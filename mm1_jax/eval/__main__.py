@@ -21,6 +21,7 @@ from mm1_jax import command_line
 
 from mm1_jax.eval import datasets
 from mm1_jax.eval.results import load, run_and_write
+from mm1_jax.eval.tasks import read_tasks
 from mm1_jax.runtime import console
 
 FLAGS = flags.FLAGS
@@ -40,10 +41,9 @@ def main(argv):
     del argv
     console.quiet_libraries()
     config = FLAGS.config
-    eval_cfg = config.get("eval") if config.get("eval") is not None else datasets.eval_defaults()
-    try:
-        datasets.check_eval_config(eval_cfg, datasets.expand(FLAGS.tasks, eval_cfg))
-    except ValueError as e:
+    try:  # every task's files read before the model loads: bad input is one sentence, early
+        loaded = read_tasks(config, FLAGS.tasks, FLAGS.limit)
+    except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     console.start_backends()
     try:
@@ -52,7 +52,8 @@ def main(argv):
         sys.exit(f"error: {e}")
     try:
         out = run_and_write(ctx, params, config, FLAGS.tasks, [int(s) for s in FLAGS.shots], limit=FLAGS.limit,
-                            seed=FLAGS.seed, workdir=FLAGS.workdir, checkpoint_dir=FLAGS.checkpoint or "")
+                            seed=FLAGS.seed, workdir=FLAGS.workdir, checkpoint_dir=FLAGS.checkpoint or "",
+                            loaded=loaded)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     if out["stopped"]:

@@ -47,14 +47,14 @@ def load(config: ml_collections.ConfigDict, path: str | None, seed: int = 0, bat
 
 def run_and_write(ctx: Context, params: Any, config: ml_collections.ConfigDict, tasks: list[str], shots: list[int],
                   *, limit: int, seed: int,
-                  workdir: str, checkpoint_dir: str = "") -> dict:
+                  workdir: str, checkpoint_dir: str = "", loaded: dict | None = None) -> dict:
     """Run the tasks, write eval_results.json (and COCO results for captioning tasks) into workdir, print the
-    tables; returns what was written."""
+    tables; returns what was written. `loaded`: the tasks as `tasks.read_tasks` read them, if already read."""
     eval_cfg = config.get("eval") if config.get("eval") is not None else datasets.eval_defaults()
     os.makedirs(workdir, exist_ok=True)
     reports: dict = {}
     scores = run_tasks(ctx.model, params, config, tasks, shots, limit=limit, seed=seed, reports=reports,
-                       progress=True, context=ctx)
+                       progress=True, context=ctx, loaded=loaded)
     averages = suites.averages(scores)
     stopped = {key: r["stopped"] for key, r in reports.items() if r.get("stopped")}
     out = {"checkpoint": checkpoint_dir or "random init",

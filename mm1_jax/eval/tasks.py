@@ -33,7 +33,8 @@ from mm1_jax.models import vit
 from mm1_jax.models.inputs import input_spec
 from mm1_jax.runtime import generate as gen
 
-__all__ = ["TASKS", "Context", "Task", "eval_split", "evaluate", "image_loader", "load_task", "run_tasks"]
+__all__ = ["TASKS", "Context", "Task", "eval_split", "evaluate", "image_loader", "load_task", "read_tasks",
+           "run_tasks"]
 
 
 def _eval_cfg(config: ml_collections.ConfigDict) -> Any:
@@ -389,27 +390,35 @@ def _box_hit(text: str, item: Item, fmt: str) -> bool:
 # --------------------------------------------------------------------------------------------------------------------
 # Every task at every shot count
 # --------------------------------------------------------------------------------------------------------------------
+def read_tasks(config: ml_collections.ConfigDict, tasks: Sequence[str], limit: int
+               ) -> dict[str, tuple[Task, list[Item], list[Item], list[dict]]]:
+    """{name: (task, items, support, skipped records)} for every task `tasks` names (groups expanded): names, config
+    fields and files checked and the annotations read, so that bad input stops before any model is built."""
+    eval_cfg = _eval_cfg(config)
+    names = datasets.expand(tasks, eval_cfg)
+    datasets.check_eval_config(eval_cfg, names)
+    chosen = [datasets.task_for(name, eval_cfg) for name in names]
+    return {task.name: (task, *load_task(task, config, limit)) for task in chosen}
+
+
 def run_tasks(model: Any, params: Any, config: ml_collections.ConfigDict, tasks: Sequence[str],
               shots: Sequence[int], *, limit: int = 100, batch_size: int = 16, seed: int = 0,
-              reports: dict | None = None, progress: bool = False, context: Context | None = None
-              ) -> dict[str, float]:
+              reports: dict | None = None, progress: bool = False, context: Context | None = None,
+              loaded: dict | None = None) -> dict[str, float]:
     """Scores {"task/Nshot/metric": value} for every task and shot count (first `limit` items of each task).
 
     `tasks` may name groups (textcore: its members run, and "textcore/Nshot/accuracy" is their mean). Pass
     `reports={}` to receive the full reports (predictions, skipped items, 'stopped') keyed "task/Nshot"; pass the
     same `context` (Context.from_config / Context.for_owl3) across calls to reuse the compiled functions.
-    Every task is checked (names, config fields, files) before any runs.
+    Every task is checked (names, config fields, files) before any runs; `loaded` is `read_tasks`' answer for the
+    same tasks and limit, when the caller read them already (the eval command does, before it loads a model).
     """
     eval_cfg = _eval_cfg(config)
-    names = datasets.expand(tasks, eval_cfg)
-    datasets.check_eval_config(eval_cfg, names)
-    chosen = [datasets.task_for(name, eval_cfg) for name in names]
-    loaded = {task.name: load_task(task, config, limit) for task in chosen}  # file errors before the model runs
+    loaded = read_tasks(config, tasks, limit) if loaded is None else loaded  # file errors before the model runs
     ctx = context or Context.from_config(model, config, batch_size)
     flat: dict[str, float] = {}
     reports = {} if reports is None else reports
-    for task in chosen:
-        items, support, skipped = loaded[task.name]
+    for task, items, support, skipped in loaded.values():
         for k in shots:
             report = evaluate(ctx, params, task, items, support, int(k), seed=seed, progress=progress,
                               skipped=skipped)
