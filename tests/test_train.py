@@ -56,14 +56,24 @@ def norm(tree) -> float:
     return float(np.sqrt(sum(np.sum(np.square(np.asarray(x, np.float64))) for x in jax.tree.leaves(tree))))
 
 
-def assert_trees_close(got, want, rtol=1e-4):
+def assert_trees_close(got, want, params=None, rtol=1e-4, noise=1e-6):
     """Every leaf equal to `rtol` of its own largest entry in `want` (float32 sums in another order): a leaf of small
-    gradients is held to its own scale, not to the largest leaf's."""
-    def close(path, a, b):
-        scale = float(np.abs(np.asarray(b)).max(initial=0.0))
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=jax.tree_util.keystr(path))
+    gradients is held to its own scale, not to the largest leaf's. Two floors below which nothing can be told apart:
+    float32's accumulation noise (`noise` x the largest entry of all leaves; a key bias's gradient is 0 in exact
+    arithmetic and ~1e-11 of noise here) and, when `got` is an update measured as float32 parameters after minus
+    before, the float32 spacing of those `params` (an update of 1e-5 to a norm scale of 1.0 is read to 1.2e-7)."""
+    floor = noise * max(float(np.abs(np.asarray(x)).max(initial=0.0)) for x in jax.tree.leaves(want))
+    params = jax.tree.map(np.zeros_like, want) if params is None else params
 
-    jax.tree_util.tree_map_with_path(close, got, want)
+    def close(path, a, b, p):
+        scale = float(np.abs(np.asarray(b)).max(initial=0.0))
+        ulp = np.spacing(np.abs(np.asarray(p, np.float32))).astype(np.float64)
+        bad = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)) > np.maximum(rtol * scale, floor) + ulp
+        assert not bad.any(), (f"{jax.tree_util.keystr(path)}: {int(bad.sum())} of {bad.size} entries differ by more "
+                               f"than {rtol} x the leaf's largest {scale:.3g} (first: {np.asarray(a)[bad][0]!r} vs "
+                               f"{np.asarray(b)[bad][0]!r})")
+
+    jax.tree_util.tree_map_with_path(close, got, want, params)
 
 
 def micro_batch_scans(step, state, batch) -> list[tuple[int, tuple[int, ...]]]:
@@ -133,7 +143,7 @@ def test_sharded_step_equals_single_device():
     ref_update = change(before, ref_state["params"])
     assert norm(ref_update) == pytest.approx(float(ref_m["grad_norm"]), rel=1e-4)  # the step is the gradient
     assert float(ref_m["grad_norm"]) > 0.1
-    assert_trees_close(change(before, state["params"]), ref_update)
+    assert_trees_close(change(before, state["params"]), ref_update, before)
     cfg = small_config()  # AdamW: its moments are sharded like the parameters
     cfg.mesh = dict(data=1, fsdp=4, tensor=2, expert=1)
     t = trainer.Trainer(cfg, "/nonexistent")
@@ -166,8 +176,8 @@ def test_grad_accumulation_equals_full_batch(optimizer):
     still = [jax.tree_util.keystr(p) for p, u in jax.tree_util.tree_flatten_with_path(update)[0] if not np.any(u)]
     assert still == ["['encoder']['post_norm']['norm']['bias']", "['encoder']['post_norm']['norm']['scale']"]  # unused
     if optimizer == "sgd":
-        assert_trees_close(update, jax.tree.map(np.negative, by_hand))
-        assert_trees_close(acc_update, update)
+        assert_trees_close(update, jax.tree.map(np.negative, by_hand), before)
+        assert_trees_close(acc_update, update, before)
     else:  # the first AdamW / Adafactor update is ~lr x sign(gradient): compared where the gradient is above float32
         #    noise (a key bias has gradient 0 in exact arithmetic, ~1e-11 here, so its sign is noise)
         floor = 1e-6 * max(float(np.abs(g).max()) for g in jax.tree.leaves(by_hand))
@@ -184,7 +194,7 @@ def test_clipping_scales_the_update_to_clip_norm():
     assert float(m["grad_norm"]) == pytest.approx(g_norm, rel=1e-4) and g_norm > 2 * 0.2
     update = change(before, state["params"])
     assert norm(update) == pytest.approx(0.5 * 0.2, rel=1e-4)
-    assert_trees_close(update, jax.tree.map(lambda x: -0.5 * x * 0.2 / g_norm, g))
+    assert_trees_close(update, jax.tree.map(lambda x: -0.5 * x * 0.2 / g_norm, g), before)
 
 
 def test_moe_auxiliary_losses_enter_the_loss_at_their_weights():
@@ -206,7 +216,7 @@ def test_moe_auxiliary_losses_enter_the_loss_at_their_weights():
     assert float(balance) > 1 and float(z) > 0
     assert float(m["moe_loss"]) == pytest.approx(0.01 * float(balance) + 0.001 * float(z), rel=1e-5)
     update = change(before, state["params"])
-    assert_trees_close(update, jax.tree.map(np.negative, jax.device_get(g)))
+    assert_trees_close(update, jax.tree.map(np.negative, jax.device_get(g)), before)
     assert sorted(update["decoder"]["layer_0"]["moe"]) == ["router", "wi_gate", "wi_up", "wo"]
 
 
