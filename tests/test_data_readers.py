@@ -213,3 +213,28 @@ def test_bad_json_line_and_missing_files(tmp_path):
 def test_config_rejects_unknown_kind():
     with pytest.raises(ValueError, match="kind must be one of .* got 'video'"):
         config_lib.source("v", "video", "jsonl", "x", 1)
+
+
+def test_a_rewritten_shard_is_indexed_again(tmp_path):
+    """A tar shard's member index is read once per process and reused by every source that opens it, until the file
+    changes: written again with other members, the next source sees the new ones."""
+    from etils import epath
+
+    from mm1_jax.data import sources as sources_lib
+
+    def write(keys):
+        with tarfile.open(tmp_path / "shard.tar", "w") as tar:
+            for key in keys:
+                data = f"text of {key}".encode()
+                info = tarfile.TarInfo(f"{key}.txt")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+    write(["a", "b"])
+    first = sources_lib.WebDatasetSource([epath.Path(tmp_path / "shard.tar")])
+    hits = sources_lib._tar_members.cache_info().hits
+    again = sources_lib.WebDatasetSource([epath.Path(tmp_path / "shard.tar")])
+    assert sources_lib._tar_members.cache_info().hits == hits + 1 and len(again) == len(first) == 2
+    write(["c", "d", "e"])
+    rewritten = sources_lib.WebDatasetSource([epath.Path(tmp_path / "shard.tar")])
+    assert [rewritten[i]["txt"] for i in range(len(rewritten))] == ["text of c", "text of d", "text of e"]

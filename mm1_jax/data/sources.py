@@ -7,6 +7,7 @@ Each source is a grain-compatible sequence: `len(src)` and `src[i] -> dict`. Rec
 
 import base64
 import bisect
+import functools
 import json
 import os
 import tarfile
@@ -65,22 +66,41 @@ class _Handles:
         self.__init__()
 
 
+def _version(path: epath.Path) -> tuple[int, int, int]:
+    """(size, modification time in ns, inode) of a local file; size and modification time elsewhere (a bucket)."""
+    try:
+        st = os.stat(str(path))
+        return st.st_size, st.st_mtime_ns, st.st_ino
+    except OSError:
+        st = path.stat()
+        return int(st.length), int(st.mtime), 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _tar_members(path: str, size: int, mtime: int, inode: int) -> tuple[tuple[str, dict[str, tuple[int, int]]], ...]:
+    """((key, {ext: (offset, size)}), ...) of one tar shard, read once per process for a given size and modification
+    time: reading every member header is most of opening a source, and a trainer, its evaluator and a restart all
+    open the same shards."""
+    del size, mtime, inode  # the cache key: a shard written again is read again
+    groups: dict[str, dict[str, tuple[int, int]]] = {}
+    with epath.Path(path).open("rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+        for m in tar:
+            if not m.isfile():
+                continue
+            base = os.path.basename(m.name)
+            key, _, ext = base.partition(".")
+            key = os.path.join(os.path.dirname(m.name), key)
+            groups.setdefault(key, {})[ext.lower()] = (m.offset_data, m.size)
+    return tuple(groups.items())
+
+
 class WebDatasetSource:
     """Webdataset tar shards: members `key.ext` grouped by key into {"jpg": bytes, "txt": str, "json": dict...}."""
 
     def __init__(self, paths: list[epath.Path]):
         self._index = []  # (path, key, {ext: (offset, size)})
         for path in paths:
-            with path.open("rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
-                groups = {}
-                for m in tar:
-                    if not m.isfile():
-                        continue
-                    base = os.path.basename(m.name)
-                    key, _, ext = base.partition(".")
-                    key = os.path.join(os.path.dirname(m.name), key)
-                    groups.setdefault(key, {})[ext.lower()] = (m.offset_data, m.size)
-                self._index += [(path, k, v) for k, v in groups.items()]
+            self._index += [(path, k, v) for k, v in _tar_members(str(path), *_version(path))]
         self._handles = _Handles()
 
     def __len__(self) -> int:
