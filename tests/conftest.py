@@ -32,7 +32,13 @@ def small_run(tmp_path_factory):
     return workdir, dict(losses)
 
 
+# The longest files first (`pytest --durations=0` of a cold run on 2 cores), so that pytest-xdist's workers, which
+# take a file at a time (--dist loadfile), finish together while the short files fill in; then collection order.
+LONGEST_FIRST = ("test_train.py", "test_drills.py", "test_aot.py", "test_sweep_run.py", "test_hyper_attention.py",
+                 "test_eval_generate.py", "test_reliability.py", "test_train_multiprocess.py", "test_eval_distractors.py",
+                 "test_decoder.py", "test_notebooks.py", "test_moe.py", "test_generate_cli.py", "test_console.py")
+
+
 def pytest_collection_modifyitems(items):
-    """Files with slow tests run first, so that pytest-xdist's workers finish together: the quick files fill in."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: a file's tests keep their order
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order

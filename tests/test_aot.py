@@ -170,6 +170,7 @@ def refusals():
     ("topology", "error: --topology=v5x-8 is not a TPU slice this tool knows; use one of v4-{8,"),
     ("mesh", ("error: mesh {'data': 1, 'fsdp': 3, 'tensor': 1, 'expert': 1} does not divide the v5e-4 slice "
               "(v5e 2x2, 4 chips): the sizes must multiply to 4"))])
+@pytest.mark.slow
 def test_bad_input_is_one_sentence(refusals, kind, sentence):
     code, out, err = refusals[kind]
     assert code == 1 and not out
@@ -252,6 +253,7 @@ def _pinned(report: dict) -> dict:
     return {kind: {k: c[k] for k in ("count", "executed", "bytes")} for kind, c in report["collectives"].items()}
 
 
+@pytest.mark.slow
 @needs_libtpu
 def test_golden_collectives(compiled):
     run = compiled["golden"]
@@ -274,6 +276,7 @@ def test_golden_collectives(compiled):
                       "intended, regenerate with MM1_AOT_REGOLDEN=1 (tests/test_aot.py).")
 
 
+@pytest.mark.slow
 @needs_libtpu
 def test_report_sections(compiled):
     run = compiled["golden"]
@@ -295,6 +298,7 @@ def test_report_sections(compiled):
     assert all(0 < aot._shape_bytes(b["largest"]) <= b["bytes"] <= m["total"] for b in largest), largest
 
 
+@pytest.mark.slow
 @needs_libtpu
 def test_adding_a_tensor_axis_breaks_the_golden(compiled):
     """The golden is sensitive: the same model with half its fsdp axis turned into a tensor axis compiles to other
@@ -309,6 +313,7 @@ def test_adding_a_tensor_axis_breaks_the_golden(compiled):
     assert changed["all-reduce"]["count"] > golden["all-reduce"]["count"]
 
 
+@pytest.mark.slow
 @needs_libtpu
 def test_too_big_is_one_sentence_with_the_numbers(compiled):
     run = compiled["too_big"]

@@ -8,7 +8,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.support import user_env
+
+pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = user_env(drop=("JAX_PLATFORMS",))  # as a user runs it

@@ -115,6 +115,7 @@ def test_restore_and_continue_equals_uninterrupted(world):
     assert it2.stats() == it.stats()
 
 
+@pytest.mark.slow
 def test_grain_worker_gives_the_same_batches(world):
     dc = synthetic.embedded_data_config(directory=world, max_images=4)
     plain = build(dc)

@@ -73,6 +73,7 @@ def test_matches_transformers(family, extra):
         np.testing.assert_array_equal(v, state[k])
 
 
+@pytest.mark.slow
 def test_causal():
     """Changing a later token never changes earlier logits."""
     model = Decoder(**KW)
@@ -141,6 +142,7 @@ def test_fused_attention_call_equals_ours():
     np.testing.assert_allclose(np.asarray(theirs)[real], np.asarray(ours)[real], atol=2e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("remat", ["none", "full", "dots", "full_offload"])
 def test_scanned_equals_unscanned(remat):
     """Scanned (stacked params) and unscanned layers give identical logits and gradients."""
@@ -163,6 +165,7 @@ def test_scanned_equals_unscanned(remat):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_full_offload_keeps_each_layers_input_in_host_memory():
     """remat_policy='full_offload' moves what the backward pass keeps per layer (its input, batch x len x width) to
     host memory; 'full' keeps it on the device. (The CPU has one memory, so the numbers are checked above.)"""
@@ -179,6 +182,7 @@ def test_full_offload_keeps_each_layers_input_in_host_memory():
     assert offloaded("full") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scan", [False, True])
 def test_kv_cache_decoding_equals_full_forward(scan):
     """Prefill a left-padded prompt, then decode one token at a time: equals the full forward."""

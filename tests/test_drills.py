@@ -12,6 +12,8 @@ from mm1_jax.runtime import distributed
 from mm1_jax.train import config as train_config
 from tests.test_train import small_config
 
+pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
+
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):

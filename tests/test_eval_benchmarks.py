@@ -196,6 +196,7 @@ def test_suite_averages_and_groups():
                                                                  "lambada"]
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_sentence_before_the_model_loads(tmp_path, monkeypatch):
     """Unknown tasks and unset, absent or unreadable files stop the command with one sentence and exit status 1
     before any model is built: the command's main runs in this process with its model loader replaced by one that

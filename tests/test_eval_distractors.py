@@ -137,6 +137,7 @@ def _prompt(ctx, task, item, index, pool, values):
     return p, prompt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route,n", [("hyper", 1), ("hyper", 8), ("hyper", 64), ("slots", 1), ("slots", 8)])
 def test_distractor_task_on_both_image_routes(tmp_path, route, n):
     from mm1_jax.eval import readers
@@ -190,6 +191,7 @@ def converted_owl3(tmp_path) -> tuple[str, str]:
     return tokenizer, path
 
 
+@pytest.mark.slow
 def test_converted_owl3_runs_the_tasks(tmp_path):
     """A converted mPLUG-Owl3 directory through the eval command's loader: ChatML prompts without <bos>, one
     placeholder per image; its greedy VQA answer equals a plain full-forward greedy decode, and its distractor choice

@@ -44,6 +44,7 @@ def _requests(k, s, vocab):
     ]
 
 
+@pytest.mark.slow
 def test_cached_greedy_equals_full_forward(tiny_model):
     model, params, k, s = tiny_model
     vocab = model.decoder.vocab_size
@@ -77,6 +78,7 @@ def full_forward_greedy(forward, params, request, max_new_tokens, s, length=64):
     return ids[len(request.tokens):]
 
 
+@pytest.mark.slow
 def test_scores_equal_full_forward_log_likelihood(tiny_model):
     model, params, k, s = tiny_model
     requests = _requests(k, s, model.decoder.vocab_size)
@@ -106,6 +108,7 @@ def test_top_p_samples_only_the_nucleus():
     assert list(greedy) == [0, 0]
 
 
+@pytest.mark.slow
 def test_owl3_left_padded_batch_equals_each_prompt_alone():
     """Owl3 prompts of different lengths, images at different places (or none), generate batched and left-padded
     exactly what each generates alone; the eval's Generator (chunks of 2) gives the same."""
@@ -134,6 +137,7 @@ def test_owl3_left_padded_batch_equals_each_prompt_alone():
     assert [o[0] for o in out] == [list(map(int, a)) for a in alone]
 
 
+@pytest.mark.slow
 def test_owl3_log_probs_are_real():
     """Owl3 generation now returns the tokens' log-probs (they were NaN): each equals the full forward's."""
     loaded, token = _tiny_owl3()
@@ -175,6 +179,7 @@ def test_top_k_samples_only_the_k_most_likely():
     assert counts[0] == pytest.approx(4 / 7, abs=0.03)
 
 
+@pytest.mark.slow
 def test_greedy_temperature_top_k_top_p_all_go_through_pick_tokens(tiny_model, monkeypatch):
     """The generator's every token comes from `pick_tokens` with the Sampling's settings (greedy too), and the
     settings mean what they say: top_k=1 and a tiny top_p are greedy at any temperature."""
@@ -246,6 +251,7 @@ def test_mm1_second_call_with_new_prompts_compiles_nothing(tiny_model):
     assert len(out) == 3 and all(len(ids) <= 4 for ids, _ in out)
 
 
+@pytest.mark.slow
 def test_owl3_second_call_with_new_prompts_compiles_nothing():
     loaded, token = _tiny_owl3()
     rng = np.random.default_rng(1)
@@ -285,6 +291,7 @@ def _tiny_owl3():
     return LoadedOwl3(module, randomize(params, 5, scale=0.3), cfg, token), token
 
 
+@pytest.mark.slow
 def test_stream_yields_what_the_generator_returns():
     """`stream` (one call per token, for a console) gives the tokens and log-probs of the batched while-loop
     generator, greedy and sampled, for a slot-route MM1 prompt with images."""

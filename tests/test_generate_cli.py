@@ -7,12 +7,15 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import skimage.data
 from PIL import Image
 
 from mm1_jax.eval import prompts, tasks
 from mm1_jax.runtime import generate as gen
 from tests.support import user_env
+
+pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = user_env()

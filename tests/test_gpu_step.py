@@ -14,6 +14,8 @@ import pytest
 from benchmarks import gpu_step
 from mm1_jax.models import layers
 
+pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "benchmarks", "gpu_step.py")
 

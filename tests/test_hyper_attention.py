@@ -135,6 +135,7 @@ def layer_case():
     return x, images, index, params
 
 
+@pytest.mark.slow
 def test_layer_equals_numpy_reference(layer_case):
     x, images, index, params = layer_case
     pos = np.broadcast_to(np.arange(10, dtype=np.int32), (2, 10))
@@ -185,6 +186,7 @@ def decoder_case():
     return model, params, tokens, images, index
 
 
+@pytest.mark.slow
 def test_zero_gate_equals_plain_decoder(decoder_case):
     model, params, tokens, images, index = decoder_case
     closed = jax.tree.map(lambda x: x, params)
@@ -244,6 +246,7 @@ def reference_decoder(params, tokens, images, starts, hyper_layers, **switches):
     return x @ np.asarray(params["lm_head"]["kernel"], np.float64)
 
 
+@pytest.mark.slow
 def test_moe_ffn_in_hyper_layers_equals_reference():
     """Layer kinds: 0 dense, 1 hyper + MoE, 2 hyper + dense, 3 MoE; every one against the numpy reference."""
     model = Decoder(**MOE_DEC, hyper_layers=(1, 2))
@@ -272,6 +275,7 @@ def test_moe_ffn_in_hyper_layers_equals_reference():
     (MOE_DEC, (1, 3), 2, "full"),  # kinds (dense), (hyper + MoE) repeat: groups of 2, layers/sub_0, layers/sub_1
     (DEC, (0, 1, 2), 1, "none"),  # every layer a hyper layer: the layer itself is scanned
 ])
+@pytest.mark.slow
 def test_scanned_hyper_layers_equal_unscanned(dec, hyper_layers, period, remat):
     """Same logits, MoE loss and gradients scanned and unscanned; cached decoding scanned equals the full forward."""
     from mm1_jax.models.decoder import stack_layers, unstack_layers
@@ -328,6 +332,7 @@ def mm1_hyper_config(**decoder):
         max_images=2, dtype="float32"))
 
 
+@pytest.mark.slow
 def test_mm1_hyper_image_route():
     """decoder.hyper_layers in an MM1 config: one slot token per image, the connector output read by hyper layers."""
     from mm1_jax.models import build_model, registry
@@ -365,6 +370,7 @@ def test_mm1_hyper_image_route():
     np.testing.assert_allclose(a, np.asarray(direct), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mm1_hyper_moe_trains():
     """An MM1 with hyper layers and MoE FFNs: sgd(0.1) steps through the trainer lower the loss and move the experts
     of the hyper layer, its image projections and the connector."""
@@ -552,6 +558,7 @@ def test_switched_decode_step_equals_numpy_reference(layer_case, name):
         np.testing.assert_allclose(np.asarray(step)[b, 0], want[-1], atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_switched_decoder_scanned_unscanned_cached_and_reference():
     """All three parts off in a decoder with hyper layers (1, 3) of 4: the unscanned logits equal the numpy reference,
     the scanned LayerGroup (period 2) and cached decoding give the same logits, both layouts carry image_norm and no

@@ -121,6 +121,7 @@ def decoder_cfg(**kw):
     return ml_collections.ConfigDict(fields)
 
 
+@pytest.mark.slow
 def test_upcycled_moe_equals_dense_for_any_router():
     cfg = decoder_cfg()
     tokens = jax.random.randint(jax.random.PRNGKey(0), (2, 10), 0, 64)
@@ -136,6 +137,7 @@ def test_upcycled_moe_equals_dense_for_any_router():
     assert float(out["moe_loss"]) > 0
 
 
+@pytest.mark.slow
 def test_scanned_moe_groups_equal_unscanned():
     cfg = decoder_cfg()
     tokens = jax.random.randint(jax.random.PRNGKey(0), (2, 10), 0, 64)
@@ -151,6 +153,7 @@ def test_scanned_moe_groups_equal_unscanned():
     assert jax.tree.structure(unstack_layers(stacked)) == jax.tree.structure(params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["dropless", "capacity"])
 def test_expert_parallel_equals_single_device(mode):
     """Experts sharded over an 8-way `expert` mesh axis (the batch too): same loss and gradients as on one
@@ -256,6 +259,7 @@ def test_mm1_moe_presets_total_and_active(size, total):
     assert s["decoder_active"] == expected_active
 
 
+@pytest.mark.slow
 def test_convert_command_both_ways(tmp_path):
     """HF Qwen2-MoE dir -> `python -m mm1_jax.convert` -> orbax -> back to HF: bit-identical, loads in transformers."""
     import subprocess
@@ -307,6 +311,7 @@ def test_blocked_grouped_matmul_equals_ragged_dot():
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_train_step_adds_the_moe_loss():
     """The trainer's update for an MoE MM1 equals the gradient of MM1.loss (language-model loss + router losses)."""
     import optax

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support import xla_flags
 
+pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 

@@ -119,6 +119,7 @@ def torch_reference(state, hf, input_ids, images):
         return lm(input_ids=ids, use_cache=False).logits.numpy(), feats.numpy()
 
 
+@pytest.mark.slow
 def test_logits_equal_pytorch_reference(loaded):
     ids, images = batch()
     state = convert_owl3.params_to_hf(jax.tree.map(np.asarray, loaded.params), CFG)
@@ -178,6 +179,7 @@ def test_images_do_not_reach_earlier_tokens_and_counts_are_checked(loaded):
         loaded.logits(ids, np.concatenate([images, images[:1]]))
 
 
+@pytest.mark.slow
 def test_uint8_images_are_normalised_once_with_siglip_statistics(loaded):
     """uint8 pixels (what `owl3_images.process` gives) = the same pixels normalised by the numpy reference with
     SigLIP's statistics; not normalising, or normalising twice, gives other logits."""
@@ -192,6 +194,7 @@ def test_uint8_images_are_normalised_once_with_siglip_statistics(loaded):
     np.testing.assert_array_equal(new, loaded.generate(ids[:1, :7], reference[:2], max_new_tokens=3))
 
 
+@pytest.mark.slow
 def test_cached_decoding_equals_full_forward_and_generation(loaded):
     def init_cache(module, params, b, length, images, token):  # zero caches for `length` tokens and the images
         tokens = jax.ShapeDtypeStruct((b, length), np.int32)

@@ -326,6 +326,8 @@ NO_TORCH = """
 import importlib, json, pkgutil, sys
 from absl import flags
 import mm1_jax
+
+pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
 names = sorted(m.name for m in pkgutil.walk_packages(mm1_jax.__path__, "mm1_jax."))
 for name in names:
     before = set(flags.FLAGS)

@@ -53,6 +53,7 @@ def _torch_bicubic(table, old, new, class_rows):
     return np.concatenate([table[:class_rows], out.permute(0, 2, 3, 1).reshape(new * new, -1).numpy()])
 
 
+@pytest.mark.slow
 def test_higher_resolution_stage_interpolates_position_tables(tmp_path, capsys):
     """16 px (4x4 grid) -> 32 px (8x8): both tables are torch's bicubic resize, all else bit-identical; back into a
     16 px model everything is bit-identical."""
@@ -79,6 +80,7 @@ def test_higher_resolution_stage_interpolates_position_tables(tmp_path, capsys):
     assert "interpolated" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_mm15_continual_1344px_image_enters_a_672px_encoder_from_a_378px_checkpoint(tmp_path):
     """MM1.5 high-resolution continual pre-training: a 378 px checkpoint (27x27 grid) starts a model whose encoder
     runs at 672 px (48x48), and a 1344 px image becomes 4 crops + an overview of 672 px. (Narrow encoder, no
@@ -99,6 +101,7 @@ def test_mm15_continual_1344px_image_enters_a_672px_encoder_from_a_378px_checkpo
         np.testing.assert_allclose(got[key], _torch_bicubic(want[key], 27, 48, class_rows), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_checkpoint_step_picks_that_step(tmp_path):
     """init.checkpoint_step=3 starts the trainer (parameters sharded over every device) from step 3's parameters, not
     the latest (5), here at twice the checkpoint's resolution; a step the directory lacks is refused naming the field,

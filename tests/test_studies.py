@@ -286,6 +286,7 @@ def test_aggregate_follows_the_papers_averages():
     assert S.aggregate(mm15, scores)["MMBase"] is None and "MME" in general  # MME's normalisation was not found
 
 
+@pytest.mark.slow
 def test_studies_at_embedded_scale_are_valid_jobs():
     """Every study that defines EMBEDDED gives, at embedded scale, jobs whose configs build (tiny models) with rows
     named as at paper scale, and tasks that all exist."""

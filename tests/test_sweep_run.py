@@ -16,6 +16,8 @@ import pytest
 
 from tests.support import user_env
 
+pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 STUDY = str(REPO / "tests" / "fixtures" / "study_lr.py")
 

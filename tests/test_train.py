@@ -146,6 +146,7 @@ def test_a_run_shorter_than_its_warmup_warms_up_over_the_run():
         optim.make_schedule(1e-3, total_steps=20, warmup_steps=-1, final_fraction=0.1)
 
 
+@pytest.mark.slow
 def test_sharded_step_equals_single_device():
     """fsdp 4 x tensor 2 over 8 devices takes the 1-device step: with plain SGD at lr 1 the parameters move by minus
     the gradient, which equals the single device's to 1e-4 of its largest entry; parameters really are sharded."""
@@ -168,6 +169,7 @@ def test_sharded_step_equals_single_device():
     assert mu["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"].sharding.spec == q.sharding.spec
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw", "adafactor"])
 def test_grad_accumulation_equals_full_batch(optimizer):
     """4 micro-batches give the full batch's loss, gradient norm and update at a learning rate that moves the
@@ -200,6 +202,7 @@ def test_grad_accumulation_equals_full_batch(optimizer):
             np.testing.assert_allclose(a[np.abs(g) > floor], b[np.abs(g) > floor], rtol=1e-3, atol=1e-4 * lr)
 
 
+@pytest.mark.slow
 def test_clipping_scales_the_update_to_clip_norm():
     """A gradient norm above train.optimizer.clip_norm: the SGD update is the gradient (jax.grad by hand) times
     clip_norm / its norm, so the update's norm is lr x clip_norm; the logged grad_norm is the unclipped one."""
@@ -212,6 +215,7 @@ def test_clipping_scales_the_update_to_clip_norm():
     assert_trees_close(update, jax.tree.map(lambda x: -0.5 * x * 0.2 / g_norm, g), before)
 
 
+@pytest.mark.slow
 def test_moe_auxiliary_losses_enter_the_loss_at_their_weights():
     """MoE decoder: the load-balance and router z-losses weigh 0.01 and 0.001 by default (MM1), the logged moe_loss is
     0.01 x load balance + 0.001 x z (means over the MoE layers), and the SGD update is minus the gradient of
@@ -235,6 +239,7 @@ def test_moe_auxiliary_losses_enter_the_loss_at_their_weights():
     assert sorted(update["decoder"]["layer_0"]["moe"]) == ["router", "wi_gate", "wi_up", "wo"]
 
 
+@pytest.mark.slow
 def test_frozen_parts_stay_bit_identical(tmp_path):
     t = trainer.Trainer(small_config(steps=3, trainable=("connector", "decoder")), str(tmp_path))
     before = jax.device_get(t.state["params"])
@@ -251,6 +256,7 @@ def _losses(workdir):
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
+@pytest.mark.slow
 def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tmp_path, monkeypatch, small_run):
     full = small_run[1]  # trainer.Trainer(small_config(), ...).run()'s losses (tests/conftest.py)
 
@@ -274,6 +280,7 @@ def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tmp_path, monkeypa
     assert _losses(tmp_path / "cut")[6] == full[6]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_ctrl_c_save_and_resume(tmp_path, monkeypatch, capsys, sig, small_run):
     """A preemption notice (SIGTERM) or a first Ctrl-C (SIGINT) saves the step and exits; the restart resumes."""
@@ -298,6 +305,7 @@ def test_sigterm_and_ctrl_c_save_and_resume(tmp_path, monkeypatch, capsys, sig, 
     assert out["status"] == "done" and [out["losses"][s] for s in range(3, 7)] == [full[s] for s in range(3, 7)]
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_model_is_refused(tmp_path, small_run):
     shutil.copytree(small_run[0], tmp_path / "run")  # the session's 6-step run: checkpoints at steps 3 and 6
     other = small_config(steps=9)
@@ -308,6 +316,7 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, small_run):
     assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["3", "6"]  # nothing written over
 
 
+@pytest.mark.slow
 def test_nonfinite_losses_are_skipped_then_stop(tmp_path, monkeypatch):
     original = trainer.Trainer.next_batch
     calls = {"n": 0}
@@ -350,6 +359,7 @@ def test_config_errors(change, message):
         trainer.Trainer(cfg, "/nonexistent", devices=jax.devices()[:1])
 
 
+@pytest.mark.slow
 def test_stage_initialises_from_previous_checkpoint(tmp_path):
     """A second stage (decoder only, Adafactor) starts from the first stage's parameters, not a fresh init."""
     first = trainer.Trainer(small_config(steps=2), str(tmp_path / "pretrain"))
@@ -365,6 +375,7 @@ def test_stage_initialises_from_previous_checkpoint(tmp_path):
         trainer.Trainer(cfg, str(tmp_path / "sft2"))
 
 
+@pytest.mark.slow
 def test_eval_every_scores_the_current_parameters(tmp_path, monkeypatch):
     """eval_every=3 in a 6-step run: run_tasks sees exactly the parameters checkpointed at steps 3 and 6, and what it
     returns is logged (eval/<task>/<N>shot/<metric>) and returned."""
@@ -398,6 +409,7 @@ def test_eval_every_scores_the_current_parameters(tmp_path, monkeypatch):
     assert evals == {3: seen[0][1], 6: seen[1][1]} and result["eval"] == seen[1][1]
 
 
+@pytest.mark.slow
 def test_samples_are_the_eval_task_on_the_checkpoint(tmp_path):
     """The trainer's held-out samples are the embedded captioning task: `python -m mm1_jax.eval`'s loading path on
     the saved checkpoint predicts the same captions, and the logged accuracy is that task's exact match."""
@@ -427,6 +439,7 @@ def test_samples_are_the_eval_task_on_the_checkpoint(tmp_path):
     assert text.step == 4 and tensor_util.make_ndarray(text.tensor_proto).item().decode() == "\n\n".join(logged)
 
 
+@pytest.mark.slow
 def test_axis_rules_come_from_the_config():
     """config.axis_rules overrides one entry of the rules table (embed replicated instead of fsdp-sharded); an axis
     that cannot divide its dimension, an unknown logical name and an unknown mesh axis are refused, naming them."""
@@ -472,6 +485,7 @@ def test_model_and_data_must_agree_on_images_per_row():
         trainer.Trainer(cfg, "/nonexistent", devices=jax.devices()[:1])
 
 
+@pytest.mark.slow
 def test_trainable_parameter_patterns_owl3_stage_one(tmp_path):
     """mPLUG-Owl3's first stage trains only the projector, the hyper layers' image key/value projections and their
     gate (arXiv 2408.04840): given as path patterns, exactly those parameters change and everything else is
