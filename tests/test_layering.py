@@ -58,3 +58,9 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
                                           "mm1_jax/models/bad.py:2 imports mm1_jax.eval.tasks",
                                           "mm1_jax/models/bad.py:3 imports mm1_jax.train",
                                           "mm1_jax/models/bad.py:3 imports mm1_jax.train.x"]
+
+
+def test_config_keys_sits_below_every_layer():
+    """mm1_jax/config_keys.py (the unknown-key sentence every config section uses) imports nothing from the package,
+    so models, data, train and eval may all import it."""
+    assert [m for _, m in imported_modules(PACKAGE / "config_keys.py", PACKAGE) if m.startswith("mm1_jax")] == []

@@ -22,6 +22,7 @@ from typing import Any
 
 import ml_collections
 
+from mm1_jax.config_keys import did_you_mean
 from mm1_jax.eval import embedded, readers
 
 
@@ -259,13 +260,14 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
         if key in known and not isinstance(known[key], ml_collections.ConfigDict):
             continue
         if key not in known and not (hasattr(value, "get") and value.get("kind")):
-            raise ValueError(f"eval.{key} is not a known field or task; the tasks are: {', '.join(sorted(DATASETS))} "
-                             "(a new dataset needs a section with a 'kind').")
+            raise ValueError(f"eval.{key} is not a known field or task{did_you_mean(key, known)}; the tasks are: "
+                             f"{', '.join(sorted(DATASETS))} (a new dataset needs a section with a 'kind').")
         task = task_for(key, eval_cfg)
         allowed = set(KINDS[task.kind].files) | set(KINDS[task.kind].options) | {"kind"}
         for field in value:
             if field not in allowed:
-                raise ValueError(f"eval.{key}.{field} is not a field of a {task.kind} task; its fields are: "
+                raise ValueError(f"eval.{key}.{field} is not a field of a {task.kind} task"
+                                 f"{did_you_mean(field, allowed)}; its fields are: "
                                  f"{', '.join(sorted(allowed - {'kind'}))}.")
     for name in ("template", "box_format"):
         choices = {"template": ("", "mm1", "chatml"), "box_format": BOX_FORMATS}[name]
