@@ -184,6 +184,57 @@ TASKS: dict[str, Task] = {
 
 RUNNABLE = frozenset(TASKS) | frozenset(GROUPS)  # what a task list may name (the sweep's "available")
 
+# The metric a paper quotes where it is not the task's first: MMBench's CircularEval (arXiv 2307.06281); the embedded
+# DocVQA's ANLS, DocVQA's own metric (arXiv 2007.00398).
+REPORTED_METRIC = {"mmbench": "circular_accuracy", "embedded_docvqa": "anls"}
+
+# Benchmarks the papers report that no task scores yet (no reader): name -> (the metric the paper quotes, its factor
+# to the paper's unit (None: not found), a note). Studies name them; `python -m mm1_jax.sweep plan` lists them pending.
+PENDING: dict[str, tuple[str, float | None, str]] = {
+    "mme": ("score", None, "a sum of sub-scores; its normalisation in averages not found"),
+    "seed": ("accuracy", 100, ""),
+    "seed_img": ("accuracy", 100, ""),
+    "pope": ("f1", 100, ""),
+    "llava_w": ("gpt_score", 100, "judged by GPT-4"),
+    "mmvet": ("gpt_score", 100, "judged by GPT-4"),
+    "realworldqa": ("accuracy", 100, ""),
+    "wtq": ("accuracy", 100, ""),
+    "tabfact": ("accuracy", 100, ""),
+    "ocrbench": ("score", 0.1, "out of 1000"),
+    "mathvista": ("accuracy", 100, ""),
+    "mmmu": ("accuracy", 100, ""),
+    "flickr30k_entities": ("recall_at_1", 100, ""),
+    "lvis_ref": ("accuracy", 100, ""),
+    "ferret_bench": ("gpt_score", 100, "judged by GPT-4"),
+    "qbench2": ("accuracy", 100, ""),
+    "mantis": ("accuracy", 100, ""),
+    "nlvr2": ("accuracy", 100, ""),
+    "blink": ("accuracy", 100, ""),
+    "mvbench": ("accuracy", 100, "video input"),
+    "muirbench": ("accuracy", 100, ""),
+    "videomme": ("accuracy", 100, "video input"),
+    "nextqa": ("accuracy", 100, "video input"),
+    "activitynet_qa": ("accuracy", 100, "video input"),
+    "ferret_ui_ref_i": ("accuracy", 100, ""),
+    "ferret_ui_grd_i": ("accuracy", 100, ""),
+}
+
+
+def reported_score(name: str, note: str = "") -> dict[str, Any]:
+    """The score a paper quotes for task, group or pending benchmark `name`: dict(task, metric (the key the task
+    writes, "task/Nshot/metric"), scale (factor to the paper's unit: every task's metrics are fractions, so 100;
+    None where not found), note); `note` replaces the registry's."""
+    if name in TASKS:
+        return dict(task=name, metric=REPORTED_METRIC.get(name, TASKS[name].metrics[0]), scale=100, note=note)
+    if name in GROUPS:  # a group writes the mean of its members as "group/Nshot/accuracy"
+        return dict(task=name, metric="accuracy", scale=100, note=note)
+    if name in PENDING:
+        metric, scale, own = PENDING[name]
+        return dict(task=name, metric=metric, scale=scale, note=note or own)
+    hint = did_you_mean(name, [*TASKS, *GROUPS, *PENDING])
+    raise ValueError(f"benchmark {name!r} is neither an eval task, a group nor a pending benchmark "
+                     f"(mm1_jax.eval.datasets.TASKS, GROUPS, PENDING){hint}.")
+
 
 def eval_defaults() -> ml_collections.ConfigDict:
     """config.eval: settings shared by every task, then one section per dataset with its files (all unset)."""
