@@ -29,10 +29,10 @@ Rows (one process, one GPU, the same batch of B x T random tokens, medians of in
                      whole-layer activation checkpointing when ours rematerialises, torch.optim.AdamW(fused=True).
 Differences left in: our residual stream is bf16 (torch's stays float32 under autocast); our tied lm_head multiplies
 in float32 (`Decoder` attends with x.astype(float32)), torch's in bf16.
-Model FLOPs per token (PaLM convention, `train_step.decoder_flops_per_token`): 6 x matmul parameters (the tied table
-counts once, as the lm_head) + 12 x layers x width x T for attention (full, not halved for causality). MFU = model
-FLOP/s over the published dense bf16 peak of the device (NVIDIA's datasheet, table below) and over the same
-framework's measured matmul peak. The last line is the same figures as JSON.
+Model FLOPs per token (PaLM convention, `mm1_jax.models.flops.transformer_flops_per_token`): 6 x matmul parameters
+(the tied table counts once, as the lm_head) + 12 x layers x width x T for attention (full, not halved for
+causality). MFU = model FLOP/s over the published dense bf16 peak of the device (NVIDIA's datasheet, table below)
+and over the same framework's measured matmul peak. The last line is the same figures as JSON.
 """
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ import ml_collections  # noqa: E402
 from mm1_jax.models import layers  # noqa: E402
 from mm1_jax.models.decoder import REMAT_POLICIES  # noqa: E402
 from mm1_jax.models.presets import decoder_config  # noqa: E402
-from train_step import decoder_flops_per_token, interleaved_medians, ours_decoder  # noqa: E402
+from train_step import interleaved_medians, ours_decoder  # noqa: E402
+
+from mm1_jax.models.flops import transformer_flops_per_token  # noqa: E402
 
 # Dense bf16 tensor-core peaks, TFLOP/s, by a substring of the device name (first match wins). NVIDIA's datasheets
 # quote bf16 "with sparsity", twice these: H100 SXM 1,979 / H100 NVL 1,671 / H100 PCIe 1,513
@@ -328,8 +330,8 @@ def build_runs(args: argparse.Namespace, cfg: ml_collections.ConfigDict, bf16: b
                 lost = True
             continue
         print(f"  {label}: built, compiled and ran one step in {time.perf_counter() - t0:.0f} s", flush=True)
-        steps_flops = args.steps * args.batch * args.seq * decoder_flops_per_token(counts[name], cfg.depth,
-                                                                                   cfg.width, args.seq)
+        steps_flops = args.steps * args.batch * args.seq * transformer_flops_per_token(counts[name], cfg.depth,
+                                                                                       cfg.width, args.seq)
         runs[name], flops[name] = repeat(run, args.steps), steps_flops
     if len(set(counts.values())) > 1:
         print(f"  matmul parameters differ: {counts}")
@@ -406,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     if memory:
         print("peak memory: " + ", ".join(f"{fw} {gib:.1f} GiB" for fw, gib in memory.items()))
     if n:
-        print(f"model FLOPs per token {decoder_flops_per_token(n, cfg.depth, cfg.width, args.seq) / 1e9:.3g} G "
+        print(f"model FLOPs per token {transformer_flops_per_token(n, cfg.depth, cfg.width, args.seq) / 1e9:.3g} G "
               f"({n:,} matmul parameters)")
     print(f"medians of {args.rounds} interleaved rounds of {args.steps} steps; "
           f"{time.perf_counter() - start:.0f} s in all.")

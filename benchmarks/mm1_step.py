@@ -13,9 +13,9 @@ the image embeddings fill the slot tokens' embeddings of LlamaForCausalLM, which
 clip_grad_norm_(1.0), torch.optim.AdamW (same betas, eps, weight decay on matrices only), float32.
 Both: the same dims and the same batch: B rows of T tokens, each packed with `docs` documents and `images` images
 per row (K slot tokens each, loss weight 0 on the slots), every row full (no padding).
-tokens/s counts every token of the batch; images/s the images encoded. MFU = analytic model FLOPs (6 x matmul
-parameters per token or patch + attention 12 x layers x width x length, the PaLM convention) / time / the same
-framework's measured float32 matmul peak. Medians of interleaved rounds; quote the ratio.
+tokens/s counts every token of the batch; images/s the images encoded. MFU = analytic model FLOPs
+(`mm1_jax.models.flops`: 6 x matmul parameters per token or patch + attention 12 x layers x width x length, the PaLM
+convention) / time / the same framework's measured float32 matmul peak. Medians of interleaved rounds; quote the ratio.
 """
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data_pipeline import cpu_name  # noqa: E402
-from train_step import decoder_flops_per_token, interleaved_medians, jax_matmul, torch_matmul  # noqa: E402
+from train_step import interleaved_medians, jax_matmul, torch_matmul  # noqa: E402
+
+from mm1_jax.models.flops import step_flops  # noqa: E402
 
 PARTS = ("encoder", "connector", "decoder")
 
@@ -124,19 +126,6 @@ def make_batch(args, seed: int = 0) -> dict[str, np.ndarray]:
 
 def count(tree) -> int:
     return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
-
-
-def model_flops(args, params) -> float:
-    """Analytic FLOPs of one step (see the module docstring), from our parameter counts (the torch model has the same
-    matmul parameters; its norms' few parameters do not matter here)."""
-    grid = args.image_size // args.patch_size
-    n_vit = grid * grid + 1  # + the class token
-    images = args.batch * args.images
-    dec_matmul = count(params["decoder"]) - args.vocab * args.width  # the lookup table is not a matmul
-    flops = args.batch * args.seq * decoder_flops_per_token(dec_matmul, args.depth, args.width, args.seq)
-    flops += images * n_vit * decoder_flops_per_token(count(params["encoder"]), args.vit_depth, args.vit_width, n_vit)
-    flops += images * grid * grid * 6 * count(params["connector"])  # each conv / readout weight ~once per position
-    return float(flops)
 
 
 def ours_step(args, batch):
@@ -249,7 +238,7 @@ def main(argv=None):
         print(f"parameters: ours {n_ours:,}, torch {n_torch:,}" + ("" if n_ours == n_torch else " (they differ: "
               "check that both sides were built from the same flags)"))
     sec = interleaved_medians(runs, args.rounds)
-    flops = model_flops(args, params)
+    flops = step_flops(model_config(args), params, rows=args.batch, seq_len=args.seq)["total"]
     tokens, images = args.batch * args.seq, args.batch * args.images
     peak = {"jax": peak_flops / sec["peak_jax"], "torch": peak_flops / sec["peak_torch"]}
     print(f"\n{'':40s} {'tokens/s':>10s} {'images/s':>9s} {'step':>9s} {'MFU':>7s}")

@@ -10,8 +10,9 @@ Rows:
   decoder35m         a ~35M-parameter Llama decoder (width 512, 8 layers, 8 heads, FFN 1408, vocab 8192),
                      batch 4 x 1024, AdamW, float32 — ours (jit, same train step as the trainer)
   decoder35m torch   the same decoder in transformers (LlamaForCausalLM, float32) + torch.optim.AdamW
-Model FLOPs (PaLM convention): 6 x parameters touched per token x tokens + 12 x layers x width x seq per token
-for attention (full, not halved for causality). MFU = model FLOPs / time / the same framework's matmul peak.
+Model FLOPs: `mm1_jax.models.flops` (PaLM convention: 6 x parameters touched per token x tokens + 12 x layers x
+width x seq per token for attention, full, not halved for causality). MFU = model FLOPs / time / the same framework's
+matmul peak.
 Shared machines are noisy: quote the ratios of one run.
 """
 from __future__ import annotations
@@ -27,6 +28,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
+
+from mm1_jax.models.flops import step_flops, transformer_flops_per_token  # noqa: E402
 
 WIDTH, DEPTH, HEADS, FFN, VOCAB, BATCH, SEQ = 512, 8, 8, 1408, 8192, 4, 1024
 
@@ -58,10 +61,6 @@ def torch_matmul(n: int = 2048):
     run = lambda: a @ a  # noqa: E731
     run()
     return run, 2 * n**3
-
-
-def decoder_flops_per_token(params_matmul: int, depth: int, width: int, seq: int) -> float:
-    return 6 * params_matmul + 12 * depth * width * seq
 
 
 def decoder35m_config() -> ml_collections.ConfigDict:
@@ -211,16 +210,8 @@ def tiny_step():
         jax.block_until_ready(m)
 
     run()
-    p = state["s"]["params"]
-    count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))  # noqa: E731
-    enc, dec = config.model.encoder, config.model.decoder
-    b, seq, m_img = config.train.global_batch_size, config.data.seq_len, config.data.max_images
-    n_patches = (enc.image_size // enc.patch_size) ** 2
-    dec_matmul = count(p["decoder"]) - dec.vocab_size * dec.width * (0 if dec.tie_embeddings else 1)
-    flops = b * seq * decoder_flops_per_token(dec_matmul + dec.vocab_size * dec.width * dec.tie_embeddings,
-                                              dec.depth, dec.width, seq)
-    flops += b * m_img * n_patches * decoder_flops_per_token(count(p["encoder"]), enc.depth, enc.width, n_patches)
-    flops += b * m_img * n_patches * 6 * count(p["connector"])  # convs touch every parameter ~once per position
+    b, seq = config.train.global_batch_size, config.data.seq_len
+    flops = step_flops(config.model, state["s"]["params"], rows=b, seq_len=seq)["total"]
     return run, flops, b * seq
 
 
@@ -254,10 +245,11 @@ def main():
         for variant in ["default"] + list(filter(None, args.variants.split(","))):
             name = "ours" if variant == "default" else f"ours:{variant}"
             runs[name], n = ours_decoder(variant)
-            flops[name], tokens[name] = BATCH * SEQ * decoder_flops_per_token(n, DEPTH, WIDTH, SEQ), BATCH * SEQ
+            flops[name], tokens[name] = BATCH * SEQ * transformer_flops_per_token(n, DEPTH, WIDTH, SEQ), BATCH * SEQ
         if not args.skip_torch:
             runs["torch"], n = torch_decoder()
-            flops["torch"], tokens["torch"] = BATCH * SEQ * decoder_flops_per_token(n, DEPTH, WIDTH, SEQ), BATCH * SEQ
+            flops["torch"] = BATCH * SEQ * transformer_flops_per_token(n, DEPTH, WIDTH, SEQ)
+            tokens["torch"] = BATCH * SEQ
     sec = interleaved_medians(runs, args.rounds)
     peak = {"jax": flops["peak_jax"] / sec["peak_jax"], "torch": flops["peak_torch"] / sec["peak_torch"]}
     print(f"\n{'':44s} {'tokens/s':>10s} {'time':>12s} {'MFU':>7s}")

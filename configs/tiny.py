@@ -13,16 +13,15 @@ import os
 import ml_collections
 
 from mm1_jax.data import synthetic
-from mm1_jax.data.tokenizer import load_tokenizer
 from mm1_jax.eval.datasets import eval_defaults
 from mm1_jax.train.config import init_defaults, train_defaults
 
 
 def get_config(arg: str = "main") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.data = synthetic.embedded_data_config(stage=arg or "main")
+    config.data = synthetic.embedded_data_config(stage=arg or "main")  # written when the pipeline first reads it
     # the embedding table rounded up to a multiple of 8 rows (unused ids), so the vocabulary splits over tensor axes
-    vocab_size = -(-load_tokenizer(config.data.tokenizer).vocab_size // 8) * 8
+    vocab_size = -(-synthetic.vocab_size() // 8) * 8
 
     config.model = ml_collections.ConfigDict()
     # CLIP-style encoder on 64 px images, 8 px patches: an 8 x 8 grid of 64 patch tokens. Sized (with the decoder)

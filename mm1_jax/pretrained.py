@@ -27,6 +27,7 @@ import numpy as np
 from mm1_jax import convert
 from mm1_jax.convert import checkpoint
 from mm1_jax.data.images import pixel_dtype
+from mm1_jax.models.decoder import stack_layers, stacked_period
 from mm1_jax.models.mm1 import encoder_norm, normalize_pixels
 from mm1_jax.models.owl3 import check_placeholder_count
 from mm1_jax.runtime import generate as gen
@@ -209,16 +210,13 @@ def _check_architecture(part: str, path: str, theirs: Any, ours: Any) -> None:
         raise ValueError(f"init.{part}={path!r} does not match the model config: {', '.join(diffs)}.")
 
 
-def _stack(trees: list) -> Any:
-    return jax.tree.map(lambda *xs: np.stack(xs), *trees)
-
-
 def _adapt(part: str, source: dict, target: Mapping, cfg: Any) -> dict:
-    """Stack layers for a scanned target; resize a ViT position table to the target's grid."""
+    """Stack layers for a scanned target (grouped by the target's scan period); resize a ViT position table to the
+    target's grid."""
     source = dict(source)
     if "layers" in target and "layer_0" in source:
         depth = len([k for k in source if k.startswith("layer_")])
-        source["layers"] = _stack([source.pop(f"layer_{i}") for i in range(depth)])
+        source = stack_layers(source, depth, stacked_period(target))
     if part == "encoder" and "pos_embed" in source and "pos_embed" in target:
         from mm1_jax.models import vit
 

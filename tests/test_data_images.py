@@ -6,6 +6,7 @@ from PIL import Image
 import pytest
 
 from mm1_jax.data import images
+from mm1_jax.models.vit import NORMS
 
 # (width, height) -> grid (n_h, n_w) for r=672, (n_min, n_max)=(4, 9), worked out by hand from MM1.5's dynamic
 # image splitting (arXiv 2409.20566).
@@ -69,7 +70,7 @@ def test_split_dynamic_pads_with_mean_colour():
     np.testing.assert_array_equal(pixels[3], pixels[2])
     out = images.normalize(pixels, "clip")
     # zero after normalising (the mean colour) up to the uint8 rounding: < 0.5/255 per channel before dividing by std
-    assert np.all(np.abs(out[2]) < 0.5 / 255 / images.NORMS["clip"][1])
+    assert np.all(np.abs(out[2]) < 0.5 / 255 / NORMS["clip"][1])
     red = images.normalize(np.array([[[255, 0, 0]]], np.uint8), "clip")[0, 0]
     np.testing.assert_allclose(out[0].mean((0, 1)), red, atol=0.05)
 
@@ -80,7 +81,7 @@ def test_pad_colour_is_the_mean_within_half_a_level(norm, colour):
     """The canvas padding in uint8: the mean colour rounded, at most 0.5/255 from it per channel (exactly 0.5/255 for
     SigLIP's 127.5, rounded half to even)."""
     assert images.pad_colour(norm) == colour
-    mean = images.NORMS[norm][0].astype(np.float64)
+    mean = NORMS[norm][0].astype(np.float64)
     assert np.all(np.abs(np.array(colour) / 255 - mean) <= 0.5 / 255 + 1e-9)
 
 

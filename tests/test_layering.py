@@ -1,5 +1,6 @@
-"""Imports only go down: models and data import nothing from runtime, train or eval; runtime imports neither train nor
-eval; train and eval do not import each other. Read from the source (ast), imports inside functions included."""
+"""Imports only go down. Every part of the package has a layer; a part imports only parts of lower layers (train and
+eval share one and do not import each other), so models imports nothing from data and data nothing from runtime, train
+or eval. Read from the source (ast), imports inside functions included."""
 import ast
 import pathlib
 
@@ -7,14 +8,20 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "mm1_jax"
 
-# layer -> the subpackages it must never import
-FORBIDDEN = {
-    "models": ("runtime", "train", "eval"),
-    "data": ("runtime", "train", "eval"),
-    "runtime": ("train", "eval"),
-    "train": ("eval",),
-    "eval": ("train",),
+# part (a subpackage or a top-level module) -> its layer, bottom first
+LAYERS = {
+    "config_keys": 0, "command_line": 0,  # below everything: no import from the package
+    "models": 1,
+    "data": 2,  # the pipeline takes the model's input spec; pixel statistics belong to the encoder style (models)
+    "runtime": 3,
+    "convert": 4,
+    "pretrained": 5,
+    "train": 6, "eval": 6,
+    "generate": 7, "sweep": 7,
 }
+# part -> the parts it must never import: every part of its own layer or above
+FORBIDDEN = {part: tuple(sorted(p for p, layer in LAYERS.items() if layer >= LAYERS[part] and p != part))
+             for part in LAYERS}
 
 
 def imported_modules(path: pathlib.Path, root: pathlib.Path) -> list[tuple[int, str]]:
@@ -34,9 +41,15 @@ def imported_modules(path: pathlib.Path, root: pathlib.Path) -> list[tuple[int, 
     return out
 
 
+def _files(part: str, root: pathlib.Path) -> list[pathlib.Path]:
+    """The source files of a subpackage, or the one file of a top-level module."""
+    return sorted((root / part).rglob("*.py")) if (root / part).is_dir() else [root / f"{part}.py"]
+
+
 def violations(layer: str, root: pathlib.Path = PACKAGE) -> list[str]:
+    """'path:line imports module' for each import of a part `layer` must not import."""
     found = []
-    for path in sorted((root / layer).rglob("*.py")):
+    for path in _files(layer, root):
         for line, module in imported_modules(path, root):
             for upper in FORBIDDEN[layer]:
                 if module == f"mm1_jax.{upper}" or module.startswith(f"mm1_jax.{upper}."):
@@ -58,3 +71,25 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
                                           "mm1_jax/models/bad.py:2 imports mm1_jax.eval.tasks",
                                           "mm1_jax/models/bad.py:3 imports mm1_jax.train",
                                           "mm1_jax/models/bad.py:3 imports mm1_jax.train.x"]
+
+
+def test_every_part_has_a_layer():
+    """A new subpackage or module must be placed in LAYERS, else nothing checks what it imports."""
+    parts = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    parts |= {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert parts == set(LAYERS)
+    for part in ("models", "data", "train", "eval", "sweep", "convert", "runtime", "pretrained"):
+        assert FORBIDDEN[part], part
+
+
+def test_models_import_nothing_from_data():
+    """The model's pixel statistics live with the encoder styles (models.vit.NORMS): models never reach up into data,
+    which takes them from models."""
+    assert "data" in FORBIDDEN["models"] and "models" not in FORBIDDEN["data"]
+    assert violations("models") == []
+
+
+def test_config_keys_sits_below_every_layer():
+    """mm1_jax/config_keys.py (the unknown-key sentence every config section uses) imports nothing from the package,
+    so models, data, train and eval may all import it."""
+    assert [m for _, m in imported_modules(PACKAGE / "config_keys.py", PACKAGE) if m.startswith("mm1_jax")] == []

@@ -13,7 +13,7 @@ from mm1_jax.data import images as images_lib
 from mm1_jax.models import presets, registry
 from mm1_jax.models.inputs import input_spec
 from mm1_jax.models.mm1 import encoder_norm
-from mm1_jax.models.vit import STYLES
+from mm1_jax.models.vit import NORMS, STYLES
 from mm1_jax.models.summary import summarize
 from mm1_jax.train import sharding
 
@@ -183,7 +183,7 @@ def test_uint8_pixels_are_normalised_exactly_once(model_and_params):
     reference = images_lib.normalize(pixels, "clip")
     got = np.asarray(fwd(params, dict(batch, images=pixels)))
     np.testing.assert_allclose(got, fwd(params, dict(batch, images=reference)), atol=1e-5, rtol=1e-5)
-    mean, std = images_lib.NORMS["clip"]
+    mean, std = NORMS["clip"]
     for wrong in (pixels.astype(np.float32), (reference / 255.0 - mean) / std):  # not at all; twice
         assert np.abs(got - np.asarray(fwd(params, dict(batch, images=wrong)))).max() > 1e-2
 

@@ -8,7 +8,8 @@ Benchmark tables: benchmark name -> dict(
   pending  True when no task scores it yet; `python -m mm1_jax.sweep plan` says so;
   files    config.eval fields the task reads, with placeholder paths for the user's copies of the release files;
   note     anything a reader needs to know.)
-The benchmark -> task tables and the papers' suites are `mm1_jax.eval.suites` (the eval CLI averages with them).
+Every benchmark's task, score key and unit come from the task registry (`mm1_jax.eval.datasets.reported_score`, through
+`mm1_jax.eval.suites.benchmark`); the papers' suites are `mm1_jax.eval.suites` (the eval CLI averages with them).
 Fixed settings: the MM1.5 ablation stages (MM15_*) and the mPLUG-Owl3 ablation recipe (OWL3_*, QWEN15_7B).
 """
 from mm1_jax.eval import datasets, suites
@@ -27,7 +28,7 @@ def study_table(table: dict) -> dict:
     """Benchmarks as the study files hold them: with `pending` and placeholder `files`."""
     out = {}
     for name, b in table.items():
-        ready = b["task"] in datasets.TASKS or b["task"] in datasets.GROUPS
+        ready = b["task"] in datasets.RUNNABLE
         out[name] = dict(b, pending=not ready, **({"files": files(b["task"])} if ready else {}))
     return out
 
@@ -45,8 +46,8 @@ MM1_SFT = study_table({
     "MMMU": suites.MM15_KNOWLEDGE["MMMU"],
     "MathVista": suites.MM15_KNOWLEDGE["MathVista"],
     "MME": suites.MM15_GENERAL["MME"],
-    "MMBench": suites.benchmark("mmbench", "circular_accuracy"),
-    "SEED": suites.benchmark("seed", "accuracy"),
+    "MMBench": suites.benchmark("mmbench"),
+    "SEED": suites.benchmark("seed"),
     "POPE": suites.MM15_GENERAL["POPE"],
     "LLaVA-W": suites.MM15_GENERAL["LLaVA-W"],
     "MM-Vet": suites.MM15_GENERAL["MM-Vet"],
@@ -63,11 +64,11 @@ MM15_METRICS = {
 # mPLUG-Owl3 (arXiv 2408.04840v2) ablations, Sec. 4.4 Tables 8-10: single-image, video and multi-image columns.
 OWL3_ABLATION = study_table({
     "GQA": suites.MM1_FEWSHOT["GQA"],
-    "TextVQA": suites.benchmark("textvqa", "vqa_accuracy", note="with OCR tokens in the paper; ours without"),
-    "MVBench": suites.benchmark("mvbench", "accuracy", note="video input, zero-shot"),
-    "VideoMME": suites.benchmark("videomme", "accuracy", note="video input, zero-shot"),
-    "NLVR2": suites.benchmark("nlvr2", "accuracy"),
-    "Mantis-Eval": suites.benchmark("mantis", "accuracy"),
+    "TextVQA": suites.benchmark("textvqa", note="with OCR tokens in the paper; ours without"),
+    "MVBench": suites.benchmark("mvbench", note="video input, zero-shot"),
+    "VideoMME": suites.benchmark("videomme", note="video input, zero-shot"),
+    "NLVR2": suites.benchmark("nlvr2"),
+    "Mantis-Eval": suites.benchmark("mantis"),
 })
 OWL3_METRICS = {name: dict(mean=(name,), shots=0) for name in OWL3_ABLATION}
 
@@ -131,14 +132,14 @@ TINY_CPT = "caption:0,interleaved:0,text:0,vqa:0,ocr_pages:1"
 TINY_SFT = ("caption:0,interleaved:0,text:0,vqa:20,ocr:8,grounding:8,doc_vqa:15,count_vqa:10,refer:8,math:7,"
             "multi_image:7,distractors:6,text_dialogue:6,knowledge:5")
 TINY_FEWSHOT = {  # the MM1 few-shot ablations' roles in the embedded world
-    "captioning": dict(task="embedded_cap", metric="cider", scale=100),
-    "VQA": dict(task="embedded_vqa", metric="vqa_accuracy", scale=100),
-    "format from demonstrations": dict(task="embedded_fewshot", metric="exact_match", scale=100,
-                                       note="each document's caption convention, shown only by the demonstrations"),
-    "TextCore": dict(task="embedded_text", metric="accuracy", scale=100),
+    "captioning": suites.benchmark("embedded_cap"),
+    "VQA": suites.benchmark("embedded_vqa"),
+    "format from demonstrations": suites.benchmark(
+        "embedded_fewshot", note="each document's caption convention, shown only by the demonstrations"),
+    "TextCore": suites.benchmark("embedded_text"),
 }
 TINY_MMBASE = {  # MM1.5's categories in the embedded world: general, text-rich, knowledge
-    "General": dict(task="embedded_vqa", metric="vqa_accuracy", scale=100),
-    "Text-rich": dict(task="embedded_docvqa", metric="anls", scale=100),
-    "Knowledge": dict(task="embedded_count", metric="exact_match", scale=100, note="counting and position"),
+    "General": suites.benchmark("embedded_vqa"),
+    "Text-rich": suites.benchmark("embedded_docvqa"),
+    "Knowledge": suites.benchmark("embedded_count", note="counting and position"),
 }

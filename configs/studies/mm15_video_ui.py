@@ -5,6 +5,9 @@ Video: 24 uniformly sampled frames, 144 tokens each, no splitting; training-free
 on ShareGPTVideo 556K + VideoChat2 225K + ActivityNet-QA 31.5K [S]. UI: a further SFT on Ferret-UI data (801K),
 with Ferret-style box and point coordinates in the text [S].
 """
+from configs.studies import _common as bm
+from mm1_jax.eval import suites
+
 STUDY = dict(
     title="MM1.5-Video and MM1.5-UI (not yet runnable)",
     paper="MM1.5 (arXiv 2409.20566)", source="MM1.5-Video and MM1.5-UI sections",
@@ -29,12 +32,12 @@ ROWS = {
     "ui_1b": dict(arg="decoder=1b", skip=("video_sft",), missing=UI,
                   stage_overrides={"sft": {"init.checkpoint": FINAL.format("1b")}}),
 }
-BENCHMARKS = {
-    "NExTQA": dict(task="nextqa", metric="accuracy", scale=100, pending=True),
-    "ActivityNet-QA": dict(task="activitynet_qa", metric="accuracy", scale=100, pending=True),
-    "Ref-i": dict(task="ferret_ui_ref_i", metric="accuracy", scale=100, pending=True),
-    "Grd-i": dict(task="ferret_ui_grd_i", metric="accuracy", scale=100, pending=True),
-}
+BENCHMARKS = bm.study_table({
+    "NExTQA": suites.benchmark("nextqa"),
+    "ActivityNet-QA": suites.benchmark("activitynet_qa"),
+    "Ref-i": suites.benchmark("ferret_ui_ref_i"),
+    "Grd-i": suites.benchmark("ferret_ui_grd_i"),
+})
 METRICS = {name: dict(mean=(name,), shots=0) for name in BENCHMARKS}
 PAPER = {
     "video_training_free_3b": {"NExTQA": (72.8, "MM1.5-Video section", "[S]")},

@@ -9,6 +9,7 @@ paper's numbers only). At embedded scale both routes are trained: the tiny model
 2-6 images among the SFT sources), then asked the embedded colour questions among N - 1 distractor images.
 """
 from configs.studies import _common as bm
+from mm1_jax.eval import suites
 
 STUDY = dict(
     title="distractor resistance: MMBench-dev with N-1 distractor images",
@@ -27,8 +28,7 @@ ROWS = {
     **{f"concat_n_{n}": dict(missing=CONCAT_MISSING, overrides={"eval.mmbench_distractors.num_images": n})
        for n in NS},
 }
-BENCHMARKS = bm.study_table({"MMBench-distractors": dict(task="mmbench_distractors", metric="circular_accuracy",
-                                                         scale=100, note="")})
+BENCHMARKS = bm.study_table({"MMBench-distractors": suites.benchmark("mmbench_distractors")})
 METRICS = {"CircularEval": dict(mean=("MMBench-distractors",), shots=0)}
 PAPER = {row: {"CircularEval": ("not found", "Fig. 4", "[P]")} for row in ROWS}
 PAPER["n_50"]["CircularEval"] = (43.09, "Sec. 4.5", "[P]")
@@ -64,7 +64,7 @@ EMBEDDED = dict(
     rows={f"{route}_{n}": dict(arg="main", overrides=_ROUTE[route],
                                stage_overrides={"eval": {"eval.embedded_distractors.num_images": n}})
           for route in _ROUTE for n in _TINY_N},
-    benchmarks={"distractors": dict(task="embedded_distractors", metric="circular_accuracy", scale=100,
-                                    note="the embedded colour questions among N - 1 distractor images")},
+    benchmarks={"distractors": suites.benchmark("embedded_distractors",
+                                                note="the embedded colour questions among N - 1 distractor images")},
     metrics={"CircularEval": dict(mean=("distractors",), shots=0)},
 )

@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from mm1_jax.models import vit
+from mm1_jax.models.decoder import stack_layers
 
 MODEL_TYPES = ("clip_vision_model", "clip", "siglip_vision_model", "siglip", "aimv2_vision_model", "aimv2")
 ARCHITECTURES = ("CLIPVisionModel", "CLIPModel", "SiglipVisionModel", "SiglipModel", "Aimv2VisionModel", "Aimv2Model")
@@ -250,10 +251,9 @@ def hf_vit_to_params(state_dict: dict[str, np.ndarray], cfg: Any) -> dict:
         raise ValueError(f"the checkpoint has more than encoder.depth={cfg.depth} layers.")
     params = _embeddings(read, cfg)
     layer_params = [layer_fn(read, i, cfg) for i in range(cfg.depth)]
+    params.update({f"layer_{i}": p for i, p in enumerate(layer_params)})
     if cfg.scan:
-        params["layers"] = _stack(layer_params)
-    else:
-        params.update({f"layer_{i}": p for i, p in enumerate(layer_params)})
+        params = stack_layers(params, cfg.depth)
     final = {"clip": "post_layernorm", "siglip": "post_layernorm", "aim_v2": "rms_norm",
              "aim_v1": "trunk.post_trunk_norm"}[cfg.style]
     params["post_norm"] = _norm(read, final, vit.STYLES[cfg.style]["norm"])
@@ -262,12 +262,6 @@ def hf_vit_to_params(state_dict: dict[str, np.ndarray], cfg: Any) -> dict:
         params["head"] = head
     _check_all_used(read, cfg)
     return params
-
-
-def _stack(trees: list[dict]) -> dict:
-    """Stack identical nested dicts of arrays along a new leading (layer) axis."""
-    return {k: _stack([t[k] for t in trees]) if isinstance(v, dict) else np.stack([t[k] for t in trees])
-            for k, v in trees[0].items()}
 
 
 def _check_all_used(read: _Reader, cfg: Any) -> None:

@@ -9,8 +9,11 @@ from typing import Any
 
 import ml_collections
 
+from mm1_jax.config_keys import check_known, unknown_key
+
 KINDS = ("caption", "interleaved", "text", "sft")
 FORMATS = ("wds", "jsonl", "parquet", "arrayrecord", "llava_json")
+SOURCE_FIELDS = ("name", "kind", "format", "path", "weight", "image_root")  # an entry of `sources`
 
 
 def source(name: str, kind: str, format: str, path: str, weight: float, **extra: Any) -> dict[str, Any]:  # noqa: A002
@@ -27,15 +30,11 @@ def source(name: str, kind: str, format: str, path: str, weight: float, **extra:
         raise ValueError(f"Data source {name!r}: kind must be one of {KINDS}, got {kind!r}.")
     if format not in FORMATS:
         raise ValueError(f"Data source {name!r}: format must be one of {FORMATS}, got {format!r}.")
-    return dict(
-        name=name,
-        kind=kind,
-        format=format,
-        path=path,
-        weight=float(weight),
-        image_root=extra.pop("image_root", ""),
-        **extra,
-    )
+    for key in extra:
+        if key != "image_root":
+            raise ValueError(f"Data source {name!r}: {unknown_key('', key, SOURCE_FIELDS)}")
+    return dict(name=name, kind=kind, format=format, path=path, weight=float(weight),
+                image_root=extra.get("image_root", ""))
 
 
 def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
@@ -84,6 +83,10 @@ def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
     # above `max_error_rate` stops the run with a message naming the source and a sample record.
     c.max_error_rate = 0.05
     c.min_records_for_rate = 200
+    # The embedded dataset (mm1_jax.data.synthetic) when the sources are its files: written into `directory` from
+    # `seed` and `scale` the first time the pipeline or an evaluation needs it (`synthetic.ensure_data`), so reading
+    # a config writes nothing. directory '': the sources are the user's own files.
+    c.embedded = ml_collections.ConfigDict(dict(directory="", seed=0, scale=1.0))
     c.update(overrides)
     return c
 
@@ -94,9 +97,23 @@ def _whole(field: str, value: Any, minimum: int) -> None:
         raise ValueError(f"{field}={value!r} must be {kind}.")
 
 
+def check_known_fields(section: str, config: Any, defaults: ml_collections.ConfigDict) -> None:
+    """Refuse a key of `config` (or of a sub-section) that `defaults` does not have, in one sentence naming it."""
+    check_known(section, config.keys(), defaults.keys())
+    for key in config.keys():
+        if isinstance(defaults[key], ml_collections.ConfigDict) and hasattr(config[key], "keys"):
+            check_known_fields(f"{section}.{key}", config[key], defaults[key])
+
+
 def validate_data_config(config: ml_collections.ConfigDict) -> None:
-    """Every number of the data config within its range (ValueError naming the field and the value); reads no file,
-    so a bad value stops a run before the dataset, the tokenizer or a compilation is touched."""
+    """Every field of the data config known (`get_data_config`'s, each source's `SOURCE_FIELDS`) and every number
+    within its range (ValueError naming the field and the value); reads no file, so a bad value stops a run before
+    the dataset, the tokenizer or a compilation is touched."""
+    check_known_fields("data", config, get_data_config())
+    for s in config.sources:
+        for key in s:
+            if key not in SOURCE_FIELDS:
+                raise ValueError(f"Data source {s.get('name')!r}: {unknown_key('', key, SOURCE_FIELDS)}")
     _whole("data.seq_len", config.seq_len, 1)
     for name in ("max_images", "seed", "worker_count", "read_threads", "prefetch_buffer_size", "min_records_for_rate"):
         _whole(f"data.{name}", config[name], 0)
@@ -112,6 +129,13 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
     _whole("data.split.n_max", split.n_max, 1)
     if split.n_max < split.n_min:
         raise ValueError(f"data.split.n_max={split.n_max} is smaller than data.split.n_min={split.n_min}.")
+    embedded = config.get("embedded") or get_data_config().embedded
+    if not isinstance(embedded.get("directory", ""), str):
+        raise ValueError(f"data.embedded.directory={embedded.directory!r} must be a path ('' for no embedded data).")
+    _whole("data.embedded.seed", embedded.get("seed", 0), 0)
+    scale = embedded.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+        raise ValueError(f"data.embedded.scale={scale!r} must be a positive number.")
 
 
 def source_weights(config: ml_collections.ConfigDict) -> dict[str, float]:

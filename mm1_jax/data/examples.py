@@ -15,6 +15,7 @@ import numpy as np
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import tokenizer as tokenizer_lib
+from mm1_jax.models.vit import norm_stats
 
 SKIP_REASONS = ("bad_image", "missing_image", "empty_text", "wrong_schema", "bad_json", "no_images")
 CAPTION_KEYS = ("caption", "text", "txt")
@@ -113,7 +114,7 @@ class ExampleBuilder:
                 raise ValueError(f"data.split.separators={seps!r} must be three texts (overview, column, row) that the "
                                  f"tokenizer knows; it has no tokens for {unknown!r}.")
         self.add_bos, self.add_eos = data_config.add_bos, data_config.add_eos
-        images_lib.norm_stats(image_norm)  # fail early on a bad norm name (it picks the splitting canvas's pad)
+        norm_stats(image_norm)  # fail early on a bad norm name (it picks the splitting canvas's pad)
 
     @property
     def tok(self) -> tokenizer_lib.Tokenizer:

@@ -1,9 +1,9 @@
-"""Images: decode, resize (bicubic), MM1 / MM1.5 image splitting, and each encoder's pixel statistics.
+"""Images: decode, resize (bicubic), MM1 / MM1.5 image splitting, the pad colour and the numpy normalisation.
 
 Every function here returns uint8 pixels [H, W, 3] (or [n, H, W, 3]), resized as the Hugging Face image processors
 do (PIL bicubic on the 8-bit image; rescaling and normalising come after). Normalising happens once, on the device,
-where the model receives the pixels (`mm1_jax.models.mm1.normalize_pixels`, with the encoder's `NORMS` entry):
-batches carry a quarter of the bytes of float32 pixels, which matters most when grain workers hand them between
+where the model receives the pixels (`mm1_jax.models.mm1.normalize_pixels`, with the encoder's statistics, which
+`mm1_jax.models.vit.NORMS` owns): batches carry a quarter of the bytes of float32 pixels, which matters most when grain workers hand them between
 processes. `normalize` is the same arithmetic in numpy, the reference the model's tests compare against.
 
 The splitting canvas pads with the encoder's mean colour (`pad_colour`): zero after normalising, as the float
@@ -20,24 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-# Per-encoder pixel statistics (mean, std): CLIP (OpenAI / DFN, also AIMv2), SigLIP ([0, 1] -> [-1, 1]),
-# ImageNet (AIMv1). Which one an encoder takes is its style's `image_norm` (mm1_jax.models.vit.STYLES).
-NORMS = {
-    "clip": (
-        np.array([0.48145466, 0.4578275, 0.40821073], np.float32),
-        np.array([0.26862954, 0.26130258, 0.27577711], np.float32),
-    ),
-    "siglip": (np.array([0.5, 0.5, 0.5], np.float32), np.array([0.5, 0.5, 0.5], np.float32)),
-    "imagenet": (np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)),
-}
-
-
-def norm_stats(norm: str) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) float32 [3] of an encoder's pixel statistics; ValueError naming a bad name."""
-    if norm not in NORMS:
-        raise ValueError(f"image_norm must be one of {sorted(NORMS)}, got {norm!r}.")
-    return NORMS[norm]
-
+from mm1_jax.models.vit import norm_stats
 
 def decode_image(data: bytes) -> Image.Image:
     """RGB PIL image from encoded bytes; raises ValueError naming the problem for corrupt bytes."""

@@ -73,6 +73,10 @@ def main(argv):
     config = _CONFIG.value
     if config is None or "data" not in config or "model" not in config:
         sys.exit("--config must name a config file whose get_config() has `data` and `model` fields.")
+    try:
+        config_lib.validate_data_config(config.data)  # every field known and within range, before anything is read
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     fields = input_spec(config.model, config.data).pipeline_fields()
     it = pipeline_lib.build_pipeline(
         config.data, global_batch_size=_BATCH.value, process_index=0, process_count=1, **fields

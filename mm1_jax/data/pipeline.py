@@ -22,6 +22,7 @@ from mm1_jax.data import config as config_lib
 from mm1_jax.data import examples as examples_lib
 from mm1_jax.data import packing
 from mm1_jax.data import sources as sources_lib
+from mm1_jax.data import synthetic
 from mm1_jax.data import tokenizer as tokenizer_lib
 
 
@@ -178,6 +179,7 @@ def build_pipeline(
         raise ValueError(f"tokens_per_image={tokens_per_image} does not fit in seq_len={seq_len}.")
     weights = config_lib.source_weights(data_config)  # checks data.weights before any file is opened
     names = [s["name"] for s in data_config.sources]
+    synthetic.ensure_data(data_config)  # the embedded dataset, written on first use (`data.embedded`)
     tok = tokenizer_lib.load_tokenizer(data_config.tokenizer)
     parts, shares = [], []
     for i, src in enumerate(data_config.sources):

@@ -969,7 +969,9 @@ MIXTURES = {
 def embedded_data_config(
     stage: str = "pretrain", directory: str | None = None, seed: int = 0, scale: float = 1.0, **overrides: Any
 ):
-    """Data config over the embedded dataset (generated on first use). stage: pretrain | main | cpt | sft.
+    """Data config over the embedded dataset; nothing is written: the pipeline generates the dataset into
+    `directory` (default: `default_directory(seed, scale)`) when it first reads it (`ensure_data`).
+    stage: pretrain | main | cpt | sft.
 
     pretrain: captions 45 / interleaved 45 / text 10 (MM1).
     main (the README's main job): captions 45 / interleaved 37 / text 8 / multi-turn VQA dialogues 10, so one short
@@ -983,10 +985,26 @@ def embedded_data_config(
     """
     if stage not in MIXTURES:
         raise ValueError(f"embedded_data_config: stage must be one of {', '.join(MIXTURES)}, got {stage!r}.")
-    root = ensure_generated(directory, seed, scale)
+    root = directory or default_directory(seed, scale)
     j = lambda *p: os.path.join(root, *p)  # noqa: E731
     sources = [config_lib.source(name, *EMBEDDED_SOURCES[name][:2], j(*EMBEDDED_SOURCES[name][2:]), weight)
                for name, weight in MIXTURES[stage].items()]
-    fields = dict(sources=sources, tokenizer=j("tokenizer.json"), seq_len=256, max_images=8, seed=seed)
+    fields = dict(sources=sources, tokenizer=j("tokenizer.json"), seq_len=256, max_images=8, seed=seed,
+                  embedded=dict(directory=root, seed=seed, scale=float(scale)))
     fields.update(overrides)
     return config_lib.get_data_config(**fields)
+
+
+def ensure_data(data_config: Any) -> str:
+    """Generate the embedded dataset a data config reads (`data.embedded`) if it is missing; its directory, or ''
+    when the config reads other data. Called where the data is first needed (the pipeline, an evaluation)."""
+    embedded = data_config.get("embedded") if hasattr(data_config, "get") else None
+    if not embedded or not embedded.get("directory"):
+        return ""
+    return ensure_generated(embedded["directory"], embedded.get("seed", 0), embedded.get("scale", 1.0))
+
+
+def vocab_size() -> int:
+    """Tokens of the world's tokenizer (`build_tokenizer`), known without writing it: every special token is a
+    word of `vocabulary()`."""
+    return len(vocabulary())

@@ -22,6 +22,7 @@ from typing import Any
 
 import ml_collections
 
+from mm1_jax.config_keys import did_you_mean
 from mm1_jax.eval import embedded, readers
 
 
@@ -183,6 +184,57 @@ TASKS: dict[str, Task] = {
 
 RUNNABLE = frozenset(TASKS) | frozenset(GROUPS)  # what a task list may name (the sweep's "available")
 
+# The metric a paper quotes where it is not the task's first: MMBench's CircularEval (arXiv 2307.06281); the embedded
+# DocVQA's ANLS, DocVQA's own metric (arXiv 2007.00398).
+REPORTED_METRIC = {"mmbench": "circular_accuracy", "embedded_docvqa": "anls"}
+
+# Benchmarks the papers report that no task scores yet (no reader): name -> (the metric the paper quotes, its factor
+# to the paper's unit (None: not found), a note). Studies name them; `python -m mm1_jax.sweep plan` lists them pending.
+PENDING: dict[str, tuple[str, float | None, str]] = {
+    "mme": ("score", None, "a sum of sub-scores; its normalisation in averages not found"),
+    "seed": ("accuracy", 100, ""),
+    "seed_img": ("accuracy", 100, ""),
+    "pope": ("f1", 100, ""),
+    "llava_w": ("gpt_score", 100, "judged by GPT-4"),
+    "mmvet": ("gpt_score", 100, "judged by GPT-4"),
+    "realworldqa": ("accuracy", 100, ""),
+    "wtq": ("accuracy", 100, ""),
+    "tabfact": ("accuracy", 100, ""),
+    "ocrbench": ("score", 0.1, "out of 1000"),
+    "mathvista": ("accuracy", 100, ""),
+    "mmmu": ("accuracy", 100, ""),
+    "flickr30k_entities": ("recall_at_1", 100, ""),
+    "lvis_ref": ("accuracy", 100, ""),
+    "ferret_bench": ("gpt_score", 100, "judged by GPT-4"),
+    "qbench2": ("accuracy", 100, ""),
+    "mantis": ("accuracy", 100, ""),
+    "nlvr2": ("accuracy", 100, ""),
+    "blink": ("accuracy", 100, ""),
+    "mvbench": ("accuracy", 100, "video input"),
+    "muirbench": ("accuracy", 100, ""),
+    "videomme": ("accuracy", 100, "video input"),
+    "nextqa": ("accuracy", 100, "video input"),
+    "activitynet_qa": ("accuracy", 100, "video input"),
+    "ferret_ui_ref_i": ("accuracy", 100, ""),
+    "ferret_ui_grd_i": ("accuracy", 100, ""),
+}
+
+
+def reported_score(name: str, note: str = "") -> dict[str, Any]:
+    """The score a paper quotes for task, group or pending benchmark `name`: dict(task, metric (the key the task
+    writes, "task/Nshot/metric"), scale (factor to the paper's unit: every task's metrics are fractions, so 100;
+    None where not found), note); `note` replaces the registry's."""
+    if name in TASKS:
+        return dict(task=name, metric=REPORTED_METRIC.get(name, TASKS[name].metrics[0]), scale=100, note=note)
+    if name in GROUPS:  # a group writes the mean of its members as "group/Nshot/accuracy"
+        return dict(task=name, metric="accuracy", scale=100, note=note)
+    if name in PENDING:
+        metric, scale, own = PENDING[name]
+        return dict(task=name, metric=metric, scale=scale, note=note or own)
+    hint = did_you_mean(name, [*TASKS, *GROUPS, *PENDING])
+    raise ValueError(f"benchmark {name!r} is neither an eval task, a group nor a pending benchmark "
+                     f"(mm1_jax.eval.datasets.TASKS, GROUPS, PENDING){hint}.")
+
 
 def eval_defaults() -> ml_collections.ConfigDict:
     """config.eval: settings shared by every task, then one section per dataset with its files (all unset)."""
@@ -259,13 +311,14 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
         if key in known and not isinstance(known[key], ml_collections.ConfigDict):
             continue
         if key not in known and not (hasattr(value, "get") and value.get("kind")):
-            raise ValueError(f"eval.{key} is not a known field or task; the tasks are: {', '.join(sorted(DATASETS))} "
-                             "(a new dataset needs a section with a 'kind').")
+            raise ValueError(f"eval.{key} is not a known field or task{did_you_mean(key, known)}; the tasks are: "
+                             f"{', '.join(sorted(DATASETS))} (a new dataset needs a section with a 'kind').")
         task = task_for(key, eval_cfg)
         allowed = set(KINDS[task.kind].files) | set(KINDS[task.kind].options) | {"kind"}
         for field in value:
             if field not in allowed:
-                raise ValueError(f"eval.{key}.{field} is not a field of a {task.kind} task; its fields are: "
+                raise ValueError(f"eval.{key}.{field} is not a field of a {task.kind} task"
+                                 f"{did_you_mean(field, allowed)}; its fields are: "
                                  f"{', '.join(sorted(allowed - {'kind'}))}.")
     for name in ("template", "box_format"):
         choices = {"template": ("", "mm1", "chatml"), "box_format": BOX_FORMATS}[name]

@@ -7,70 +7,74 @@
                  Refer&Ground, Multi-image) and MMBase = mean(General, Text-rich, Knowledge); category membership
                  from secondary summaries of the paper (unverified)
 
-`averages(scores)` gives every suite it can compute from the tasks that ran, with the members it used and those it
-lacked, so a partial average is never mistaken for the paper's.
+A suite only names its members: each benchmark's task, score key and unit come from the task registry
+(`mm1_jax.eval.datasets.reported_score`). `averages(scores)` gives every suite it can compute from the tasks that
+ran, with the members it used and those it lacked, so a partial average is never mistaken for the paper's.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from mm1_jax.eval import datasets
 
-def benchmark(task: str, metric: str, scale: float | None = 100, note: str = "") -> dict[str, Any]:
-    """A benchmark: the task that scores it, the score key, the factor to the paper's unit (None: not found)."""
-    return dict(task=task, metric=metric, scale=scale, note=note)
+
+def benchmark(task: str, note: str = "") -> dict[str, Any]:
+    """A benchmark of a paper's table: the task that scores it, the score key and the factor to the paper's unit
+    (None: not found), all from the task registry (`datasets.reported_score`); `note` replaces the registry's."""
+    return datasets.reported_score(task, note)
 
 
 MM1_FEWSHOT = {
-    "COCO": benchmark("coco_cap", "cider"),
-    "NoCaps": benchmark("nocaps", "cider"),
-    "TextCaps": benchmark("textcaps", "cider"),
-    "VQAv2": benchmark("vqav2", "vqa_accuracy"),
-    "TextVQA": benchmark("textvqa", "vqa_accuracy"),
-    "VizWiz": benchmark("vizwiz", "vqa_accuracy"),
-    "GQA": benchmark("gqa", "exact_match"),
-    "OK-VQA": benchmark("okvqa", "vqa_accuracy"),
+    "COCO": benchmark("coco_cap"),
+    "NoCaps": benchmark("nocaps"),
+    "TextCaps": benchmark("textcaps"),
+    "VQAv2": benchmark("vqav2"),
+    "TextVQA": benchmark("textvqa"),
+    "VizWiz": benchmark("vizwiz"),
+    "GQA": benchmark("gqa"),
+    "OK-VQA": benchmark("okvqa"),
 }
-TEXTCORE = {"TextCore": benchmark("textcore", "accuracy", note="the mean of eval.textcore's tasks (ARC-Easy, "
-                                  "ARC-Challenge, PIQA, LAMBADA by default; MM1's full list was not found)")}
+TEXTCORE = {"TextCore": benchmark("textcore", note="the mean of eval.textcore's tasks (ARC-Easy, ARC-Challenge, "
+                                  "PIQA, LAMBADA by default; MM1's full list was not found)")}
 
 MM15_GENERAL = {
-    "MME": benchmark("mme", "score", None, "a sum of sub-scores; its normalisation in averages not found"),
-    "SEED-IMG": benchmark("seed_img", "accuracy"),
-    "POPE": benchmark("pope", "f1"),
-    "LLaVA-W": benchmark("llava_w", "gpt_score", note="judged by GPT-4"),
-    "MM-Vet": benchmark("mmvet", "gpt_score", note="judged by GPT-4"),
-    "RealWorldQA": benchmark("realworldqa", "accuracy"),
+    "MME": benchmark("mme"),
+    "SEED-IMG": benchmark("seed_img"),
+    "POPE": benchmark("pope"),
+    "LLaVA-W": benchmark("llava_w"),
+    "MM-Vet": benchmark("mmvet"),
+    "RealWorldQA": benchmark("realworldqa"),
 }
 MM15_TEXT_RICH = {
-    "WTQ": benchmark("wtq", "accuracy"),
-    "TabFact": benchmark("tabfact", "accuracy"),
-    "OCRBench": benchmark("ocrbench", "score", 0.1, "out of 1000"),
-    "ChartQA": benchmark("chartqa", "relaxed_accuracy"),
+    "WTQ": benchmark("wtq"),
+    "TabFact": benchmark("tabfact"),
+    "OCRBench": benchmark("ocrbench"),
+    "ChartQA": benchmark("chartqa"),
     "TextVQA": MM1_FEWSHOT["TextVQA"],
-    "DocVQA": benchmark("docvqa", "anls"),
-    "InfoVQA": benchmark("infovqa", "anls"),
+    "DocVQA": benchmark("docvqa"),
+    "InfoVQA": benchmark("infovqa"),
 }
 MM15_KNOWLEDGE = {
-    "AI2D": benchmark("ai2d", "accuracy"),
-    "ScienceQA": benchmark("scienceqa", "accuracy"),
-    "MathVista": benchmark("mathvista", "accuracy"),
-    "MMMU": benchmark("mmmu", "accuracy"),
+    "AI2D": benchmark("ai2d"),
+    "ScienceQA": benchmark("scienceqa"),
+    "MathVista": benchmark("mathvista"),
+    "MMMU": benchmark("mmmu"),
 }
 MM15_REFER_GROUND = {
-    "RefCOCO": benchmark("refcoco", "box_iou50", note="MM1.5 averages the RefCOCO family's splits; here one task "
-                         "per dataset (refcoco, refcoco_plus, refcocog), split by config"),
-    "Flickr30k-Entities": benchmark("flickr30k_entities", "recall_at_1"),
-    "LVIS-Ref": benchmark("lvis_ref", "accuracy"),
-    "Ferret-Bench": benchmark("ferret_bench", "gpt_score", note="judged by GPT-4"),
+    "RefCOCO": benchmark("refcoco", note="MM1.5 averages the RefCOCO family's splits; here one task per dataset "
+                         "(refcoco, refcoco_plus, refcocog), split by config"),
+    "Flickr30k-Entities": benchmark("flickr30k_entities"),
+    "LVIS-Ref": benchmark("lvis_ref"),
+    "Ferret-Bench": benchmark("ferret_bench"),
 }
 MM15_MULTI_IMAGE = {
-    "QBench2": benchmark("qbench2", "accuracy"),
-    "Mantis": benchmark("mantis", "accuracy"),
-    "NLVR2": benchmark("nlvr2", "accuracy"),
-    "BLINK": benchmark("blink", "accuracy"),
-    "MVBench": benchmark("mvbench", "accuracy", note="video input"),
-    "MuirBench": benchmark("muirbench", "accuracy"),
+    "QBench2": benchmark("qbench2"),
+    "Mantis": benchmark("mantis"),
+    "NLVR2": benchmark("nlvr2"),
+    "BLINK": benchmark("blink"),
+    "MVBench": benchmark("mvbench"),
+    "MuirBench": benchmark("muirbench"),
 }
 MM15_CATEGORIES = {"General": MM15_GENERAL, "Text-rich": MM15_TEXT_RICH, "Knowledge": MM15_KNOWLEDGE,
                    "Refer&Ground": MM15_REFER_GROUND, "Multi-image": MM15_MULTI_IMAGE}

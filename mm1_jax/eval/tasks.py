@@ -42,7 +42,10 @@ def _eval_cfg(config: ml_collections.ConfigDict) -> Any:
 
 
 def _embedded_root(config) -> str:
-    """config.eval.embedded_root (the dataset a run trained on, so VQA's held-out split matches), else the default."""
+    """config.eval.embedded_root (the dataset a run trained on, so VQA's held-out split matches), else the default;
+    the config's embedded dataset is generated first if it is missing."""
+    if config.get("data") is not None:
+        synthetic.ensure_data(config.data)
     return str(_eval_cfg(config).get("embedded_root") or "") or synthetic.ensure_generated()
 
 
@@ -135,6 +138,7 @@ class Context:
     def from_config(cls, model: Any, config: ml_collections.ConfigDict, batch_size: int = 16) -> Context:
         """An MM1 model (`models.build_model(config.model)`)."""
         spec = input_spec(config.model)
+        synthetic.ensure_data(config.data)  # the embedded dataset's tokenizer, written on first use
         return cls._with_eval(model, load_tokenizer(config.data.tokenizer), spec.tokens_per_image, spec.image_size,
                               spec.image_norm, int(config.data.seq_len), spec.max_images, batch_size, config)
 

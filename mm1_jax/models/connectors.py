@@ -146,11 +146,25 @@ class MlpProjector(nn.Module):
 BuildFn = Callable[..., nn.Module]  # (cfg, *, in_dim, out_dim, num_input_tokens, dtype) -> module
 ValidateFn = Callable[[ml_collections.ConfigDict, int], None]  # (cfg, num_input_tokens) -> None or ValueError
 _REGISTRY: dict[str, tuple[BuildFn, ValidateFn | None]] = {}
+# Every field the built-in connectors read (`config.model.connector`; defaults: mm1_jax.models.presets.connector_config):
+# name (the kind), num_tokens (K), hidden_dim, depth and mlp_depth (C-Abstractor / MLP), num_heads (attention
+# pooling), pos_emb (the C-Abstractor's position table). A registered connector adds its own (`register_connector`).
+CONNECTOR_FIELDS = ("name", "num_tokens", "hidden_dim", "depth", "mlp_depth", "num_heads", "pos_emb")
+_EXTRA_FIELDS: dict[str, tuple[str, ...]] = {}
 
 
-def register_connector(name: str, build: BuildFn, validate: ValidateFn | None = None) -> None:
-    """Add a connector kind: `build(cfg, *, in_dim, out_dim, num_input_tokens, dtype)`, `validate(cfg, n)`."""
+def register_connector(name: str, build: BuildFn, validate: ValidateFn | None = None,
+                       fields: tuple[str, ...] = ()) -> None:
+    """Add a connector kind: `build(cfg, *, in_dim, out_dim, num_input_tokens, dtype)`, `validate(cfg, n)`; `fields`:
+    the config fields it reads beyond CONNECTOR_FIELDS."""
     _REGISTRY[name] = (build, validate)
+    _EXTRA_FIELDS[name] = tuple(fields)
+
+
+def connector_fields() -> tuple[str, ...]:
+    """The fields `config.model.connector` may set: CONNECTOR_FIELDS and those registered connectors add."""
+    extra = sorted({f for fields in _EXTRA_FIELDS.values() for f in fields} - set(CONNECTOR_FIELDS))
+    return CONNECTOR_FIELDS + tuple(extra)
 
 
 def connector_names() -> tuple[str, ...]:

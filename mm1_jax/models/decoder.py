@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 
 from mm1_jax.models import layers
@@ -333,33 +334,44 @@ def token_loss(logits: Array, targets: Array, weights: Array) -> tuple[Array, Ar
     return nll * weights, mean
 
 
+def _stack(trees: list) -> Any:
+    """Same-structured trees stacked on a new leading axis; numpy stays numpy (converted weights stay on the host)."""
+    def stack(*xs):
+        return np.stack(xs) if all(isinstance(x, np.ndarray) for x in xs) else jnp.stack(xs)
+
+    return jax.tree.map(stack, *trees)
+
+
 def stack_layers(params: dict, depth: int, period: int = 1) -> dict:
-    """Unscanned decoder params (layer_0..layer_{n-1}) -> scanned layout ('layers', leading axis n / period).
+    """Unscanned params (layer_0..layer_{n-1}) -> the scanned layout ('layers', leading axis n / period); the one
+    layout of every scanned stack (decoder, ViT), used by conversion, `pretrained` and tests.
 
-    period > 1 is the MoE-every-n-th layout: layers/sub_j holds layers j, j + period, j + 2 * period, ...
+    period > 1 groups layers by kind (`scan_period`): layers/sub_j holds layers j, j + period, j + 2 * period, ...
     """
+    if period < 1 or depth % period:
+        raise ValueError(f"a scan period of {period} does not divide the depth {depth}.")
     out = {k: v for k, v in params.items() if not k.startswith("layer_")}
-
-    def stack(names):
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *[params[n] for n in names])
-
     if period == 1:
-        out["layers"] = stack([f"layer_{i}" for i in range(depth)])
+        out["layers"] = _stack([params[f"layer_{i}"] for i in range(depth)])
     else:
-        out["layers"] = {
-            f"sub_{j}": stack([f"layer_{g * period + j}" for g in range(depth // period)]) for j in range(period)
-        }
+        out["layers"] = {f"sub_{j}": _stack([params[f"layer_{g * period + j}"] for g in range(depth // period)])
+                         for j in range(period)}
     return out
+
+
+def stacked_period(params: dict) -> int:
+    """The scan period of scanned params: the number of layers/sub_j groups, 1 when the layers are not grouped."""
+    return sum(1 for k in params["layers"] if str(k).startswith("sub_")) or 1
 
 
 def unstack_layers(params: dict) -> dict:
     """Scanned decoder params (either layout of `stack_layers`) -> unscanned layout."""
     out = {k: v for k, v in params.items() if k != "layers"}
     groups = params["layers"]
-    subs = sorted((k for k in groups if k.startswith("sub_")), key=lambda k: int(k[4:]))
-    if not subs:
-        groups, subs = {"sub_0": groups}, ["sub_0"]
-    period = len(subs)
+    period = stacked_period(params)
+    subs = [f"sub_{j}" for j in range(period)]
+    if period == 1:
+        groups = {"sub_0": groups}
     n = jax.tree.leaves(groups["sub_0"])[0].shape[0]
     for g in range(n):
         for j, sub in enumerate(subs):

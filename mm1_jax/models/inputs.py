@@ -23,7 +23,7 @@ from mm1_jax.models.vit import style_value
 class InputSpec:
     tokens_per_image: int  # K: sequence slots one image (or crop) occupies
     image_size: int  # encoder input side, pixels
-    image_norm: str  # pixel statistics (mm1_jax.data.images.NORMS): the model normalises with them; the data side
+    image_norm: str  # pixel statistics (mm1_jax.models.vit.NORMS): the model normalises with them; the data side
     # only pads split canvases with their mean colour
     max_images: int  # images (crops count one each) per row
 

@@ -24,10 +24,9 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mm1_jax.data.images import norm_stats
 from mm1_jax.models.decoder import token_loss
 from mm1_jax.models.layers import Array, constrain
-from mm1_jax.models.vit import style_value
+from mm1_jax.models.vit import norm_stats, style_value
 
 
 def image_route(hyper_layers: Sequence[int]) -> str:
@@ -37,8 +36,8 @@ def image_route(hyper_layers: Sequence[int]) -> str:
 
 def normalize_pixels(images: Array, norm: str) -> Array:
     """The one place pixels are normalised: uint8 [..., 3] -> float32 (x / 255 - mean) / std with the encoder's
-    statistics (`mm1_jax.data.images.NORMS[norm]`, the arithmetic of `images.normalize`). Float input is returned
-    as it is: it is taken to be normalised already (notebooks, parity tests against reference encoders)."""
+    statistics (`mm1_jax.models.vit.NORMS[norm]`, the arithmetic of `mm1_jax.data.images.normalize`). Float input is
+    returned as it is: it is taken to be normalised already (notebooks, parity tests against reference encoders)."""
     if images.dtype != jnp.uint8:
         return images
     mean, std = norm_stats(norm)

@@ -10,6 +10,7 @@ from typing import Any
 import jax.numpy as jnp
 import ml_collections
 
+from mm1_jax.config_keys import check_known
 from mm1_jax.models import connectors, layers, mm1
 from mm1_jax.models.decoder import REMAT_POLICIES, Decoder, layer_kinds, scan_period
 from mm1_jax.models.hyper_attention import check_hyper_layers
@@ -27,9 +28,7 @@ def _module_fields(cls) -> set[str]:
 
 
 def _check_known(section: str, cfg: ml_collections.ConfigDict, known: set[str]) -> None:
-    for key in cfg.keys():
-        if key not in known:
-            raise ValueError(f"{section}.{key} is not a known field; the fields are: {', '.join(sorted(known))}.")
+    check_known(section, cfg.keys(), known)
 
 
 def _check_positive(section: str, cfg: ml_collections.ConfigDict, names: tuple[str, ...]) -> None:
@@ -102,6 +101,7 @@ def validate_model_config(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError("model.connector.name='hyper_attention' no longer exists; use connector 'mlp' (mlp_depth 1 "
                          "or 2, mPLUG-Owl3's projector) and set model.decoder.hyper_layers to the layers that read "
                          "the images.")
+    _check_known("model.connector", cfg.connector, set(connectors.connector_fields()))
     try:
         connectors.validate_connector_config(cfg.connector, num_encoder_tokens(cfg.encoder), in_dim=cfg.encoder.width)
     except ValueError as e:

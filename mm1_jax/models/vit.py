@@ -44,10 +44,29 @@ from mm1_jax.models import layers
 
 Array = jax.Array
 
+# Pixel statistics (mean, std) by `image_norm` name: what the released weights were trained with. CLIP (OpenAI / DFN,
+# also AIMv2), SigLIP ([0, 1] -> [-1, 1]), ImageNet (AIMv1). Which one an encoder takes is its style's `image_norm`.
+NORMS: dict[str, tuple[np.ndarray, np.ndarray]] = {
+    "clip": (
+        np.array([0.48145466, 0.4578275, 0.40821073], np.float32),
+        np.array([0.26862954, 0.26130258, 0.27577711], np.float32),
+    ),
+    "siglip": (np.array([0.5, 0.5, 0.5], np.float32), np.array([0.5, 0.5, 0.5], np.float32)),
+    "imagenet": (np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)),
+}
+
+
+def norm_stats(norm: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) float32 [3] of an encoder's pixel statistics; ValueError naming a bad name."""
+    if norm not in NORMS:
+        raise ValueError(f"image_norm must be one of {sorted(NORMS)}, got {norm!r}.")
+    return NORMS[norm]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # What each style fixes (facts from transformers' modeling_{clip,siglip,aimv2}.py and apple/ml-aim aim-v1).
 # Fields left as None / '' in the config take these values. `image_norm` is the pixel mean/std the released
-# weights were trained with (`mm1_jax.data.images.NORMS`): CLIP's statistics for CLIP and AIMv2 (its
+# weights were trained with (`NORMS` above): CLIP's statistics for CLIP and AIMv2 (its
 # preprocessor_config.json), [-1, 1] for SigLIP, ImageNet's for AIMv1 (apple/ml-aim aim-v1/aim/v1/torch/data.py).
 # ----------------------------------------------------------------------------------------------------------------
 STYLES: dict[str, dict[str, Any]] = {

@@ -9,8 +9,8 @@
 
 `list` prints every study with its row count, how many rows have every feature they need, and how many of its
 evaluation tasks exist. `plan` checks the chosen
-rows' configs (every override names an existing field of its base config; model, training and data settings are
-valid) and prints one line per (row, stage) job: `row/stage: COMMAND` (an evaluation's tasks that do not exist yet
+rows' configs (every override names an existing field of its base config; then the trainer's own check,
+`mm1_jax.train.config.validate_config`, so a job is refused exactly when its run would be) and prints one line per (row, stage) job: `row/stage: COMMAND` (an evaluation's tasks that do not exist yet
 follow as a `#` comment), `row/stage: # task not yet available: ...` (an evaluation none of whose tasks exists), or
 `row/stage: # not runnable: WHY`. Lines starting with '#' are headers.
 """

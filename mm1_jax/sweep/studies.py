@@ -409,13 +409,11 @@ def job_config(job: Job) -> ml_collections.ConfigDict:
 
 
 def check_job(job: Job) -> ml_collections.ConfigDict:
-    """Build and validate a runnable job's config (model, train, data weights, model <-> data); returns it."""
-    from mm1_jax.data.config import source_weights
-    from mm1_jax.models.inputs import input_spec
-    from mm1_jax.models.registry import validate_model_config
-    from mm1_jax.train.config import validate_train_config
-
+    """Build a runnable job's config and validate it with the trainer's own check (`validate_config`: every
+    section's fields, the model, the data, model <-> data, the mixture, mesh, train, init, eval), so `plan` refuses
+    exactly what the job's run would; returns the config."""
     from mm1_jax.eval.datasets import check_eval_config
+    from mm1_jax.train.config import validate_config
 
     config = job_config(job)
     where = f"study {job.study}, row {job.row!r}, stage {job.stage!r}"
@@ -423,10 +421,7 @@ def check_job(job: Job) -> ml_collections.ConfigDict:
         if "model" not in config and job.kind == "eval":  # a converted checkpoint's evaluation: it holds the model
             check_eval_config(config.get("eval"))
             return config
-        validate_model_config(config.model)
-        validate_train_config(config)  # also the eval fields (an evaluation's config is its training stage's)
-        source_weights(config.data)
-        input_spec(config.model, config.data)
+        validate_config(config)  # an evaluation's config is its training stage's
     except ValueError as e:
         raise StudyError(f"{where}: {e}") from None
     return config

@@ -41,7 +41,8 @@ import ml_collections
 import numpy as np
 from flax import traverse_util
 
-from mm1_jax.models import connectors, registry, summary
+from mm1_jax.models import registry
+from mm1_jax.models.flops import PARTS, step_flops
 from mm1_jax.models.inputs import example_batch, input_spec
 from mm1_jax.train import optim, sharding
 from mm1_jax.train.trainer import is_trainable, plan_train_step
@@ -434,48 +435,13 @@ def count_collectives(hlo_text: str, num_devices: int) -> dict[str, dict[str, fl
 
 
 def model_flops(config: ml_collections.ConfigDict, params: dict, logical: dict | None = None) -> dict[str, float]:
-    """Analytic training FLOPs per step (PaLM, arXiv 2204.02311 App. B; Kaplan et al. 2020):
-
-      decoder    6 N_d T + 12 L T^2 d_attn per row (+ 12 T S d_attn per hyper layer, S = the row's image tokens)
-      encoder    6 N_e P + 12 L_e P^2 d_e per image, for every image slot (the model encodes all of them)
-      connector  6 N_c P per image (a projection per encoder token: approximate for the C-Abstractor's convolutions)
-
-    N_d counts the decoder's matrices a token uses (MoE: top_k of the num_experts experts, read from the parameters'
-    'exp' logical axis in `logical`; the input embedding table is a lookup, so it counts only when tied to the output
-    layer), T = data.seq_len, P = encoder tokens per image. A part that does not train costs 2N (forward) when nothing
-    before it trains, 4N (forward and input gradients) otherwise."""
-    tc, dec, enc = config.train, config.model.decoder, config.model.encoder
-    rows, t = tc.global_batch_size, int(config.data.seq_len)
-    images = input_spec(config.model).max_images
+    """`mm1_jax.models.flops.step_flops` of the config's batch (train.global_batch_size rows of data.seq_len tokens),
+    each part counted as training or frozen by train.trainable."""
+    trainable = tuple(config.train.trainable)
     flat = traverse_util.flatten_dict(params, sep="/")
-    specs = traverse_util.flatten_dict(logical, sep="/") if logical is not None else {}
-    parts = summary.part_counts(params)
-    experts = sum(math.prod(v.shape) for k, v in flat.items()
-                  if k.startswith("decoder/") and "exp" in tuple(specs.get(k) or ()))
-    num_experts = dec.get("num_experts", 0)
-    inactive = experts * (1 - dec.get("top_k", 2) / num_experts) if num_experts else 0
-    trainable = tuple(tc.trainable)
-    trains = {p: any(k.startswith(p + "/") and is_trainable(k, trainable) for k in flat) for p in parts}
-
-    def factor(part: str, before: tuple[str, ...]) -> float:
-        return 6.0 if trains[part] else (4.0 if any(trains[p] for p in before) else 2.0)
-
-    head_dim = dec.get("head_dim") or dec.width // dec.num_heads
-    d_attn = dec.num_heads * head_dim
-    untied = 0 if dec.get("tie_embeddings", False) else dec.vocab_size * dec.width
-    n_dec = parts["decoder"] - inactive - untied
-    p = registry.num_encoder_tokens(enc)
-    hyper = len(dec.get("hyper_layers") or ())
-    # hyper attention reads each image's connector outputs; the slots route has them in the sequence already
-    image_tokens = images * connectors.num_connector_tokens(config.model.connector, p) if hyper else 0
-    f_dec = factor("decoder", ("encoder", "connector"))
-    decoder = rows * (f_dec * n_dec * t + 2 * f_dec * dec.depth * t * t * d_attn
-                      + 2 * f_dec * hyper * t * image_tokens * d_attn)
-    f_enc, f_con = factor("encoder", ()), factor("connector", ("encoder",))
-    encoder = rows * images * (f_enc * parts["encoder"] * p + 2 * f_enc * enc.depth * p * p * enc.width)
-    connector = rows * images * f_con * parts["connector"] * p
-    return {"decoder": decoder, "encoder": encoder, "connector": connector, "total": decoder + encoder + connector,
-            "tokens": rows * t}
+    trains = {p: any(k.startswith(p + "/") and is_trainable(k, trainable) for k in flat) for p in PARTS}
+    return step_flops(config.model, params, rows=config.train.global_batch_size,
+                      seq_len=int(config.data.seq_len), logical=logical, trains=trains)
 
 
 # --- the report

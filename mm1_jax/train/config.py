@@ -11,6 +11,7 @@ import math
 
 import ml_collections
 
+from mm1_jax.config_keys import check_known, unknown_key
 from mm1_jax.runtime.distributed import DEFAULT_HOST_TIMEOUT_S, MAX_HOST_TIMEOUT_S
 from mm1_jax.train.optim import OPTIMIZERS
 
@@ -18,6 +19,9 @@ PARTS = ("encoder", "connector", "decoder")
 HOST_DATA = ("shard", "global")
 LR_RULES = ("fixed", "mm1_law")
 ON_DAMAGE = ("resume_older", "stop")
+# a training config's sections: model (mm1_jax.models.registry), data (mm1_jax.data.config), train and init (here),
+# eval (mm1_jax.eval.datasets), mesh and axis_rules (mm1_jax.train.sharding)
+SECTIONS = ("model", "data", "train", "init", "eval", "mesh", "axis_rules")
 
 
 def train_defaults() -> ml_collections.ConfigDict:
@@ -74,9 +78,7 @@ def evaluator_module(config: ml_collections.ConfigDict):
 
 
 def _known(section: str, cfg, defaults) -> None:
-    for key in cfg.keys():
-        if key not in defaults:
-            raise ValueError(f"{section}.{key} is not a known field; the fields are: {', '.join(sorted(defaults))}.")
+    check_known(section, cfg.keys(), defaults.keys())
 
 
 def _is_int(value) -> bool:
@@ -157,14 +159,19 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Check a whole training config before anything heavy runs (nothing is generated, loaded or compiled; only the
-    files evaluation tasks name are looked for): config.data's numbers, config.model, that the model and the data
-    agree, the mixture's weights, then config.train / config.init. ValueError in one sentence naming the first bad
-    field and its value."""
+    files evaluation tasks name are looked for): its sections, config.data, config.model, that the model and the data
+    agree, the mixture's weights, the mesh and axis rules, then config.train / config.init / config.eval. ValueError
+    in one sentence naming the first bad field and its value. The trainer and `python -m mm1_jax.sweep plan` both
+    call this, so a study's job is refused exactly when its run would be."""
     # imported here, not above: config files import this module, and loading one should not pull in the models
     from mm1_jax.data import config as data_config  # pylint: disable=import-outside-toplevel
     from mm1_jax.models import registry  # pylint: disable=import-outside-toplevel
     from mm1_jax.models.inputs import input_spec  # pylint: disable=import-outside-toplevel
+    from mm1_jax.train import sharding  # pylint: disable=import-outside-toplevel
 
+    for key in config.keys():
+        if key not in SECTIONS:
+            raise ValueError(unknown_key("config", key, SECTIONS, what="a section", listed="the sections"))
     for section in ("model", "data"):
         if section not in config:
             raise ValueError(f"config.{section} is missing.")
@@ -172,4 +179,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     registry.validate_model_config(config.model)
     input_spec(config.model, config.data)  # model <-> data: images per row, an image fits a row
     data_config.source_weights(config.data)
+    if config.get("mesh") is not None:
+        sharding.check_mesh_spec(config.mesh)
+    sharding.axis_rules(config.get("axis_rules"))
     validate_train_config(config)

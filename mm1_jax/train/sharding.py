@@ -7,12 +7,15 @@ expert (MoE experts). A mesh is configuration: `config.mesh = {'data': 1, 'fsdp'
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from mm1_jax.config_keys import did_you_mean
 
 MESH_AXES = ("data", "fsdp", "tensor", "expert")
 BATCH_AXES = ("data", "fsdp", "expert")  # the data-parallel axes: a batch's rows are split over all of them
@@ -45,18 +48,27 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Any], ...] = (
 )
 
 
-def mesh_shape(spec: Mapping[str, int], num_devices: int) -> dict[str, int]:
-    """Resolve a mesh spec (one axis may be -1) into sizes whose product is `num_devices`."""
-    unknown = set(spec) - set(MESH_AXES)
-    if unknown:
-        raise ValueError(f"mesh has unknown axis {sorted(unknown)[0]!r}; the axes are {', '.join(MESH_AXES)}.")
-    sizes = {a: int(spec.get(a, 1)) for a in MESH_AXES}
+def check_mesh_spec(spec: Mapping[str, int]) -> None:
+    """Refuse, before any device is looked at, an axis that is not a mesh axis, a size that is neither positive
+    nor -1, or more than one -1."""
+    for axis in sorted(spec):
+        if axis not in MESH_AXES:
+            raise ValueError(f"mesh has unknown axis {axis!r}{did_you_mean(axis, MESH_AXES)}; the axes are "
+                             f"{', '.join(MESH_AXES)}.")
+    sizes = {a: spec.get(a, 1) for a in MESH_AXES}
+    for a, s in sizes.items():
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s == 0 or s < -1:
+            raise ValueError(f"mesh.{a}={s!r} must be a positive size or -1.")
     fill = [a for a, s in sizes.items() if s == -1]
     if len(fill) > 1:
         raise ValueError(f"mesh axes {fill} are all -1; at most one axis may fill the remaining devices.")
-    for a, s in sizes.items():
-        if s == 0 or s < -1:
-            raise ValueError(f"mesh.{a}={s} must be a positive size or -1.")
+
+
+def mesh_shape(spec: Mapping[str, int], num_devices: int) -> dict[str, int]:
+    """Resolve a mesh spec (one axis may be -1) into sizes whose product is `num_devices`."""
+    check_mesh_spec(spec)
+    sizes = {a: int(spec.get(a, 1)) for a in MESH_AXES}
+    fill = [a for a, s in sizes.items() if s == -1]
     known = math.prod(s for s in sizes.values() if s != -1)
     if fill:
         if num_devices % known:
@@ -84,7 +96,8 @@ def axis_rules(overrides: Mapping[str, Any] | None = None) -> tuple[tuple[str, A
     rules = dict(LOGICAL_AXIS_RULES)
     for name, axes in (overrides or {}).items():
         if name not in rules:
-            raise ValueError(f"axis_rules.{name} is not a logical axis; the names are: {', '.join(rules)}.")
+            raise ValueError(f"axis_rules.{name} is not a logical axis{did_you_mean(name, rules)}; the names are: "
+                             f"{', '.join(rules)}.")
         listed = (axes,) if isinstance(axes, str) else tuple(axes or ())
         unknown = [a for a in listed if a not in MESH_AXES]
         if unknown:

@@ -1,0 +1,93 @@
+"""Analytic model FLOPs of a step, from the model config and its parameters (PaLM, arXiv 2204.02311 App. B;
+Kaplan et al., arXiv 2001.08361): the one formula the AOT report, the benchmarks and notebooks quote.
+
+Per token of a transformer over T tokens: f N + 2 f L T d_attn, with N the matrices a token uses, L the layers,
+d_attn = heads x head_dim, and f = 6 for a part that trains (forward 2, backward 4), 4 for a frozen part with a
+trained part before it (forward and input gradients), 2 for a frozen part with nothing trained before it. Attention
+is counted in full (not halved for causality: the kernels compute the masked half too). Norms, softmax and
+element-wise ops are left out: they are a few percent of a step at any size worth quoting.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import flax.linen as nn
+import jax
+import ml_collections
+from flax import traverse_util
+
+from mm1_jax.models import connectors, registry, summary
+from mm1_jax.models.inputs import example_batch, input_spec
+
+PARTS = ("encoder", "connector", "decoder")
+
+
+def transformer_flops_per_token(matmul_params: float, depth: int, d_attn: int, seq_len: int,
+                                factor: float = 6.0) -> float:
+    """FLOPs per token of a transformer: `factor` x the matrices a token uses plus its attention over `seq_len`."""
+    return factor * matmul_params + 2 * factor * depth * seq_len * d_attn
+
+
+def vit_sequence_length(enc: ml_collections.ConfigDict) -> int:
+    """Tokens the encoder's layers run over per image: its patches plus the class token of a CLIP-style ViT (which
+    the layers compute even when the features drop it)."""
+    return registry.grid_size(enc.image_size, enc.patch_size) ** 2 + int(enc.style == "clip")
+
+
+def logical_axes(model_cfg: ml_collections.ConfigDict) -> dict:
+    """The parameters' logical axis names (`nn.get_partition_spec` of an abstract init: nothing is allocated)."""
+    model = registry.build_model(model_cfg)
+    example = example_batch(input_spec(model_cfg), 1, 8)
+    boxed = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), **example))["params"]
+    return nn.get_partition_spec(boxed)
+
+
+def _factor(trains: Mapping[str, bool], part: str, before: tuple[str, ...]) -> float:
+    """6 for a trained part, 4 for a frozen one behind a trained part, 2 otherwise (module docstring)."""
+    return 6.0 if trains[part] else (4.0 if any(trains[p] for p in before) else 2.0)
+
+
+def step_flops(model_cfg: ml_collections.ConfigDict, params: dict, *, rows: int, seq_len: int,
+               logical: dict | None = None, trains: Mapping[str, bool] | None = None) -> dict[str, float]:
+    """Model FLOPs of one training step of `rows` rows of `seq_len` tokens: {'decoder', 'encoder', 'connector',
+    'total', 'tokens'}.
+
+      decoder    f N_d T + 2 f L T^2 d_attn per row (+ 2 f T S d_attn per hyper layer, S = the row's image tokens)
+      encoder    f N_e P + 2 f L_e P^2 d_e per image, for every image slot (the model encodes all of them)
+      connector  f N_c P' per image (a projection per encoder token: approximate for the C-Abstractor's convolutions)
+
+    N_d counts the decoder's matrices a token uses (MoE: top_k of the num_experts experts, read from the 'exp' logical
+    axis of `logical`, derived from the config when not given); the input embedding table is a lookup, so it counts
+    only when tied to the output layer. P = tokens the ViT's layers run over (`vit_sequence_length`), P' = tokens it
+    hands the connector. `trains` says which parts train (default: all); `params` may be abstract (shapes only)."""
+    dec, enc = model_cfg.decoder, model_cfg.encoder
+    trains = dict(trains) if trains is not None else {p: True for p in PARTS}
+    images = input_spec(model_cfg).max_images
+    parts = summary.part_counts(params)
+    num_experts = dec.get("num_experts", 0)
+    inactive = 0.0
+    if num_experts:
+        flat = traverse_util.flatten_dict(params, sep="/")
+        specs = traverse_util.flatten_dict(logical if logical is not None else logical_axes(model_cfg), sep="/")
+        experts = sum(math.prod(v.shape) for k, v in flat.items()
+                      if k.startswith("decoder/") and "exp" in tuple(specs.get(k) or ()))
+        inactive = experts * (1 - dec.get("top_k", 2) / num_experts)
+
+    head_dim = dec.get("head_dim") or dec.width // dec.num_heads
+    d_attn = dec.num_heads * head_dim
+    untied = 0 if dec.get("tie_embeddings", False) else dec.vocab_size * dec.width
+    n_dec = parts["decoder"] - inactive - untied
+    p_out = registry.num_encoder_tokens(enc)
+    p_vit = vit_sequence_length(enc)
+    hyper = len(dec.get("hyper_layers") or ())
+    # hyper attention reads each image's connector outputs; the slots route has them in the sequence already
+    image_tokens = images * connectors.num_connector_tokens(model_cfg.connector, p_out) if hyper else 0
+    f_dec = _factor(trains, "decoder", ("encoder", "connector"))
+    decoder = rows * seq_len * (transformer_flops_per_token(n_dec, dec.depth, d_attn, seq_len, f_dec)
+                                + 2 * f_dec * hyper * image_tokens * d_attn)
+    f_enc, f_con = _factor(trains, "encoder", ()), _factor(trains, "connector", ("encoder",))
+    encoder = rows * images * p_vit * transformer_flops_per_token(parts["encoder"], enc.depth, enc.width, p_vit, f_enc)
+    connector = rows * images * f_con * parts["connector"] * p_out
+    return {"decoder": float(decoder), "encoder": float(encoder), "connector": float(connector),
+            "total": float(decoder + encoder + connector), "tokens": rows * seq_len}
