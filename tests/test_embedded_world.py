@@ -172,7 +172,9 @@ def test_interleaved_documents_keep_one_convention_each(world):
 def tiny_config():
     from configs import tiny  # pylint: disable=g-import-not-at-top
 
-    return tiny.get_config()
+    config = tiny.get_config()
+    synthetic.ensure_data(config.data)  # get_config writes nothing; the tests below read the tokenizer file
+    return config
 
 
 def test_fewshot_task_answer_format_is_the_group_and_demos_share_it(tiny_config):
