@@ -27,6 +27,7 @@ from mm1_jax.train import trainer
 from tests.support import user_env
 from tests.test_train import small_config
 
+pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = user_env()  # one device, as a user runs it
 
@@ -327,7 +328,6 @@ import importlib, json, pkgutil, sys
 from absl import flags
 import mm1_jax
 
-pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
 names = sorted(m.name for m in pkgutil.walk_packages(mm1_jax.__path__, "mm1_jax."))
 for name in names:
     before = set(flags.FLAGS)

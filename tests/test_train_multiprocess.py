@@ -10,6 +10,7 @@ import pytest
 
 from tests.support import xla_flags
 
+pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CHILD = """
@@ -21,7 +22,6 @@ import jax
 from test_train import small_config
 from mm1_jax.train import trainer
 
-pytestmark = pytest.mark.slow  # processes started, models trained: see pyproject.toml
 config = small_config(steps=3, host_data="global", eval_every=3, eval_tasks=("embedded_vqa", "embedded_text"),
                       eval_shots=(0,), eval_limit=8, num_samples=4, sample_task="embedded_cap")
 config.mesh = dict(data=1, fsdp=-1, tensor=2, expert=1)
