@@ -236,8 +236,8 @@ def compiled(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("aot")
     runs = {"golden": (GOLDEN_ARGS, tmp / "golden.json"),
             "tensor": (GOLDEN_ARGS + ["--config.mesh.fsdp=2", "--config.mesh.tensor=2"], tmp / "tensor.json"),
-            "too_big": (GOLDEN_ARGS + ["--config.model.decoder.width=16384", "--config.model.decoder.mlp_dim=65536"],
-                        None)}
+            "too_big": (GOLDEN_ARGS + ["--config.model.decoder.width=16384", "--config.model.decoder.mlp_dim=65536",
+                                       "--config.model.decoder.depth=1", "--config.model.encoder.depth=1"], None)}
     procs = {k: _start(args, str(path) if path else None) for k, (args, path) in runs.items()}
     results = {}
     for k, proc in procs.items():

@@ -3,6 +3,8 @@ killed in the middle and rerun, the interrupted row ends exactly where its unint
 and figure hold the results files' numbers; the slurm launcher (a fake `sbatch` that runs each file in submission
 order) chains stages with afterok; the tpu launcher gives every worker the same command and a rerun skips finished
 rows; bad input is one sentence with nothing started."""
+import contextlib
+import io
 import json
 import os
 import pathlib
@@ -29,6 +31,21 @@ ENV = user_env()
 def sweep(*args, env=None, timeout=900):
     return subprocess.run([sys.executable, "-m", "mm1_jax.sweep", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=env or ENV)
+
+
+def sweep_here(*args, path: str | None = None) -> tuple[int, str, str]:
+    """The command's main in this process, for the answers that start nothing (refusals): (exit status, stdout,
+    stderr). `path` replaces PATH meanwhile (which tools a launcher finds)."""
+    from mm1_jax.sweep import __main__ as cli  # pylint: disable=import-outside-toplevel
+
+    out, err, old = io.StringIO(), io.StringIO(), os.environ.get("PATH", "")
+    os.environ["PATH"] = old if path is None else path
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        os.environ["PATH"] = old
+    return code, out.getvalue(), err.getvalue()
 
 
 def state(root, job):
@@ -112,20 +129,24 @@ def test_changed_config_other_study_and_unknown_row_are_refused(finished, tmp_pa
     changed = tmp_path / "study_lr.py"
     text = pathlib.Path(STUDY).read_text()
     changed.write_text(text.replace('"continue": {"train.optimizer.lr": 1e-3}', '"continue": {"train.optimizer.lr": 2e-3}'))
-    out = sweep("run", str(changed), "--scale=embedded", f"--root={root}")
+    out = sweep("run", str(changed), "--scale=embedded", f"--root={root}")  # the entry point, once
     assert out.returncode == 1
     assert "error: row 'c' stage 'continue' (seed 0) changed since root" in out.stderr
     assert "train.optimizer.lr: 0.001 -> 0.002" in out.stderr
-    other = sweep("run", str(REPO / "configs" / "studies" / "mm1_connector.py"), f"--root={root}", "--rows=x")
-    assert "has no row 'x'" in other.stderr
-    other = sweep("run", str(REPO / "configs" / "studies" / "mm1_connector.py"), f"--root={root}")
-    assert "belongs to study study_lr at embedded scale, not mm1_connector at paper scale" in other.stderr
-    env = dict(ENV, PATH=str(tmp_path / "no_tools"))  # neither sbatch nor gcloud
+    # the other refusals start nothing: the command's main, in this process
+    code, _, err = sweep_here("run", str(REPO / "configs" / "studies" / "mm1_connector.py"), f"--root={root}",
+                              "--rows=x")
+    assert code == 1 and "has no row 'x'" in err
+    code, _, err = sweep_here("run", str(REPO / "configs" / "studies" / "mm1_connector.py"), f"--root={root}")
+    assert code == 1 and "belongs to study study_lr at embedded scale, not mm1_connector at paper scale" in err
+    no_tools = str(tmp_path / "no_tools")  # neither sbatch nor gcloud
     fresh = tmp_path / "fresh"
-    out = sweep("run", STUDY, "--scale=embedded", f"--root={fresh}", "--launcher=slurm", env=env)
-    assert "error: --launcher=slurm needs `sbatch` on PATH; it is not there (nothing was started)." in out.stderr
-    out = sweep("run", STUDY, "--scale=embedded", f"--root={fresh}", "--launcher=tpu", "--tpu=p", "--zone=z", env=env)
-    assert "needs `gcloud` on PATH" in out.stderr and not fresh.exists()
+    code, _, err = sweep_here("run", STUDY, "--scale=embedded", f"--root={fresh}", "--launcher=slurm", path=no_tools)
+    assert code == 1 and err == ("error: --launcher=slurm needs `sbatch` on PATH; it is not there (nothing was "
+                                 "started).\n")
+    code, _, err = sweep_here("run", STUDY, "--scale=embedded", f"--root={fresh}", "--launcher=tpu", "--tpu=p",
+                              "--zone=z", path=no_tools)
+    assert code == 1 and "needs `gcloud` on PATH" in err and not fresh.exists()
 
 
 def _fake_tool(bin_dir, name, body):
@@ -194,11 +215,11 @@ if [[ -e {fail} && "$*" == *study_lr/b/continue* ]]; then
         assert "--command=cd ~/mm1_jax && source ~/venv/bin/activate && python -m mm1_jax." in line
     pods = {line.split()[4] for line in lines if "/s0/study_lr/a/" in line}
     assert len(pods) == 1 and {line.split()[4] for line in lines if "/s0/study_lr/b/" in line} != pods
-    status = sweep("status", f"--root={root}").stdout
-    assert ("s0/b/continue failed: ERROR: (gcloud.compute.tpus.tpu-vm.ssh) [pod-a] worker 3: connection lost"
-            in " ".join(status.split()))
+    code, status, _ = sweep_here("status", f"--root={root}")
+    assert code == 0 and ("s0/b/continue failed: ERROR: (gcloud.compute.tpus.tpu-vm.ssh) [pod-a] worker 3: "
+                          "connection lost" in " ".join(status.split()))
     assert "s0/b/eval" in status and "waiting: for s0/b/continue" in " ".join(status.split())
-    assert sweep("report", f"--root={root}").returncode == 0
+    assert sweep_here("report", f"--root={root}")[0] == 0
     assert "connection lost" in (root / "report" / "report.md").read_text()
     fail.unlink()
     assert sweep(*args, env=env).returncode == 0
