@@ -285,15 +285,16 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def launch_hosts(workdir: str, log: str, steps: int, every: int, n: int = 2, timeout_s: float = 10) -> list:
+def launch_hosts(workdir: str, log: str, steps: int, every: int, n: int = 2, timeout_s: float = 10,
+                 extra: dict | None = None) -> list:
     port = _port()
-    extra = {"train.host_data": "global", "train.host_timeout_s": timeout_s}
+    extra = {"train.host_data": "global", "train.host_timeout_s": timeout_s, **(extra or {})}
     return [launch(train_command(workdir, steps, every, **extra) + [f"--coordinator=localhost:{port}",
                    f"--num_processes={n}", f"--process_id={i}"], f"{log}.p{i}", devices=8 // n) for i in range(n)]
 
 
-def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10, steps: int = 30, chain: bool = False
-                    ) -> Result:
+def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10, steps: int = 30, chain: bool = False,
+                    reference: dict[int, float] | None = None, extra: dict | None = None) -> Result:
     """2 processes x 4 devices; process `victim` (1, then 0, alternately) SIGKILLed once the first checkpoint is
     complete (and a step more): the survivor must exit within the timeout (plus a beat) with LOST_HOST_EXIT (process 1
     lost) or JAX's native abort (process 0 lost: at once) and a last line naming the process and the step;
@@ -304,24 +305,28 @@ def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10, steps: in
     room for that), so each trial launches one run (its restart) instead of two; the last restart runs to the end and
     every loss logged by every run in the workdir must equal the uninterrupted run's. Logs: trial i's faulted run
     writes lost_host/t{i}.log.p*, its restart lost_host/t{i + 1}.log.p* (the next trial's run), the last trial's
-    restart lost_host/t{i}.log.restart.p*."""
+    restart lost_host/t{i}.log.restart.p*.
+
+    `reference`: the uninterrupted 2-process run's {step: loss}, when the caller has it (launch_hosts with the same
+    steps, every and `extra`, the --config fields every run gets); otherwise it is run first."""
     from mm1_jax.runtime.distributed import LOST_HOST_EXIT  # pylint: disable=import-outside-toplevel
 
     every = 3
     base = os.path.join(root, "lost_host")
     os.makedirs(base, exist_ok=True)
-    ref = os.path.join(base, "reference")
-    procs = launch_hosts(ref, os.path.join(base, "reference.log"), steps, every)
-    if any(p.wait(timeout=900) != 0 for p in procs):
-        raise RuntimeError(f"the uninterrupted 2-process run failed; see {base}/reference.log.p*")
-    reference = {s: loss for s, loss, _ in losses(ref)}
+    if reference is None:
+        ref = os.path.join(base, "reference")
+        procs = launch_hosts(ref, os.path.join(base, "reference.log"), steps, every, extra=extra)
+        if any(p.wait(timeout=900) != 0 for p in procs):
+            raise RuntimeError(f"the uninterrupted 2-process run failed; see {base}/reference.log.p*")
+        reference = {s: loss for s, loss, _ in losses(ref)}
     result = Result(f"lost host (2 processes, one kill -9ed; host_timeout_s={timeout_s:g})")
     pending, restart = [], []  # chain: the trials whose restart is checked with the last one's
     for i in range(trials):
         victim, survivor = (1, 0) if i % 2 == 0 else (0, 1)
         workdir, log = os.path.join(base, "chain" if chain else f"t{i}"), os.path.join(base, f"t{i}.log")
         # chain: the previous trial's restart (still running, logging to t{i}.log) is this trial's run
-        procs = restart if chain and i > 0 else launch_hosts(workdir, log, steps, every, timeout_s=timeout_s)
+        procs = restart if chain and i > 0 else launch_hosts(workdir, log, steps, every, timeout_s=timeout_s, extra=extra)
         saved = every * (i + 1) if chain else every
         first = os.path.join(workdir, "checkpoints", str(saved))
         wait_for(lambda: (os.path.isdir(first) and any(s > saved for s, _, _ in losses(workdir)))
@@ -346,7 +351,7 @@ def drill_lost_host(root: str, trials: int = 1, timeout_s: float = 10, steps: in
         started = time.time()
         last = not chain or i == trials - 1
         restart_log = log + ".restart" if last else os.path.join(base, f"t{i + 1}.log")
-        restart = launch_hosts(workdir, restart_log, steps, every, timeout_s=timeout_s)
+        restart = launch_hosts(workdir, restart_log, steps, every, timeout_s=timeout_s, extra=extra)
         if not last:
             before = [s for s, _, t in losses(workdir) if t < started]
             lost = max(before, default=0) - (resume if isinstance(resume, int) else 0)
