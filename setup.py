@@ -40,7 +40,7 @@ setup(
     python_requires=">=3.10",
     install_requires=CORE,
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6", "pycocoevalcap>=1.2",
+        "test": ["pytest>=8", "pytest-xdist>=3.6", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6", "pycocoevalcap>=1.2",
              "anls>=0.0.2", "scikit-image>=0.22"] + TORCH + SWEEP + AOT,
         "convert": TORCH,
         "sweep": SWEEP,

@@ -34,9 +34,10 @@ def small_run(tmp_path_factory):
 
 # The longest files first (`pytest --durations=0` of a cold run on 2 cores), so that pytest-xdist's workers, which
 # take a file at a time (--dist loadfile), finish together while the short files fill in; then collection order.
-LONGEST_FIRST = ("test_train.py", "test_drills.py", "test_aot.py", "test_sweep_run.py", "test_hyper_attention.py",
-                 "test_eval_generate.py", "test_reliability.py", "test_train_multiprocess.py", "test_eval_distractors.py",
-                 "test_decoder.py", "test_notebooks.py", "test_moe.py", "test_generate_cli.py", "test_console.py")
+LONGEST_FIRST = ("test_train.py", "test_aot.py", "test_train_multiprocess.py", "test_sweep_run.py",
+                 "test_eval_generate.py", "test_drills.py", "test_hyper_attention.py", "test_reliability.py",
+                 "test_notebooks.py", "test_moe.py", "test_eval_distractors.py", "test_decoder.py", "test_console.py",
+                 "test_generate_cli.py", "test_owl3.py", "test_vit.py", "test_studies.py", "test_mm1.py")
 
 
 def pytest_collection_modifyitems(items):
