@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from mm1_jax.data import synthetic
@@ -69,6 +70,39 @@ def test_inspect_prints_shares_efficiency_and_rows(tmp_path):
     assert "packing efficiency" in out and "interleaved" in out and "row 0:" in out and "<image>" in out
     assert "seq_len 128" in out
     assert any(f.endswith(".png") for f in os.listdir(tmp_path / "dump"))
+    # the shares table against the batches themselves: the same pipeline read here (4 rows x 3 batches), each packed
+    # example found where its segment starts with <bos> (a document cut across rows goes on in the next row's first
+    # segment, without one) and its source read from the row's per-token source ids
+    from mm1_jax.data import config as config_lib
+    from mm1_jax.data import pipeline as pipeline_lib
+    from mm1_jax.models.inputs import input_spec
+    from tests.fixtures import data_tiny_config
+
+    os.environ["MM1_JAX_CACHE"], cache = str(tmp_path / "cache"), os.environ.get("MM1_JAX_CACHE")
+    try:
+        config = data_tiny_config.get_config("0.01")
+    finally:
+        os.environ.pop("MM1_JAX_CACHE") if cache is None else os.environ.update(MM1_JAX_CACHE=cache)
+    config.data.seq_len = 128
+    names = [src["name"] for src in config.data.sources]
+    it = pipeline_lib.build_pipeline(config.data, global_batch_size=4, process_index=0, process_count=1,
+                                     **input_spec(config.model, config.data).pipeline_fields())
+    seen, bos = dict.fromkeys(names, 0), tokenizer_lib.load_tokenizer(config.data.tokenizer).bos_id
+    for _ in range(3):
+        b = next(it)
+        for tokens, segments, sources in zip(b["tokens"], b["segment_ids"], b["meta_source_id"]):
+            for segment in np.unique(segments[segments > 0]):
+                if tokens[segments == segment][0] == bos:
+                    seen[names[int(sources[segments == segment][0])]] += 1
+    table = {w[0]: w[1:5] for w in map(str.split, out.splitlines()) if w[:1] and w[0] in names}
+    weights = config_lib.source_weights(config.data)
+    counted = {name: int(table[name][2]) for name in names}  # taken from each source: emitted, or carried (one)
+    assert all(0 <= counted[n] - seen[n] <= 1 for n in names) and sum(counted.values()) - sum(seen.values()) <= 1, (
+        counted, seen, out)
+    for name in names:
+        assert float(table[name][0]) == pytest.approx(weights[name], abs=5e-4), (name, out)
+        assert float(table[name][1]) == pytest.approx(counted[name] / sum(counted.values()), abs=5e-4), (name, out)
+    assert sum(seen.values()) >= 20 and sum(1 for n in names if seen[n]) >= 3, seen
 
 
 def test_inspect_reports_command_line_weights_zero_included(tmp_path):
