@@ -283,6 +283,14 @@ def test_config_errors(change, message):
     vit.validate_vit_config(dict(vit.VIT_PRESETS["clip_vit_l14_224"], image_size=230, allow_partial_patches=True))
 
 
+def test_an_unset_feature_layer_takes_the_modules_default():
+    """An encoder config that leaves feature_layer out is checked with the ViT module's default (-1, the last hidden
+    state), not refused with a TypeError."""
+    cfg = {k: v for k, v in vit.VIT_PRESETS["clip_vit_l14_224"].items() if k != "feature_layer"}
+    vit.validate_vit_config(cfg)
+    assert vit.ViT.feature_layer == -1
+
+
 def test_vit_from_hf_config_reads_nested_and_flat_configs():
     clip = T.CLIPConfig(vision_config=dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16,
                                            intermediate_size=5120, patch_size=14, image_size=378, hidden_act="gelu"))

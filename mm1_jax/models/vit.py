@@ -120,7 +120,7 @@ def validate_vit_config(cfg: Any) -> None:
     width, num_heads = _get(cfg, "width"), _get(cfg, "num_heads")
     if num_heads <= 0 or width % num_heads:
         raise ValueError(f"encoder.width={width} is not divisible by encoder.num_heads={num_heads}.")
-    depth, feature_layer = _get(cfg, "depth"), _get(cfg, "feature_layer")
+    depth, feature_layer = _get(cfg, "depth"), _get(cfg, "feature_layer", ViT.feature_layer)  # the module's default
     if not -(depth + 1) <= feature_layer <= depth:
         raise ValueError(
             f"encoder.feature_layer={feature_layer} is out of range for encoder.depth={depth} "
