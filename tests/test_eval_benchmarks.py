@@ -218,8 +218,9 @@ def test_bad_input_is_one_sentence_before_the_model_loads(tmp_path, monkeypatch)
         argv = ["mm1_jax.eval", *base, *args]
         fv = flags.FlagValues()
         config_flags.DEFINE_config_file("config", None, "", flag_values=fv, sys_argv=argv)
-        for name in ("checkpoint", "tasks", "shots", "workdir", "limit", "batch_size", "seed"):
-            fv[name] = copy.deepcopy(flags.FLAGS[name])
+        for flag in flags.FLAGS.get_flags_for_module(cli.__name__):  # the command's other flags, as it defines them
+            if flag.name != "config":
+                fv[flag.name] = copy.deepcopy(flag)
         fv(argv)
         monkeypatch.setattr(cli, "FLAGS", fv)
         with pytest.raises(SystemExit) as e:
