@@ -281,28 +281,42 @@ def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_and_ctrl_c_save_and_resume(tmp_path, monkeypatch, capsys, sig, small_run):
-    """A preemption notice (SIGTERM) or a first Ctrl-C (SIGINT) saves the step and exits; the restart resumes."""
+def test_sigterm_and_ctrl_c_save_and_resume(tmp_path, monkeypatch, capsys, small_run):
+    """A preemption notice (SIGTERM) saves the step and exits; the restart resumes, and a first Ctrl-C (SIGINT) in
+    the resumed run does the same; the last restart ends on the uninterrupted run's losses."""
     full = small_run[1]  # the uninterrupted run's losses (tests/conftest.py)
-    calls = {"n": 0}
     original = trainer.Trainer.next_batch
+    handlers = lambda: (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))  # noqa: E731
+    before = handlers()
 
-    def preempted(self):  # the signal arrives while batch 3 is read (during step 2)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), sig)
-        return original(self)
+    def interrupt(sig, at):  # the signal arrives while the run's batch number `at` is read (during the step before)
+        calls = {"n": 0}
 
-    monkeypatch.setattr(trainer.Trainer, "next_batch", preempted)
+        def preempted(self):
+            calls["n"] += 1
+            if calls["n"] == at:
+                os.kill(os.getpid(), sig)
+            return original(self)
+
+        monkeypatch.setattr(trainer.Trainer, "next_batch", preempted)
+
+    interrupt(signal.SIGTERM, 3)
     out = trainer.Trainer(small_config(), str(tmp_path / "pre")).run()
     assert out["status"] == "preempted" and out["step"] == 2
-    assert f"{sig.name}: saved step 2; exiting" in capsys.readouterr().out
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert "SIGTERM: saved step 2; exiting" in capsys.readouterr().out
+    assert handlers() == before  # the run's handlers removed
     assert sorted(os.listdir(tmp_path / "pre" / "checkpoints")) == ["2"]  # saved at once, before the step-3 save
+    interrupt(signal.SIGINT, 3)  # resumed at step 2: its third batch is read during step 4
+    out = trainer.Trainer(small_config(), str(tmp_path / "pre")).run()
+    assert out["status"] == "preempted" and out["step"] == 4 and min(out["losses"]) == 3
+    assert "SIGINT: saved step 4; exiting" in capsys.readouterr().out
+    assert handlers() == before
+    assert sorted(os.listdir(tmp_path / "pre" / "checkpoints"), key=int) == ["3", "4"]
     monkeypatch.setattr(trainer.Trainer, "next_batch", original)
     out = trainer.Trainer(small_config(), str(tmp_path / "pre")).run()
-    assert out["status"] == "done" and [out["losses"][s] for s in range(3, 7)] == [full[s] for s in range(3, 7)]
+    assert out["status"] == "done" and min(out["losses"]) == 5
+    assert [out["losses"][s] for s in (5, 6)] == [full[s] for s in (5, 6)]
+    assert {s: v for s, v in _losses(tmp_path / "pre").items() if s >= 3} == {s: full[s] for s in range(3, 7)}
 
 
 @pytest.mark.slow
@@ -376,9 +390,11 @@ def test_stage_initialises_from_previous_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_every_scores_the_current_parameters(tmp_path, monkeypatch):
+def test_eval_every_and_samples_score_the_checkpointed_parameters(tmp_path, monkeypatch):
     """eval_every=3 in a 6-step run: run_tasks sees exactly the parameters checkpointed at steps 3 and 6, and what it
-    returns is logged (eval/<task>/<N>shot/<metric>) and returned."""
+    returns is logged (eval/<task>/<N>shot/<metric>) and returned. The held-out samples at the end are the embedded
+    captioning task: `python -m mm1_jax.eval`'s loading path on the saved checkpoint predicts the same captions, and
+    the logged accuracy is that task's exact match; TensorBoard's own reader sees the losses and the samples."""
     from mm1_jax.eval import tasks as eval_lib
     from mm1_jax.runtime import checkpoint as ckpt_lib
 
@@ -386,11 +402,13 @@ def test_eval_every_scores_the_current_parameters(tmp_path, monkeypatch):
 
     def spy(model, params, config, tasks, shots, **kw):
         scores = real(model, params, config, tasks, shots, **kw)
-        seen[len(seen)] = (jax.device_get(params), scores, tuple(tasks), tuple(shots), kw["limit"])
+        if tuple(tasks) != ("embedded_cap",):  # the samples' call is checked below, from the checkpoint
+            seen[len(seen)] = (jax.device_get(params), scores, tuple(tasks), tuple(shots), kw["limit"])
         return scores
 
     monkeypatch.setattr(eval_lib, "run_tasks", spy)
-    cfg = small_config(eval_every=3, eval_tasks=("embedded_vqa", "embedded_mc"), eval_shots=(0, 1), eval_limit=3)
+    cfg = small_config(eval_every=3, eval_tasks=("embedded_vqa", "embedded_mc"), eval_shots=(0, 1), eval_limit=3,
+                       num_samples=4, sample_task="embedded_cap")
     t = trainer.Trainer(cfg, str(tmp_path))
     result = t.run()
     assert len(seen) == 2 and seen[1][2:] == (("embedded_vqa", "embedded_mc"), (0, 1), 3)
@@ -403,31 +421,18 @@ def test_eval_every_scores_the_current_parameters(tmp_path, monkeypatch):
     for call, step in enumerate((3, 6)):
         saved, _ = ckpt_lib.restore(manager, step, abstract)
         jax.tree.map(np.testing.assert_array_equal, seen[call][0], jax.device_get(saved["params"]))
-    logged = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-    evals = {row["step"]: {k[5:]: v for k, v in row.items() if k.startswith("eval/")} for row in logged
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    evals = {row["step"]: {k[5:]: v for k, v in row.items() if k.startswith("eval/")} for row in rows
              if any(k.startswith("eval/") for k in row)}
     assert evals == {3: seen[0][1], 6: seen[1][1]} and result["eval"] == seen[1][1]
 
-
-@pytest.mark.slow
-def test_samples_are_the_eval_task_on_the_checkpoint(tmp_path):
-    """The trainer's held-out samples are the embedded captioning task: `python -m mm1_jax.eval`'s loading path on
-    the saved checkpoint predicts the same captions, and the logged accuracy is that task's exact match."""
-    from mm1_jax.eval import tasks as eval_lib
-    from mm1_jax.runtime import checkpoint
-
-    cfg = small_config(steps=4, num_samples=4, sample_task="embedded_cap")
-    t = trainer.Trainer(cfg, str(tmp_path))
-    result = t.run()
-    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     logged = [row["samples"] for row in rows if "samples" in row][-1]
-    params = checkpoint.load_params(t.model, cfg.model, str(tmp_path), seed=123)
+    params = ckpt_lib.load_params(t.model, cfg.model, str(tmp_path), seed=123)
     reports = {}
-    scores = eval_lib.run_tasks(t.model, params, cfg, ["embedded_cap"], [0], limit=4, reports=reports)
+    scores = real(t.model, params, cfg, ["embedded_cap"], [0], limit=4, reports=reports)
     predictions = reports["embedded_cap/0shot"]["predictions"]
     assert logged == [f"{r['prediction']!r}  (true: {r['answers'][0]!r})" for r in predictions] and len(logged) == 4
     assert result["samples"] == scores
-    # TensorBoard's own reader sees the same run: every logged loss at its step, and the samples as text.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
 
@@ -436,7 +441,7 @@ def test_samples_are_the_eval_task_on_the_checkpoint(tmp_path):
     losses = {row["step"]: row["loss"] for row in rows if "loss" in row}
     assert losses and {e.step: e.value for e in tb.Scalars("loss")} == pytest.approx(losses, rel=1e-6)  # float32
     (text,) = tb.Tensors("samples")
-    assert text.step == 4 and tensor_util.make_ndarray(text.tensor_proto).item().decode() == "\n\n".join(logged)
+    assert text.step == 6 and tensor_util.make_ndarray(text.tensor_proto).item().decode() == "\n\n".join(logged)
 
 
 @pytest.mark.slow
