@@ -268,10 +268,11 @@ def test_gqa(tmp_path):
                      "fullAnswer": "No, the cat is awake."},
         "20968380": {"question": "What color?", "answer": "orange"},  # lacks imageId
         "20968381": {"imageId": "n999999", "question": "Where?", "answer": "rug"},
+        "20968382": {"imageId": "n161313", "question": "Is it a dog?", "answer": "no", "isBalanced": False},
     })
     items, skipped = readers.read_gqa("gqa", questions=questions, images=str(images))
     assert items == [Item("20968379", [str(images / "n161313.jpg")], "Is the cat asleep?", ["no"],
-                          meta={"question_id": "20968379"})]
+                          meta={"question_id": "20968379", "answer_type": "binary"})]  # structural "verify"
     assert reasons(skipped) == {
         "20968380": f'{questions}: ["20968380"]: lacks the field \'imageId\'',
         "20968381": f'{questions}: ["20968381"]: image file \'{images / "n999999.jpg"}\' does not exist'}
@@ -425,13 +426,17 @@ def test_mmbench(tmp_path):
          "finegrained_perception (cross-instance)", "", "dev"],  # image = row 0's, lower-case answer
         ["9", "Out of range", "", "yes", "no", "", "", "D", "image_scene", b64(cat), "x", "y", "", "dev"],
         ["10", "Dangling image ref", "", "yes", "no", "", "", "A", "image_scene", "123", "x", "y", "", "dev"],
+        ["2000000", "Which drink is shown?", "", "juice", "water", "tea", "coffee", "D", "image_scene", "0",
+         "MMBench", "coarse_perception", "", "dev"],  # circular copies (pass 2, then pass 1): question 0's passes
         ["1000000", "Which drink is shown?", "", "coffee", "juice", "water", "tea", "A", "image_scene", "0",
-         "MMBench", "coarse_perception", "", "dev"],  # a circular copy: dropped, not reported
+         "MMBench", "coarse_perception", "", "dev"],
     ])
     items, skipped = readers.read_mmbench("mmbench", annotations=tsv)
     assert items == [
         Item("0", [scene], "The photo was taken in a café.\nLook closely.\nWhich drink is shown?", ["coffee"],
-             ["tea", "coffee", "juice", "water"], 1, {"index": 0, "category": "image_scene"}),
+             ["tea", "coffee", "juice", "water"], 1, {"index": 0, "category": "image_scene", "passes": [
+                 (["tea", "coffee", "juice", "water"], 1), (["coffee", "juice", "water", "tea"], 0),
+                 (["juice", "water", "tea", "coffee"], 3)]}),
         Item("7", [cat], "What animal is this?", ["cat"], ["cat", "dog"], 0,
              {"index": 7, "category": "object_localization"}),
         Item("8", [scene], "Is the drink hot?", ["yes"], ["yes", "no"], 0,

@@ -18,7 +18,6 @@ from absl import flags
 from ml_collections import config_flags
 
 from mm1_jax import command_line
-
 from mm1_jax.eval import datasets
 from mm1_jax.eval.results import load, run_and_write
 from mm1_jax.eval.tasks import read_tasks

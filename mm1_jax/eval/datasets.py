@@ -24,6 +24,18 @@ import ml_collections
 
 from mm1_jax.config_keys import did_you_mean
 from mm1_jax.eval import embedded, readers
+from mm1_jax.eval.scorers import gqa, text_rich, vqa
+
+# How a score is computed: by the benchmark's official scorer (the default), or as a common harness computes it
+# (lmms-eval, VLMEvalKit), where that differs; each scorer in `mm1_jax.eval.scorers` names its sources.
+CONVENTIONS = ("official", "lmms_eval", "vlmevalkit")
+
+Scorer = Callable[[str, Any, str], float]  # (prediction, item, convention) -> the item's score
+
+
+def _on_answers(fn: Callable[..., float]) -> Scorer:
+    """A scorer of (prediction, reference answers, convention=) as a scorer of an item."""
+    return lambda prediction, item, convention: fn(prediction, item.answers, convention=convention)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,19 +50,29 @@ class Kind:
     circular: bool = False  # choice: every rotation of the options must be right (MMBench's CircularEval)
     distractors: bool = False  # choice: the question's image among num_images - 1 others (mPLUG-Owl3 Sec. 4.5)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # other config fields and their defaults
+    scorers: dict[str, Scorer] = dataclasses.field(default_factory=dict)  # per-item metric -> its official scorer
 
 
 _CHOICE = dict(answer_mode="likelihood")  # likelihood: the option text scored as a continuation; letter: generated
 KINDS: dict[str, Kind] = {
     "captions": Kind(readers.read_captions, "caption", ("cider",), dict(annotations="", images=""), 30),
     "vqa": Kind(readers.read_vqa, "vqa", ("vqa_accuracy",),
-                dict(questions="", annotations="", images="", image_pattern="COCO_val2014_{image_id:012d}.jpg"), 10),
-    "vizwiz": Kind(readers.read_vizwiz, "vqa", ("vqa_accuracy",), dict(annotations="", images=""), 10),
+                dict(questions="", annotations="", images="", image_pattern="COCO_val2014_{image_id:012d}.jpg"), 10,
+                scorers={"vqa_accuracy": _on_answers(vqa.vqa_accuracy)}),
+    "okvqa": Kind(readers.read_vqa, "vqa", ("vqa_accuracy",),
+                  dict(questions="", annotations="", images="", image_pattern="COCO_val2014_{image_id:012d}.jpg"),
+                  10, scorers={"vqa_accuracy": _on_answers(vqa.okvqa_accuracy)}),
+    "vizwiz": Kind(readers.read_vizwiz, "vqa", ("vqa_accuracy",), dict(annotations="", images=""), 10,
+                   scorers={"vqa_accuracy": _on_answers(vqa.vizwiz_accuracy)}),
     "textvqa": Kind(readers.read_textvqa, "vqa", ("vqa_accuracy",),
-                    dict(annotations="", images="", image_pattern="{image_id}.jpg"), 10),
-    "gqa": Kind(readers.read_gqa, "vqa", ("exact_match",), dict(questions="", images=""), 10),
-    "docvqa": Kind(readers.read_docvqa, "vqa", ("anls",), dict(annotations="", images=""), 24),
-    "chartqa": Kind(readers.read_chartqa, "vqa", ("relaxed_accuracy",), dict(annotations="", images=""), 12),
+                    dict(annotations="", images="", image_pattern="{image_id}.jpg"), 10,
+                    scorers={"vqa_accuracy": _on_answers(vqa.textvqa_accuracy)}),
+    "gqa": Kind(readers.read_gqa, "vqa", ("accuracy",), dict(questions="", images=""), 10,
+                scorers={"accuracy": _on_answers(gqa.gqa_accuracy)}),
+    "docvqa": Kind(readers.read_docvqa, "vqa", ("anls",), dict(annotations="", images=""), 24,
+                   scorers={"anls": _on_answers(text_rich.anls)}),
+    "chartqa": Kind(readers.read_chartqa, "vqa", ("relaxed_accuracy",), dict(annotations="", images=""), 12,
+                    scorers={"relaxed_accuracy": _on_answers(text_rich.relaxed_accuracy)}),
     "refcoco": Kind(readers.read_refcoco, "grounding", ("box_iou50",),
                     dict(refs="", instances="", images="", split="val"), 32),
     "mmbench": Kind(readers.read_mmbench, "choice", ("accuracy", "circular_accuracy"), dict(annotations=""),
@@ -82,25 +104,26 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                  "TextCaps (arXiv 2003.12462), its release JSON or COCO format"),
     "vqav2": ("vqa", {}, dict(questions="v2_OpenEnded_mscoco_val2014_questions.json",
                               annotations="v2_mscoco_val2014_annotations.json", images="val2014"),
-              "VQAv2 (arXiv 1612.00837); the official VQA accuracy"),
-    "okvqa": ("vqa", {}, dict(questions="OpenEnded_mscoco_val2014_questions.json",
+              "VQAv2 (arXiv 1612.00837); VQA accuracy as GT-Vision-Lab/VQA's vqaEval.py computes it"),
+    "okvqa": ("okvqa", {}, dict(questions="OpenEnded_mscoco_val2014_questions.json",
                               annotations="mscoco_val2014_annotations.json", images="val2014"),
-              "OK-VQA (arXiv 1906.00067), VQAv2's format and accuracy"),
+              "OK-VQA (arXiv 1906.00067), VQAv2's format and scorer"),
     "vizwiz": ("vizwiz", {}, dict(annotations="val.json", images="val"),
-               "VizWiz-VQA (arXiv 1802.08218); 'unanswerable' is an answer like any other"),
+               "VizWiz-VQA (arXiv 1802.08218); the VizWiz API's vqaEval.py ('unanswerable' is an answer)"),
     "textvqa": ("textvqa", {}, dict(annotations="TextVQA_0.5.1_val.json", images="train_images"),
-                "TextVQA (arXiv 1904.08920); the VQA accuracy"),
+                "TextVQA (arXiv 1904.08920); mmf's TextVQAAccuracyEvaluator (m4c_evaluators.py)"),
     "gqa": ("gqa", {}, dict(questions="testdev_balanced_questions.json", images="images"),
-            "GQA (arXiv 1902.09506) test-dev balanced; exact match"),
+            "GQA (arXiv 1902.09506) test-dev balanced; the release's eval.py accuracy (exact string match)"),
     "docvqa": ("docvqa", {}, dict(annotations="val_v1.0.json", images="docvqa/val"),
-               "DocVQA (arXiv 2007.00398); ANLS"),
+               "DocVQA (arXiv 2007.00398); ANLS as the Robust Reading Competition's script computes it"),
     "infovqa": ("docvqa", {}, dict(annotations="infographicsVQA_val_v1.0.json", images="infographicsvqa_images"),
-                "InfographicVQA (arXiv 2104.12756); ANLS"),
+                "InfographicVQA (arXiv 2104.12756); ANLS (the RRC script)"),
     "chartqa": ("chartqa", {}, dict(annotations="test_human.json", images="ChartQA Dataset/test/png"),
-                "ChartQA (arXiv 2203.10244); relaxed accuracy"),
+                "ChartQA (arXiv 2203.10244); relaxed accuracy as Pix2Struct's metrics.py computes it"),
     "refcoco": ("refcoco", {"split": "val"}, dict(refs="refcoco/refs(unc).p", instances="refcoco/instances.json",
                                                   images="train2014"),
-                "RefCOCO (arXiv 1608.00272, the refer release); accuracy at IoU >= 0.5"),
+                "RefCOCO (arXiv 1608.00272, the refer release); accuracy at IoU >= 0.5 (Ferret's eval_refexp.py "
+                "with eval.box_format='ferret')"),
     "refcoco_plus": ("refcoco", {"split": "val"}, dict(refs="refcoco+/refs(unc).p",
                                                        instances="refcoco+/instances.json", images="train2014"),
                      "RefCOCO+ (arXiv 1608.00272)"),
@@ -108,7 +131,7 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                                                    images="train2014"),
                  "RefCOCOg, the umd split (arXiv 1608.00272)"),
     "mmbench": ("mmbench", {}, dict(annotations="MMBench_DEV_EN.tsv"),
-                "MMBench (arXiv 2307.06281); CircularEval"),
+                "MMBench (arXiv 2307.06281); CircularEval as VLMEvalKit (its authors' toolkit) scores it"),
     "mmbench_distractors": ("distractors", {}, dict(annotations="MMBench_DEV_EN.tsv"),
                             "mPLUG-Owl3 (arXiv 2408.04840v2) Sec. 4.5: MMBench-dev with N - 1 distractor images"),
     "embedded_distractors": ("embedded_distractors", {}, {},
@@ -248,6 +271,8 @@ def eval_defaults() -> ml_collections.ConfigDict:
     #                           as mPLUG-Owl3 is prompted); '' = the model's own (mm1 for MM1, chatml for mPLUG-Owl3)
     e.box_format = "mm1_jax"  # how boxes are written: mm1_jax '<box> x1 , y1 , x2 , y2 </box>' on a 0-99 grid of
     #                           each side (the embedded data's), ferret '[x1, y1, x2, y2]' on 0-999 (Ferret's)
+    e.convention = "official"  # how scores are computed: official (each benchmark's own scorer), lmms_eval or
+    #                           vlmevalkit (as those harnesses compute them, where they differ; mm1_jax.eval.scorers)
     e.max_skipped = 0.05      # the fraction of a task's items that may be skipped (unreadable) before it stops
     e.textcore = ",".join(GROUPS["textcore"])  # the tasks averaged as TextCore
     for name, (kind, defaults, _, _) in DATASETS.items():
@@ -320,8 +345,8 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
                 raise ValueError(f"eval.{key}.{field} is not a field of a {task.kind} task"
                                  f"{did_you_mean(field, allowed)}; its fields are: "
                                  f"{', '.join(sorted(allowed - {'kind'}))}.")
-    for name in ("template", "box_format"):
-        choices = {"template": ("", "mm1", "chatml"), "box_format": BOX_FORMATS}[name]
+    for name in ("template", "box_format", "convention"):
+        choices = {"template": ("", "mm1", "chatml"), "box_format": BOX_FORMATS, "convention": CONVENTIONS}[name]
         if eval_cfg.get(name, known[name]) not in choices:
             raise ValueError(f"eval.{name}={eval_cfg.get(name)!r} is not one of {', '.join(choices)}.")
     limit = eval_cfg.get("max_skipped", known.max_skipped)

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mm1_jax.eval.prompts import Item
+from mm1_jax.eval.scorers import gqa
 
 _MMBENCH_CIRCULAR = 1_000_000  # MMBench's pre-rotated copies of question i have index i + k * 1e6
 
@@ -437,7 +438,9 @@ def read_textvqa(task: str, *, annotations: str, images: str,
 def read_gqa(task: str, *, questions: str, images: str) -> tuple[list[Item], list[dict]]:
     """GQA testdev_balanced_questions.json: a JSON object {question_id: {"imageId", "question", "answer",
     "fullAnswer", "semantic", "types", "isBalanced", ...}}; answers = [answer] (none in the test-server files);
-    image = <images>/<imageId>.jpg; meta = {"question_id"}."""
+    image = <images>/<imageId>.jpg; meta = {"question_id", "answer_type"} (open when types.structural is "query",
+    else binary: the release's eval.py split). Questions with "isBalanced": false are not read (eval.py scores
+    only the balanced ones); a record without the field counts as balanced."""
     data = _load_json(task, "questions", questions, dict, "a JSON object of question_id -> question")
     images = _image_folder(task, images)
     out = _Collect()
@@ -446,10 +449,14 @@ def read_gqa(task: str, *, questions: str, images: str) -> tuple[list[Item], lis
         image_id = _need(rec, "imageId", str)
         question = _need(rec, "question", str)
         refs = [str(rec["answer"])] if rec.get("answer") is not None else []
+        types = rec.get("types")
+        kind = gqa.gqa_answer_type(rec) if isinstance(types, dict) and "structural" in types else ""
         return Item(id=str(qid), images=[os.path.join(images, image_id + ".jpg")], question=question,
-                    answers=refs, meta={"question_id": qid})
+                    answers=refs, meta={"question_id": qid, "answer_type": kind})
 
     for qid, rec in data.items():
+        if isinstance(rec, dict) and rec.get("isBalanced", True) is False:
+            continue
         out.add(questions, f"[{json.dumps(qid)}]", qid, make, qid, rec)
     return out.result()
 
@@ -590,8 +597,9 @@ def read_mmbench(task: str, *, annotations: str) -> tuple[list[Item], list[dict]
     image (base64 of the image file, or another row's index whose image it shares), and l2-category, split,
     source, comment where present. options = the letter columns up to the first empty / "nan" cell;
     question = hint + "\\n" + question when there is a hint; images = [decoded bytes]; meta = {"index", "category"}.
-    Rows with index >= 1_000_000 are MMBench's pre-rotated circular copies: they are dropped (not reported as
-    skipped), the evaluator generates the circular rotations itself."""
+    Rows with index >= 1_000_000 are MMBench's circular copies (pass k of question i is row i + k * 1e6, or the row
+    whose g_index column is i, as VLMEvalKit's vlmeval/dataset/utils/multiple_choice.py groups them): they become
+    meta["passes"] of question i, [(options, answer index)] for pass 0, 1, ..., which CircularEval presents."""
     header, rows = _read_tsv(task, "annotations", annotations)
     col = {name: j for j, name in enumerate(header)}
     for name in ("index", "question", "image", "A"):
@@ -619,10 +627,10 @@ def read_mmbench(task: str, *, annotations: str) -> tuple[list[Item], list[dict]
     decoded: dict[str, bytes] = {}  # base64 -> bytes, decoded once for the rows that share an image
     out = _Collect()
 
+    copies: dict[int, dict[int, tuple[list[str], int]]] = {}  # question -> {pass: (options, answer index)}
+
     def make(row: list[str]) -> Item | list[Item]:
         index = index_of(row)
-        if index >= _MMBENCH_CIRCULAR:
-            return []
         if len(row) != len(header):
             raise _Skip(f"has {len(row)} cells, the header {len(header)}")
         options = []
@@ -641,6 +649,10 @@ def read_mmbench(task: str, *, annotations: str) -> tuple[list[Item], list[dict]
                             f"{''.join(letters[:len(options)])}")
             answer_index = ord(letter) - ord("A")
             answers = [options[answer_index]]
+        if index >= _MMBENCH_CIRCULAR:
+            group = int(float(cell(row, "g_index"))) if cell(row, "g_index") else index % _MMBENCH_CIRCULAR
+            copies.setdefault(group, {})[index // _MMBENCH_CIRCULAR] = (options, answer_index)
+            return []
         image = cell(row, "image")
         if _is_index_ref(image):
             if image not in encoded:
@@ -659,7 +671,12 @@ def read_mmbench(task: str, *, annotations: str) -> tuple[list[Item], list[dict]
 
     for n, row in rows:
         out.add(annotations, f"row {n}", cell(row, "index") or n, make, row)
-    return out.result()
+    items, skipped = out.result()
+    for item in items:
+        if item.meta["index"] in copies:
+            later = copies[item.meta["index"]]
+            item.meta["passes"] = [(item.options, item.answer_index)] + [later[k] for k in sorted(later)]
+    return items, skipped
 
 
 def _is_index_ref(image: str) -> bool:

@@ -29,6 +29,7 @@ from mm1_jax.data.tokenizer import Tokenizer, load_tokenizer
 from mm1_jax.eval import datasets, embedded, metrics
 from mm1_jax.eval.datasets import TASKS, Task
 from mm1_jax.eval.prompts import TEMPLATES, Item, build_prompt, draw_demos, item_parts
+from mm1_jax.eval.scorers import mmbench, refexp, text_rich
 from mm1_jax.models import vit
 from mm1_jax.models.inputs import input_spec
 from mm1_jax.runtime import generate as gen
@@ -76,7 +77,8 @@ def load_task(task: Task, config: ml_collections.ConfigDict, limit: int
         for item in items:
             m = item.meta
             item.answers = [metrics.box_to_text(m["box"], m["width"], m["height"], fmt)]
-            item.question = metrics.BOX_FORMATS[fmt]["question"].format(item.question)
+            item.question = (refexp.ferret_question(item.question) if fmt == "ferret" else
+                             metrics.BOX_FORMATS[fmt]["question"].format(item.question))
     return items[:limit], items, skipped
 
 
@@ -129,6 +131,7 @@ class Context:
     image_token_id: int | None = None  # Owl3: the <|image|> placeholder (images passed flat); None: MM1 slots
     template: str = "mm1"
     box_format: str = "mm1_jax"
+    convention: str = "official"  # eval.convention: the official scorers, or a harness's (datasets.CONVENTIONS)
     max_skipped: float = 0.05
     max_batch_images: int = 256  # prompts per batch shrink so a batch holds at most this many images
     eval_cfg: Any = None
@@ -166,8 +169,8 @@ class Context:
         e = _eval_cfg(config)
         return cls(model, tok, k, size, norm, max_tokens, max_images, batch_size, eval_split(config),
                    str(e.get("caption_tokenizer") or "auto"), template=str(e.get("template") or template),
-                   box_format=str(e.get("box_format") or "mm1_jax"), max_skipped=float(e.get("max_skipped", 0.05)),
-                   eval_cfg=e, **kw)
+                   box_format=str(e.get("box_format") or "mm1_jax"), convention=str(e.get("convention") or "official"),
+                   max_skipped=float(e.get("max_skipped", 0.05)), eval_cfg=e, **kw)
 
     @property
     def inputs(self) -> dict[str, int]:
@@ -223,10 +226,16 @@ def presentations(task: Task, item: Item, index: int, pool: Sequence[Item], seed
     mode = values.get("answer_mode", "likelihood")
     if not 0 <= item.answer_index < len(item.options):
         raise ValueError("the item has no answer to score against (a test split?)")
-    truth = item.options[item.answer_index]
-    rotations = metrics.rotations(item.options) if task.circular else [list(item.options)]
+    if not task.circular:
+        passes = [(list(item.options), item.answer_index)]
+    elif "passes" in item.meta:  # MMBench's TSV holds its circular copies: they are the passes
+        passes = item.meta["passes"]
+    elif mmbench.circular_eligible(item.options, LETTERS[item.answer_index]):
+        passes = mmbench.circular_passes(item.options, item.answer_index)
+    else:  # VLMEvalKit's rotation gives such a question one pass (vlmeval/tools.py CIRCULAR)
+        passes = [(list(item.options), item.answer_index)]
     out = []
-    for r, options in enumerate(rotations):
+    for r, (options, answer) in enumerate(passes):
         question, images = item.question, list(item.images)
         if task.distractors:
             n = int(values["num_images"])
@@ -242,7 +251,7 @@ def presentations(task: Task, item: Item, index: int, pool: Sequence[Item], seed
         if question and (task.circular or mode == "letter" or item.images):
             question = _listed(question, options, mode)
         shown = dataclasses.replace(item, question=question, images=images)
-        out.append(Presentation(shown, options, options.index(truth)))
+        out.append(Presentation(shown, list(options), answer))
     return out
 
 
@@ -261,7 +270,7 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
     if task.fmt == "choice" and mode == "likelihood":
         reserve = max((len(ctx.tok.encode(o)) for i in items for o in i.options), default=1)
     else:
-        reserve = 3 if task.fmt == "choice" else task.max_new_tokens
+        reserve = task.max_new_tokens
     prompts, skipped = [], list(skipped)
     total = len(items) + len(skipped)
     for index, item in enumerate(items):
@@ -293,8 +302,7 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
     if task.fmt == "choice" and mode == "likelihood":
         preds = _choose(ctx, params, prompts, batch, progress)
     else:
-        new = 3 if task.fmt == "choice" else task.max_new_tokens
-        preds = _generate(ctx, params, task.name, prompts, new, batch, progress)
+        preds = _generate(ctx, params, task.name, prompts, task.max_new_tokens, batch, progress)
     report = _score(ctx, task, prompts, preds, mode)
     report.update(skipped=skipped, truncated=sum(p.dropped_demos > 0 or p.cut_query_tokens > 0
                                                   for _, p, _ in prompts),
@@ -342,7 +350,7 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
     if task.fmt == "choice":
         by_question: dict[str, list[bool]] = {}
         for (item, prompt, shown), pred in zip(prompts, preds):
-            choice = pred if mode == "likelihood" else metrics.parse_letter(pred, len(shown.options))
+            choice = pred if mode == "likelihood" else mmbench.extract_choice(pred, shown.options, _mcq(ctx))
             right = choice == shown.answer
             by_question.setdefault(item.id, []).append(right)
             rows.append({"id": item.id, "options": shown.options, "correct": right,
@@ -352,7 +360,7 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
         if "accuracy" in task.metrics:  # the first presentation (original order) of every question
             scores["accuracy"] = float(np.mean([v[0] for v in by_question.values()])) if by_question else 0.0
         if "circular_accuracy" in task.metrics:
-            scores["circular_accuracy"] = metrics.circular_accuracy(by_question)
+            scores["circular_accuracy"] = mmbench.circular_accuracy(by_question) if by_question else 0.0
         return {"scores": scores, "predictions": rows}
     for (item, prompt, _), text in zip(prompts, preds):
         rows.append({"id": item.id, "prediction": text, "answers": item.answers[:3],
@@ -366,25 +374,34 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
         cands = {r["id"]: t for r, t in zip(rows, tokens[at:])}
         report_extra["caption_tokenizer"] = used
         scores["cider"] = metrics.cider(refs, cands)[0] if rows else 0.0
-    per_item = {
-        "vqa_accuracy": lambda t, it: metrics.vqa_accuracy(t, it.answers),
-        "exact_match": lambda t, it: metrics.exact_match(t, it.answers),
-        "anls": lambda t, it: metrics.anls(t, it.answers),
-        "relaxed_accuracy": lambda t, it: metrics.relaxed_accuracy(t, it.answers),
-        "last_word_accuracy": lambda t, it: metrics.last_word_accuracy(t, it.answers[0]),
-        "box_iou50": lambda t, it: float(_box_hit(t, it, ctx.box_format)),
+    own = datasets.KINDS[task.kind].scorers if task.kind in datasets.KINDS else {}
+    per_item = {  # the embedded benchmark's metrics (ours); a benchmark's own come from its kind
+        "vqa_accuracy": lambda t, it, c: metrics.embedded_vqa_accuracy(t, it.answers),
+        "exact_match": lambda t, it, c: metrics.exact_match(t, it.answers),
+        "anls": lambda t, it, c: text_rich.anls(t, it.answers, convention=c),
+        "last_word_accuracy": lambda t, it, c: metrics.last_word_accuracy(t, it.answers[0]),
+        "box_iou50": lambda t, it, c: float(_box_hit(t, it, ctx.box_format, c)),
+        **own,
     }
     for name in task.metrics:
         if name in per_item:
-            values = [per_item[name](text, item) for (item, _, _), text in zip(prompts, preds)]
+            values = [per_item[name](text, item, ctx.convention) for (item, _, _), text in zip(prompts, preds)]
             scores[name] = float(np.mean(values)) if values else 0.0
-    return {"scores": scores, "predictions": rows, **report_extra}
+    return {"scores": scores, "predictions": rows, "convention": ctx.convention, **report_extra}
 
 
-def _box_hit(text: str, item: Item, fmt: str) -> bool:
-    """IoU >= 0.5: in pixels against the reader's box (RefCOCO), else the two texts' boxes (the embedded task)."""
+def _mcq(ctx: Context) -> str:
+    """The multiple-choice answer extraction's convention: VLMEvalKit's is MMBench's official one."""
+    return "official" if ctx.convention == "vlmevalkit" else ctx.convention
+
+
+def _box_hit(text: str, item: Item, fmt: str, convention: str) -> bool:
+    """IoU >= 0.5: in pixels against the reader's box (RefCOCO: Ferret's eval_refexp.py for Ferret's boxes), else
+    the two texts' boxes (the embedded task)."""
     if "box" in item.meta:
         m = item.meta
+        if fmt == "ferret":
+            return refexp.refexp_correct(text, m["box"], m["width"], m["height"], convention=convention)
         pred = metrics.box_from_text(text, m["width"], m["height"], fmt)
         return pred is not None and metrics.box_iou(pred, m["box"]) >= 0.5
     pred, true = metrics.parse_box(text), metrics.parse_box(item.answers[0])
