@@ -8,7 +8,7 @@ summed over all chips and each chip keeps its own rows, which is a reduce-scatte
 collectives of the compiled program: with the weight split over every chip (a mesh of fsdp = chips, the trainer's
 default), and with the fsdp axis on one physical axis of the slice and a data axis on the rest (the weight split
 over fsdp only, replicated over data). The first row is the reference: a slice whose program keeps its
-reduce-scatter. Bytes are one chip's operands; the traffic model is `aot.count_collectives`'.
+reduce-scatter. Bytes are one chip's operands; the traffic model is `hlo.count_collectives`'.
 """
 import argparse
 import sys
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mm1_jax.train import aot
+from mm1_jax.train import hlo, tpu
 
 DEFAULT = "v5e-8,v5e-16,v5e-32,v5e-64,v5e-256,v5p-8,v5p-16,v5p-256,v6e-8,v6e-16"
 
@@ -35,7 +35,7 @@ def compile_update(devices: list, mesh_shape: tuple[int, int], size: int) -> dic
     step = jax.jit(update, in_shardings=(w_sharding, x_sharding), out_shardings=w_sharding)
     compiled = step.lower(jax.ShapeDtypeStruct((size, size), jnp.float32),
                           jax.ShapeDtypeStruct((len(devices) * 64, size), jnp.float32)).compile()
-    return aot.count_collectives(compiled.as_text(), len(devices))
+    return hlo.count_collectives(compiled.as_text(), len(devices))
 
 
 def describe(collectives: dict) -> str:
@@ -53,8 +53,8 @@ def main(argv=None) -> None:
     print(f"{'slice':<10} {'physical':<10} {'fsdp over every chip':<52} fsdp over one physical axis, data the rest")
     for name in args.topologies.split(","):
         try:
-            s = aot.parse_topology(name)
-            devices = aot.topology_devices(s)
+            s = tpu.parse_topology(name)
+            devices = tpu.topology_devices(s)
         except (ValueError, RuntimeError) as e:
             sys.exit(str(e))
         longest = max(s.dims)

@@ -1,6 +1,6 @@
-"""Ahead-of-time compilation for a TPU slice (mm1_jax.train.aot): topology names, the HLO reading (loop trip counts,
-collectives), the one-sentence refusals, and a golden of the collectives in configs/tiny.py's compiled train step on
-a v5e 2x2 slice (fsdp 4), as MaxText pins its HLO.
+"""Ahead-of-time compilation for a TPU slice (mm1_jax.train.aot): topology names (tpu), the HLO reading (hlo: loop
+trip counts, collectives), the mesh search (aot_search), the one-sentence refusals, and a golden of the collectives
+in configs/tiny.py's compiled train step on a v5e 2x2 slice (fsdp 4), as MaxText pins its HLO.
 
 The golden fails when a change of the sharding (an axis rule, the mesh, a constraint in a model) changes which
 collectives the step compiles to: an all-gather more per layer is 3 more in the tiny model. After an intended change,
@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mm1_jax.train import aot
+from mm1_jax.train import aot, aot_search, hlo, tpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "tests", "goldens", "tiny_v5e_2x2.json")
@@ -55,14 +55,14 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     ("v5p:4x4x12", "v5p", "v5:4x4x12", 192)])
 def test_topology_names(name, family, topology, chips):
     """MaxText's names (v4/v5p count TensorCores, v5e/v6e chips) and JAX's FAMILY:AxB[xC]."""
-    s = aot.parse_topology(name)
+    s = tpu.parse_topology(name)
     assert (s.chip.family, s.topology, s.chips) == (family, topology, chips)
 
 
 @pytest.mark.parametrize("name", ["v5x-8", "v5p-7", "v5e-3", "v4-8192", "tpu"])
 def test_unknown_topology_is_one_sentence(name):
     with pytest.raises(ValueError, match=r"is not a TPU slice this tool knows; use one of v4-\{8,.*v5e:2x2"):
-        aot.parse_topology(name)
+        tpu.parse_topology(name)
 
 
 def test_program_reads_loops_and_collectives():
@@ -77,7 +77,7 @@ def test_program_reads_loops_and_collectives():
     shardings = (NamedSharding(mesh, PartitionSpec(None, "fsdp")), NamedSharding(mesh, PartitionSpec("fsdp")))
     compiled = jax.jit(jax.grad(f), in_shardings=shardings).lower(
         jax.ShapeDtypeStruct((5, 256, 256), jnp.float32), jax.ShapeDtypeStruct((64, 256), jnp.float32)).compile()
-    program = aot.Program(compiled.as_text())
+    program = hlo.Program(compiled.as_text())
     assert sorted(trip for loops in program.loops.values() for _, _, trip in loops) == [5, 5]
     assert not program.unknown_loops
     assert program.loop_factor()["flops"] == pytest.approx(5.0, rel=1e-3)
@@ -123,7 +123,7 @@ def test_an_async_fused_collective_counts_once():
     """XLA:TPU's async collective fusion writes one all-gather in the fusion that starts it, again in each fusion it
     continues beside and in the one that ends it (the structure of a compiled MM1 step, shapes shrunk): one gather of
     a [16, 8] bf16 array."""
-    gathers = aot.count_collectives(ASYNC_FUSED, 4)["all-gather"]
+    gathers = hlo.count_collectives(ASYNC_FUSED, 4)["all-gather"]
     assert gathers == {"count": 1, "executed": 1, "bytes": 16 * 8 * 2, "traffic": 0.75 * 16 * 8 * 2}
 
 
@@ -141,12 +141,12 @@ Memory Space: vmem (color=1)
   cumulative_size;       size;       offset; used_by_n_values; shapes_list
     64.00GiB(100%);   64.00GiB;            0;                1; f32[4,4]
 """
-    found = aot.largest_buffers(report, n=3)
+    found = hlo.largest_buffers(report, n=3)
     assert found == [{"bytes": 2.11 * 2 ** 30, "values": 24, "largest": "bf16[64,2560,6912]"},
                      {"bytes": 1.80 * 2 ** 30, "values": 5, "largest": "bf16[32,32,730,1280]"},
                      {"bytes": 547.5 * 2 ** 20, "values": 1, "largest": "bf16[32,16,730,730]"}]
-    assert aot.largest_buffers(report)[-1]["largest"] == "bf16[16384,6912]"  # 226 MB > the 84 MB of [8192,2,2560]
-    assert aot._shape_bytes("bf16[64,2560,6912]") == 64 * 2560 * 6912 * 2 and aot._shape_bytes("token[]") == 0
+    assert hlo.largest_buffers(report)[-1]["largest"] == "bf16[16384,6912]"  # 226 MB > the 84 MB of [8192,2,2560]
+    assert hlo._shape_bytes("bf16[64,2560,6912]") == 64 * 2560 * 6912 * 2 and hlo._shape_bytes("token[]") == 0
 
 
 @pytest.mark.parametrize("line,size", [
@@ -155,7 +155,7 @@ Memory Space: vmem (color=1)
     ("all-reduce(%p), replica_groups={{0,1},{2,3}}, to_apply=%add", 2),
     ("all-gather(%p), replica_groups=[2,4]<=[8], dimensions={0}", 4)])
 def test_replica_group_sizes(line, size):
-    assert aot._group_size(line, 8) == size  # pylint: disable=protected-access
+    assert hlo._group_size(line, 8) == size  # pylint: disable=protected-access
 
 
 @pytest.fixture(scope="module")
@@ -182,13 +182,13 @@ def test_search_candidates():
     five decoder remat policies; an MoE of 64 experts also splits them 8 or 64 ways, every mesh using all chips."""
     from configs import mm1_pretrain, tiny
 
-    found = aot.search_candidates(tiny.get_config(), 4)
+    found = aot_search.search_candidates(tiny.get_config(), 4)
     assert [(c["mesh"]["fsdp"], c["mesh"]["tensor"], c["remat_policy"]) for c in found] == [
-        (4, 1, p) for p in aot.SEARCH_REMAT] + [(2, 2, p) for p in aot.SEARCH_REMAT]
+        (4, 1, p) for p in aot_search.SEARCH_REMAT] + [(2, 2, p) for p in aot_search.SEARCH_REMAT]
     moe = mm1_pretrain.get_config("decoder=3b-moe")  # 20 heads, 64 experts, batch 512
-    meshes = {tuple(c["mesh"][a] for a in ("fsdp", "tensor", "expert")) for c in aot.search_candidates(moe, 128)}
+    meshes = {tuple(c["mesh"][a] for a in ("fsdp", "tensor", "expert")) for c in aot_search.search_candidates(moe, 128)}
     assert meshes == {(128, 1, 1), (16, 1, 8), (2, 1, 64), (64, 2, 1), (8, 2, 8), (1, 2, 64), (32, 4, 1), (4, 4, 8)}
-    assert aot.search_candidates(tiny.get_config(), 32) == []  # batch 8 cannot split over 32 or 16 data-parallel chips
+    assert aot_search.search_candidates(tiny.get_config(), 32) == []  # batch 8 splits over neither 32 nor 16 chips
 
 
 def test_search_ranks_what_fits_by_mfu(monkeypatch):
@@ -215,17 +215,17 @@ def test_search_ranks_what_fits_by_mfu(monkeypatch):
                 "roofline": {"mfu": result, "step_s": 1.0}}
 
     monkeypatch.setattr(aot, "analyze", fake_analyze)
-    s = aot.parse_topology("v5e-4")
-    ranked = aot.search(config, s, log=lambda line: None)
+    s = tpu.parse_topology("v5e-4")
+    ranked = aot_search.search(config, s, log=lambda line: None)
     assert [(r["mesh"]["fsdp"], r["remat_policy"]) for r in ranked] == [
         (4, "dots_no_batch"), (2, "full"), (4, "full"), (4, "full_offload"), (2, "none"), (4, "none"),
         (2, "full_offload"), (2, "dots"), (4, "dots"), (2, "dots_no_batch")]
     assert seen[5] == ({"data": 1, "fsdp": 2, "tensor": 2, "expert": 1}, "full_offload")
     assert config.model.decoder.remat_policy == tiny.get_config().model.decoder.remat_policy  # the input untouched
-    table = aot.format_search(ranked, s).splitlines()
+    table = aot_search.format_search(ranked, s).splitlines()
     assert table[2].split()[:5] == ["fsdp", "4", "dots_no_batch", "1.00", "GiB"] and table[2].endswith("45.0%  fits")
     assert table[-1].endswith("some other reason") and "5.00 GiB over" in table[-2]
-    assert len(aot.search(config, s, limit=3, log=lambda line: None)) == 3
+    assert len(aot_search.search(config, s, limit=3, log=lambda line: None)) == 3
 
 
 # --- compiled for the slice (libtpu)
@@ -295,7 +295,7 @@ def test_report_sections(compiled):
     largest = m["largest"]
     assert "largest buffers (the compiler's memory report" in out and len(largest) == 5
     assert [b["bytes"] for b in largest] == sorted((b["bytes"] for b in largest), reverse=True)
-    assert all(0 < aot._shape_bytes(b["largest"]) <= b["bytes"] <= m["total"] for b in largest), largest
+    assert all(0 < hlo._shape_bytes(b["largest"]) <= b["bytes"] <= m["total"] for b in largest), largest
 
 
 @pytest.mark.slow

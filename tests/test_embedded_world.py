@@ -20,6 +20,7 @@ from mm1_jax.data import examples as examples_lib
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import synthetic
+from mm1_jax.data.synthetic.world import article
 from mm1_jax.data.tokenizer import load_tokenizer
 from mm1_jax.eval import metrics
 from mm1_jax.eval.datasets import TASKS
@@ -356,7 +357,7 @@ def test_count_questions_match_the_scene():
             assert answer == f"{synthetic.COUNTS[sum(o['shape'] == shape for o in objs)]} ."
         if kind == "position":
             at = [o for o in objs if f"what is {o['position']} ?" == question]
-            assert answer == (f"{synthetic._article(at[0]['colour'])} {at[0]['colour']} {at[0]['shape']} ." if at
+            assert answer == (f"{article(at[0]['colour'])} {at[0]['colour']} {at[0]['shape']} ." if at
                               else "nothing .")
     assert kinds == {"count", "count_shape", "count_colour", "position", "left_of", "above"}
 

@@ -1,0 +1,46 @@
+"""The embedded dataset: a small world of coloured shapes, written in the real formats so the real readers run.
+
+One seed decides everything (each source draws from its own stream [seed, i]). Contents (sizes scale with `scale`):
+  captions/     webdataset tars (jpg + txt in shard 0, jpg + json in shard 1): "a red circle and a blue square ."
+  alt_text/     wds as captions, alt-text-like: short, often incomplete or noisy (rates: `ALT_NOISE`)
+  dense_captions/ wds, VeCap-like synthetic dense captions of 2-6 shapes on a 3 x 3 grid (96 px): every object, its
+                colour, position and the counts ("three shapes : two circles and one square . a red circle at ...")
+  ocr_pages/    wds, text-rich pages (256-512 px; documents, tables, signs) with their text as the caption
+  interleaved/  parquet, OBELICS layout (texts/images aligned, image bytes): 2-4 pictures with sentences; each
+                document describes its pictures in its own convention (`CONVENTIONS`), so continuing one needs its
+                earlier picture-text pairs (in-context learning)
+  text/         ArrayRecord of JSON {"text"}: facts about the shapes ("a square has 4 corners .").
+  sft/          LLaVA JSON / jsonl conversations, one file per category:
+                  vqa.json          general VQA, 1-5 turns each about a new image
+                  ocr.jsonl         a rendered word on a 64 px image
+                  grounding.jsonl   "where is the red circle ?" -> "<box> x1 , y1 , x2 , y2 </box>" (0-99 of the side)
+                  doc_vqa.json      text-rich pages: "what is written in row 2 ?", "what is the number next to cat ?"
+                  count_vqa.json    3-8 small shapes (96-128 px): counts, what is where, left of / above
+                  refer.json        a region given as a box in the prompt: "what is in this region ?"
+                  math.json         counting and arithmetic: "how many shapes are there in both images ?"
+                  knowledge.json    facts about shapes, as text or about an image
+                  multi_image.json  2-4 images addressed as "image 2"
+                  distractors.json  one question, 2-6 images, "Image 1: <image> ... . In Image X, ..." (mPLUG-Owl3 4.5)
+                  text_dialogue.json  text-only multi-turn chat with follow-ups ("and a square ?")
+  eval/vqa.json held out VQA (one turn).
+  tokenizer.json  a word-level HF tokenizer over the world's closed vocabulary (built here, deterministic; every
+                number 0-99 is one token).
+Shapes are listed left to right (in reading order on a 3 x 3 grid), so every caption and answer is exact ground truth.
+
+The package, by job: world (words, vocabulary, tokenizer), images (pictures of shapes), pages (text-rich pages),
+descriptions (what the texts say about a picture), records (one record of each source), writers (each format's
+writer, `generate`, `ensure_generated`), mixtures (the sources and each stage's weights as data configs). What is
+imported here is its API.
+"""
+from mm1_jax.data.synthetic.descriptions import (ALT_NOISE, CONVENTIONS, alt_text, convention_caption, count_question,
+                                                 dense_caption, describe)
+from mm1_jax.data.synthetic.images import count_scene, scene_image, shapes_image, text_image
+from mm1_jax.data.synthetic.mixtures import EMBEDDED_SOURCES, MIXTURES, embedded_data_config, ensure_data
+from mm1_jax.data.synthetic.pages import (PAGE_ALPHABET, PAGE_LAYOUTS, PAGE_SIZES, glyphs, page_image, page_question,
+                                          page_text)
+from mm1_jax.data.synthetic.records import (caption_records, grounding_record, interleaved_record, ocr_record,
+                                            vqa_dialogue_record)
+from mm1_jax.data.synthetic.world import (COLOURS, CORNERS, COUNTS, POSITIONS, SHAPES, build_tokenizer, vocab_size,
+                                          vocabulary)
+from mm1_jax.data.synthetic.writers import (STREAMS, default_directory, ensure_generated, generate, write_interleaved,
+                                            write_sft, write_text, write_wds)

@@ -1,0 +1,170 @@
+"""Writing the embedded dataset: each format's own writer (webdataset tars, parquet, ArrayRecord, LLaVA json /
+jsonl), `generate` (the whole world from one seed) and `ensure_generated` (once, into the cache)."""
+import io
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from mm1_jax.data.synthetic.records import (alt_text_records, caption_records, count_vqa_record,
+                                            dense_caption_records, distractors_record, doc_vqa_record,
+                                            grounding_record, interleaved_record, knowledge_record, math_record,
+                                            multi_image_record, ocr_page_records, ocr_record, refer_record,
+                                            text_dialogue_record, text_record, vqa_dialogue_record, vqa_record)
+from mm1_jax.data.synthetic.world import build_tokenizer
+
+VERSION = "v4"
+SIZES = dict(captions=4000, interleaved=1200, text=1000, vqa=3000, ocr=1000, grounding=1000, vqa_eval=300,
+             alt_text=3000, dense_captions=2000, ocr_pages=500, doc_vqa=500, count_vqa=1500, refer=800, math=800,
+             knowledge=500, multi_image=800, distractors=800, text_dialogue=500)
+# each source's random stream is [seed, its index here]: a new source goes at the end, so the others' streams stay
+STREAMS = ("captions", "grounding", "interleaved", "ocr", "text", "vqa", "vqa_eval", "alt_text", "dense_captions",
+           "ocr_pages", "doc_vqa", "count_vqa", "refer", "math", "knowledge", "multi_image", "distractors",
+           "text_dialogue")
+
+
+def write_wds(root: pathlib.Path, folder: str, records: list[tuple[bytes, str]], shards: int = 2):
+    """Webdataset tars: jpg + txt in even shards, jpg + json {"caption"} in odd ones (both layouts are read)."""
+    import tarfile  # pylint: disable=g-import-not-at-top
+
+    (root / folder).mkdir(parents=True)
+    n = len(records)
+    for s in range(shards):
+        with tarfile.open(root / folder / f"shard-{s:05d}.tar", "w") as tar:
+            for i in range(s, n, shards):
+                data, caption = records[i]
+                text = (caption if s % 2 == 0 else json.dumps({"caption": caption})).encode()
+                for name, payload in ((f"{i:06d}.jpg", data), (f"{i:06d}.{'txt' if s % 2 == 0 else 'json'}", text)):
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime = len(payload), 0
+                    tar.addfile(info, io.BytesIO(payload))
+
+
+def write_captions(root: pathlib.Path, rng, n: int, shards: int = 2):
+    write_wds(root, "captions", list(caption_records(rng, n)), shards)
+
+
+def write_interleaved(root: pathlib.Path, rng, n: int, text_factor: int = 1):
+    import pyarrow as pa  # pylint: disable=g-import-not-at-top
+    import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+
+    (root / "interleaved").mkdir(parents=True)
+    rows = [interleaved_record(rng, text_factor) for _ in range(n)]
+    table = pa.table(
+        {
+            "texts": pa.array([r["texts"] for r in rows], pa.list_(pa.string())),
+            "images": pa.array([r["images"] for r in rows], pa.list_(pa.binary())),
+        }
+    )
+    pq.write_table(table, root / "interleaved" / "docs-00000.parquet", row_group_size=256)
+
+
+def write_text(root: pathlib.Path, rng, n: int, text_factor: int = 1):
+    from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+
+    (root / "text").mkdir(parents=True)
+    writer = array_record_module.ArrayRecordWriter(str(root / "text" / "text-00000.array_record"), "group_size:1")
+    for _ in range(n):
+        writer.write(json.dumps(text_record(rng, text_factor)).encode())
+    writer.close()
+
+
+def write_sft(root: pathlib.Path, rng, name: str, make, n: int, as_jsonl: bool, folder: str = "sft"):
+    """n records of `make(rng, image_name)` -> (image bytes or a list of them, LLaVA record; text-only: no image)."""
+    images = root / folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(n):
+        image_name = f"images/{name}-{i:05d}.jpg"
+        data, rec = make(rng, image_name)
+        names = rec.get("image", [])
+        names = names if isinstance(names, list) else [names]
+        for image, path in zip(data if isinstance(data, list) else [data], names):
+            (root / folder / path).write_bytes(image)
+        records.append(rec)
+    path = root / folder / (f"{name}.jsonl" if as_jsonl else f"{name}.json")
+    with open(path, "w") as f:
+        if as_jsonl:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+        else:
+            json.dump(records, f)
+
+
+# the SFT sources: name -> (record maker, written as jsonl)
+SFT_MAKERS = {
+    "vqa": (vqa_dialogue_record, False),
+    "ocr": (ocr_record, True),
+    "grounding": (grounding_record, True),
+    "doc_vqa": (doc_vqa_record, False),
+    "count_vqa": (count_vqa_record, False),
+    "refer": (refer_record, False),
+    "math": (math_record, False),
+    "knowledge": (knowledge_record, False),
+    "multi_image": (multi_image_record, False),
+    "distractors": (distractors_record, False),
+    "text_dialogue": (text_dialogue_record, False),
+}
+# the caption-like sources (wds): name -> (folder, record generator)
+WDS_MAKERS = {
+    "captions": ("captions", caption_records),
+    "alt_text": ("alt_text", alt_text_records),
+    "dense_captions": ("dense_captions", dense_caption_records),
+    "ocr_pages": ("ocr_pages", ocr_page_records),
+}
+
+
+def generate(directory: str, seed: int = 0, scale: float = 1.0, text_factor: int = 1) -> str:
+    """Write the whole world into `directory` (created; if it exists it must be empty). Returns the directory.
+
+    text_factor > 1 makes interleaved and text-only documents that many times longer (web-like lengths, for the
+    packing benchmark); the default world is what the tiny model learns.
+    """
+    root = pathlib.Path(directory)
+    sizes = {k: max(8, int(v * scale)) for k, v in SIZES.items()}
+    rngs = {k: np.random.default_rng([seed, i]) for i, k in enumerate(STREAMS)}
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"synthetic.generate: {directory} exists and is not empty.")
+    root.mkdir(parents=True, exist_ok=True)
+    build_tokenizer(root / "tokenizer.json")
+    for name, (folder, records) in WDS_MAKERS.items():
+        write_wds(root, folder, list(records(rngs[name], sizes[name])))
+    write_interleaved(root, rngs["interleaved"], sizes["interleaved"], text_factor)
+    write_text(root, rngs["text"], sizes["text"], text_factor)
+    for name, (make, as_jsonl) in SFT_MAKERS.items():
+        write_sft(root, rngs[name], name, make, sizes[name], as_jsonl=as_jsonl)
+    write_sft(root, rngs["vqa_eval"], "vqa", vqa_record, sizes["vqa_eval"], as_jsonl=False, folder="eval")
+    (root / "DONE").write_text(
+        json.dumps({"version": VERSION, "seed": seed, "scale": scale, "text_factor": text_factor, "sizes": sizes})
+    )
+    return str(root)
+
+
+def default_directory(seed: int = 0, scale: float = 1.0) -> str:
+    """Where the dataset of `seed` and `scale` is cached (MM1_JAX_CACHE, default ~/.cache/mm1_jax)."""
+    base = os.environ.get("MM1_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mm1_jax"))
+    return os.path.join(base, "synthetic", f"{VERSION}-seed{seed}-scale{scale:g}")
+
+
+def ensure_generated(directory: str | None = None, seed: int = 0, scale: float = 1.0) -> str:
+    """The dataset's directory, generating it first if absent (written to a temporary folder, then renamed)."""
+    directory = directory or default_directory(seed, scale)
+    if os.path.exists(os.path.join(directory, "DONE")):
+        return directory
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-synthetic-")
+    start = time.time()
+    print(f"generating the embedded dataset into {directory} (once, about 10 s) ...", end="", flush=True)
+    generate(os.path.join(tmp, "data"), seed=seed, scale=scale)
+    print(f" done in {time.time() - start:.0f} s", flush=True)
+    try:
+        os.rename(os.path.join(tmp, "data"), directory)
+    except OSError:  # another process finished first
+        if not os.path.exists(os.path.join(directory, "DONE")):
+            raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return directory
