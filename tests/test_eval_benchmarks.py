@@ -1,6 +1,7 @@
 """The evaluation suites end to end: one run over three captioning and three VQA datasets (small files in their
 official formats, scikit-image's photographs) writes per-task scores and the MM1 average; bad input gets one sentence
 before the model loads; too many unreadable items stop a task, not the run."""
+import ast
 import base64
 import csv
 import io
@@ -15,7 +16,8 @@ import skimage.data
 from PIL import Image
 
 from mm1_jax.eval import datasets, metrics, suites, tasks
-from mm1_jax.eval.results import run_and_write
+from mm1_jax.eval.scorers import mmbench, vqa
+from mm1_jax.eval.results import run_and_write, write_harness_files
 from tests.support import require_java_ptb
 
 PHOTOS = os.path.dirname(skimage.data.__file__)
@@ -182,6 +184,44 @@ def test_one_run_over_three_caption_and_three_vqa_datasets(tmp_path):
     assert results == [{"image_id": "0001", "caption": "A NASA patch."},
                        {"image_id": "0002", "caption": "A coffee cup reading cafe."}]
     assert len(script.seen) == 12 and not script.answers
+    assert written["convention"] == "official" and written["reports"]["vizwiz/0shot"]["convention"] == "official"
+    scorer = {"vqav2": vqa.vqa_accuracy, "vizwiz": vqa.vizwiz_accuracy, "textvqa": vqa.textvqa_accuracy}
+    for name, rows in VQA.items():
+        # VLMEvalKit's table, read as vlmeval/smp/file.py `load` reads a .tsv (tab-separated, a header row) and each
+        # line's answers taken as vqa_eval.py `process_line` takes them (a list literal, or one string): the
+        # predictions and references it holds score the task's number again
+        with open(tmp_path / "out" / "vlmevalkit" / f"{name}_0shot.tsv", newline="") as f:
+            table = list(csv.DictReader(f, delimiter="\t"))
+        assert [line["prediction"] for line in table] == [p for p, _ in rows]
+        answers = [ast.literal_eval(line["answer"]) if line["answer"].startswith("[") else [line["answer"]]
+                   for line in table]
+        again = [scorer[name](line["prediction"], a) for line, a in zip(table, answers)]
+        assert again == pytest.approx([acc for _, acc in rows])
+        # lmms-eval's per-sample log: one line per question, its prediction and its score
+        lines = [json.loads(t) for t in (tmp_path / "out" / "lmms_eval" / f"samples_{name}_0shot.jsonl").open()]
+        assert [(s["doc_id"], s["filtered_resps"], s["vqa_accuracy"]) for s in lines] == [
+            (n, p, pytest.approx(acc)) for n, (p, acc) in enumerate(rows)]
+
+
+def test_convention_names_the_harness_whose_rules_score(tmp_path):
+    """eval.convention=lmms_eval scores VQAv2 as lmms-eval's vqav2 task does (lmms_eval/tasks/vqav2/utils.py: both
+    sides normalised always), so "Yes" against ten "yes" is right where vqaEval.py says wrong; the report says which
+    convention it used; an unknown name lists the known ones."""
+    config = tiny_config(write_six_datasets(tmp_path), byte_level_tokenizer(tmp_path / "tokenizer.json"))
+    got = {}
+    for convention in ("official", "lmms_eval"):
+        config.eval.convention = convention
+        ctx = tasks.Context.from_config(None, config)
+        script = Scripted(ctx.tok, [p for p, _ in VQA["vqav2"]])
+        ctx.generator = lambda batch, script=script: script
+        reports = {}
+        got[convention] = tasks.run_tasks(None, None, config, ["vqav2"], [0], reports=reports, context=ctx)
+        assert reports["vqav2/0shot"]["convention"] == convention
+    assert got == {"official": {"vqav2/0shot/vqa_accuracy": pytest.approx((0.0 + 0.6) / 2)},
+                   "lmms_eval": {"vqav2/0shot/vqa_accuracy": pytest.approx((1.0 + 0.6) / 2)}}
+    config.eval.convention = "harness"
+    with pytest.raises(ValueError, match=r"^eval.convention='harness' is not one of official, lmms_eval, vlmevalkit.$"):
+        datasets.check_eval_config(config.eval, ["vqav2"])
 
 
 def test_suite_averages_and_groups():
@@ -392,3 +432,23 @@ def test_every_kind_scores_through_its_task(tmp_path, monkeypatch):
     assert items[0].answers == ["[100, 100, 600, 600]"]  # (20, 10, 120, 60) px on a 200 x 100 image, 0-999 grid
     assert [i.id for i in tasks.load_task(datasets.TASKS["scienceqa"], config, 10)[0]] == ["7"]  # ScienceQA-IMG
     assert " the Moon" in scored and " Mars" in scored  # ARC options scored as continuations of "Question: ..."
+    # MMBench's predictions as VLMEvalKit's table: a row per circular pass at index i + pass * 1e6, the options in the
+    # order shown; grouped by index % 1e6 and a letter read from each prediction (vlmeval/dataset/utils/
+    # multiple_choice.py), the table gives the circular accuracy run_tasks reported
+    paths = write_harness_files(str(tmp_path / "harness"), "mmbench/0shot", reports["mmbench/0shot"])
+    with open(paths["vlmevalkit"], newline="") as f:
+        table = list(csv.DictReader(f, delimiter="\t"))
+    assert [int(r["index"]) for r in table] == [0, 1_000_000, 2_000_000, 3_000_000, 1, 1_000_001]
+    assert [(r["A"], r["B"], r["answer"]) for r in table] == [
+        ("tea", "coffee", "B"), ("coffee", "milk", "A"), ("milk", "water", "D"), ("water", "tea", "C"),
+        ("yes", "no", "A"), ("no", "yes", "B")]
+    assert [r["prediction"] for r in table] == GENERATED["mmbench"]
+    hits: dict[int, list[bool]] = {}
+    for r in table:
+        options = [r[c] for c in "ABCD" if r.get(c)]
+        choice = mmbench.extract_choice(r["prediction"], options)
+        hits.setdefault(int(r["index"]) % 1_000_000, []).append(choice is not None and "ABCD"[choice] == r["answer"])
+    assert mmbench.circular_accuracy(hits) == scores["mmbench/0shot/circular_accuracy"] == 0.5
+    samples = [json.loads(line) for line in open(paths["lmms_eval"])]
+    assert [(x["target"], x["accuracy"]) for x in samples] == [("B", 1.0), ("A", 1.0), ("D", 1.0), ("C", 1.0),
+                                                               ("A", 1.0), ("B", 0.0)]

@@ -3,11 +3,15 @@
     params, ctx = load(config, checkpoint_dir, seed=0, batch_size=16)   # an MM1 checkpoint or a converted Owl3
     out = run_and_write(ctx, params, config, ["coco_cap", "vqav2"], [0, 4], limit=100, seed=0, workdir=DIR)
 
-`eval_results.json` holds per task and shot count the scores, predictions, skipped items and truncations, and the
-papers' suite averages with the benchmarks they used and lacked; captioning tasks also get COCO results JSON.
+`eval_results.json` holds per task and shot count the scores, predictions, skipped items and truncations, the
+scoring convention (`eval.convention`), and the papers' suite averages with the benchmarks they used and lacked;
+captioning tasks also get COCO results JSON. Every task's predictions are also written as the common harnesses log
+them (`write_harness_files`), so that their own scorers can score ours, line by line.
 """
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import os
 from typing import Any
@@ -57,13 +61,15 @@ def run_and_write(ctx: Context, params: Any, config: ml_collections.ConfigDict, 
                        progress=True, context=ctx, loaded=loaded)
     averages = suites.averages(scores)
     stopped = {key: r["stopped"] for key, r in reports.items() if r.get("stopped")}
-    out = {"checkpoint": checkpoint_dir or "random init",
+    out = {"checkpoint": checkpoint_dir or "random init", "convention": ctx.convention,
            "scores": scores, "averages": averages, "stopped": stopped,
            "skipped": {key: len(r["skipped"]) for key, r in reports.items()}, "reports": reports}
     with open(os.path.join(workdir, "eval_results.json"), "w") as f:
         json.dump(out, f, indent=1, default=str)
     for key, report in reports.items():
         name = key.split("/")[0]
+        if not report.get("stopped"):
+            write_harness_files(workdir, key, report)
         if datasets.task_for(name, eval_cfg).kind == "captions" and not report.get("stopped"):
             preds = [{"image_id": r["image_id"], "caption": r["prediction"]} for r in report["predictions"]]
             readers.write_coco_results(os.path.join(workdir, f"{name}_results_{key.split('/')[1]}.json"), preds)
@@ -88,3 +94,55 @@ def run_and_write(ctx: Context, params: Any, config: ml_collections.ConfigDict, 
         print(reason)
     print(f"written: {os.path.join(workdir, 'eval_results.json')}")
     return out
+
+
+LETTERS = "ABCDEFGHIJ"
+CIRCULAR_OFFSET = 1_000_000  # VLMEvalKit's index of pass k of question i: i + k * 1e6
+
+
+def write_harness_files(workdir: str, key: str, report: dict) -> dict[str, str]:
+    """One task's predictions ("task/Nshot" report) as the harnesses write theirs: VLMEvalKit's prediction table
+    (vlmevalkit/<task>_<N>shot.tsv: the benchmark's columns and `prediction`, one row per circular pass with index
+    i + pass * 1e6, what vlmeval/dataset/*.py `evaluate` reads) and lmms-eval's per-sample log
+    (lmms_eval/samples_<task>_<N>shot.jsonl: doc_id, target, input, filtered_resps, doc_hash and each metric, as
+    lmms_eval/loggers/evaluation_tracker.py `save_results_samples` writes them). Returns {harness: path}."""
+    task, shots = key.split("/")
+    rows = report["predictions"]
+    choice = bool(rows) and "options" in rows[0]
+    width = max((len(r["options"]) for r in rows), default=0) if choice else 0
+    numbers = {i: n for n, i in enumerate(dict.fromkeys(r["id"] for r in rows))}  # a question's number, by first row
+    table, samples = [], []
+    for n, r in enumerate(rows):
+        index = int(r["index"]) if isinstance(r.get("index"), int) else numbers[r["id"]]
+        if choice:
+            letter = LETTERS[r["answer"]]
+            picked = r.get("prediction", "" if r["choice"] is None else LETTERS[r["options"].index(r["choice"])])
+            table.append({"index": index + r["pass"] * CIRCULAR_OFFSET, "question": r["question"],
+                          **{LETTERS[j]: r["options"][j] if j < len(r["options"]) else "" for j in range(width)},
+                          "answer": letter, "category": r.get("category", ""), "prediction": picked})
+            target, metrics_of = letter, {"accuracy": float(r["correct"])}
+        else:
+            answers = r["answers"]
+            table.append({"index": index, "question": r["question"],
+                          "answer": answers[0] if len(answers) == 1 else repr(list(answers)),
+                          "prediction": r["prediction"]})
+            target = answers[0] if len(answers) == 1 else str(list(answers))
+            metrics_of = {k: v for k, v in r.items() if isinstance(v, float) and k != "dropped_demos"}
+        doc = {"id": r["id"], "question": r["question"], "target": target}
+        samples.append({"doc_id": n, "target": target, "input": r["question"],
+                        "filtered_resps": table[-1]["prediction"],
+                        "doc_hash": hashlib.sha256(json.dumps(doc, indent=2, ensure_ascii=False).encode()).hexdigest(),
+                        **metrics_of})
+    paths = {"vlmevalkit": os.path.join(workdir, "vlmevalkit", f"{task}_{shots}.tsv"),
+             "lmms_eval": os.path.join(workdir, "lmms_eval", f"samples_{task}_{shots}.jsonl")}
+    for path in paths.values():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(paths["vlmevalkit"], "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["index", "prediction"], delimiter="\t")
+        writer.writeheader()
+        writer.writerows(table)
+    with open(paths["lmms_eval"], "w", encoding="utf-8") as f:
+        for sample in samples:
+            f.write(json.dumps(sample, ensure_ascii=False) + "\n")
+    return paths
+

@@ -353,18 +353,19 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
             choice = pred if mode == "likelihood" else mmbench.extract_choice(pred, shown.options, _mcq(ctx))
             right = choice == shown.answer
             by_question.setdefault(item.id, []).append(right)
-            rows.append({"id": item.id, "options": shown.options, "correct": right,
+            rows.append({"id": item.id, "pass": len(by_question[item.id]) - 1, "question": item.question,
+                         "options": shown.options, "answer": shown.answer, "correct": right,
                          "choice": None if choice is None else shown.options[choice],
                          **({"prediction": pred} if mode == "letter" else {}),
-                         "dropped_demos": prompt.dropped_demos, **item.meta})
+                         "dropped_demos": prompt.dropped_demos, **_meta(item)})
         if "accuracy" in task.metrics:  # the first presentation (original order) of every question
             scores["accuracy"] = float(np.mean([v[0] for v in by_question.values()])) if by_question else 0.0
         if "circular_accuracy" in task.metrics:
             scores["circular_accuracy"] = mmbench.circular_accuracy(by_question) if by_question else 0.0
-        return {"scores": scores, "predictions": rows}
+        return {"scores": scores, "predictions": rows, "convention": ctx.convention}
     for (item, prompt, _), text in zip(prompts, preds):
-        rows.append({"id": item.id, "prediction": text, "answers": item.answers[:3],
-                     "dropped_demos": prompt.dropped_demos, **item.meta})
+        rows.append({"id": item.id, "question": item.question, "prediction": text, "answers": item.answers,
+                     "dropped_demos": prompt.dropped_demos, **_meta(item)})
     if "cider" in task.metrics:
         texts = [a for item, _, _ in prompts for a in item.answers] + [r["prediction"] for r in rows]
         tokens, used = metrics.tokenize_captions(texts, ctx.caption_tokenizer)  # one Java call for the task
@@ -386,8 +387,15 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
     for name in task.metrics:
         if name in per_item:
             values = [per_item[name](text, item, ctx.convention) for (item, _, _), text in zip(prompts, preds)]
+            for row, value in zip(rows, values):
+                row[name] = value
             scores[name] = float(np.mean(values)) if values else 0.0
     return {"scores": scores, "predictions": rows, "convention": ctx.convention, **report_extra}
+
+
+def _meta(item: Item) -> dict[str, Any]:
+    """The item's reader fields for its prediction row (MMBench's circular passes are in the rows already)."""
+    return {k: v for k, v in item.meta.items() if k != "passes"}
 
 
 def _mcq(ctx: Context) -> str:
