@@ -1,0 +1,40 @@
+"""Readers for the papers' evaluation benchmarks, each reading the benchmark's official release files, and the COCO
+results writer; one module per benchmark family, the shared machinery in `common`. A new benchmark gets its reader
+in its family's module (or a new one) and is exported here.
+
+Every reader is `read_X(task, *, <files...>) -> (items, skipped)`; `task` is the eval task name and the keyword
+names are the task's `config.eval.<task>.<keyword>` fields.
+
+  module      reader                release files
+  captions    read_captions         COCO captions JSON (COCO Karpathy / val2014, NoCaps) or TextCaps' {"data": [...]}
+  vqa         read_vqa              VQAv2 / OK-VQA questions + annotations JSON (answers optional: predictions only)
+              read_vizwiz           VizWiz-VQA val.json, a list of {"image", "question", "answers": [{"answer"}]}
+              read_textvqa          TextVQA_0.5.1_val.json, {"data": [{"question_id", "image_id", "question", ...}]}
+              read_gqa              GQA *_balanced_questions.json, {question_id: {"imageId", "question", "answer"}}
+  text_rich   read_docvqa           DocVQA val_v1.0.json / InfoVQA infographicsVQA_val_v1.0.json, {"data": [...]}
+              read_chartqa          ChartQA test_human.json / test_augmented.json, [{"imgname", "query", "label"}]
+  refexp      read_refcoco          the refer release: refs(unc).p (a pickle) + instances.json (COCO instances)
+  choice      read_mmbench          MMBench TSV (MMBench_DEV_EN.tsv), images base64 in the "image" column
+              read_scienceqa        ScienceQA problems.json, {pid: {"question", "choices", "answer", "hint", ...}}
+              read_ai2d             AI2D questions/ folder of <image>.json files (+ an optional test id list)
+              read_multiple_choice  our jsonl, one {"id", "question", "options", "answer", "image"?} a line
+  text        read_arc              TextCore's text-only tasks: ARC jsonl,
+              read_piqa             PIQA jsonl + labels (one 0 / 1 a line),
+              read_lambada          LAMBADA jsonl
+  common      (no reader)           what every reader shares: errors, file loading, record checks, `Collect`
+
+Problems with a file (missing, unparsable, the wrong top-level schema) raise one ValueError naming the task and
+the file. Problems with one record (a missing field, an answer out of range, an image file that does not exist)
+skip that record: it is returned in `skipped` as {"id", "reason": "<file>: <record>: <what is wrong>"} and the
+others are kept. Image files are only checked for existence here; they are decoded later.
+"""
+from mm1_jax.eval.readers.captions import read_captions, write_coco_results
+from mm1_jax.eval.readers.choice import read_ai2d, read_mmbench, read_multiple_choice, read_scienceqa
+from mm1_jax.eval.readers.refexp import read_refcoco
+from mm1_jax.eval.readers.text import read_arc, read_lambada, read_piqa
+from mm1_jax.eval.readers.text_rich import read_chartqa, read_docvqa
+from mm1_jax.eval.readers.vqa import read_gqa, read_textvqa, read_vizwiz, read_vqa
+
+__all__ = ["read_ai2d", "read_arc", "read_captions", "read_chartqa", "read_docvqa", "read_gqa", "read_lambada",
+           "read_mmbench", "read_multiple_choice", "read_piqa", "read_refcoco", "read_scienceqa", "read_textvqa",
+           "read_vizwiz", "read_vqa", "write_coco_results"]
