@@ -204,9 +204,9 @@ def test_one_run_over_three_caption_and_three_vqa_datasets(tmp_path):
 
 
 def test_convention_names_the_harness_whose_rules_score(tmp_path):
-    """eval.convention=lmms_eval scores VQAv2 as lmms-eval's vqav2 task does (lmms_eval/tasks/vqav2/utils.py: both
-    sides normalised always), so "Yes" against ten "yes" is right where vqaEval.py says wrong; the report says which
-    convention it used; an unknown name lists the known ones."""
+    """eval.convention=lmms_eval prompts and scores VQAv2 as lmms-eval's vqav2 task does (its post_prompt after the
+    question; lmms_eval/tasks/vqav2/utils.py normalises both sides always), so "Yes" against ten "yes" is right where
+    vqaEval.py says wrong; the report says which convention it used; an unknown name lists the known ones."""
     config = tiny_config(write_six_datasets(tmp_path), byte_level_tokenizer(tmp_path / "tokenizer.json"))
     got = {}
     for convention in ("official", "lmms_eval"):
@@ -217,6 +217,9 @@ def test_convention_names_the_harness_whose_rules_score(tmp_path):
         reports = {}
         got[convention] = tasks.run_tasks(None, None, config, ["vqav2"], [0], reports=reports, context=ctx)
         assert reports["vqav2/0shot"]["convention"] == convention
+        prompt = ctx.tok.decode(script.seen[0].tokens, mark_images=False)  # lmms_eval/tasks/vqav2/vqav2_val.yaml
+        asked = "Is this person an astronaut?\nAnswer the question using a single word or phrase."
+        assert (asked in prompt) == (convention == "lmms_eval") and "Is this person an astronaut?" in prompt
     assert got == {"official": {"vqav2/0shot/vqa_accuracy": pytest.approx((0.0 + 0.6) / 2)},
                    "lmms_eval": {"vqav2/0shot/vqa_accuracy": pytest.approx((1.0 + 0.6) / 2)}}
     config.eval.convention = "harness"

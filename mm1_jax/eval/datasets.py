@@ -30,6 +30,19 @@ from mm1_jax.eval.scorers import gqa, text_rich, vqa
 # (lmms-eval, VLMEvalKit), where that differs; each scorer in `mm1_jax.eval.scorers` names its sources.
 CONVENTIONS = ("official", "lmms_eval", "vlmevalkit")
 
+# The text a harness appends to a question of a task kind (the official benchmarks prescribe none): lmms-eval's
+# `lmms_eval_specific_kwargs.default.post_prompt` of lmms_eval/tasks/{vqav2,ok_vqa,vizwiz_vqa,textvqa,gqa,docvqa,
+# chartqa}/*.yaml (0.7.3), VLMEvalKit's ImageVQADataset.build_prompt (vlmeval/dataset/image_vqa.py: TextVQA, DocVQA,
+# InfoVQA, ChartQA, GQA). Multiple-choice prompts keep the task's own listing (`answer_mode`).
+_SHORT = "\nAnswer the question using a single word or phrase."
+_UNANSWERABLE = "\nWhen the provided information is insufficient, respond with 'Unanswerable'." + _SHORT
+POST_PROMPTS: dict[str, dict[str, str]] = {
+    "official": {},
+    "lmms_eval": {"vqa": _SHORT, "okvqa": _UNANSWERABLE, "vizwiz": _UNANSWERABLE, "textvqa": _SHORT, "gqa": _SHORT,
+                  "docvqa": _SHORT, "chartqa": "\nAnswer the question with a single word."},
+    "vlmevalkit": {"textvqa": _SHORT, "gqa": _SHORT, "docvqa": _SHORT, "chartqa": _SHORT},
+}
+
 Scorer = Callable[[str, Any, str], float]  # (prediction, item, convention) -> the item's score
 
 

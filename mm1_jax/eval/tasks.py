@@ -72,6 +72,9 @@ def load_task(task: Task, config: ml_collections.ConfigDict, limit: int
     eval_cfg = _eval_cfg(config)
     values = datasets.task_config(task, eval_cfg)  # the readers name an unset or missing file themselves
     items, skipped = task.reader(task.name, **{f: values[f] for f in task.files})
+    suffix = datasets.POST_PROMPTS.get(str(eval_cfg.get("convention") or "official"), {}).get(task.kind, "")
+    for item in items if suffix else ():  # the harness's instruction after each question, demonstrations' too
+        item.question += suffix
     if task.fmt == "grounding":
         fmt = str(eval_cfg.get("box_format") or "mm1_jax")
         for item in items:
