@@ -15,7 +15,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from mm1_jax.eval import datasets, metrics, suites, tasks
+from mm1_jax.eval import datasets, metrics, rescore, suites, tasks
 from mm1_jax.eval.scorers import mmbench, vqa
 from mm1_jax.eval.results import run_and_write, write_harness_files
 from tests.support import require_java_ptb
@@ -201,6 +201,11 @@ def test_one_run_over_three_caption_and_three_vqa_datasets(tmp_path):
         lines = [json.loads(t) for t in (tmp_path / "out" / "lmms_eval" / f"samples_{name}_0shot.jsonl").open()]
         assert [(s["doc_id"], s["filtered_resps"], s["vqa_accuracy"]) for s in lines] == [
             (n, p, pytest.approx(acc)) for n, (p, acc) in enumerate(rows)]
+        for path in (f"vlmevalkit/{name}_0shot.tsv", f"lmms_eval/samples_{name}_0shot.jsonl"):  # the rescore command
+            rescored = rescore.score_file(str(tmp_path / "out" / path), name)
+            assert rescored == {"vqa_accuracy": pytest.approx(written["scores"][f"{name}/0shot/vqa_accuracy"])}
+    assert rescore.score_file(str(tmp_path / "out" / "vlmevalkit" / "vqav2_0shot.tsv"), "vqav2", "lmms_eval") == {
+        "vqa_accuracy": pytest.approx((1.0 + 0.6) / 2)}  # lmms-eval normalises "Yes" when the humans agree too
 
 
 def test_convention_names_the_harness_whose_rules_score(tmp_path):
@@ -225,6 +230,42 @@ def test_convention_names_the_harness_whose_rules_score(tmp_path):
     config.eval.convention = "harness"
     with pytest.raises(ValueError, match=r"^eval.convention='harness' is not one of official, lmms_eval, vlmevalkit.$"):
         datasets.check_eval_config(config.eval, ["vqav2"])
+
+
+def test_a_predictions_file_a_scorer_cannot_read_is_one_sentence(tmp_path):
+    """The file, the record and the field, for each way a predictions file can be wrong."""
+    def table(name, header, *lines):
+        path = tmp_path / name
+        path.write_text("\n".join("\t".join(row) for row in (header, *lines)) + "\n")
+        return str(path)
+
+    cases = [
+        (table("a.tsv", ["index", "answer"], ["0", "yes"]), "vqav2",
+         "a.tsv: line 2: lacks the field 'prediction' (VLMEvalKit's columns: index, answer, prediction, and A, B, "
+         "... for multiple choice)"),
+        (table("b.tsv", ["index", "answer", "prediction"], ["x", "yes", "yes"]), "vqav2",
+         "b.tsv: line 2: field 'index' 'x' is not a number"),
+        (table("c.tsv", ["index", "answer", "prediction"], ["0", "['yes', 'no'", "yes"]), "vqav2",
+         "c.tsv: line 2: field 'answer' \"['yes', 'no'\" is not a list literal"),
+        (table("d.tsv", ["index", "answer", "prediction"], ["0", "B", "B"]), "mmbench",
+         "d.tsv: task 'mmbench' is multiple choice; its predictions need the option columns A, B, ... of "
+         "VLMEvalKit's table."),
+        (table("e.txt", ["index"]), "vqav2", "e.txt: expected VLMEvalKit's table (.tsv) or lmms-eval's samples log "
+                                              "(.jsonl)."),
+    ]
+    bad = tmp_path / "f.jsonl"
+    bad.write_text('{"doc_id": 0, "target": "yes", "filtered_resps": ["yes"]}\n{"doc_id": 1, "target": "no"\n')
+    cases.append((str(bad), "vqav2", "f.jsonl: line 2: is not JSON (Expecting ',' delimiter)"))
+    bad = tmp_path / "g.jsonl"
+    bad.write_text('{"doc_id": 0, "resps": ["yes"], "target": "yes"}\n')
+    cases.append((str(bad), "vqav2", "g.jsonl: line 1: lacks the field 'filtered_resps' (lmms-eval's samples: "
+                                     "doc_id, target, filtered_resps)"))
+    for path, task, sentence in cases:
+        with pytest.raises(ValueError) as e:
+            rescore.score_file(path, task)
+        assert str(e.value) == f"predictions file {tmp_path}/{sentence}"
+    with pytest.raises(ValueError, match=r"^--convention='vlm' is not one of official, lmms_eval, vlmevalkit.$"):
+        rescore.score_file(path, "vqav2", "vlm")
 
 
 def test_suite_averages_and_groups():
@@ -452,6 +493,7 @@ def test_every_kind_scores_through_its_task(tmp_path, monkeypatch):
         choice = mmbench.extract_choice(r["prediction"], options)
         hits.setdefault(int(r["index"]) % 1_000_000, []).append(choice is not None and "ABCD"[choice] == r["answer"])
     assert mmbench.circular_accuracy(hits) == scores["mmbench/0shot/circular_accuracy"] == 0.5
+    assert rescore.score_file(paths["vlmevalkit"], "mmbench") == {"accuracy": 1.0, "circular_accuracy": 0.5}
     samples = [json.loads(line) for line in open(paths["lmms_eval"])]
     assert [(x["target"], x["accuracy"]) for x in samples] == [("B", 1.0), ("A", 1.0), ("D", 1.0), ("C", 1.0),
                                                                ("A", 1.0), ("B", 0.0)]
