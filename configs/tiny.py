@@ -24,6 +24,7 @@ def get_config(arg: str = "main") -> ml_collections.ConfigDict:
     vocab_size = -(-synthetic.vocab_size() // 8) * 8
 
     config.model = ml_collections.ConfigDict()
+    config.model.kind = "mm1"  # 'owl3': an mPLUG-Owl3 (mm1_jax.models.owl3); both built by models.build_model
     # CLIP-style encoder on 64 px images, 8 px patches: an 8 x 8 grid of 64 patch tokens. Sized (with the decoder)
     # so the main job learns to caption in ~10 minutes on 2 CPU cores.
     config.model.encoder = dict(

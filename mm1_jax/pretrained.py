@@ -23,10 +23,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from flax import traverse_util
 
 from mm1_jax import convert
 from mm1_jax.convert import checkpoint
 from mm1_jax.data.images import pixel_dtype
+from mm1_jax.models import vit
 from mm1_jax.models.decoder import stack_layers, stacked_period
 from mm1_jax.models.mm1 import encoder_norm, normalize_pixels
 from mm1_jax.models.owl3 import check_placeholder_count
@@ -210,23 +212,20 @@ def _check_architecture(part: str, path: str, theirs: Any, ours: Any) -> None:
         raise ValueError(f"init.{part}={path!r} does not match the model config: {', '.join(diffs)}.")
 
 
-def _adapt(part: str, source: dict, target: Mapping, cfg: Any) -> dict:
-    """Stack layers for a scanned target (grouped by the target's scan period); resize a ViT position table to the
-    target's grid."""
+def _adapt(source: dict, target: Mapping) -> dict:
+    """Stack layers for a scanned target (grouped by the target's scan period); resize the parameters the model
+    declares resolution-dependent (`vit.resolution_resize`) to the target's grid."""
     source = dict(source)
     if "layers" in target and "layer_0" in source:
         depth = len([k for k in source if k.startswith("layer_")])
         source = stack_layers(source, depth, stacked_period(target))
-    if part == "encoder" and "pos_embed" in source and "pos_embed" in target:
-        from mm1_jax.models import vit
-
-        have, want = np.shape(source["pos_embed"]), np.shape(target["pos_embed"])
-        class_token = vit.STYLES[cfg.style]["class_token"]
-        if have != want and have[-1] == want[-1]:
-            old, new = (int(round((n - class_token) ** 0.5)) for n in (have[0], want[0]))
-            source["pos_embed"] = vit.interpolate_pos_embed(np.asarray(source["pos_embed"], np.float32), old, new,
-                                                            class_token)
-    return source
+    flat, wanted = traverse_util.flatten_dict(source, sep="/"), traverse_util.flatten_dict(dict(target), sep="/")
+    for key, value in flat.items():
+        plan = key in wanted and vit.resolution_resize(key, np.shape(value), np.shape(wanted[key]), flat)
+        if plan:
+            old, new, class_row = plan
+            flat[key] = vit.interpolate_pos_embed(np.asarray(value, np.float32), old, new, class_row)
+    return traverse_util.unflatten_dict(flat, sep="/")
 
 
 def _flatten(tree: Any) -> dict[str, Any]:
@@ -254,7 +253,7 @@ def init_from_checkpoints(init_cfg: Any, params: Mapping, model_cfg: Any = None)
         if model_cfg is not None:
             _check_architecture(part, path, converted.config, model_cfg[part])
         target = params[part]
-        source = _adapt(part, converted.params, nn.unbox(target), converted.config)
+        source = _adapt(converted.params, nn.unbox(target))
         want, got = _flatten(target), _flatten(source)
         shape = lambda x: tuple(np.shape(x.unbox() if isinstance(x, nn.meta.AxisMetadata) else x))  # noqa: E731
         problems = ([f"missing {k}" for k in want if k not in got] + [f"unexpected {k}" for k in got if k not in want]

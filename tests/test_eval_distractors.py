@@ -175,13 +175,14 @@ def converted_owl3(tmp_path) -> tuple[str, str]:
 
     from mm1_jax.convert import checkpoint as converted
     from mm1_jax.data.tokenizer import load_tokenizer
-    from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
+    from mm1_jax.models import build_model
+    from mm1_jax.models.owl3 import tiny_owl3_config
 
     tokenizer = byte_level_tokenizer(tmp_path / "tokenizer.json", QWEN2_SPECIAL)
     tok = load_tokenizer(tokenizer)
     cfg = tiny_owl3_config(vocab_size=tok.vocab_size)
     cfg.image_token_id = tok.image_id
-    module = build_owl3(cfg)
+    module = build_model(cfg)
     ids = np.array([[1, tok.image_id, 2]], np.int32)
     params = nn.unbox(module.init(jax.random.PRNGKey(0), ids, np.zeros((1, 28, 28, 3), np.float32))["params"])
     params = jax.tree.map(lambda x: np.asarray(x) + 0.05 * np.random.default_rng(1).standard_normal(x.shape)

@@ -112,13 +112,13 @@ def test_top_p_samples_only_the_nucleus():
 def test_owl3_left_padded_batch_equals_each_prompt_alone():
     """Owl3 prompts of different lengths, images at different places (or none), generate batched and left-padded
     exactly what each generates alone; the eval's Generator (chunks of 2) gives the same."""
-    from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
+    from mm1_jax.models.owl3 import tiny_owl3_config
     from mm1_jax.pretrained import LoadedOwl3
     from tests.test_hyper_attention import randomize
 
     cfg = tiny_owl3_config()
     token = cfg.image_token_id
-    module = build_owl3(cfg)
+    module = build_model(cfg)
     params = module.init(jax.random.PRNGKey(0), np.array([[1, token, 2]], np.int32),
                          np.zeros((1, 28, 28, 3), np.float32))["params"]
     loaded = LoadedOwl3(module, randomize(params, 5, scale=0.3), cfg, token)
@@ -279,13 +279,13 @@ def test_owl3_second_call_with_new_prompts_compiles_nothing():
 
 
 def _tiny_owl3():
-    from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
+    from mm1_jax.models.owl3 import tiny_owl3_config
     from mm1_jax.pretrained import LoadedOwl3
     from tests.test_hyper_attention import randomize
 
     cfg = tiny_owl3_config()
     token = cfg.image_token_id
-    module = build_owl3(cfg)
+    module = build_model(cfg)
     params = module.init(jax.random.PRNGKey(0), np.array([[1, token, 2]], np.int32),
                          np.zeros((1, 28, 28, 3), np.float32))["params"]
     return LoadedOwl3(module, randomize(params, 5, scale=0.3), cfg, token), token

@@ -463,16 +463,16 @@ def test_config_mistakes_are_refused_before_tracing(change, message):
 
 def test_scannable_hyper_layers_pass_validation_and_direct_misuse_is_named():
     from mm1_jax.models import build_model, registry
-    from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
+    from mm1_jax.models.owl3 import tiny_owl3_config
 
     cfg = mm1_hyper_config(depth=4, scan_layers=True, num_experts=4, moe_every=2, hyper_layers=(1, 3))
     registry.validate_model_config(cfg)
     assert build_model(cfg).decoder.scan_layers
     owl = tiny_owl3_config()
-    owl.hyper_layers = (4,)
-    message = "model.hyper_layers=[4] holds 4, outside the decoder's layers 0..3"
+    owl.decoder.hyper_layers = (4,)
+    message = "model.decoder.hyper_layers=[4] holds 4, outside the decoder's layers 0..3"
     with pytest.raises(ValueError, match=re.escape(message)):
-        build_owl3(owl)
+        build_model(owl)
     tokens = np.zeros((1, 4), np.int32)
     with pytest.raises(ValueError, match="images were given to a decoder without hyper layers"):
         Decoder(**DEC).init(jax.random.PRNGKey(0), tokens, images=np.zeros((1, 1, LV, D)), image_index=np.zeros((1, 1)))

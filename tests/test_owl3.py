@@ -18,7 +18,8 @@ from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb, repea
 from mm1_jax.convert import owl3 as convert_owl3
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import owl3_images
-from mm1_jax.models.owl3 import build_owl3, tiny_owl3_config
+from mm1_jax.models import build_model
+from mm1_jax.models.owl3 import tiny_owl3_config
 from mm1_jax.pretrained import LoadedOwl3
 from tests.test_hyper_attention import randomize
 
@@ -28,7 +29,7 @@ TOKEN = CFG.image_token_id
 
 @pytest.fixture(scope="module")
 def loaded():
-    module = build_owl3(CFG)
+    module = build_model(CFG)
     ids = np.array([[1, TOKEN, 2]], np.int32)
     params = module.init(jax.random.PRNGKey(0), ids, np.zeros((1, 28, 28, 3), np.float32))["params"]
     return LoadedOwl3(module, randomize(params, 5, scale=0.3), CFG, TOKEN)
@@ -129,7 +130,7 @@ def test_logits_equal_pytorch_reference(loaded):
     np.testing.assert_allclose(ours, want, atol=2e-4, rtol=1e-4)
     # the hyper layers matter: without them (plain Qwen2) the logits after the first image differ
     gate_closed = jax.tree.map(np.array, loaded.params)
-    for i in CFG.hyper_layers:
+    for i in CFG.decoder.hyper_layers:
         gate_closed["decoder"][f"layer_{i}"]["attn"]["gate_proj"]["bias"][:] = -1e4
     plain = LoadedOwl3(loaded.module, gate_closed, CFG, TOKEN).logits(ids, images)
     assert np.abs(plain[0, 4:] - ours[0, 4:]).max() > 1e-3
@@ -158,7 +159,7 @@ def test_config_from_released_config_json():
                                   "model_type": "siglip_vision_model", "num_attention_heads": 16,
                                   "num_hidden_layers": 27, "patch_size": 14}}
     cfg = convert_owl3.config_from_hf(released)
-    assert tuple(cfg.hyper_layers) == (0, 8, 16, 24) and cfg.projector_depth == 1
+    assert tuple(cfg.decoder.hyper_layers) == (0, 8, 16, 24) and cfg.projector_depth == 1
     assert (cfg.decoder.width, cfg.decoder.num_kv_heads, cfg.decoder.head_dim, cfg.decoder.qkv_bias) == (3584, 4, 128, True)
     assert (cfg.encoder.feature_layer, cfg.encoder.feature_norm, cfg.encoder.width) == (-2, False, 1152)
     again = convert_owl3.config_from_hf(convert_owl3.hf_config_to(cfg))

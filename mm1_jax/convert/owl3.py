@@ -21,7 +21,9 @@ import ml_collections
 import numpy as np
 
 from mm1_jax.convert import llama, vit_weights
-from mm1_jax.models import vit
+from mm1_jax.models import config as model_config
+from mm1_jax.models import registry, vit
+from mm1_jax.models.inputs import init_inputs
 
 MODEL_TYPES = ("mplugowl3",)
 KIND = "owl3"
@@ -40,9 +42,10 @@ def config_from_hf(hf: dict) -> ml_collections.ConfigDict:
             raise ValueError(f"config.json hyper_layers={one_based} holds {i!r}, outside the decoder's layers "
                              f"1..{decoder.depth} (one-based).")
     encoder = vit_weights.vit_from_hf_config({"vision_config": hf["vision_config"]}, **vit.OWL3_FEATURES)
+    decoder.hyper_layers = tuple(i - 1 for i in one_based)
     return ml_collections.ConfigDict(dict(
-        encoder=encoder.to_dict(), projector_depth=2 if "vision_batch_size" in hf else 1, decoder=decoder.to_dict(),
-        hyper_layers=tuple(i - 1 for i in one_based), image_token_id=hf.get("image_token_id"), dtype="float32"))
+        kind="owl3", encoder=encoder.to_dict(), projector_depth=2 if "vision_batch_size" in hf else 1,
+        decoder=decoder.to_dict(), image_token_id=hf.get("image_token_id"), dtype="float32"))
 
 
 def hf_config_to(cfg: ml_collections.ConfigDict) -> dict:
@@ -53,10 +56,10 @@ def hf_config_to(cfg: ml_collections.ConfigDict) -> dict:
                hidden_size=d.width, num_hidden_layers=d.depth, num_attention_heads=d.num_heads,
                num_key_value_heads=d.num_kv_heads, intermediate_size=d.mlp_dim, hidden_act="silu",
                rms_norm_eps=d.norm_eps, rope_theta=d.rope_theta, tie_word_embeddings=d.tie_embeddings,
-               hyper_layers=[i + 1 for i in cfg.hyper_layers], vision_config=vision)
-    if cfg.get("image_token_id") is not None:
+               hyper_layers=[i + 1 for i in cfg.decoder.hyper_layers], vision_config=vision)
+    if model_config.get(cfg, "owl3", "image_token_id") is not None:
         out["image_token_id"] = cfg.image_token_id
-    if cfg.get("projector_depth", 1) == 2:
+    if model_config.get(cfg, "owl3", "projector_depth") == 2:
         out["vision_batch_size"] = 16
     return out
 
@@ -79,7 +82,7 @@ def image_token_id_from_dir(src: str, token: str = "<|image|>") -> int | None:
 
 def update_config_from_dir(cfg: ml_collections.ConfigDict, src: str) -> ml_collections.ConfigDict:
     """Fill `image_token_id` from the checkpoint's tokenizer when config.json does not carry it."""
-    if cfg.get("image_token_id") is None:
+    if model_config.get(cfg, "owl3", "image_token_id") is None:
         cfg.image_token_id = image_token_id_from_dir(src)
     return cfg
 
@@ -97,14 +100,14 @@ def hf_to_params(state: Mapping[str, np.ndarray], cfg: ml_collections.ConfigDict
     names = set(state.keys())
     d = cfg.decoder
     kvh, dh = d.num_kv_heads, d.head_dim or d.width // d.num_heads
-    for i in cfg.hyper_layers:
+    for i in cfg.decoder.hyper_layers:
         for part in ("v_kv_proj.weight", "v_kv_proj.bias", "gate_proj.0.weight", "gate_proj.0.bias"):
-            _require(names, _LAYER.format(i) + part, f"hyper layer {i} (config hyper_layers, zero-based)")
+            _require(names, _LAYER.format(i) + part, f"hyper layer {i} (model.decoder.hyper_layers, zero-based)")
     try:
         decoder = llama.hf_to_params(state, d, prefix="language_model.")
     except KeyError as e:
         raise ValueError(f"the checkpoint has no tensor {e.args[0]!r}, which the Qwen2 decoder needs.") from None
-    for i in cfg.hyper_layers:
+    for i in cfg.decoder.hyper_layers:
         p = _LAYER.format(i)
         w = np.asarray(state[p + "v_kv_proj.weight"]).reshape(kvh, 2, dh, d.width)
         b = np.asarray(state[p + "v_kv_proj.bias"]).reshape(kvh, 2, dh)
@@ -113,7 +116,7 @@ def hf_to_params(state: Mapping[str, np.ndarray], cfg: ml_collections.ConfigDict
             image_v_proj={"kernel": w[:, 1].transpose(2, 0, 1), "bias": b[:, 1]},
             gate_proj={"kernel": np.asarray(state[p + "gate_proj.0.weight"]).T,
                        "bias": np.asarray(state[p + "gate_proj.0.bias"])})
-    depth = cfg.get("projector_depth", 1)
+    depth = model_config.get(cfg, "owl3", "projector_depth")
     linear = ["vision2text_model"] if depth == 1 else ["vision2text_model.0", "vision2text_model.2"]
     for name in linear:
         _require(names, name + ".weight", f"the vision2text projector (projector_depth={depth})")
@@ -127,7 +130,7 @@ def params_to_hf(params: Mapping[str, Any], cfg: ml_collections.ConfigDict) -> d
     """The inverse of `hf_to_params`: names and layouts as the release saves them."""
     d = cfg.decoder
     out = dict(llama.params_to_hf(params["decoder"], d, prefix="language_model."))
-    for i in cfg.hyper_layers:
+    for i in cfg.decoder.hyper_layers:
         attn, p = params["decoder"][f"layer_{i}"]["attn"], _LAYER.format(i)
         k, v = (np.asarray(attn[n]["kernel"]).transpose(1, 2, 0) for n in ("image_k_proj", "image_v_proj"))
         out[p + "v_kv_proj.weight"] = np.stack([k, v], axis=1).reshape(-1, d.width)
@@ -135,7 +138,7 @@ def params_to_hf(params: Mapping[str, Any], cfg: ml_collections.ConfigDict) -> d
                                               np.asarray(attn["image_v_proj"]["bias"])], axis=1).reshape(-1)
         out[p + "gate_proj.0.weight"] = np.asarray(attn["gate_proj"]["kernel"]).T
         out[p + "gate_proj.0.bias"] = np.asarray(attn["gate_proj"]["bias"])
-    depth = cfg.get("projector_depth", 1)
+    depth = model_config.get(cfg, "owl3", "projector_depth")
     for j in range(depth):
         name = "vision2text_model" if depth == 1 else f"vision2text_model.{2 * j}"
         layer = params["vision2text"][f"layers_{2 * j}"]
@@ -146,22 +149,14 @@ def params_to_hf(params: Mapping[str, Any], cfg: ml_collections.ConfigDict) -> d
 
 
 def build_module(cfg: ml_collections.ConfigDict):
-    from mm1_jax.models.owl3 import build_owl3
-
-    return build_owl3(cfg)
+    return registry.build_model(cfg)
 
 
 def param_shapes(cfg: ml_collections.ConfigDict) -> dict:
     """Our parameter shapes, nothing allocated (one image, one placeholder token)."""
-    import jax.numpy as jnp
-
     from mm1_jax.convert import init_shapes
 
-    size = cfg.encoder.image_size
-    token = cfg.get("image_token_id")
-    token = 0 if token is None else token
-    return init_shapes(build_module(cfg), jnp.full((1, 1), token, jnp.int32), jnp.zeros((1, size, size, 3)),
-                       image_token_id=token)
+    return init_shapes(build_module(cfg), **init_inputs(cfg))
 
 
 def ignored(name: str, cfg: ml_collections.ConfigDict) -> bool:

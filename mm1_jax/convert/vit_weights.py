@@ -206,13 +206,17 @@ def _embeddings(read: _Reader, cfg: Any) -> dict:
 
 
 def _resize_positions(table: np.ndarray, cfg: Any) -> np.ndarray:
-    """Interpolate a position table trained on another grid to the config's grid (checkpoint surgery)."""
+    """Interpolate a position table trained on another grid to the config's grid (checkpoint surgery), as the model
+    declares it resolution-dependent (`vit.resolution_resize`)."""
     has_class_token = vit.STYLES[cfg.style]["class_token"]
-    old = int(round((table.shape[0] - has_class_token) ** 0.5))
-    if old * old + has_class_token != table.shape[0]:
+    wanted = (vit.grid_size(cfg.image_size, cfg.patch_size) ** 2 + has_class_token, table.shape[-1])
+    keys = ("class_token",) if has_class_token else ()
+    plan = vit.resolution_resize("pos_embed", table.shape, wanted, keys)
+    if plan is None:
         raise ValueError(f"the position table's {table.shape[0]} rows are not a square grid"
                          f"{' plus a class token' if has_class_token else ''}.")
-    return vit.interpolate_pos_embed(table, old, vit.grid_size(cfg.image_size, cfg.patch_size), has_class_token)
+    old, new, class_row = plan
+    return vit.interpolate_pos_embed(table, old, new, class_row)
 
 
 def _head(read: _Reader, cfg: Any) -> dict | None:

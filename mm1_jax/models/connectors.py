@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mm1_jax.models.layers import Projection
+from mm1_jax.models import config as model_config
 from mm1_jax.models.c_abstractor import CAbstractor, adaptive_avg_pool_2d, adaptive_pool_matrix, square_sides
+from mm1_jax.models.layers import Projection
 
 __all__ = [
     "AveragePooling",
@@ -146,7 +147,8 @@ class MlpProjector(nn.Module):
 BuildFn = Callable[..., nn.Module]  # (cfg, *, in_dim, out_dim, num_input_tokens, dtype) -> module
 ValidateFn = Callable[[ml_collections.ConfigDict, int], None]  # (cfg, num_input_tokens) -> None or ValueError
 _REGISTRY: dict[str, tuple[BuildFn, ValidateFn | None]] = {}
-# Every field the built-in connectors read (`config.model.connector`; defaults: mm1_jax.models.presets.connector_config):
+# Every field the built-in connectors read (`config.model.connector`; defaults of those a config may leave out:
+# mm1_jax.models.config.CONNECTOR; the papers' values: mm1_jax.models.presets.connector_config):
 # name (the kind), num_tokens (K), hidden_dim, depth and mlp_depth (C-Abstractor / MLP), num_heads (attention
 # pooling), pos_emb (the C-Abstractor's position table). A registered connector adds its own (`register_connector`).
 CONNECTOR_FIELDS = ("name", "num_tokens", "hidden_dim", "depth", "mlp_depth", "num_heads", "pos_emb")
@@ -284,11 +286,11 @@ register_connector(
     "c_abstractor",
     lambda cfg, *, in_dim, out_dim, num_input_tokens, dtype: CAbstractor(
         num_tokens=cfg.num_tokens,
-        hidden_dim=cfg.get("hidden_dim") or in_dim,
+        hidden_dim=model_config.get(cfg, "connector", "hidden_dim") or in_dim,
         out_dim=out_dim,
         depth=cfg.depth,
         mlp_depth=cfg.mlp_depth,
-        use_pos_emb=cfg.get("pos_emb", True),
+        use_pos_emb=model_config.get(cfg, "connector", "pos_emb"),
         dtype=dtype,
     ),
     _validate_c_abstractor,

@@ -17,8 +17,9 @@ import jax
 import ml_collections
 from flax import traverse_util
 
+from mm1_jax.models import config as model_config
 from mm1_jax.models import connectors, registry, summary
-from mm1_jax.models.inputs import example_batch, input_spec
+from mm1_jax.models.inputs import init_inputs, input_spec
 
 PARTS = ("encoder", "connector", "decoder")
 
@@ -38,7 +39,7 @@ def vit_sequence_length(enc: ml_collections.ConfigDict) -> int:
 def logical_axes(model_cfg: ml_collections.ConfigDict) -> dict:
     """The parameters' logical axis names (`nn.get_partition_spec` of an abstract init: nothing is allocated)."""
     model = registry.build_model(model_cfg)
-    example = example_batch(input_spec(model_cfg), 1, 8)
+    example = init_inputs(model_cfg)
     boxed = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), **example))["params"]
     return nn.get_partition_spec(boxed)
 
@@ -65,22 +66,23 @@ def step_flops(model_cfg: ml_collections.ConfigDict, params: dict, *, rows: int,
     trains = dict(trains) if trains is not None else {p: True for p in PARTS}
     images = input_spec(model_cfg).max_images
     parts = summary.part_counts(params)
-    num_experts = dec.get("num_experts", 0)
+    get = lambda field: model_config.get(dec, "decoder", field)  # noqa: E731
+    num_experts = get("num_experts")
     inactive = 0.0
     if num_experts:
         flat = traverse_util.flatten_dict(params, sep="/")
         specs = traverse_util.flatten_dict(logical if logical is not None else logical_axes(model_cfg), sep="/")
         experts = sum(math.prod(v.shape) for k, v in flat.items()
                       if k.startswith("decoder/") and "exp" in tuple(specs.get(k) or ()))
-        inactive = experts * (1 - dec.get("top_k", 2) / num_experts)
+        inactive = experts * (1 - get("top_k") / num_experts)
 
-    head_dim = dec.get("head_dim") or dec.width // dec.num_heads
+    head_dim = get("head_dim") or dec.width // dec.num_heads
     d_attn = dec.num_heads * head_dim
-    untied = 0 if dec.get("tie_embeddings", False) else dec.vocab_size * dec.width
+    untied = 0 if get("tie_embeddings") else dec.vocab_size * dec.width
     n_dec = parts["decoder"] - inactive - untied
     p_out = registry.num_encoder_tokens(enc)
     p_vit = vit_sequence_length(enc)
-    hyper = len(dec.get("hyper_layers") or ())
+    hyper = len(get("hyper_layers") or ())
     # hyper attention reads each image's connector outputs; the slots route has them in the sequence already
     image_tokens = images * connectors.num_connector_tokens(model_cfg.connector, p_out) if hyper else 0
     f_dec = _factor(trains, "decoder", ("encoder", "connector"))

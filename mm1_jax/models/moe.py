@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mm1_jax.models import config as model_config
 from mm1_jax.models import layers
 from mm1_jax.models.layers import Array, constrain, with_axes
 
@@ -239,20 +240,21 @@ class MoeMlp(nn.Module):
 
 def validate_moe_fields(cfg: Any, section: str = "model.decoder") -> None:
     """Errors for MoE fields of a decoder config (one sentence naming the field)."""
-    e = cfg.get("num_experts", 0)
+    get = lambda field: model_config.get(cfg, "decoder", field)  # noqa: E731
+    e = get("num_experts")
     if e == 0:
         return
     if e < 0:
         raise ValueError(f"{section}.num_experts={e} must be >= 0 (0 = dense).")
-    k = cfg.get("top_k", 2)
+    k = get("top_k")
     if not 1 <= k <= e:
         raise ValueError(f"{section}.top_k={k} must be between 1 and {section}.num_experts={e}.")
-    if cfg.get("moe_mode", "dropless") not in MODES:
+    if get("moe_mode") not in MODES:
         raise ValueError(f"{section}.moe_mode={cfg.moe_mode!r} is not one of {', '.join(MODES)}.")
-    if cfg.get("capacity_factor", 1.25) <= 0:
-        raise ValueError(f"{section}.capacity_factor={cfg.capacity_factor} must be > 0.")
-    every = cfg.get("moe_every", 1)
-    if every < 1 or cfg.depth % every and cfg.get("scan_layers", False):
+    if get("capacity_factor") <= 0:
+        raise ValueError(f"{section}.capacity_factor={get('capacity_factor')} must be > 0.")
+    every = get("moe_every")
+    if every < 1 or cfg.depth % every and get("scan_layers"):
         raise ValueError(
             f"{section}.moe_every={every} must be >= 1 and divide {section}.depth={cfg.depth} when layers are scanned."
         )
@@ -265,7 +267,7 @@ def upcycle(dense: dict, decoder_cfg: Any, rng: jax.Array) -> dict:
     dense one did, whatever the router says.
     """
     e = decoder_cfg.num_experts
-    every = decoder_cfg.get("moe_every", 1)
+    every = model_config.get(decoder_cfg, "decoder", "moe_every")
     out = dict(dense)
     for i in range(decoder_cfg.depth):
         if (i + 1) % every:

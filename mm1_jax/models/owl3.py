@@ -11,14 +11,15 @@ pixels, normalised on the device with the encoder's (SigLIP's) statistics by `mm
 taken as normalised already. In a batch of B rows every row's hyper layers see the N images but only attend to
 those whose placeholder is in the row.
 
-The config (`config.model` for kind 'owl3'):
+The config (`config.model` with kind 'owl3'; `mm1_jax.models.build_model` builds it, `registry.OWL3_FIELDS`):
+  kind             'owl3'
   encoder          ViT fields (`VIT_PRESETS['siglip_so400m14_384']` for the release)
   projector_depth  1 (240728) or 2 (241101)
-  decoder          `Decoder` fields (Qwen2: qkv_bias=True)
-  hyper_layers     zero-based decoder layer indices, handed to the decoder as its `hyper_layers` (the released
-                   config.json's one-based [1, 9, 17, 25] -> 0, 8, 16, 24)
+  decoder          `Decoder` fields (Qwen2: qkv_bias=True) with `hyper_layers`: zero-based decoder layer indices
+                   (the released config.json's one-based [1, 9, 17, 25] -> 0, 8, 16, 24)
   image_token_id   the tokenizer's `<|image|>` id (None: pass it at call time)
   dtype            'float32' / 'bfloat16'
+Defaults of the fields a config leaves out: `mm1_jax.models.config`.
 """
 from __future__ import annotations
 
@@ -30,13 +31,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mm1_jax.models import connectors, vit
+from mm1_jax.models import vit
 from mm1_jax.models.decoder import Decoder
-from mm1_jax.models.hyper_attention import check_hyper_layers
 from mm1_jax.models.layers import Array
 from mm1_jax.models.mm1 import encoder_norm, normalize_pixels
-
-OWL3_FIELDS = ("encoder", "projector_depth", "decoder", "hyper_layers", "image_token_id", "dtype")
 
 
 def rows_of_images(is_placeholder: Array, features: Array) -> tuple[Array, Array]:
@@ -63,7 +61,8 @@ def check_placeholder_count(tokens: Any, num_images: int, image_token_id: int) -
 
 
 class Owl3(nn.Module):
-    """mPLUG-Owl3. Submodules 'encoder', 'vision2text', 'decoder' (a `Decoder` with hyper layers)."""
+    """mPLUG-Owl3. Submodules 'encoder', 'vision2text', 'decoder' (a `Decoder` with hyper layers). Built by
+    `mm1_jax.models.build_model(config.model)` for model.kind 'owl3'."""
 
     encoder: nn.Module
     vision2text: nn.Module
@@ -90,54 +89,12 @@ class Owl3(nn.Module):
         return self.decoder(tokens, images=row_images, image_index=index, **kwargs)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Config -> module
-# ----------------------------------------------------------------------------------------------------------------
-def decoder_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The `Decoder` fields of an Owl3 config: `model.decoder` with `model.hyper_layers` as its hyper_layers."""
-    return ml_collections.ConfigDict({**cfg.decoder.to_dict(), "hyper_layers": tuple(cfg.get("hyper_layers", ()))})
-
-
-def validate_owl3_config(cfg: ml_collections.ConfigDict) -> None:
-    """One sentence naming the first bad field of an Owl3 `config.model`."""
-    from mm1_jax.models.registry import DTYPES, validate_decoder_config  # registry imports this package's modules
-
-    for key in cfg.keys():
-        if key not in OWL3_FIELDS:
-            raise ValueError(f"model.{key} is not an Owl3 field; the fields are: {', '.join(OWL3_FIELDS)}.")
-    vit.validate_vit_config(cfg.encoder)
-    hyper = cfg.get("hyper_layers", ())
-    check_hyper_layers(hyper, cfg.decoder.depth, "model.hyper_layers")
-    inner = cfg.decoder.get("hyper_layers")
-    if inner and tuple(inner) != tuple(hyper):
-        raise ValueError(f"model.decoder.hyper_layers={list(inner)} differs from model.hyper_layers={list(hyper)}; "
-                         "an Owl3 config sets its hyper layers at model.hyper_layers only.")
-    validate_decoder_config(decoder_config(cfg))
-    if cfg.get("projector_depth", 1) not in (1, 2):
-        raise ValueError(f"model.projector_depth={cfg.projector_depth!r} must be 1 (release 240728) or 2 (241101).")
-    if cfg.get("dtype", "float32") not in DTYPES:
-        raise ValueError(f"model.dtype={cfg.dtype!r} is not one of {', '.join(DTYPES)}.")
-
-
-def build_owl3(cfg: ml_collections.ConfigDict) -> Owl3:
-    """The Owl3 module for its config (validated first)."""
-    from mm1_jax.models.registry import DTYPES
-
-    validate_owl3_config(cfg)
-    dtype = DTYPES[cfg.get("dtype", "float32")]
-    encoder = vit.ViT(**{**cfg.encoder.to_dict(), "dtype": dtype})
-    projector = connectors.MlpProjector(cfg.decoder.width, mlp_depth=cfg.get("projector_depth", 1), dtype=dtype)
-    decoder = Decoder(**{**decoder_config(cfg).to_dict(), "dtype": dtype})
-    return Owl3(encoder=encoder, vision2text=projector, decoder=decoder, image_token_id=cfg.get("image_token_id"))
-
-
 def tiny_owl3_config(vocab_size: int = 128, image_size: int = 28, patch_size: int = 14) -> ml_collections.ConfigDict:
     """A CPU-sized Owl3 (tests, notebooks): 2x2 patches per image, 4 decoder layers, hyper layers 1 and 3."""
     encoder = {**vit.FIELD_DEFAULTS, **vit.OWL3_FEATURES}
     encoder.update(style="siglip", image_size=image_size, patch_size=patch_size, width=32, depth=3, num_heads=2,
                    mlp_dim=64, norm_eps=1e-6)
     decoder = dict(vocab_size=vocab_size, width=64, depth=4, num_heads=4, num_kv_heads=2, head_dim=16, mlp_dim=96,
-                   rope_theta=1e6, qkv_bias=True, tie_embeddings=False, norm_eps=1e-6)
-    return ml_collections.ConfigDict(dict(encoder=vit.with_style_defaults(encoder), projector_depth=1,
-                                          decoder=decoder, hyper_layers=(1, 3), image_token_id=vocab_size - 1,
-                                          dtype="float32"))
+                   rope_theta=1e6, qkv_bias=True, tie_embeddings=False, norm_eps=1e-6, hyper_layers=(1, 3))
+    return ml_collections.ConfigDict(dict(kind="owl3", encoder=vit.with_style_defaults(encoder), projector_depth=1,
+                                          decoder=decoder, image_token_id=vocab_size - 1, dtype="float32"))

@@ -12,13 +12,15 @@ import flax.linen as nn
 import jax
 import ml_collections
 
+from mm1_jax.models import config as model_config
 from mm1_jax.models import registry
-from mm1_jax.models.inputs import example_batch, input_spec
+from mm1_jax.models.inputs import init_inputs, input_spec
+
 
 def abstract_params(model_cfg: ml_collections.ConfigDict) -> dict:
     """Parameter shapes (ShapeDtypeStructs) of the whole model, from `jax.eval_shape`."""
     model = registry.build_model(model_cfg)
-    example = example_batch(input_spec(model_cfg), 1, 8)
+    example = init_inputs(model_cfg)
     variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), **example))
     return nn.unbox(variables["params"])
 
@@ -28,8 +30,10 @@ def count(tree) -> int:
 
 
 def part_counts(params: dict) -> dict[str, int]:
-    """Parameters of the encoder, the connector and the decoder."""
-    return {name: count(params.get(name, {})) for name in ("encoder", "connector", "decoder")}
+    """Parameters of the encoder, the connector (an Owl3's: its vision2text projector) and the decoder."""
+    connector = params.get("connector", params.get("vision2text", {}))
+    return {"encoder": count(params.get("encoder", {})), "connector": count(connector),
+            "decoder": count(params.get("decoder", {}))}
 
 
 def summarize(config: ml_collections.ConfigDict) -> dict:
@@ -37,15 +41,16 @@ def summarize(config: ml_collections.ConfigDict) -> dict:
     params = abstract_params(config.model)
     parts = part_counts(params)
     dec = config.model.decoder
-    embed = dec.vocab_size * dec.width * (1 if dec.get("tie_embeddings", False) else 2)
+    get = lambda field: model_config.get(dec, "decoder", field)  # noqa: E731
+    embed = dec.vocab_size * dec.width * (1 if get("tie_embeddings") else 2)
     seq_len = config.get("data", {}).get("seq_len", 4096) if "data" in config else 4096
     spec = input_spec(config.model)
     k, max_images = spec.tokens_per_image, spec.max_images
     inactive = 0
-    if dec.get("num_experts", 0):
-        moe_layers = sum(1 for i in range(dec.depth) if (i + 1) % dec.get("moe_every", 1) == 0)
-        per_expert = 3 * dec.width * (dec.get("expert_mlp_dim", 0) or dec.mlp_dim)
-        inactive = moe_layers * (dec.num_experts - dec.get("top_k", 2)) * per_expert
+    if get("num_experts"):
+        moe_layers = sum(1 for i in range(dec.depth) if (i + 1) % get("moe_every") == 0)
+        per_expert = 3 * dec.width * (get("expert_mlp_dim") or dec.mlp_dim)
+        inactive = moe_layers * (dec.num_experts - get("top_k")) * per_expert
     return dict(
         params=parts,
         total=sum(parts.values()),

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mm1_jax.models import config as model_config
 from mm1_jax.models import layers
 
 Array = jax.Array
@@ -112,7 +113,8 @@ def validate_vit_config(cfg: Any) -> None:
         raise ValueError(f"encoder.image_size={image_size} is smaller than encoder.patch_size={patch_size}.")
     # google/siglip-so400m-patch14-384 runs 384 px through 14 px patches: the patch convolution (here as in torch)
     # drops the 6 pixels past the last whole patch (a 27 x 27 grid). Such configs must say so explicitly.
-    if image_size % patch_size and not _get(cfg, "allow_partial_patches", False):
+    partial = _get(cfg, "allow_partial_patches", model_config.ENCODER["allow_partial_patches"])
+    if image_size % patch_size and not partial:
         raise ValueError(
             f"encoder.image_size={image_size} is not a multiple of encoder.patch_size={patch_size} (set "
             f"encoder.allow_partial_patches=True to drop the {image_size % patch_size} border pixels, as "
@@ -120,7 +122,7 @@ def validate_vit_config(cfg: Any) -> None:
     width, num_heads = _get(cfg, "width"), _get(cfg, "num_heads")
     if num_heads <= 0 or width % num_heads:
         raise ValueError(f"encoder.width={width} is not divisible by encoder.num_heads={num_heads}.")
-    depth, feature_layer = _get(cfg, "depth"), _get(cfg, "feature_layer", ViT.feature_layer)  # the module's default
+    depth, feature_layer = _get(cfg, "depth"), _get(cfg, "feature_layer", model_config.ENCODER["feature_layer"])
     if not -(depth + 1) <= feature_layer <= depth:
         raise ValueError(
             f"encoder.feature_layer={feature_layer} is out of range for encoder.depth={depth} "
@@ -203,6 +205,35 @@ def interpolate_pos_embed(pos_emb: Any, old_grid: int | Sequence[int], new_grid:
         out = jnp.einsum("ih,jw,hwc->ijc", rows.astype(np.float32), cols.astype(np.float32),
                          grid.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST).astype(pos_emb.dtype)
     return xp.concatenate([prefix, out.reshape(nh * nw, -1)], axis=0)
+
+
+# Parameters that depend on the resolution: [N(+1), C] position tables with one row per patch of the encoder's grid,
+# by leaf name. Whenever parameters trained at one resolution meet a model at another, these (and only these) are
+# resized bicubically: the stage restore (`runtime.checkpoint.restore_params`) and converted weights
+# (`pretrained.init_from_checkpoints`) both ask `resolution_resize`.
+RESOLUTION_PARAMS = (
+    "pos_embed",  # the ViT's learned table; a class-token row leads it when the ViT has a `class_token`
+    "pos_emb",  # the C-Abstractor's (connector) table, one row per encoder patch, no class-token row
+)
+
+
+def resolution_resize(path: str, saved: Sequence[int], wanted: Sequence[int],
+                      keys: Any = ()) -> tuple[int, int, bool] | None:
+    """(saved grid side, wanted grid side, class-token row) when the parameter at `path` ('encoder/pos_embed')
+    depends on the resolution (`RESOLUTION_PARAMS`) and its shapes differ only in a square grid; None otherwise.
+    `keys`: the tree's other parameter paths (a sibling `class_token` means the table leads with its row)."""
+    parent, _, leaf = path.rpartition("/")
+    if leaf not in RESOLUTION_PARAMS or len(saved) != 2 or len(wanted) != 2 or saved[1] != wanted[1]:
+        return None
+    class_row = leaf == "pos_embed" and (f"{parent}/class_token" if parent else "class_token") in set(keys)
+    old, new = _square_side(saved[0] - class_row), _square_side(wanted[0] - class_row)
+    return None if old is None or new is None else (old, new, class_row)
+
+
+def _square_side(n: int) -> int | None:
+    """s when n = s*s (s >= 1), else None."""
+    s = int(round(max(n, 0) ** 0.5))
+    return s if s >= 1 and s * s == n else None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -432,9 +463,9 @@ MM1_FEATURES = dict(feature_layer=-1, feature_norm=False, drop_class_token=True)
 # project brief, not yet checked against the released modeling_mplugowl3.py).
 OWL3_FEATURES = dict(feature_layer=-2, feature_norm=False, drop_class_token=True)
 
-# The fields that are not the architecture's size; '' / None take the style's value (see STYLES).
-FIELD_DEFAULTS = dict(allow_partial_patches=False, use_head=False, activation="", pos_embed="", attn_bias=None, mlp_bias=None, remat=False,
-                      scan=False)
+# The fields that are not the architecture's size (the owner's defaults, models/config.py); '' / None take the
+# style's value (see STYLES).
+FIELD_DEFAULTS = {k: v for k, v in model_config.ENCODER.items() if k not in MM1_FEATURES}
 OVERRIDABLE = ("activation", "pos_embed", "attn_bias", "mlp_bias")
 
 

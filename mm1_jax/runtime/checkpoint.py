@@ -23,8 +23,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from mm1_jax.models import vit
 from mm1_jax.models.inputs import example_batch, input_spec
-from mm1_jax.models.vit import interpolate_pos_embed
 
 
 def _absolute(directory: str) -> str:
@@ -265,26 +265,6 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> t
     return out["state"], local
 
 
-POSITION_TABLES = ("pos_embed", "pos_emb")  # the ViT's learned table, the C-Abstractor's (sized by the encoder grid)
-
-
-def _side(n: int) -> int | None:
-    """s when n = s*s (s >= 1), else None."""
-    s = int(round(max(n, 0) ** 0.5))
-    return s if s >= 1 and s * s == n else None
-
-
-def _position_resize(key: str, saved: tuple, wanted: tuple, keys: set[str]) -> tuple[int, int, bool] | None:
-    """(checkpoint side, model side, class-token row) when `key` is a square position table ([N(+1), C]) whose only
-    difference is the grid; None otherwise. A ViT table has a class-token row when its module has a `class_token`."""
-    parent, _, leaf = key.rpartition("/")
-    if leaf not in POSITION_TABLES or len(saved) != 2 or len(wanted) != 2 or saved[1] != wanted[1]:
-        return None
-    class_row = leaf == "pos_embed" and f"{parent}/class_token" in keys
-    old, new = _side(saved[0] - class_row), _side(wanted[0] - class_row)
-    return None if old is None or new is None else (old, new, class_row)
-
-
 def _place(value: np.ndarray, like: Any) -> Any:
     """A host array laid out as the abstract leaf `like` (its sharding when it has one; works across hosts)."""
     value = np.asarray(value, like.dtype)
@@ -307,9 +287,10 @@ def restore_params(directory: str, abstract_params: Any, field: str = "init.chec
     """Params only, from another run's checkpoint directory (a previous training stage): its latest step, or `step`
     when it is not -1. `field` / `step_field` are the settings errors name.
 
-    Shapes must match the model's except for position tables (`POSITION_TABLES`) whose grid changed: a stage that
-    raises the encoder's resolution gets them resized by torch's bicubic kernel (`vit.interpolate_pos_embed`, the
-    ViT's class-token row kept), and one line says which. Any other difference is refused naming the parameters.
+    Shapes must match the model's except for the parameters the model declares resolution-dependent
+    (`vit.RESOLUTION_PARAMS`) whose grid changed: a stage that raises the encoder's resolution gets them resized by
+    torch's bicubic kernel (`vit.interpolate_pos_embed`, the ViT's class-token row kept), and one line says which.
+    Any other difference is refused naming the parameters.
     """
     if not epath.Path(directory).exists():
         raise ValueError(f"{field}={directory!r} holds no complete checkpoint (the folder does not exist).")
@@ -334,7 +315,7 @@ def restore_params(directory: str, abstract_params: Any, field: str = "init.chec
         meta = getattr(meta, "tree", meta)
         saved = _describe(meta.get("params", {}) if isinstance(meta, dict) else {})
         wanted = _describe(abstract_params)
-        resize = {k: _position_resize(k, saved[k], wanted[k], set(wanted))
+        resize = {k: vit.resolution_resize(k, saved[k], wanted[k], wanted)
                   for k in wanted if k in saved and saved[k] != wanted[k]}
         bad = sorted(k for k in wanted if k not in saved or (saved[k] != wanted[k] and resize[k] is None))
         if bad:
@@ -372,7 +353,7 @@ def restore_params(directory: str, abstract_params: Any, field: str = "init.chec
         if key not in resize:
             return value
         old, new, class_row = resize[key]
-        return _place(interpolate_pos_embed(np.asarray(value, np.float32), old, new, class_row), like)
+        return _place(vit.interpolate_pos_embed(np.asarray(value, np.float32), old, new, class_row), like)
 
     params = jax.tree_util.tree_map_with_path(resized, params, abstract_params)
     if jax.process_index() == 0:

@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from mm1_jax.models import config as model_config
 from mm1_jax.train import aot
 from mm1_jax.train.tpu import Slice
 
@@ -22,7 +23,7 @@ def search_candidates(config: ml_collections.ConfigDict, chips: int) -> list[dic
     (dividing the heads and the MLP) with fsdp over the rest; an MoE decoder also splits its experts over an expert
     axis of 8 or of all its experts. The batch's rows must split over the data-parallel chips (fsdp x expert)."""
     dec, rows = config.model.decoder, config.train.global_batch_size // config.train.grad_accum_steps
-    experts = dec.get("num_experts", 0)
+    experts = model_config.get(dec, "decoder", "num_experts")
     kv_heads = dec.get("num_kv_heads") or dec.num_heads
     mlp = dec.get("expert_mlp_dim") or dec.mlp_dim
     tensors = [t for t in (1, 2, 4, 8) if chips % t == 0 and dec.num_heads % t == 0 and kv_heads % t == 0

@@ -34,6 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mm1_jax import pretrained
 from mm1_jax.data import pipeline as pipeline_lib
+from mm1_jax.models import config as model_config
 from mm1_jax.models import registry
 from mm1_jax.models.inputs import example_batch, input_spec
 from mm1_jax.models.mm1 import loss_terms
@@ -130,7 +131,7 @@ def plan_train_step(config: ml_collections.ConfigDict, model: nn.Module, mesh: M
     Returns {'boxed' (abstract parameters with their logical axes), 'param_shardings' (boxed like them), 'tx',
     'schedule', 'state' (ShapeDtypeStructs with shardings), 'state_shardings', 'step' (jitted, state donated)}."""
     tc, trainable = config.train, tuple(config.train.trainable)
-    sharding.check_expert_axis(config.model.decoder.get("num_experts", 0), mesh.shape)
+    sharding.check_expert_axis(model_config.get(config.model.decoder, "decoder", "num_experts"), mesh.shape)
     n_data = sharding.data_parallel_size(mesh)
     if tc.global_batch_size % (n_data * tc.grad_accum_steps):
         raise ValueError(f"train.global_batch_size={tc.global_batch_size} is not divisible by the {n_data} "
