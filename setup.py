@@ -26,6 +26,10 @@ CORE = [
 SWEEP = ["matplotlib>=3.8", "scipy>=1.11"]
 # torch is pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA wheel.
 TORCH = ["torch==2.13.0", "transformers>=4.50"]
+# lmms-eval's runner over our checkpoints (mm1_jax/eval/lmms_eval_model.py). lmms-eval 0.7.3 also pulls torchvision
+# and wandb from PyPI; filelock < 4 because its evaluator imports filelock._api. The tests install only what the
+# runner imports, without those (tests/lmms_eval_requirements.txt).
+LMMS = ["lmms-eval==0.7.3", "filelock<4"]
 # `python -m mm1_jax.train.aot`: libtpu compiles the train step for a TPU slice that is not attached (no TPU needed).
 # Pinned to the libtpu built with jax 0.10.2: tests/goldens/ hold what this compiler emits.
 AOT = ["libtpu==0.0.42.1; platform_system == 'Linux' and platform_machine == 'x86_64'"]
@@ -47,5 +51,8 @@ setup(
         "aot": AOT,
         # notebooks/: Jupyter, the figures (matplotlib, scipy) and transformers models to convert (analysis.ipynb)
         "notebooks": ["jupyter"] + SWEEP + TORCH,
+        "lmms": LMMS + TORCH,
     },
+    # `python -m lmms_eval --model mm1_jax ...` finds the adapter through this entry point
+    entry_points={"lmms_eval.models": ["mm1_jax = mm1_jax.eval.lmms_eval_model:lmms_eval_manifests"]},
 )

@@ -323,18 +323,20 @@ def test_bfloat16_compute_follows_float32():
 
 # --- imports
 
-NO_TORCH = """
+LMMS_ADAPTER = "mm1_jax.eval.lmms_eval_model"
+NO_TORCH = f"""
 import importlib, json, pkgutil, sys
 from absl import flags
 import mm1_jax
 
-names = sorted(m.name for m in pkgutil.walk_packages(mm1_jax.__path__, "mm1_jax."))
+# lmms-eval's model adapter is the one module that needs torch (lmms-eval imports it): the [lmms] extra's
+names = sorted(m.name for m in pkgutil.walk_packages(mm1_jax.__path__, "mm1_jax.") if m.name != "{LMMS_ADAPTER}")
 for name in names:
     before = set(flags.FLAGS)
     importlib.import_module(name)
     for flag in set(flags.FLAGS) - before:  # each command's flags, so the next command can define its own
         delattr(flags.FLAGS, flag)
-print(json.dumps({"modules": names, "torch": sorted(m for m in sys.modules if m.split(".")[0] == "torch")}))
+print(json.dumps({{"modules": names, "torch": sorted(m for m in sys.modules if m.split(".")[0] == "torch")}}))
 """
 
 

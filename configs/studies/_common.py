@@ -38,7 +38,7 @@ def study_table(table: dict) -> dict:
 MM1_FEWSHOT = study_table(suites.MM1_FEWSHOT)
 TEXTCORE = study_table(suites.TEXTCORE)
 
-# MM1 after SFT (arXiv 2403.09611 Sec. 5, Table 4's columns as we remember them; unverified).
+# MM1 after SFT (arXiv 2403.09611 Sec. 5, Table 4's columns; the list of columns is unverified [S]).
 MM1_SFT = study_table({
     "VQAv2": suites.MM1_FEWSHOT["VQAv2"],
     "TextVQA": suites.MM1_FEWSHOT["TextVQA"],

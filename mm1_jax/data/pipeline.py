@@ -56,8 +56,8 @@ def source_dataset(
 class EpochShuffle(grain.MapDataset):
     """A fresh permutation of the records each epoch, from (seed, epoch).
 
-    Same role as grain's `shuffle`, whose per-element index_shuffle costs ~0.5 ms on this machine (more than reading
-    and tokenizing a record); one numpy permutation per epoch (4 bytes a record) is O(1) per element.
+    Same role as grain's `shuffle`, whose per-element index_shuffle costs more than reading and tokenizing a record;
+    one numpy permutation per epoch (4 bytes a record) is O(1) per element.
     """
 
     def __init__(self, parent: grain.MapDataset, seed: int):

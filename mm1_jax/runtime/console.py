@@ -1,6 +1,6 @@
 """Our lines on the console, the libraries' only when asked: the commands call `quiet_libraries()` after their flags
 are parsed. Library logging (orbax's save/restore INFO lines, jax's backend probing) goes to WARNING unless the user
-passed absl's `--verbosity` (e.g. `--verbosity=0` for INFO, as before); `start_backends()` starts jax's backends with
+passed absl's `--verbosity` (e.g. `--verbosity=0` for INFO); `start_backends()` starts jax's backends with
 the native stderr silenced (libtpu, installed by the [test] / [aot] extras, prints its probe's warnings there on a
 machine without a TPU)."""
 from __future__ import annotations
