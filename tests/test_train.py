@@ -160,13 +160,6 @@ def test_sharded_step_equals_single_device():
     assert norm(ref_update) == pytest.approx(float(ref_m["grad_norm"]), rel=1e-4)  # the step is the gradient
     assert float(ref_m["grad_norm"]) > 0.1
     assert_trees_close(change(before, state["params"]), ref_update, before)
-    cfg = small_config()  # AdamW: its moments are sharded like the parameters
-    cfg.mesh = dict(data=1, fsdp=4, tensor=2, expert=1)
-    t = trainer.Trainer(cfg, "/nonexistent")
-    q = t.state["params"]["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"]
-    assert q.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor", None)
-    mu = t.state["opt_state"][1][0].mu
-    assert mu["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"].sharding.spec == q.sharding.spec
 
 
 @pytest.mark.slow
@@ -446,17 +439,22 @@ def test_eval_every_and_samples_score_the_checkpointed_parameters(tmp_path, monk
 
 @pytest.mark.slow
 def test_axis_rules_come_from_the_config():
-    """config.axis_rules overrides one entry of the rules table (embed replicated instead of fsdp-sharded); an axis
-    that cannot divide its dimension, an unknown logical name and an unknown mesh axis are refused, naming them."""
-    cfg = small_config()
-    cfg.mesh = dict(data=1, fsdp=8, tensor=1, expert=1)
+    """fsdp 4 x tensor 2: parameters sharded by the rules table, AdamW's moments like their parameters;
+    config.axis_rules overrides one entry of the table (embed replicated instead of fsdp-sharded); an axis that
+    cannot divide its dimension, an unknown logical name and an unknown mesh axis are refused, naming them."""
+    cfg = small_config()  # AdamW
+    cfg.mesh = dict(data=1, fsdp=4, tensor=2, expert=1)
     t = trainer.Trainer(cfg, "/nonexistent")
     kernel = t.state["params"]["decoder"]["layer_0"]["mlp"]["gate_proj"]["kernel"]  # (embed, mlp)
-    assert kernel.sharding.spec[0] == "fsdp"
+    assert kernel.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor")
+    q = t.state["params"]["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"]
+    assert q.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor", None)
+    mu = t.state["opt_state"][1][0].mu
+    assert mu["decoder"]["layer_0"]["attn"]["q_proj"]["kernel"].sharding.spec == q.sharding.spec
     cfg.axis_rules = {"embed": None}
     t = trainer.Trainer(cfg, "/nonexistent")
     kernel = t.state["params"]["decoder"]["layer_0"]["mlp"]["gate_proj"]["kernel"]
-    assert kernel.sharding.spec[0] is None and kernel.sharding.is_fully_replicated
+    assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, "tensor")  # embed no longer on fsdp
     cfg.axis_rules = {"embedding": None}
     with pytest.raises(ValueError, match="axis_rules.embedding is not a logical axis"):
         trainer.Trainer(cfg, "/nonexistent")
