@@ -46,14 +46,16 @@ def test_every_benchmark_is_the_registry_s(where):
 
 
 def test_the_registry_s_reported_scores():
-    """The paper's metric where it is not the task's first (MMBench reports CircularEval), a group's mean key, a
-    pending benchmark's unit (OCRBench out of 1000, MME not normalised) and the refusal of an unknown name."""
+    """The paper's metric where it is not the task's first (MMBench reports CircularEval), a group's mean key, units
+    (OCRBench's accuracy in percent, MME's points as a percent of 2800), a pending benchmark and the refusal of an
+    unknown name."""
     assert datasets.reported_score("coco_cap") == dict(task="coco_cap", metric="cider", scale=100, note="")
     assert datasets.TASKS["mmbench"].metrics[0] == "accuracy"
     assert datasets.reported_score("mmbench")["metric"] == "circular_accuracy"
     assert datasets.reported_score("textcore")["metric"] == "accuracy"
-    assert datasets.reported_score("ocrbench")["scale"] == 0.1
-    assert datasets.reported_score("mme")["scale"] is None
+    assert datasets.reported_score("ocrbench") == dict(task="ocrbench", metric="accuracy", scale=100, note="")
+    assert datasets.reported_score("mme")["metric"] == "score" and datasets.reported_score("mme")["scale"] == 100 / 2800
+    assert datasets.reported_score("llava_w")["metric"] == "gpt_score"  # pending: judged
     assert datasets.reported_score("mvbench", "zero-shot")["note"] == "zero-shot"
     assert not set(datasets.PENDING) & set(datasets.RUNNABLE)
     with pytest.raises(ValueError, match='benchmark \'cocoo_cap\'.*did you mean "coco_cap"'):

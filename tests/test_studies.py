@@ -280,10 +280,11 @@ def test_aggregate_follows_the_papers_averages():
     assert S.aggregate(mm1, scores)["0-shot"] is None  # an average needs every benchmark
     mm15 = STUDIES["mm15_cpt_resolution"]
     scores = {f"{b['task']}/0shot/{b['metric']}": 0.6 for b in mm15.benchmarks.values()}
-    scores["ocrbench/0shot/score"] = 600  # out of 1000
-    general = [b for b in mm15.metrics["General"]["mean"]]
+    scores["mme/0shot/score"] = 1400.0  # points of 2800: 50 in the General average
+    assert "MME" in mm15.metrics["General"]["mean"]
     assert S.aggregate(mm15, scores)["Text-rich"] == pytest.approx(60.0)
-    assert S.aggregate(mm15, scores)["MMBase"] is None and "MME" in general  # MME's normalisation was not found
+    assert S.aggregate(mm15, scores)["General"] == pytest.approx((50 + 5 * 60) / 6)
+    assert S.aggregate(mm15, scores)["MMBase"] == pytest.approx(((50 + 5 * 60) / 6 + 60 + 60) / 3)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from mm1_jax import command_line
-from mm1_jax.eval import datasets
+from mm1_jax.eval import datasets, suites
 from mm1_jax.eval.results import load, run_and_write
 from mm1_jax.eval.tasks import read_tasks
 from mm1_jax.runtime import console
@@ -28,7 +28,8 @@ config_flags.DEFINE_config_file("config", None, "Model/data config file (configs
 flags.DEFINE_string("checkpoint", None, "Orbax checkpoint directory (or a trainer workdir), or a converted "
                     "mPLUG-Owl3 directory; none = random init.")
 flags.DEFINE_list("tasks", ["embedded_cap", "embedded_vqa"],
-                  f"Tasks: {', '.join(sorted(datasets.TASKS))}; groups: {', '.join(datasets.GROUPS)}.")
+                  f"Tasks: {', '.join(sorted(datasets.TASKS))}; groups: {', '.join(datasets.GROUPS)}; suites "
+                  f"(their benchmarks whose files are set): {', '.join(suites.SELECTIONS)}.")
 flags.DEFINE_list("shots", ["0", "4", "8"], "Demonstrations per prompt.")
 flags.DEFINE_string("workdir", "/tmp/mm1_eval", "Where predictions and scores are written.")
 flags.DEFINE_integer("limit", 100, "Items per task.")

@@ -24,7 +24,7 @@ import ml_collections
 
 from mm1_jax.config_keys import did_you_mean
 from mm1_jax.eval import embedded, readers
-from mm1_jax.eval.scorers import gqa, text_rich, vqa
+from mm1_jax.eval.scorers import gqa, items, text_rich, vqa
 
 # How a score is computed: by the benchmark's official scorer (the default), or as a common harness computes it
 # (lmms-eval, VLMEvalKit), where that differs; each scorer in `mm1_jax.eval.scorers` names its sources.
@@ -64,6 +64,10 @@ class Kind:
     distractors: bool = False  # choice: the question's image among num_images - 1 others (mPLUG-Owl3 Sec. 4.5)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # other config fields and their defaults
     scorers: dict[str, Scorer] = dataclasses.field(default_factory=dict)  # per-item metric -> its official scorer
+    # the benchmark's own question text and task-level scores (`mm1_jax.eval.scorers.items`), where it has them
+    question: Callable[[Any], str] | None = None
+    aggregate: items.Aggregate | None = None
+    mean_likelihood: bool = False  # choice by likelihood: the option's mean log-probability per token, not the sum
 
 
 _CHOICE = dict(answer_mode="likelihood")  # likelihood: the option text scored as a continuation; letter: generated
@@ -100,11 +104,35 @@ KINDS: dict[str, Kind] = {
                  options=dict(_CHOICE)),
     "mc": Kind(readers.read_multiple_choice, "choice", ("accuracy", "circular_accuracy"),
                dict(annotations="", images=""), circular=True, options=dict(_CHOICE)),
+    # MM1.5's benchmarks (arXiv 2409.20566 Sec. 5): generation scored by each release's rules (scorers.items)
+    "mme": Kind(readers.read_mme, "vqa", ("score", "perception", "cognition"), dict(annotations=""), 8,
+                aggregate=items.mme_aggregate),
+    "pope": Kind(readers.read_pope, "vqa", ("f1", "accuracy", "precision", "recall"),
+                 dict(annotations="", images="", splits="random,popular,adversarial"), 8,
+                 aggregate=items.pope_aggregate),
+    # SEED-Bench's eval.py ranks the 4 choices by the model's loss on each (a token mean): likelihood, mean
+    "seed": Kind(readers.read_seed_bench, "choice", ("accuracy",), dict(annotations="", images=""),
+                 options=dict(_CHOICE), aggregate=items.seed_aggregate, mean_likelihood=True),
+    "realworldqa": Kind(readers.read_realworldqa, "vqa", ("accuracy",), dict(annotations=""), 16,
+                        question=items.release_question, aggregate=items.realworldqa_aggregate),
+    "ocrbench": Kind(readers.read_ocrbench, "vqa", ("accuracy",), dict(annotations="", images=""), 64,
+                     aggregate=items.ocrbench_aggregate),
+    "wtq": Kind(readers.read_wtq, "vqa", ("accuracy",), dict(annotations="", images="", split="vwtq"), 32,
+                aggregate=items.wtq_aggregate),
+    "tabfact": Kind(readers.read_tabfact, "vqa", ("accuracy",), dict(annotations="", images="", split="vtabfact"),
+                    16, aggregate=items.tabfact_aggregate),
+    "mathvista": Kind(readers.read_mathvista, "vqa", ("accuracy", "needs_judge"),
+                      dict(annotations="", images="", queries=""), 64, aggregate=items.mathvista_aggregate),
+    "mmmu": Kind(readers.read_mmmu, "vqa", ("accuracy",), dict(annotations="", split="validation"), 32,
+                 question=items.mmmu_question, aggregate=items.mmmu_aggregate),
     "arc": Kind(readers.read_arc, "choice", ("accuracy",), dict(annotations="")),
     "piqa": Kind(readers.read_piqa, "choice", ("accuracy",), dict(annotations="", labels="")),
     "lambada": Kind(readers.read_lambada, "continue", ("last_word_accuracy",), dict(annotations=""), 6),
 }
-OPTIONAL_FILES = {"annotations": ("vqa",), "ids": ("ai2d",), "images": ("mc",)}  # may stay empty for these kinds
+# files that may stay empty for these kinds (images: a VLMEvalKit TSV holds them; the reader names what it lacks)
+OPTIONAL_FILES = {"annotations": ("vqa",), "ids": ("ai2d",), "queries": ("mathvista",),
+                  "images": ("mc", "pope", "seed", "ocrbench", "wtq", "tabfact", "mathvista")}
+NOT_FILES = ("image_pattern", "split", "splits")  # reader keywords that are settings, not paths
 
 # name -> (kind, defaults that differ from the kind's, the release's files (documentation and placeholders), where
 # the format / metric is defined)
@@ -155,6 +183,29 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                   "ScienceQA-IMG (arXiv 2209.09513): test questions with an image"),
     "ai2d": ("ai2d", {}, dict(annotations="ai2d/questions", images="ai2d/images", ids="ai2d_test_ids.csv"),
              "AI2D (arXiv 1603.07396)"),
+    "mme": ("mme", {}, dict(annotations="MME_Benchmark_release_version/MME_Benchmark (the folder) or MME.tsv"),
+            "MME (arXiv 2306.13394); the release's eval_tool/calculation.py: acc + acc+ per subtask, perception + "
+            "cognition"),
+    "pope": ("pope", {}, dict(annotations="POPE/output/coco (coco_pope_<split>.json) or POPE.tsv", images="val2014"),
+             "POPE (arXiv 2305.10355); the release's evaluate.py per split, the mean over the three splits"),
+    "seed_img": ("seed", {}, dict(annotations="SEED-Bench.json or SEEDBench_IMG.tsv", images="SEED-Bench-image"),
+                 "SEED-Bench (arXiv 2307.16125) image questions (types 1-9); eval.py ranks the choices by loss"),
+    "realworldqa": ("realworldqa", {}, dict(annotations="RealWorldQA/data (parquet files) or RealWorldQA.tsv"),
+                    "RealWorldQA (xAI, with Grok-1.5V); the release has no scorer: lmms-eval's rule"),
+    "wtq": ("wtq", {}, dict(annotations="tablevqa-bench.tsv (TableVQA-Bench, arXiv 2404.19205) or DocOwl's "
+                                        "WikiTableQuestions_test.jsonl", images="DocDownstream (DocOwl's)"),
+            "WikiTableQuestions (arXiv 1508.00305) on table images; evaluator.py's denotation accuracy"),
+    "tabfact": ("tabfact", {}, dict(annotations="tablevqa-bench.tsv (TableVQA-Bench) or DocOwl's TabFact_test.jsonl",
+                                    images="DocDownstream (DocOwl's)"),
+                "TabFact (arXiv 1909.02164) on table images; TableVQA-Bench's evaluate_tabfact"),
+    "ocrbench": ("ocrbench", {}, dict(annotations="OCRBench/OCRBench.json or OCRBench.tsv", images="OCRBench_Images"),
+                 "OCRBench (arXiv 2305.07895); example.py's containment rules (accuracy x 1000 = its Final Score)"),
+    "mathvista": ("mathvista", {}, dict(annotations="MathVista/data/testmini.json or MathVista_MINI.tsv",
+                                        images="MathVista/data", queries="MathVista/data/query.json"),
+                  "MathVista testmini (arXiv 2310.02255); extract_answer.py's rules (answers they leave to a model "
+                  "counted as needs_judge) and calculate_score.py"),
+    "mmmu": ("mmmu", {}, dict(annotations="MMMU (a folder per subject, validation-*.parquet) or MMMU_DEV_VAL.tsv"),
+             "MMMU validation (arXiv 2311.16502); eval_utils.py's response parsing"),
     "mc": ("mc", {}, dict(annotations="questions.jsonl (ours: id, question, options, answer, image)"),
            "any multiple-choice set in our jsonl"),
     "arc_easy": ("arc", {}, dict(annotations="ARC-Easy/ARC-Easy-Test.jsonl"), "ARC (arXiv 1803.05457)"),
@@ -222,23 +273,18 @@ RUNNABLE = frozenset(TASKS) | frozenset(GROUPS)  # what a task list may name (th
 
 # The metric a paper quotes where it is not the task's first: MMBench's CircularEval (arXiv 2307.06281); the embedded
 # DocVQA's ANLS, DocVQA's own metric (arXiv 2007.00398).
-REPORTED_METRIC = {"mmbench": "circular_accuracy", "embedded_docvqa": "anls"}
+REPORTED_METRIC = {"mmbench": "circular_accuracy", "embedded_docvqa": "anls", "mme": "score"}
+# The factor to the paper's unit where a task's reported metric is not a fraction: MME's points (perception +
+# cognition, at most 2800) enter MM1.5's category averages as a percent of that maximum (MM1.5 prints the sum; how
+# it averages it was not found: this normalisation is ours).
+REPORTED_SCALE = {"mme": 100 / items.MME_MAX}
 
 # Benchmarks the papers report that no task scores yet (no reader): name -> (the metric the paper quotes, its factor
 # to the paper's unit (None: not found), a note). Studies name them; `python -m mm1_jax.sweep plan` lists them pending.
 PENDING: dict[str, tuple[str, float | None, str]] = {
-    "mme": ("score", None, "a sum of sub-scores; its normalisation in averages not found"),
     "seed": ("accuracy", 100, ""),
-    "seed_img": ("accuracy", 100, ""),
-    "pope": ("f1", 100, ""),
     "llava_w": ("gpt_score", 100, "judged by GPT-4"),
     "mmvet": ("gpt_score", 100, "judged by GPT-4"),
-    "realworldqa": ("accuracy", 100, ""),
-    "wtq": ("accuracy", 100, ""),
-    "tabfact": ("accuracy", 100, ""),
-    "ocrbench": ("score", 0.1, "out of 1000"),
-    "mathvista": ("accuracy", 100, ""),
-    "mmmu": ("accuracy", 100, ""),
     "flickr30k_entities": ("recall_at_1", 100, ""),
     "lvis_ref": ("accuracy", 100, ""),
     "ferret_bench": ("gpt_score", 100, "judged by GPT-4"),
@@ -261,7 +307,8 @@ def reported_score(name: str, note: str = "") -> dict[str, Any]:
     writes, "task/Nshot/metric"), scale (factor to the paper's unit: every task's metrics are fractions, so 100;
     None where not found), note); `note` replaces the registry's."""
     if name in TASKS:
-        return dict(task=name, metric=REPORTED_METRIC.get(name, TASKS[name].metrics[0]), scale=100, note=note)
+        return dict(task=name, metric=REPORTED_METRIC.get(name, TASKS[name].metrics[0]),
+                    scale=REPORTED_SCALE.get(name, 100), note=note)
     if name in GROUPS:  # a group writes the mean of its members as "group/Nshot/accuracy"
         return dict(task=name, metric="accuracy", scale=100, note=note)
     if name in PENDING:
@@ -324,6 +371,13 @@ def group_members(name: str, eval_cfg: Any = None) -> list[str]:
     return [m.strip() for m in str(value).split(",") if m.strip()] if value else list(GROUPS[name])
 
 
+def files_given(name: str, eval_cfg: Any) -> bool:
+    """Whether every file task `name` needs is set in config.eval (optional files aside; not checked to exist)."""
+    task = task_for(name, eval_cfg)
+    values = task_config(task, eval_cfg)
+    return all(values.get(f) or task.kind in OPTIONAL_FILES.get(f, ()) for f in task.files if f not in NOT_FILES)
+
+
 def task_config(task: Task, eval_cfg: Any) -> dict[str, Any]:
     """The task's config section as a dict (kind defaults, then config.eval.<task>)."""
     if task.kind == "embedded":
@@ -376,7 +430,7 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
                              "(the question's image and num_images - 1 distractors).")
         for field in task.files:
             value = values.get(field)
-            if not isinstance(value, str) or field in ("image_pattern", "split"):
+            if not isinstance(value, str) or field in NOT_FILES:
                 continue
             if not value:
                 if task.kind in OPTIONAL_FILES.get(field, ()):

@@ -12,7 +12,7 @@ from typing import Any
 
 import ml_collections
 
-from mm1_jax.eval import datasets
+from mm1_jax.eval import datasets, suites
 from mm1_jax.eval import tasks as tasks_lib
 
 
@@ -36,11 +36,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 def _tasks(field: str, names: Sequence[str], eval_cfg: Any) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"{field} is empty; name some of {', '.join(sorted(datasets.TASKS))}.")
-    for name in names:
-        try:
+    try:
+        names = suites.select(names, eval_cfg)  # a suite (mm15, ...) checked as the members it selects
+        for name in names:
             datasets.task_for(name, eval_cfg) if name not in datasets.GROUPS else None
-        except ValueError as e:
-            raise ValueError(f"{field}: {e}") from None
+    except ValueError as e:
+        raise ValueError(f"{field}: {e}") from None
     return tuple(names)
 
 

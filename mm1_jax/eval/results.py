@@ -79,7 +79,7 @@ def run_and_write(ctx: Context, params: Any, config: ml_collections.ConfigDict, 
                   f"{ctx.max_images} images): {report['dropped_demos_mean']:.1f} of {k} demonstrations "
                   "dropped on average (the earliest first)")
         for row in report["predictions"][:2]:  # what the scores are made of
-            if "correct" in row:
+            if "choice" in row:
                 print(f"{key}: {row['id']}: chose {row['choice']!r} ({'right' if row['correct'] else 'wrong'})")
             else:
                 refs = row.get("answers") or [""]
@@ -108,7 +108,7 @@ def write_harness_files(workdir: str, key: str, report: dict) -> dict[str, str]:
     lmms_eval/loggers/evaluation_tracker.py `save_results_samples` writes them). Returns {harness: path}."""
     task, shots = key.split("/")
     rows = report["predictions"]
-    choice = bool(rows) and "options" in rows[0]
+    choice = bool(rows) and "choice" in rows[0]  # a choice task's rows (generated rows may carry "options" meta)
     width = max((len(r["options"]) for r in rows), default=0) if choice else 0
     numbers = {i: n for n, i in enumerate(dict.fromkeys(r["id"] for r in rows))}  # a question's number, by first row
     table, samples = [], []

@@ -87,6 +87,32 @@ SUITES: dict[str, tuple[dict[str, dict], tuple[int, ...] | None]] = {
 }
 MMBASE = ("General", "Text-rich", "Knowledge")
 
+# Task-list names for a whole suite (`--tasks=mm15`, `--tasks=mm15_general,...`): each selects the suite's benchmarks
+# that a task scores and whose files the config sets (`config.eval.<task>.<field>`); the averages then name the
+# benchmarks used and lacked.
+SELECTIONS: dict[str, tuple[str, ...]] = {
+    "mm15": tuple(b["task"] for t in MM15_CATEGORIES.values() for b in t.values()),
+    **{"mm15_" + name.lower().replace("-", "_").replace("&", "_"): tuple(b["task"] for b in t.values())
+       for name, t in MM15_CATEGORIES.items()},
+}
+
+
+def select(names: Any, eval_cfg: Any = None) -> list[str]:
+    """Task names with each suite selection (SELECTIONS) replaced by its members whose files are set, in order,
+    without repeats; ValueError when a selection has none."""
+    out: list[str] = []
+    for name in names:
+        if name not in SELECTIONS:
+            members = [name]
+        else:
+            members = [t for t in SELECTIONS[name] if t in datasets.TASKS and datasets.files_given(t, eval_cfg)]
+            if not members:
+                runnable = sorted({t for t in SELECTIONS[name] if t in datasets.TASKS})
+                raise ValueError(f"--tasks={name}: no benchmark of it has its files set; give one with "
+                                 f"config.eval.<task>.annotations (its tasks: {', '.join(runnable)}).")
+        out += [m for m in members if m not in out]
+    return out
+
 
 def value(b: Mapping[str, Any], scores: Mapping[str, float], shots: int) -> float | None:
     """A benchmark's score in the paper's unit, None when it did not run or its unit is unknown."""

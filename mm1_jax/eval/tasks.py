@@ -26,7 +26,7 @@ from mm1_jax.data import images as images_lib
 from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import Tokenizer, load_tokenizer
-from mm1_jax.eval import datasets, embedded, metrics
+from mm1_jax.eval import datasets, embedded, metrics, suites
 from mm1_jax.eval.datasets import TASKS, Task
 from mm1_jax.eval.prompts import TEMPLATES, Item, build_prompt, draw_demos, item_parts
 from mm1_jax.eval.scorers import mmbench, refexp, text_rich
@@ -72,6 +72,9 @@ def load_task(task: Task, config: ml_collections.ConfigDict, limit: int
     eval_cfg = _eval_cfg(config)
     values = datasets.task_config(task, eval_cfg)  # the readers name an unset or missing file themselves
     items, skipped = task.reader(task.name, **{f: values[f] for f in task.files})
+    ask = datasets.KINDS[task.kind].question
+    for item in items if ask else ():  # the benchmark's own prompt text (MMMU's options, RealWorldQA's as released)
+        item.question = ask(item)
     suffix = datasets.POST_PROMPTS.get(str(eval_cfg.get("convention") or "official"), {}).get(task.kind, "")
     for item in items if suffix else ():  # the harness's instruction after each question, demonstrations' too
         item.question += suffix
@@ -303,7 +306,7 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
     batch = max(1, min(ctx.batch_size, ctx.max_batch_images // max(1, max((len(p.images) for _, p, _ in prompts),
                                                                             default=1))))
     if task.fmt == "choice" and mode == "likelihood":
-        preds = _choose(ctx, params, prompts, batch, progress)
+        preds = _choose(ctx, params, prompts, batch, progress, _kind(task).mean_likelihood)
     else:
         preds = _generate(ctx, params, task.name, prompts, task.max_new_tokens, batch, progress)
     report = _score(ctx, task, prompts, preds, mode)
@@ -324,8 +327,8 @@ def _generate(ctx: Context, params: Any, name: str, prompts: list, new: int, bat
     return texts
 
 
-def _choose(ctx: Context, params: Any, prompts: list, batch: int, progress: bool) -> list[int]:
-    """The option with the highest log-likelihood as a continuation of each prompt."""
+def _choose(ctx: Context, params: Any, prompts: list, batch: int, progress: bool, mean: bool = False) -> list[int]:
+    """The option with the highest log-likelihood as a continuation of each prompt (`mean`: per token)."""
     requests, conts, owners = [], [], []
     for n, (_, p, shown) in enumerate(prompts):
         for option in shown.options:
@@ -334,6 +337,8 @@ def _choose(ctx: Context, params: Any, prompts: list, batch: int, progress: bool
             owners.append(n)
     scores = gen.score_continuations(ctx.model, params, requests, conts, pad_id=ctx.tok.pad_id, batch_size=batch,
                                      **ctx.inputs)
+    if mean:
+        scores = [s / max(1, len(c)) for s, c in zip(scores, conts)]
     _progress(progress, "choice", len(prompts), len(prompts))
     best = []
     for n in range(len(prompts)):
@@ -365,6 +370,12 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
             scores["accuracy"] = float(np.mean([v[0] for v in by_question.values()])) if by_question else 0.0
         if "circular_accuracy" in task.metrics:
             scores["circular_accuracy"] = mmbench.circular_accuracy(by_question) if by_question else 0.0
+        aggregate = _kind(task).aggregate
+        if aggregate is not None and by_question:  # the benchmark's own breakdown of the first presentations
+            firsts = {item.id: item for item, _, _ in prompts}
+            own, _, details = aggregate(list(firsts.values()), [by_question[i][0] for i in firsts], ctx.convention)
+            scores.update(own)
+            return {"scores": scores, "predictions": rows, "convention": ctx.convention, "details": details}
         return {"scores": scores, "predictions": rows, "convention": ctx.convention}
     for (item, prompt, _), text in zip(prompts, preds):
         rows.append({"id": item.id, "question": item.question, "prediction": text, "answers": item.answers,
@@ -378,7 +389,7 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
         cands = {r["id"]: t for r, t in zip(rows, tokens[at:])}
         report_extra["caption_tokenizer"] = used
         scores["cider"] = metrics.cider(refs, cands)[0] if rows else 0.0
-    own = datasets.KINDS[task.kind].scorers if task.kind in datasets.KINDS else {}
+    own = _kind(task).scorers
     per_item = {  # the embedded benchmark's metrics (ours); a benchmark's own come from its kind
         "vqa_accuracy": lambda t, it, c: metrics.embedded_vqa_accuracy(t, it.answers),
         "exact_match": lambda t, it, c: metrics.exact_match(t, it.answers),
@@ -393,7 +404,21 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
             for row, value in zip(rows, values):
                 row[name] = value
             scores[name] = float(np.mean(values)) if values else 0.0
+    aggregate = _kind(task).aggregate
+    if aggregate is not None and prompts:  # task-level scores by the benchmark's own rules (scorers.items)
+        own, per_row, report_extra["details"] = aggregate([item for item, _, _ in prompts], preds, ctx.convention)
+        scores.update(own)
+        for row, values in zip(rows, per_row):
+            row.update(values)
     return {"scores": scores, "predictions": rows, "convention": ctx.convention, **report_extra}
+
+
+def _kind(task: Task) -> datasets.Kind:
+    """The task's kind (an embedded task has none: a kind with no reader-specific scoring)."""
+    return datasets.KINDS.get(task.kind) or _NO_KIND
+
+
+_NO_KIND = datasets.Kind(None, "", (), {})
 
 
 def _meta(item: Item) -> dict[str, Any]:
@@ -427,7 +452,7 @@ def read_tasks(config: ml_collections.ConfigDict, tasks: Sequence[str], limit: i
     """{name: (task, items, support, skipped records)} for every task `tasks` names (groups expanded): names, config
     fields and files checked and the annotations read, so that bad input stops before any model is built."""
     eval_cfg = _eval_cfg(config)
-    names = datasets.expand(tasks, eval_cfg)
+    names = datasets.expand(suites.select(tasks, eval_cfg), eval_cfg)
     datasets.check_eval_config(eval_cfg, names)
     chosen = [datasets.task_for(name, eval_cfg) for name in names]
     return {task.name: (task, *load_task(task, config, limit)) for task in chosen}

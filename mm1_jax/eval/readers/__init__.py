@@ -18,6 +18,16 @@ names are the task's `config.eval.<task>.<keyword>` fields.
               read_scienceqa        ScienceQA problems.json, {pid: {"question", "choices", "answer", "hint", ...}}
               read_ai2d             AI2D questions/ folder of <image>.json files (+ an optional test id list)
               read_multiple_choice  our jsonl, one {"id", "question", "options", "answer", "image"?} a line
+  general     read_mme              MME: the release's MME_Benchmark folder, or VLMEvalKit's MME.tsv
+              read_pope             POPE: coco_pope_{random,popular,adversarial}.json (a folder or one file), POPE.tsv
+              read_seed_bench       SEED-Bench.json (image question types 1-9), or SEEDBench_IMG.tsv
+              read_realworldqa      RealWorldQA's parquet files (the hub's data/), or RealWorldQA.tsv
+  knowledge   read_mmmu             MMMU: <subject>/<split>-*.parquet (the hub's), or MMMU_DEV_VAL.tsv
+              read_mathvista        MathVista testmini.json (+ query.json), or MathVista_MINI.tsv
+  ocr         read_ocrbench         OCRBench.json + OCRBench_Images, or OCRBench.tsv
+  tables      read_wtq              WTQ on table images: TableVQA-Bench's TSV (vwtq), or DocOwl's jsonl
+              read_tabfact          TabFact on table images: TableVQA-Bench's TSV (vtabfact), or DocOwl's jsonl
+  lmudata     (no reader)           VLMEvalKit's LMUData TSV format (base64 images, shared by index), `LmuTable`
   text        read_arc              TextCore's text-only tasks: ARC jsonl,
               read_piqa             PIQA jsonl + labels (one 0 / 1 a line),
               read_lambada          LAMBADA jsonl
@@ -30,11 +40,16 @@ others are kept. Image files are only checked for existence here; they are decod
 """
 from mm1_jax.eval.readers.captions import read_captions, write_coco_results
 from mm1_jax.eval.readers.choice import read_ai2d, read_mmbench, read_multiple_choice, read_scienceqa
+from mm1_jax.eval.readers.general import read_mme, read_pope, read_realworldqa, read_seed_bench
+from mm1_jax.eval.readers.knowledge import read_mathvista, read_mmmu
+from mm1_jax.eval.readers.ocr import read_ocrbench
 from mm1_jax.eval.readers.refexp import read_refcoco
 from mm1_jax.eval.readers.text import read_arc, read_lambada, read_piqa
+from mm1_jax.eval.readers.tables import read_tabfact, read_wtq
 from mm1_jax.eval.readers.text_rich import read_chartqa, read_docvqa
 from mm1_jax.eval.readers.vqa import read_gqa, read_textvqa, read_vizwiz, read_vqa
 
 __all__ = ["read_ai2d", "read_arc", "read_captions", "read_chartqa", "read_docvqa", "read_gqa", "read_lambada",
-           "read_mmbench", "read_multiple_choice", "read_piqa", "read_refcoco", "read_scienceqa", "read_textvqa",
-           "read_vizwiz", "read_vqa", "write_coco_results"]
+           "read_mathvista", "read_mmbench", "read_mme", "read_mmmu", "read_multiple_choice", "read_ocrbench",
+           "read_piqa", "read_pope", "read_realworldqa", "read_refcoco", "read_scienceqa", "read_seed_bench",
+           "read_tabfact", "read_textvqa", "read_vizwiz", "read_vqa", "read_wtq", "write_coco_results"]
