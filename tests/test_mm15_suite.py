@@ -43,6 +43,11 @@ OCRBENCH = ["The text is CAFE", "x^{3}"]
 MATHVISTA = ["4", "The answer is 12 apples."]
 # MMMU: "(B) Baroque" parses to B (right); the open "The answer is 6" parses to 6, not 5
 MMMU = ["(B) Baroque", "The answer is 6"]
+# Flickr30k Entities (Ferret's eval_flickr_entities.py, a 1000 x 1000 image): the man's box exactly (IoU 1), the
+# dog's [0, 0, 100, 100] against (600, 600, 900, 900) misses: recall@1 1/2
+FLICKR = ["A man [0, 0, 500, 500], a dog [0, 0, 100, 100]."]
+# LVIS-Ref (eval_lvis.py): "cat" names the class; "It is a dog." does not
+LVIS = ["cat", "It is a dog."]
 
 
 def png_bytes(source):
@@ -148,6 +153,30 @@ def write_mm15_files(root):
                                  "image_1": [{"bytes": png_bytes(RGB[0]), "path": "1.png"}], **images}),
                        root / "MMMU" / subject / "validation-00000-of-00001.parquet")
     out["mmmu"] = dict(annotations=str(root / "MMMU"))
+    # Flickr30k Entities: the release's test.txt, Sentences/<id>.txt and Annotations/<id>.xml (Pascal VOC boxes)
+    flickr = root / "flickr30k_entities"
+    (flickr / "Sentences").mkdir(parents=True)
+    (flickr / "Annotations").mkdir()
+    (flickr / "test.txt").write_text("1000092795\n")
+    (flickr / "Sentences" / "1000092795.txt").write_text("[/EN#1/people A man] walks with [/EN#4/animals a dog] .\n")
+    boxes = "".join(f"<object><name>{n}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax>"
+                    f"<ymax>{y2}</ymax></bndbox></object>" for n, x1, y1, x2, y2 in ((1, 0, 0, 500, 500),
+                                                                                    (4, 600, 600, 900, 900)))
+    (flickr / "Annotations" / "1000092795.xml").write_text(
+        f"<annotation><filename>1000092795.jpg</filename><size><width>1000</width><height>1000</height>"
+        f"<depth>3</depth></size>{boxes}</annotation>")
+    photo(root / "flickr30k-images" / "1000092795.jpg", RGB[0])
+    out["flickr30k_entities"] = dict(entities=str(flickr), images=str(root / "flickr30k-images"))
+    # LVIS-Ref: Ferret's records (model_lvis.py's fields), COCO val2017 images
+    lines = []
+    for rid in (1, 2):
+        photo(root / "val2017" / f"{rid:012d}.jpg", RGB[rid])
+        lines.append(json.dumps({"id": rid, "image_path": f"coco/val2017/{rid:012d}.jpg", "width": 640,
+                                 "height": 480, "name": "cat", "synonyms": ["cat"], "neg_class": "dog",
+                                 "bbox": [64, 240, 639.36, 480], "bbox_norm": [0.1, 0.5, 0.999, 1.0],
+                                 "sample_point": [100, 50], "free_shape_bbox_raw": [10, 20, 630, 470]}))
+    (root / "lvis_eval.jsonl").write_text("\n".join(lines) + "\n")
+    out["lvis_ref"] = dict(annotations=str(root / "lvis_eval.jsonl"), images=str(root / "val2017"))
     return out
 
 
@@ -156,7 +185,7 @@ def test_mm15_scores_every_benchmark_it_has_files_for_and_mmbase(tmp_path, monke
     ctx = tasks.Context.from_config(None, config)
     answers = [a for s in MME_PERCEPTION + MME_COGNITION for a in MME_ANSWERS[s]]
     answers += [a for s in POPE_ANSWERS.values() for a in s] + REALWORLDQA + WTQ + TABFACT + OCRBENCH + MATHVISTA
-    answers += MMMU
+    answers += MMMU + FLICKR + LVIS
     script = Scripted(ctx.tok, answers)
     ctx.generator = lambda batch: script
     scored = []
@@ -176,7 +205,8 @@ def test_mm15_scores_every_benchmark_it_has_files_for_and_mmbase(tmp_path, monke
         "pope/0shot/recall": 1.0,
         "seed_img/0shot/accuracy": 0.5, "realworldqa/0shot/accuracy": 0.5,
         "wtq/0shot/accuracy": 0.5, "tabfact/0shot/accuracy": 0.5, "ocrbench/0shot/accuracy": 0.5,
-        "mathvista/0shot/accuracy": 0.5, "mathvista/0shot/needs_judge": 0.5, "mmmu/0shot/accuracy": 0.5}
+        "mathvista/0shot/accuracy": 0.5, "mathvista/0shot/needs_judge": 0.5, "mmmu/0shot/accuracy": 0.5,
+        "flickr30k_entities/0shot/recall_at_1": 0.5, "lvis_ref/0shot/accuracy": 0.5}
     assert out["scores"] == pytest.approx(expected)
     general = [100 * (PERCEPTION + COGNITION) / 2800, 100 * POPE_F1, 50.0, 50.0]  # MME, POPE, SEED, RealWorldQA
     text_rich, knowledge = [50.0, 50.0, 50.0], [50.0, 50.0]                      # WTQ, TabFact, OCRBench; MathVista, MMMU
@@ -188,6 +218,8 @@ def test_mm15_scores_every_benchmark_it_has_files_for_and_mmbase(tmp_path, monke
     assert avg["Knowledge/0shot"]["mean"] == pytest.approx(50.0) and avg["Knowledge/0shot"]["used"] == ["MMMU",
                                                                                                           "MathVista"]
     assert avg["MMBase/0shot"]["mean"] == pytest.approx((sum(general) / 4 + sum(text_rich) / 3 + sum(knowledge) / 2) / 3)
+    assert avg["Refer&Ground/0shot"]["mean"] == pytest.approx(50.0)
+    assert avg["Refer&Ground/0shot"]["missing"] == ["Ferret-Bench", "RefCOCO"]
     written = json.loads((tmp_path / "out" / "eval_results.json").read_text())
     assert written["reports"]["mme/0shot"]["details"]["subtasks"]["count/acc_plus"] == 0.0
     assert written["reports"]["pope/0shot"]["details"]["splits"]["popular/f1"] == pytest.approx(2 / 3)
@@ -197,6 +229,7 @@ def test_mm15_scores_every_benchmark_it_has_files_for_and_mmbase(tmp_path, monke
     assert any("Which style is this painting?\n(A) Cubism\n(B) Baroque\n\nAnswer with the option's letter from the "
                "given choices directly." in p for p in prompts)
     assert any("B. Right\nPlease answer directly with only the letter" in p for p in prompts)
+    assert any("What are the locations of a man, a dog?" in p for p in prompts)  # ml-ferret model_flickr.py
     assert {"a cat", "two"} <= set(scored)
 
 

@@ -24,7 +24,7 @@ import ml_collections
 
 from mm1_jax.config_keys import did_you_mean
 from mm1_jax.eval import embedded, readers
-from mm1_jax.eval.scorers import gqa, items, text_rich, vqa
+from mm1_jax.eval.scorers import gqa, grounding, items, text_rich, vqa
 
 # How a score is computed: by the benchmark's official scorer (the default), or as a common harness computes it
 # (lmms-eval, VLMEvalKit), where that differs; each scorer in `mm1_jax.eval.scorers` names its sources.
@@ -125,14 +125,19 @@ KINDS: dict[str, Kind] = {
                       dict(annotations="", images="", queries=""), 64, aggregate=items.mathvista_aggregate),
     "mmmu": Kind(readers.read_mmmu, "vqa", ("accuracy",), dict(annotations="", split="validation"), 32,
                  question=items.mmmu_question, aggregate=items.mmmu_aggregate),
+    "flickr30k_entities": Kind(readers.read_flickr30k_entities, "vqa", ("recall_at_1",),
+                               dict(entities="", images="", split="test", annotations="", protocol="merged"), 160,
+                               question=grounding.flickr30k_question, aggregate=grounding.flickr30k_aggregate),
+    "lvis_ref": Kind(readers.read_lvis_ref, "vqa", ("accuracy",), dict(annotations="", images="", region="box"), 16,
+                     question=grounding.lvis_question, aggregate=grounding.lvis_ref_aggregate),
     "arc": Kind(readers.read_arc, "choice", ("accuracy",), dict(annotations="")),
     "piqa": Kind(readers.read_piqa, "choice", ("accuracy",), dict(annotations="", labels="")),
     "lambada": Kind(readers.read_lambada, "continue", ("last_word_accuracy",), dict(annotations=""), 6),
 }
 # files that may stay empty for these kinds (images: a VLMEvalKit TSV holds them; the reader names what it lacks)
-OPTIONAL_FILES = {"annotations": ("vqa",), "ids": ("ai2d",), "queries": ("mathvista",),
+OPTIONAL_FILES = {"annotations": ("vqa", "flickr30k_entities"), "ids": ("ai2d",), "queries": ("mathvista",),
                   "images": ("mc", "pope", "seed", "ocrbench", "wtq", "tabfact", "mathvista")}
-NOT_FILES = ("image_pattern", "split", "splits")  # reader keywords that are settings, not paths
+NOT_FILES = ("image_pattern", "split", "splits", "protocol", "region")  # reader keywords that are settings, not paths
 
 # name -> (kind, defaults that differ from the kind's, the release's files (documentation and placeholders), where
 # the format / metric is defined)
@@ -206,6 +211,14 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                   "counted as needs_judge) and calculate_score.py"),
     "mmmu": ("mmmu", {}, dict(annotations="MMMU (a folder per subject, validation-*.parquet) or MMMU_DEV_VAL.tsv"),
              "MMMU validation (arXiv 2311.16502); eval_utils.py's response parsing"),
+    "flickr30k_entities": ("flickr30k_entities", {}, dict(entities="flickr30k_entities (test.txt, Sentences/, "
+                                                                   "Annotations/)", images="flickr30k-images",
+                                                          annotations="final_flickr_mergedGT_test.json (optional)"),
+                           "Flickr30k Entities (arXiv 1505.04870) phrase grounding; ml-ferret eval_flickr_entities.py: "
+                           "recall@1 at IoU 0.5, merged boxes (protocol='any_box': MDETR's other protocol)"),
+    "lvis_ref": ("lvis_ref", {}, dict(annotations="Ferret's LVIS referring records (jsonl; not released)",
+                                      images="val2017"),
+                 "LVIS-Ref, Ferret's (arXiv 2310.07704) referring classification; ml-ferret eval_lvis.py accuracy"),
     "mc": ("mc", {}, dict(annotations="questions.jsonl (ours: id, question, options, answer, image)"),
            "any multiple-choice set in our jsonl"),
     "arc_easy": ("arc", {}, dict(annotations="ARC-Easy/ARC-Easy-Test.jsonl"), "ARC (arXiv 1803.05457)"),
@@ -285,8 +298,6 @@ PENDING: dict[str, tuple[str, float | None, str]] = {
     "seed": ("accuracy", 100, ""),
     "llava_w": ("gpt_score", 100, "judged by GPT-4"),
     "mmvet": ("gpt_score", 100, "judged by GPT-4"),
-    "flickr30k_entities": ("recall_at_1", 100, ""),
-    "lvis_ref": ("accuracy", 100, ""),
     "ferret_bench": ("gpt_score", 100, "judged by GPT-4"),
     "qbench2": ("accuracy", 100, ""),
     "mantis": ("accuracy", 100, ""),

@@ -27,6 +27,8 @@ names are the task's `config.eval.<task>.<keyword>` fields.
   ocr         read_ocrbench         OCRBench.json + OCRBench_Images, or OCRBench.tsv
   tables      read_wtq              WTQ on table images: TableVQA-Bench's TSV (vwtq), or DocOwl's jsonl
               read_tabfact          TabFact on table images: TableVQA-Bench's TSV (vtabfact), or DocOwl's jsonl
+  grounding   read_flickr30k_entities  Flickr30k Entities: the release's Sentences/ + Annotations/ (+ MDETR's JSON)
+              read_lvis_ref         LVIS-Ref: Ferret's referring records (jsonl) + COCO val2017
   lmudata     (no reader)           VLMEvalKit's LMUData TSV format (base64 images, shared by index), `LmuTable`
   text        read_arc              TextCore's text-only tasks: ARC jsonl,
               read_piqa             PIQA jsonl + labels (one 0 / 1 a line),
@@ -41,6 +43,7 @@ others are kept. Image files are only checked for existence here; they are decod
 from mm1_jax.eval.readers.captions import read_captions, write_coco_results
 from mm1_jax.eval.readers.choice import read_ai2d, read_mmbench, read_multiple_choice, read_scienceqa
 from mm1_jax.eval.readers.general import read_mme, read_pope, read_realworldqa, read_seed_bench
+from mm1_jax.eval.readers.grounding import read_flickr30k_entities, read_lvis_ref
 from mm1_jax.eval.readers.knowledge import read_mathvista, read_mmmu
 from mm1_jax.eval.readers.ocr import read_ocrbench
 from mm1_jax.eval.readers.refexp import read_refcoco
@@ -49,7 +52,7 @@ from mm1_jax.eval.readers.tables import read_tabfact, read_wtq
 from mm1_jax.eval.readers.text_rich import read_chartqa, read_docvqa
 from mm1_jax.eval.readers.vqa import read_gqa, read_textvqa, read_vizwiz, read_vqa
 
-__all__ = ["read_ai2d", "read_arc", "read_captions", "read_chartqa", "read_docvqa", "read_gqa", "read_lambada",
-           "read_mathvista", "read_mmbench", "read_mme", "read_mmmu", "read_multiple_choice", "read_ocrbench",
+__all__ = ["read_ai2d", "read_arc", "read_captions", "read_chartqa", "read_docvqa", "read_flickr30k_entities", "read_gqa", "read_lambada",
+           "read_lvis_ref", "read_mathvista", "read_mmbench", "read_mme", "read_mmmu", "read_multiple_choice", "read_ocrbench",
            "read_piqa", "read_pope", "read_realworldqa", "read_refcoco", "read_scienceqa", "read_seed_bench",
            "read_tabfact", "read_textvqa", "read_vizwiz", "read_vqa", "read_wtq", "write_coco_results"]
