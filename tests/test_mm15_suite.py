@@ -48,6 +48,10 @@ MMMU = ["(B) Baroque", "The answer is 6"]
 FLICKR = ["A man [0, 0, 500, 500], a dog [0, 0, 100, 100]."]
 # LVIS-Ref (eval_lvis.py): "cat" names the class; "It is a dog." does not
 LVIS = ["cat", "It is a dog."]
+# NLVR2 (Mantis' reading of a true / false question): "False" right; "False" to a true statement wrong
+NLVR2 = ["False", "False"]
+# MuirBench (MMMU's parser): "B" right; "(B)" to an "A" question wrong
+MUIRBENCH = ["B", "(B)"]
 
 
 def png_bytes(source):
@@ -177,6 +181,33 @@ def write_mm15_files(root):
                                  "sample_point": [100, 50], "free_shape_bbox_raw": [10, 20, 630, 470]}))
     (root / "lvis_eval.jsonl").write_text("\n".join(lines) + "\n")
     out["lvis_ref"] = dict(annotations=str(root / "lvis_eval.jsonl"), images=str(root / "val2017"))
+    # NLVR2: the release's test1.json (JSON lines) and the split's images <identifier minus the last part>-img0/1
+    nlvr2 = root / "nlvr2"
+    for name in ("test1-850-0-img0.png", "test1-850-0-img1.png", "test1-851-2-img0.png", "test1-851-2-img1.png"):
+        photo(nlvr2 / "test1" / name, RGB[len(name) % 5])
+    (nlvr2 / "test1.json").write_text("".join(json.dumps(
+        {"validation": {"61": label}, "sentence": sentence, "left_url": "https://example.org/l.jpg", "writer": "61",
+         "label": label, "right_url": "https://example.org/r.jpg", "synset": "dog", "query": "dogs 12",
+         "identifier": identifier, "extra_validations": {"154": label}}) + "\n" for identifier, sentence, label in (
+        ("test1-850-0-0", "There are three dogs in total.", "False"),
+        ("test1-851-2-1", "The left image shows a cat.", "True"))))
+    out["nlvr2"] = dict(annotations=str(nlvr2 / "test1.json"), images=str(nlvr2 / "test1"))
+    # MuirBench: the hub's data/test-*.parquet (image_list, options with <image> markers, answer letters)
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    (root / "muirbench" / "data").mkdir(parents=True)
+    rows = [dict(idx="1", task="Visual Retrieval", image_relation="Multiview", image_type="Photography",
+                 question="Which image shows the same building as <image>?",
+                 options=["<image>", "<image>", "None of the choices provided"], answer="B",
+                 image_list=[{"bytes": png_bytes(RGB[k]), "path": f"{k}.png"} for k in (0, 1, 2)],
+                 counterpart_idx="1_u"),
+            dict(idx="2", task="Counting", image_relation="Complementary", image_type="Photography",
+                 question="How many cups are shown in the two images?", options=["Four", "Three"], answer="A",
+                 image_list=[{"bytes": png_bytes(RGB[k]), "path": f"{k}.png"} for k in (1, 3)],
+                 counterpart_idx="2_u")]
+    schema = pa.schema([(k, pa.list_(image) if k == "image_list" else pa.list_(pa.string()) if k == "options"
+                         else pa.string()) for k in rows[0]])
+    pq.write_table(pa.Table.from_pylist(rows, schema), root / "muirbench" / "data" / "test-00000-of-00001.parquet")
+    out["muirbench"] = dict(annotations=str(root / "muirbench"))
     return out
 
 
@@ -185,7 +216,7 @@ def test_mm15_scores_every_benchmark_it_has_files_for_and_mmbase(tmp_path, monke
     ctx = tasks.Context.from_config(None, config)
     answers = [a for s in MME_PERCEPTION + MME_COGNITION for a in MME_ANSWERS[s]]
     answers += [a for s in POPE_ANSWERS.values() for a in s] + REALWORLDQA + WTQ + TABFACT + OCRBENCH + MATHVISTA
-    answers += MMMU + FLICKR + LVIS
+    answers += MMMU + FLICKR + LVIS + NLVR2 + MUIRBENCH
     script = Scripted(ctx.tok, answers)
     ctx.generator = lambda batch: script
     scored = []
@@ -206,7 +237,9 @@ def test_mm15_scores_every_benchmark_it_has_files_for_and_mmbase(tmp_path, monke
         "seed_img/0shot/accuracy": 0.5, "realworldqa/0shot/accuracy": 0.5,
         "wtq/0shot/accuracy": 0.5, "tabfact/0shot/accuracy": 0.5, "ocrbench/0shot/accuracy": 0.5,
         "mathvista/0shot/accuracy": 0.5, "mathvista/0shot/needs_judge": 0.5, "mmmu/0shot/accuracy": 0.5,
-        "flickr30k_entities/0shot/recall_at_1": 0.5, "lvis_ref/0shot/accuracy": 0.5}
+        "flickr30k_entities/0shot/recall_at_1": 0.5, "lvis_ref/0shot/accuracy": 0.5,
+        "nlvr2/0shot/accuracy": 0.5, "nlvr2/0shot/consistency": 0.5, "muirbench/0shot/accuracy": 0.5,
+        "muirbench/0shot/needs_judge": 0.0}
     assert out["scores"] == pytest.approx(expected)
     general = [100 * (PERCEPTION + COGNITION) / 2800, 100 * POPE_F1, 50.0, 50.0]  # MME, POPE, SEED, RealWorldQA
     text_rich, knowledge = [50.0, 50.0, 50.0], [50.0, 50.0]                      # WTQ, TabFact, OCRBench; MathVista, MMMU
@@ -220,6 +253,8 @@ def test_mm15_scores_every_benchmark_it_has_files_for_and_mmbase(tmp_path, monke
     assert avg["MMBase/0shot"]["mean"] == pytest.approx((sum(general) / 4 + sum(text_rich) / 3 + sum(knowledge) / 2) / 3)
     assert avg["Refer&Ground/0shot"]["mean"] == pytest.approx(50.0)
     assert avg["Refer&Ground/0shot"]["missing"] == ["Ferret-Bench", "RefCOCO"]
+    assert avg["Multi-image/0shot"]["mean"] == pytest.approx(50.0)
+    assert avg["Multi-image/0shot"]["used"] == ["MuirBench", "NLVR2"]
     written = json.loads((tmp_path / "out" / "eval_results.json").read_text())
     assert written["reports"]["mme/0shot"]["details"]["subtasks"]["count/acc_plus"] == 0.0
     assert written["reports"]["pope/0shot"]["details"]["splits"]["popular/f1"] == pytest.approx(2 / 3)
@@ -242,3 +277,95 @@ def test_a_suite_with_no_files_given_is_one_sentence(tmp_path):
     assert suites.select(["coco_cap", "mm15_text_rich"], tiny_config({"wtq": dict(annotations="x.tsv")}).eval) == [
         "coco_cap", "wtq"]
     assert datasets.files_given("pope", tiny_config({"pope": dict(annotations="POPE.tsv")}).eval)  # images in the TSV
+
+
+def write_judged_files(root):
+    """LLaVA-Bench (In-the-Wild)'s folder (questions, context, GPT-4's answers, images) and MM-Vet's mm-vet.json with
+    its images, two questions each."""
+    llava = root / "llava-bench-in-the-wild"
+    photo(llava / "images" / "001.jpg", RGB[3])
+    lines = {"questions.jsonl": [{"image": "001.jpg", "text": "What is this?", "category": "conv", "question_id": 0},
+                                 {"image": "001.jpg", "text": "Describe the photo in detail.", "category": "detail",
+                                  "question_id": 1}],
+             "context.jsonl": [{"id": "001", "image": "001.jpg", "caption": "A rocket on its launch pad."}],
+             "answers_gpt4.jsonl": [{"question_id": q, "text": f"GPT-4 answer {q}", "answer_id": str(q),
+                                     "model_id": "gpt-4-0314", "metadata": {}} for q in (0, 1)]}
+    for name, records in lines.items():
+        (llava / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    mmvet = root / "mm-vet"
+    for k in (0, 1):
+        photo(mmvet / "images" / f"v1_{k}.png", RGB[k])
+    (mmvet / "mm-vet.json").write_text(json.dumps({
+        "v1_0": {"imagename": "v1_0.png", "capability": ["ocr", "math"], "question": "What is x?",
+                 "answer": "-1<AND>-5"},
+        "v1_1": {"imagename": "v1_1.png", "capability": ["rec"], "question": "Who is this?", "answer": "a cat"}}))
+    return {"llava_w": dict(annotations=str(llava)), "mmvet": dict(annotations=str(mmvet / "mm-vet.json"))}
+
+
+def test_judged_benchmarks_are_judged_or_said_not_scored_and_a_judge_down_stops_only_its_task(tmp_path):
+    from mm1_jax.eval.judge import OpenAIJudge
+    from tests.test_judge import Scripted as ScriptedJudge
+
+    files = {**write_judged_files(tmp_path), "pope": write_mm15_files(tmp_path)["pope"]}
+    config = tiny_config(files, byte_level_tokenizer(tmp_path / "tokenizer.json"))
+    llava, mmvet, pope = ["A rocket.", "A rocket stands on a pad."], ["x = -1 and -5", "a dog"], ["Yes", "No"] * 3
+
+    def context(judge, answers):
+        ctx = tasks.Context.from_config(None, config)
+        ctx.generator = lambda batch, script=Scripted(ctx.tok, answers): script
+        if judge is not None:
+            ctx._judge = [judge]
+        return ctx
+
+    # no judge configured (eval.judge.backend=''): "not scored", and General lacks them
+    out = run_and_write(context(None, llava + mmvet), None, config, ["llava_w", "mmvet"], [0], limit=10, seed=0,
+                        workdir=str(tmp_path / "none"))
+    assert out["scores"] == {} and "General/0shot" not in out["averages"]
+    assert out["reports"]["llava_w/0shot"]["not_scored"] == "no judge" == out["reports"]["mmvet/0shot"]["not_scored"]
+    # a judge (a scripted local backend): LLaVA's reviews "8 6" and "10 10" -> 100 * 8 / 9; MM-Vet's grades 1.0, 0.0
+    reviews = {"A rocket.": "8 6\nThe second is short.", "A rocket stands on a pad.": "10 10"}
+
+    def reply(messages):
+        text = messages[-1]["content"]
+        if "[Assistant 2]" in text:
+            return next(v for k, v in reviews.items() if f"[Assistant 2]\n{k}\n" in text)
+        return "1.0" if "| x = -1 and -5 |" in text else "0.0"
+
+    judge = ScriptedJudge(reply)
+    out = run_and_write(context(judge, pope + llava + mmvet), None, config, ["mm15_general"], [0], limit=10, seed=0,
+                        workdir=str(tmp_path / "judged"))
+    assert out["scores"]["llava_w/0shot/gpt_score"] == pytest.approx(0.889)  # summarize_gpt_review.py rounds to 1 place
+    assert out["scores"]["mmvet/0shot/gpt_score"] == pytest.approx(0.5)
+    assert out["scores"]["llava_w/0shot/unparsed"] == 0.0 == out["scores"]["mmvet/0shot/unparsed"]
+    written = json.loads((tmp_path / "judged" / "eval_results.json").read_text())
+    details = written["reports"]["llava_w/0shot"]["details"]
+    assert details["judge"] == {"backend": "local", "model": "scripted-judge"}
+    assert [r["reply"] for r in details["replies"]] == ["8 6\nThe second is short.", "10 10"]
+    general = written["averages"]["General/0shot"]
+    assert general["used"] == ["LLaVA-W", "MM-Vet", "POPE"]
+    pope_f1 = written["scores"]["pope/0shot/f1"]
+    assert general["mean"] == pytest.approx((88.9 + 50.0 + 100 * pope_f1) / 3)
+    # a judge that stays down: its tasks stop with one sentence naming the task and the endpoint; POPE still runs
+    down = OpenAIJudge("http://127.0.0.1:9/v1", "gpt-4-0613", "", attempts=2, backoff_s=0.0, timeout_s=1.0)
+    out = run_and_write(context(down, llava + pope), None, config, ["llava_w", "pope"], [0], limit=10, seed=0,
+                        workdir=str(tmp_path / "down"))
+    assert set(out["stopped"]) == {"llava_w/0shot"} and "pope/0shot/f1" in out["scores"]
+    assert out["stopped"]["llava_w/0shot"].startswith("eval task 'llava_w': ")
+    assert "http://127.0.0.1:9/v1" in out["stopped"]["llava_w/0shot"]
+
+
+def test_a_bad_judge_field_is_one_sentence_before_anything_runs(tmp_path, monkeypatch):
+    config = tiny_config(write_judged_files(tmp_path))
+    config.eval.judge.backend = "gpt"
+    with pytest.raises(ValueError, match=r"^eval.judge.backend='gpt' is not one of '', 'openai', 'local'.$"):
+        tasks.read_tasks(config, ["llava_w"], 10)
+    assert datasets.check_eval_config(config.eval, ["coco_cap"][:0]) is None  # the judge is checked for judged tasks
+    config.eval.judge.update(backend="openai", url="http://127.0.0.1:9/v1", model="gpt-4-0613",
+                             api_key_env="MM1_TEST_UNSET_KEY")
+    monkeypatch.delenv("MM1_TEST_UNSET_KEY", raising=False)
+    with pytest.raises(ValueError, match=r"eval.judge.api_key_env='MM1_TEST_UNSET_KEY' names an environment variable "
+                                         r"that is not set"):
+        tasks.read_tasks(config, ["mm15_general"], 10)
+    config.eval.judge.nonsense = 1
+    with pytest.raises(ValueError, match=r"eval.judge.nonsense is not a field of eval.judge"):
+        tasks.read_tasks(config, ["mmvet"], 10)

@@ -23,8 +23,8 @@ from typing import Any
 import ml_collections
 
 from mm1_jax.config_keys import did_you_mean
-from mm1_jax.eval import embedded, readers
-from mm1_jax.eval.scorers import gqa, grounding, items, text_rich, vqa
+from mm1_jax.eval import embedded, judge, readers
+from mm1_jax.eval.scorers import gqa, grounding, items, judged, multi_image, text_rich, vqa
 
 # How a score is computed: by the benchmark's official scorer (the default), or as a common harness computes it
 # (lmms-eval, VLMEvalKit), where that differs; each scorer in `mm1_jax.eval.scorers` names its sources.
@@ -46,6 +46,11 @@ POST_PROMPTS: dict[str, dict[str, str]] = {
 Scorer = Callable[[str, Any, str], float]  # (prediction, item, convention) -> the item's score
 
 
+def _asked(fn: Callable[[Any], str]) -> Callable[[Any, str], str]:
+    """A benchmark's question text that is the same under every convention."""
+    return lambda item, convention: fn(item)
+
+
 def _on_answers(fn: Callable[..., float]) -> Scorer:
     """A scorer of (prediction, reference answers, convention=) as a scorer of an item."""
     return lambda prediction, item, convention: fn(prediction, item.answers, convention=convention)
@@ -65,9 +70,10 @@ class Kind:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # other config fields and their defaults
     scorers: dict[str, Scorer] = dataclasses.field(default_factory=dict)  # per-item metric -> its official scorer
     # the benchmark's own question text and task-level scores (`mm1_jax.eval.scorers.items`), where it has them
-    question: Callable[[Any], str] | None = None
+    question: Callable[[Any, str], str] | None = None  # (item, convention) -> the text asked
     aggregate: items.Aggregate | None = None
     mean_likelihood: bool = False  # choice by likelihood: the option's mean log-probability per token, not the sum
+    judged: bool = False  # the aggregate takes the model judge (config.eval.judge) as a fourth argument
 
 
 _CHOICE = dict(answer_mode="likelihood")  # likelihood: the option text scored as a continuation; letter: generated
@@ -114,7 +120,7 @@ KINDS: dict[str, Kind] = {
     "seed": Kind(readers.read_seed_bench, "choice", ("accuracy",), dict(annotations="", images=""),
                  options=dict(_CHOICE), aggregate=items.seed_aggregate, mean_likelihood=True),
     "realworldqa": Kind(readers.read_realworldqa, "vqa", ("accuracy",), dict(annotations=""), 16,
-                        question=items.release_question, aggregate=items.realworldqa_aggregate),
+                        question=_asked(items.release_question), aggregate=items.realworldqa_aggregate),
     "ocrbench": Kind(readers.read_ocrbench, "vqa", ("accuracy",), dict(annotations="", images=""), 64,
                      aggregate=items.ocrbench_aggregate),
     "wtq": Kind(readers.read_wtq, "vqa", ("accuracy",), dict(annotations="", images="", split="vwtq"), 32,
@@ -124,20 +130,41 @@ KINDS: dict[str, Kind] = {
     "mathvista": Kind(readers.read_mathvista, "vqa", ("accuracy", "needs_judge"),
                       dict(annotations="", images="", queries=""), 64, aggregate=items.mathvista_aggregate),
     "mmmu": Kind(readers.read_mmmu, "vqa", ("accuracy",), dict(annotations="", split="validation"), 32,
-                 question=items.mmmu_question, aggregate=items.mmmu_aggregate),
+                 question=_asked(items.mmmu_question), aggregate=items.mmmu_aggregate),
+    # MM1.5's multi-image benchmarks (scorers.multi_image: each release's prompt and rules, or a harness's)
+    "qbench2": Kind(readers.read_qbench2, "vqa", ("accuracy",), dict(annotations="", images="", split="dev"), 32,
+                    question=multi_image.PROMPTS["qbench2"], aggregate=multi_image.AGGREGATES["qbench2"]),
+    "mantis": Kind(readers.read_mantis, "vqa", ("accuracy",), dict(annotations="", split="test"), 64,
+                   question=multi_image.PROMPTS["mantis"], aggregate=multi_image.AGGREGATES["mantis"]),
+    "nlvr2": Kind(readers.read_nlvr2, "vqa", ("accuracy", "consistency"), dict(annotations="", images="",
+                                                                              split="test"), 16,
+                  question=multi_image.PROMPTS["nlvr2"], aggregate=multi_image.AGGREGATES["nlvr2"]),
+    "blink": Kind(readers.read_blink, "vqa", ("accuracy", "needs_judge"), dict(annotations="", split="val"), 128,
+                  question=multi_image.PROMPTS["blink"], aggregate=multi_image.AGGREGATES["blink"]),
+    "muirbench": Kind(readers.read_muirbench, "vqa", ("accuracy", "needs_judge"), dict(annotations="", split="test"),
+                      16, question=multi_image.PROMPTS["muirbench"], aggregate=multi_image.AGGREGATES["muirbench"]),
+    # judged by a model (config.eval.judge); without one they are reported "not scored: no judge"
+    "llava_w": Kind(readers.read_llava_w, "vqa", ("gpt_score", "unparsed"), dict(annotations="", images=""), 512,
+                    aggregate=judged.llava_w_aggregate, judged=True),
+    "mmvet": Kind(readers.read_mmvet, "vqa", ("gpt_score", "unparsed"), dict(annotations="", images=""), 256,
+                  aggregate=judged.mmvet_aggregate, judged=True),
+    "ferret_bench": Kind(readers.read_ferret_bench, "vqa", ("gpt_score", "unparsed"),
+                         dict(annotations="", images="", categories="refer_desc,refer_reason,ground_conv"), 512,
+                         aggregate=judged.ferret_bench_aggregate, judged=True),
     "flickr30k_entities": Kind(readers.read_flickr30k_entities, "vqa", ("recall_at_1",),
                                dict(entities="", images="", split="test", annotations="", protocol="merged"), 160,
-                               question=grounding.flickr30k_question, aggregate=grounding.flickr30k_aggregate),
+                               question=_asked(grounding.flickr30k_question), aggregate=grounding.flickr30k_aggregate),
     "lvis_ref": Kind(readers.read_lvis_ref, "vqa", ("accuracy",), dict(annotations="", images="", region="box"), 16,
-                     question=grounding.lvis_question, aggregate=grounding.lvis_ref_aggregate),
+                     question=_asked(grounding.lvis_question), aggregate=grounding.lvis_ref_aggregate),
     "arc": Kind(readers.read_arc, "choice", ("accuracy",), dict(annotations="")),
     "piqa": Kind(readers.read_piqa, "choice", ("accuracy",), dict(annotations="", labels="")),
     "lambada": Kind(readers.read_lambada, "continue", ("last_word_accuracy",), dict(annotations=""), 6),
 }
 # files that may stay empty for these kinds (images: a VLMEvalKit TSV holds them; the reader names what it lacks)
 OPTIONAL_FILES = {"annotations": ("vqa", "flickr30k_entities"), "ids": ("ai2d",), "queries": ("mathvista",),
-                  "images": ("mc", "pope", "seed", "ocrbench", "wtq", "tabfact", "mathvista")}
-NOT_FILES = ("image_pattern", "split", "splits", "protocol", "region")  # reader keywords that are settings, not paths
+                  "images": ("mc", "pope", "seed", "ocrbench", "wtq", "tabfact", "mathvista", "llava_w", "mmvet",
+                             "qbench2", "nlvr2")}
+NOT_FILES = ("image_pattern", "split", "splits", "protocol", "region", "categories")  # reader keywords that are settings, not paths
 
 # name -> (kind, defaults that differ from the kind's, the release's files (documentation and placeholders), where
 # the format / metric is defined)
@@ -211,6 +238,26 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                   "counted as needs_judge) and calculate_score.py"),
     "mmmu": ("mmmu", {}, dict(annotations="MMMU (a folder per subject, validation-*.parquet) or MMMU_DEV_VAL.tsv"),
              "MMMU validation (arXiv 2311.16502); eval_utils.py's response parsing"),
+    "qbench2": ("qbench2", {}, dict(annotations="Q-Bench2-HF (dev-*.parquet) or q-bench2-a1-dev.jsonl",
+                                    images="all_single_images (for the jsonl)"),
+                "Q-Bench2 (arXiv 2402.07116) A1 pairs; Mantis' eval.py (the authors score only submissions)"),
+    "mantis": ("mantis", {}, dict(annotations="Mantis-Eval (test-*.parquet)"),
+               "Mantis-Eval (arXiv 2405.01483); Mantis' mantis/benchmark/eval.py"),
+    "nlvr2": ("nlvr2", {}, dict(annotations="nlvr2/data/test1.json (or Mantis' NLVR2 parquet)",
+                                images="nlvr2 test1 images"),
+              "NLVR2 (arXiv 1811.00491) as a two-image true/false question; accuracy and consistency"),
+    "blink": ("blink", {}, dict(annotations="BLINK (<Subtask>/val-*.parquet) or BLINK.tsv"),
+              "BLINK (arXiv 2404.12390) validation; its eval's answer matching, the mean of the 14 subtasks"),
+    "muirbench": ("muirbench", {}, dict(annotations="MUIRBench/data (test-*.parquet) or MUIRBench.tsv"),
+                  "MuirBench (arXiv 2406.09411); its eval (MMMU's response parsing)"),
+    "llava_w": ("llava_w", {}, dict(annotations="llava-bench-in-the-wild (questions.jsonl, context.jsonl, "
+                                            "answers_gpt4.jsonl)", images="llava-bench-in-the-wild/images"),
+                "LLaVA-Bench (In-the-Wild) (arXiv 2304.08485); LLaVA's eval_gpt_review_bench.py + "
+                "summarize_gpt_review.py: the relative score to GPT-4's reference answers, judged"),
+    "mmvet": ("mmvet", {}, dict(annotations="mm-vet/mm-vet.json", images="mm-vet/images"),
+              "MM-Vet (arXiv 2308.02490); its mm-vet_evaluator.py few-shot grading, judged"),
+    "ferret_bench": ("ferret_bench", {}, dict(annotations="ml-ferret/ferret_gpt4_data", images="val2017"),
+                     "Ferret-Bench (arXiv 2310.07704); ml-ferret's eval_gpt_review_3newclass.py, judged"),
     "flickr30k_entities": ("flickr30k_entities", {}, dict(entities="flickr30k_entities (test.txt, Sentences/, "
                                                                    "Annotations/)", images="flickr30k-images",
                                                           annotations="final_flickr_mergedGT_test.json (optional)"),
@@ -246,6 +293,7 @@ EMBEDDED = {
 # Group names a task list may use: each expands to its members, and its score is the members' mean.
 GROUPS = {"textcore": ("arc_easy", "arc_challenge", "piqa", "lambada")}  # MM1 Fig. 5 "TextCore" (its list: unverified)
 
+SETTINGS = ("judge",)  # config.eval sections that are settings, not tasks
 BOX_FORMATS = ("mm1_jax", "ferret")
 ANSWER_MODES = ("likelihood", "letter")
 
@@ -296,15 +344,7 @@ REPORTED_SCALE = {"mme": 100 / items.MME_MAX}
 # to the paper's unit (None: not found), a note). Studies name them; `python -m mm1_jax.sweep plan` lists them pending.
 PENDING: dict[str, tuple[str, float | None, str]] = {
     "seed": ("accuracy", 100, ""),
-    "llava_w": ("gpt_score", 100, "judged by GPT-4"),
-    "mmvet": ("gpt_score", 100, "judged by GPT-4"),
-    "ferret_bench": ("gpt_score", 100, "judged by GPT-4"),
-    "qbench2": ("accuracy", 100, ""),
-    "mantis": ("accuracy", 100, ""),
-    "nlvr2": ("accuracy", 100, ""),
-    "blink": ("accuracy", 100, ""),
     "mvbench": ("accuracy", 100, "video input"),
-    "muirbench": ("accuracy", 100, ""),
     "videomme": ("accuracy", 100, "video input"),
     "nextqa": ("accuracy", 100, "video input"),
     "activitynet_qa": ("accuracy", 100, "video input"),
@@ -345,6 +385,7 @@ def eval_defaults() -> ml_collections.ConfigDict:
     e.convention = "official"  # how scores are computed: official (each benchmark's own scorer), lmms_eval or
     #                           vlmevalkit (as those harnesses compute them, where they differ; mm1_jax.eval.scorers)
     e.max_skipped = 0.05      # the fraction of a task's items that may be skipped (unreadable) before it stops
+    e.judge = ml_collections.ConfigDict(judge.JUDGE_DEFAULTS.to_dict())  # the model judge (mm1_jax.eval.judge)
     e.textcore = ",".join(GROUPS["textcore"])  # the tasks averaged as TextCore
     for name, (kind, defaults, _, _) in DATASETS.items():
         k = KINDS[kind]
@@ -413,6 +454,12 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
         value = eval_cfg[key]
         if key in known and not isinstance(known[key], ml_collections.ConfigDict):
             continue
+        if key in SETTINGS:
+            extra = sorted(set(value) - set(known[key]))
+            if extra:
+                raise ValueError(f"eval.{key}.{extra[0]} is not a field of eval.{key}"
+                                 f"{did_you_mean(extra[0], known[key])}; its fields are: {', '.join(known[key])}.")
+            continue
         if key not in known and not (hasattr(value, "get") and value.get("kind")):
             raise ValueError(f"eval.{key} is not a known field or task{did_you_mean(key, known)}; the tasks are: "
                              f"{', '.join(sorted(DATASETS))} (a new dataset needs a section with a 'kind').")
@@ -430,7 +477,10 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
     limit = eval_cfg.get("max_skipped", known.max_skipped)
     if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit <= 1:
         raise ValueError(f"eval.max_skipped={limit!r} must be a fraction between 0 and 1.")
-    for name in expand(tasks, eval_cfg):
+    names = expand(tasks, eval_cfg)
+    if any(KINDS[task_for(n, eval_cfg).kind].judged for n in names if task_for(n, eval_cfg).kind in KINDS):
+        judge.check_judge(eval_cfg.get("judge"))  # a judged task: the judge's fields before anything runs
+    for name in names:
         task = task_for(name, eval_cfg)
         values = task_config(task, eval_cfg)
         if values.get("answer_mode", "likelihood") not in ANSWER_MODES:

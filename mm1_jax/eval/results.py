@@ -84,6 +84,8 @@ def run_and_write(ctx: Context, params: Any, config: ml_collections.ConfigDict, 
             else:
                 refs = row.get("answers") or [""]
                 print(f"{key}: {row['id']}: {row['prediction']!r} (reference: {refs[0]!r})")
+        if report.get("not_scored"):
+            print(f"{key}: not scored: {report['not_scored']} (config.eval.judge)")
         if report["skipped"]:
             print(f"{key}: {len(report['skipped'])} items skipped; the first: {report['skipped'][0]['id']}: "
                   f"{report['skipped'][0]['reason']}")

@@ -27,6 +27,7 @@ from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import Tokenizer, load_tokenizer
 from mm1_jax.eval import datasets, embedded, metrics, suites
+from mm1_jax.eval import judge as judge_lib
 from mm1_jax.eval.datasets import TASKS, Task
 from mm1_jax.eval.prompts import TEMPLATES, Item, build_prompt, draw_demos, item_parts
 from mm1_jax.eval.scorers import mmbench, refexp, text_rich
@@ -72,9 +73,9 @@ def load_task(task: Task, config: ml_collections.ConfigDict, limit: int
     eval_cfg = _eval_cfg(config)
     values = datasets.task_config(task, eval_cfg)  # the readers name an unset or missing file themselves
     items, skipped = task.reader(task.name, **{f: values[f] for f in task.files})
-    ask = datasets.KINDS[task.kind].question
+    ask, convention = datasets.KINDS[task.kind].question, str(eval_cfg.get("convention") or "official")
     for item in items if ask else ():  # the benchmark's own prompt text (MMMU's options, RealWorldQA's as released)
-        item.question = ask(item)
+        item.question = ask(item, convention)
     suffix = datasets.POST_PROMPTS.get(str(eval_cfg.get("convention") or "official"), {}).get(task.kind, "")
     for item in items if suffix else ():  # the harness's instruction after each question, demonstrations' too
         item.question += suffix
@@ -142,6 +143,7 @@ class Context:
     max_batch_images: int = 256  # prompts per batch shrink so a batch holds at most this many images
     eval_cfg: Any = None
     _generators: dict = dataclasses.field(default_factory=dict)
+    _judge: list = dataclasses.field(default_factory=list)  # [the judge or None], built on first use
 
     @classmethod
     def from_config(cls, model: Any, config: ml_collections.ConfigDict, batch_size: int = 16) -> Context:
@@ -184,6 +186,12 @@ class Context:
         if self.image_token_id is not None:
             return dict(image_token_id=self.image_token_id)
         return dict(tokens_per_image=self.k, image_id=self.tok.image_id)
+
+    def judge(self) -> judge_lib.Judge | None:
+        """The model judge config.eval.judge describes (built once, when a judged task first needs it), or None."""
+        if not self._judge:
+            self._judge.append(judge_lib.build_judge((self.eval_cfg or {}).get("judge")))
+        return self._judge[0]
 
     def generator(self, batch_size: int) -> gen.Generator:
         if batch_size not in self._generators:
@@ -276,7 +284,7 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
     if task.fmt == "choice" and mode == "likelihood":
         reserve = max((len(ctx.tok.encode(o)) for i in items for o in i.options), default=1)
     else:
-        reserve = task.max_new_tokens
+        reserve = new_tokens(task, ctx)
     prompts, skipped = [], list(skipped)
     total = len(items) + len(skipped)
     for index, item in enumerate(items):
@@ -308,12 +316,17 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
     if task.fmt == "choice" and mode == "likelihood":
         preds = _choose(ctx, params, prompts, batch, progress, _kind(task).mean_likelihood)
     else:
-        preds = _generate(ctx, params, task.name, prompts, task.max_new_tokens, batch, progress)
+        preds = _generate(ctx, params, task.name, prompts, new_tokens(task, ctx), batch, progress)
     report = _score(ctx, task, prompts, preds, mode)
     report.update(skipped=skipped, truncated=sum(p.dropped_demos > 0 or p.cut_query_tokens > 0
                                                   for _, p, _ in prompts),
                   dropped_demos_mean=float(np.mean([p.dropped_demos for _, p, _ in prompts])) if prompts else 0.0)
     return report
+
+
+def new_tokens(task: Task, ctx: Context) -> int:
+    """The answer budget: the task's, at most half the model's context (long-answer benchmarks on a small model)."""
+    return max(1, min(task.max_new_tokens, ctx.max_tokens // 2))
 
 
 def _generate(ctx: Context, params: Any, name: str, prompts: list, new: int, batch: int, progress: bool) -> list[str]:
@@ -404,9 +417,16 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
             for row, value in zip(rows, values):
                 row[name] = value
             scores[name] = float(np.mean(values)) if values else 0.0
-    aggregate = _kind(task).aggregate
-    if aggregate is not None and prompts:  # task-level scores by the benchmark's own rules (scorers.items)
-        own, per_row, report_extra["details"] = aggregate([item for item, _, _ in prompts], preds, ctx.convention)
+    kind = _kind(task)
+    if kind.aggregate is not None and prompts:  # task-level scores by the benchmark's own rules (scorers.items)
+        args = [[item for item, _, _ in prompts], preds, ctx.convention]
+        try:
+            own, per_row, report_extra["details"] = kind.aggregate(*args, ctx.judge()) if kind.judged else \
+                kind.aggregate(*args)
+        except judge_lib.JudgeError as e:  # a judge that stays down stops this task; the others run
+            return {"scores": {}, "predictions": rows, "convention": ctx.convention, "stopped": str(e)}
+        if report_extra["details"].get("not_scored"):
+            report_extra["not_scored"] = report_extra["details"]["not_scored"]
         scores.update(own)
         for row, values in zip(rows, per_row):
             row.update(values)

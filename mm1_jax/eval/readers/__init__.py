@@ -22,8 +22,16 @@ names are the task's `config.eval.<task>.<keyword>` fields.
               read_pope             POPE: coco_pope_{random,popular,adversarial}.json (a folder or one file), POPE.tsv
               read_seed_bench       SEED-Bench.json (image question types 1-9), or SEEDBench_IMG.tsv
               read_realworldqa      RealWorldQA's parquet files (the hub's data/), or RealWorldQA.tsv
+  judged      read_llava_w          LLaVA-Bench (In-the-Wild): questions.jsonl, context.jsonl, answers_gpt4.jsonl
+              read_mmvet            MM-Vet: mm-vet.json + images/
+              read_ferret_bench     Ferret-Bench: ml-ferret's ferret_gpt4_data/ (three categories) + COCO val2017
   knowledge   read_mmmu             MMMU: <subject>/<split>-*.parquet (the hub's), or MMMU_DEV_VAL.tsv
               read_mathvista        MathVista testmini.json (+ query.json), or MathVista_MINI.tsv
+  multi_image read_qbench2           Q-Bench2 A1 pairs: Q-Bench2-HF parquet, or the release's jsonl + images
+              read_mantis           Mantis-Eval parquet (or Mantis' JSON list)
+              read_nlvr2            NLVR2's dev.json / test1.json (JSON lines) + the split's images
+              read_blink            BLINK: <Subtask>/<split>-*.parquet, or BLINK.tsv
+              read_muirbench        MuirBench: data/test-*.parquet, or MUIRBench.tsv
   ocr         read_ocrbench         OCRBench.json + OCRBench_Images, or OCRBench.tsv
   tables      read_wtq              WTQ on table images: TableVQA-Bench's TSV (vwtq), or DocOwl's jsonl
               read_tabfact          TabFact on table images: TableVQA-Bench's TSV (vtabfact), or DocOwl's jsonl
@@ -44,7 +52,9 @@ from mm1_jax.eval.readers.captions import read_captions, write_coco_results
 from mm1_jax.eval.readers.choice import read_ai2d, read_mmbench, read_multiple_choice, read_scienceqa
 from mm1_jax.eval.readers.general import read_mme, read_pope, read_realworldqa, read_seed_bench
 from mm1_jax.eval.readers.grounding import read_flickr30k_entities, read_lvis_ref
+from mm1_jax.eval.readers.judged import read_ferret_bench, read_llava_w, read_mmvet
 from mm1_jax.eval.readers.knowledge import read_mathvista, read_mmmu
+from mm1_jax.eval.readers.multi_image import read_blink, read_mantis, read_muirbench, read_nlvr2, read_qbench2
 from mm1_jax.eval.readers.ocr import read_ocrbench
 from mm1_jax.eval.readers.refexp import read_refcoco
 from mm1_jax.eval.readers.text import read_arc, read_lambada, read_piqa
@@ -52,7 +62,9 @@ from mm1_jax.eval.readers.tables import read_tabfact, read_wtq
 from mm1_jax.eval.readers.text_rich import read_chartqa, read_docvqa
 from mm1_jax.eval.readers.vqa import read_gqa, read_textvqa, read_vizwiz, read_vqa
 
-__all__ = ["read_ai2d", "read_arc", "read_captions", "read_chartqa", "read_docvqa", "read_flickr30k_entities", "read_gqa", "read_lambada",
-           "read_lvis_ref", "read_mathvista", "read_mmbench", "read_mme", "read_mmmu", "read_multiple_choice", "read_ocrbench",
-           "read_piqa", "read_pope", "read_realworldqa", "read_refcoco", "read_scienceqa", "read_seed_bench",
-           "read_tabfact", "read_textvqa", "read_vizwiz", "read_vqa", "read_wtq", "write_coco_results"]
+__all__ = ["read_ai2d", "read_arc", "read_blink", "read_captions", "read_chartqa", "read_docvqa",
+           "read_ferret_bench", "read_flickr30k_entities", "read_gqa", "read_lambada", "read_llava_w",
+           "read_lvis_ref", "read_mantis", "read_mathvista", "read_mmbench", "read_mme", "read_mmmu", "read_mmvet",
+           "read_muirbench", "read_multiple_choice", "read_nlvr2", "read_ocrbench", "read_piqa", "read_pope",
+           "read_qbench2", "read_realworldqa", "read_refcoco", "read_scienceqa", "read_seed_bench", "read_tabfact",
+           "read_textvqa", "read_vizwiz", "read_vqa", "read_wtq", "write_coco_results"]
