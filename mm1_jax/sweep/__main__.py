@@ -12,7 +12,8 @@ evaluation tasks exist. `plan` checks the chosen
 rows' configs (every override names an existing field of its base config; then the trainer's own check,
 `mm1_jax.train.config.validate_config`, so a job is refused exactly when its run would be) and prints one line per (row, stage) job: `row/stage: COMMAND` (an evaluation's tasks that do not exist yet
 follow as a `#` comment), `row/stage: # task not yet available: ...` (an evaluation none of whose tasks exists), or
-`row/stage: # not runnable: WHY`. Lines starting with '#' are headers.
+`row/stage: # not runnable: WHY`, or `row/stage: # the same run as ROW/STAGE` (rows configured alike: their
+identical jobs run once and share results). Lines starting with '#' are headers.
 """
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ def plan(path: str, scale: str, rows: list[str] | None, root: str) -> list[str]:
         if not job.runnable:
             lines.append(f"{head} # not runnable: {job.missing}")
             continue
+        if job.same_as:
+            lines.append(f"{head} # the same run as {job.same_as} (identical configuration: runs once)")
+            continue
         note = f"# task not yet available: {', '.join(job.unavailable)}" if job.unavailable else ""
         lines.append(f"{head} {note}" if job.waiting else f"{head} {job.command()}{'  ' + note if note else ''}")
     return lines
@@ -79,9 +83,11 @@ def run(path: str, root: str, launcher: str, scale: str, rows: list[str] | None,
         studies_lib.check_job(job.job)
     box = manifest_lib.Root(root)
     manifest = manifest_lib.prepare(box, study, jobs, seeds, launcher)
-    ids = [j.id for j in jobs]
-    print(f"# {study.name} at {study.scale} scale: {len(chosen)} rows x {len(seeds)} seeds, {len(ids)} jobs, "
-          f"root {root}, launcher {launcher}", flush=True)
+    ids = [j.id for j in jobs if not j.same_as]  # a job identical to another runs once, as that one
+    same = len(jobs) - len(ids)
+    print(f"# {study.name} at {study.scale} scale: {len(chosen)} rows x {len(seeds)} seeds, {len(ids)} jobs"
+          + (f" ({same} more identical to one of them, run once)" if same else "")
+          + f", root {root}, launcher {launcher}", flush=True)
     echo = lambda line: print(line, flush=True)  # noqa: E731
     if launcher == "local":
         outcome = launchers.run_local(box, manifest, ids, parallel, echo)

@@ -7,7 +7,8 @@
   ROOT/logs/<job>.log         its output
   ROOT/s<seed>/<study>/<row>/<stage>   the job's workdir (checkpoints, eval_results.json)
 
-A second `run` with the same root skips done jobs, reruns the others (a training job resumes from its own
+Rows configured alike have identical jobs: those run once (the manifest's `same_as` names the job that runs them,
+whose workdir and results they share). A second `run` with the same root skips done jobs, reruns the others (a training job resumes from its own
 checkpoint), and refuses when a job's config changed, naming the fields that differ.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ class SweepJob:
     seed: int
     job: studies_lib.Job
     depends: tuple[str, ...]
+    same_as: str = ""  # the id of the job that runs this one (an identical configuration of another row)
 
     @property
     def key(self) -> str:
@@ -49,8 +51,12 @@ def sweep_jobs(study: studies_lib.Study, root: str, rows: list[str] | None, seed
         jobs = [j for j in studies_lib.jobs(study, f"{root.rstrip('/')}/s{seed}", rows) if j.runnable]
         if seed:
             jobs = [_seeded(j, seed) for j in jobs]
-        by_workdir = {f"{j.workdir}/checkpoints": f"s{seed}/{j.row}/{j.stage}" for j in jobs}
+        by_workdir = {f"{j.workdir}/checkpoints": f"s{seed}/{j.row}/{j.stage}" for j in jobs if not j.same_as}
         for j in jobs:
+            if j.same_as:  # run by the identical job: done when it is done
+                same = f"s{seed}/{j.same_as}"
+                out.append(SweepJob(f"s{seed}/{j.row}/{j.stage}", seed, j, (same,), same))
+                continue
             wanted = (j.checkpoint, dict(j.overrides).get("init.checkpoint", ""))
             depends = tuple(by_workdir[w] for w in wanted if w in by_workdir)
             out.append(SweepJob(f"s{seed}/{j.row}/{j.stage}", seed, j, depends))
@@ -165,7 +171,8 @@ def prepare(root: Root, study: studies_lib.Study, jobs: list[SweepJob], seeds: l
             root.write_config(j, dumps[j.id])
         manifest["jobs"][j.id] = dict(row=j.job.row, seed=j.seed, stage=j.job.stage, kind=j.job.kind,
                                       workdir=j.job.workdir, command=j.job.command(), depends=list(j.depends),
-                                      config_hash=config_hash(dumps[j.id]), overrides=dict(j.job.overrides))
+                                      config_hash=config_hash(dumps[j.id]), overrides=dict(j.job.overrides),
+                                      **({"same_as": j.same_as} if j.same_as else {}))
     manifest["runs"].append(dict(time=time.time(), commit=git_commit(), launcher=launcher, seeds=seeds))
     root.write_manifest(manifest)
     return manifest
@@ -174,6 +181,9 @@ def prepare(root: Root, study: studies_lib.Study, jobs: list[SweepJob], seeds: l
 def job_status(root: Root, manifest: dict, job_id: str) -> tuple[str, str]:
     """(state, detail): done / running / failed (the last error line) / waiting (for a job) / not run."""
     entry = manifest["jobs"][job_id]
+    if entry.get("same_as"):  # run once, as the identical job
+        state, detail = job_status(root, manifest, entry["same_as"])
+        return state, f"the same run as {entry['same_as']}" + (f"; {detail}" if detail else "")
     key = job_id.replace("/", "__")
     state = root.state(key)
     if state is None:

@@ -108,6 +108,12 @@ class Job:
     unavailable: tuple[str, ...] = ()  # eval: tasks not in mm1_jax.eval.datasets.RUNNABLE yet
     shots: tuple[int, ...] = ()
     limit: int = 0
+    same_as: str = ""  # "row/stage" of an earlier job this one equals: it runs once, in that job's workdir
+
+    @property
+    def identity(self) -> tuple:
+        """What makes two jobs the same run (everything but the row, the stage name and the workdir)."""
+        return (self.kind, self.config, self.arg, self.overrides, self.checkpoint, self.tasks, self.shots, self.limit)
 
     @property
     def runnable(self) -> bool:
@@ -286,7 +292,8 @@ def _merge(*dicts: dict | None) -> dict:
 
 
 def jobs(study: Study, root: str = DEFAULT_ROOT, rows: list[str] | None = None) -> list[Job]:
-    """Every (row, stage) job of the chosen rows, in order; a shared stage appears once."""
+    """Every (row, stage) job of the chosen rows, in order; a shared stage appears once, and a job that is the same
+    run as an earlier one (rows configured alike) points at it (`same_as`, its workdir): the sweep runs it once."""
     from mm1_jax.eval.datasets import RUNNABLE as TASKS  # only the task names (and groups)
 
     chosen = list(study.rows) if rows is None else rows
@@ -300,6 +307,18 @@ def jobs(study: Study, root: str = DEFAULT_ROOT, rows: list[str] | None = None) 
     files = _merge(*(b.get("files") for b in study.benchmarks.values() if b["task"] in TASKS))
     out: list[Job] = []
     shared: dict[tuple, Job] = {}  # (stage, config, arg, overrides) -> the one job of that configuration
+    first: dict[tuple, Job] = {}  # Job.identity -> the first job of it: a later identical job is run by that one
+
+    def once(job: Job) -> Job:
+        """The job, or, when an earlier job is the same run, the job pointing at that run (its workdir)."""
+        if not job.runnable:
+            return job
+        earlier = first.setdefault(job.identity, job)
+        if earlier is job:
+            return job
+        return dataclasses.replace(job, workdir=earlier.workdir, same_as=earlier.same_as or
+                                   f"{earlier.row}/{earlier.stage}")
+
     for row in chosen:
         spec = study.rows[row]
         previous: Job | None = None
@@ -317,9 +336,9 @@ def jobs(study: Study, root: str = DEFAULT_ROOT, rows: list[str] | None = None) 
                     missing = missing or previous.missing
                 overrides = _merge(base, files, stage.get("overrides"), spec.get("overrides") if stage.get("config")
                                    else None, spec.get("stage_overrides", {}).get(name))
-                job = Job(study.name, row, name, "eval", config, arg, tuple(overrides.items()),
-                          f"{root}/{study.name}/{row}/{name}", missing, checkpoint, available, unavailable,
-                          tuple(stage["shots"]), int(stage.get("limit", 100)))
+                job = once(Job(study.name, row, name, "eval", config, arg, tuple(overrides.items()),
+                               f"{root}/{study.name}/{row}/{name}", missing, checkpoint, available, unavailable,
+                               tuple(stage["shots"]), int(stage.get("limit", 100))))
                 out.append(job)
                 continue
             if stage.get("shared"):  # one job for every row: only the stage's own missing feature counts
@@ -343,6 +362,7 @@ def jobs(study: Study, root: str = DEFAULT_ROOT, rows: list[str] | None = None) 
                 who = "shared" if not any(k[0] == name for k in shared) else f"shared-{row}"
             job = Job(study.name, who, name, "train", stage["config"], spec.get("arg", ""), tuple(overrides.items()),
                       f"{root}/{study.name}/{who}/{name}", missing)
+            job = job if stage.get("shared") else once(job)
             if stage.get("shared"):
                 shared[key] = job
             out.append(job)
