@@ -24,7 +24,7 @@ BENCHMARKS = {"CAP": dict(task="embedded_cap", metric="cider", scale=100),
 METRICS = {"0-shot": dict(mean=("CAP", "VQA"), shots=0), "4-shot": dict(mean=("CAP", "VQA"), shots=4)}
 PAPER = {
     "small": {"0-shot": (30.0, "Fig. 1a", "[P]"), "4-shot": (40.5, "Fig. 1b", "[S]")},
-    "medium": {"0-shot": (35.25, "Fig. 1a", "[P]"), "4-shot": ("not found", "Fig. 1b", "[S1]")},
+    "medium": {"0-shot": (35.25, "Fig. 1a", "[P]"), "4-shot": ("not found", "Fig. 1b", "")},
     "large": {"0-shot": (33.0, "Fig. 1a", "[S]"), "4-shot": (dict(delta=2.5, vs="small"), "Fig. 1b", "[S]")},
     "huge": {"0-shot": (50.0, "Fig. 1a", "[P]")},
 }
@@ -98,7 +98,7 @@ def test_markdown_has_our_means_the_papers_numbers_and_the_failure(written):
     ours = expected["large"]["4-shot"][0] - small4[0]
     assert f"{ours:+.2f} vs small" in md and "+2.5 vs small (Fig. 1b [S])" in md
     assert f"4-shot, large vs small: paper +2.5, ours {ours:+.2f}: the sign {'agrees' if ours > 0 else 'differs'}" in md
-    for paper in ("30.0 (Fig. 1a [P])", "35.25 (Fig. 1a [P])", "not found (Fig. 1b [S1])", "50.0 (Fig. 1a [P])"):
+    for paper in ("30.0 (Fig. 1a [P])", "35.25 (Fig. 1a [P])", "not found (Fig. 1b)", "50.0 (Fig. 1a [P])"):
         assert paper in md
     assert "| huge | failed | failed | 50.0 (Fig. 1a [P]) |" in md
     assert f"- huge: {ERROR}" in md
@@ -232,3 +232,18 @@ def test_default_figure_without_tensorboard_and_bad_input(written, tmp_path):
         report.write_report(study, {"giant": {0: {}}}, str(tmp_path))
     with pytest.raises(ImportError, match=r"pip install '\.\[sweep\]'"):
         report._need("no_such_module_for_the_report")
+
+
+@pytest.mark.parametrize("entry, ok", [
+    (("not found", "Fig. 1b", ""), True), (("not in the paper", "Sec. 9 (ours)", ""), True),
+    (("not found", "Fig. 1b", "[P]"), False),  # nothing was read: no tag
+    ((35.25, "Fig. 1a", ""), False),  # a number says how it is known
+])
+def test_a_paper_value_s_tag_says_what_was_read(tmp_path, entry, ok):
+    path = tmp_path / "toy.py"
+    path.write_text(STUDY_FILE.replace('"4-shot": ("not found", "Fig. 1b", "")', f'"4-shot": {entry!r}'))
+    if ok:
+        assert load_study(path).paper["medium"]["4-shot"] == entry
+    else:
+        with pytest.raises(StudyError, match=r"PAPER\['medium'\]\['4-shot'\]=.* is not \(value, where, tag\) with tag "):
+            load_study(path)

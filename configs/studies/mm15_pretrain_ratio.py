@@ -30,7 +30,7 @@ def _delta(x):
 
 
 PAPER = {
-    "45_45_10": {m: ("not found", "Fig. 10", "[S]") for m in METRICS},
+    "45_45_10": {m: ("not found", "Fig. 10", "") for m in METRICS},
     "50_10_40_hq_text": {"Text-rich": _delta(0.85), "Knowledge": _delta(0.99), "Refer&Ground": _delta(1.4),
                          "Multi-image": _delta(-0.05)},
     "50_10_40_same_text": {m: ("not published", "Fig. 10", "[S]") for m in METRICS},

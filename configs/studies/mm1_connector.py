@@ -27,7 +27,7 @@ ROWS = {
 
 BENCHMARKS = dict(bm.MM1_FEWSHOT)
 METRICS = {f"{k}-shot": dict(mean=tuple(bm.MM1_FEWSHOT), shots=k) for k in (0, 4, 8)}
-PAPER = {row: {m: ("not found", "Fig. 4", "[P]") for m in METRICS} for row in ROWS}
+PAPER = {row: {m: ("not found", "Fig. 4", "") for m in METRICS} for row in ROWS}
 FINDINGS = (
     ("the number of visual tokens and the image resolution matter most; the connector type has little effect",
      "Sec. 3.2", "[P]"),

@@ -53,7 +53,7 @@ METRICS = {
     **{f"{k}-shot": dict(mean=tuple(bm.MM1_FEWSHOT), shots=k) for k in (0, 4, 8)},
     "TextCore": dict(mean=("TextCore",), shots=0),
 }
-_NF = ("not found", "Fig. 5", "[P]")
+_NF = ("not found", "Fig. 5", "")
 PAPER = {row: {m: _NF for m in METRICS} for row in ROWS}
 PAPER["a_caption100"].update({"0-shot": (39.3, "Fig. 5a", "[S]"), "8-shot": (45.0, "Fig. 5a", "[S1]")})
 PAPER["a_caption0"].update({"0-shot": (25.8, "Fig. 5a", "[S]")})

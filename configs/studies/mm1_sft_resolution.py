@@ -37,7 +37,7 @@ ROWS = {
 }
 BENCHMARKS = dict(bm.MM1_SFT)
 METRICS = {"SFT average": dict(mean=tuple(b for b in BENCHMARKS if BENCHMARKS[b].get("scale")), shots=0)}
-PAPER = {row: {"SFT average": ("not found", "Fig. 7b", "[P]")} for row in ROWS}
+PAPER = {row: {"SFT average": ("not found", "Fig. 7b", "")} for row in ROWS}
 PAPER["sft_1344"]["SFT average"] = ("about +15% relative over the low-resolution baseline", "Fig. 7b", "[S]")
 PAPER["sft_1792"]["SFT average"] = ("slightly below 1344 px", "Fig. 7b", "[S]")
 FINDINGS = (

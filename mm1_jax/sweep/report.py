@@ -29,7 +29,8 @@ import numpy as np
 from mm1_jax.sweep.studies import Study, StudyError, aggregate, cli_value
 from mm1_jax.train.metrics import TensorBoardWriter
 
-TAG_MEANING = "[P] read in the paper, [S] secondary summaries, [S1] a single unchecked secondary source"
+TAG_MEANING = ("[P] read in the paper, [S] secondary summaries, [S1] a single unchecked secondary source, no tag: "
+               "nothing read")
 CSV_COLUMNS = ("row", "metric", "ours_mean", "ours_std", "seeds", "paper", "paper_where", "paper_tag", "status")
 
 
@@ -213,7 +214,7 @@ def _ours_cell(study: Study, stats, row: str, metric: str, status: str) -> str:
 
 
 def _paper_cell(entry) -> str:
-    return f"{paper_text(entry[0])} ({entry[1]} {entry[2]})" if entry else ""
+    return f"{paper_text(entry[0])} ({entry[1]}{' ' + entry[2] if entry[2] else ''})" if entry else ""
 
 
 def _markdown(study: Study, stats, statuses: dict[str, str], failed: dict[str, str], agreements, deltas,

@@ -15,9 +15,10 @@ A study file (`configs/studies/<name>.py`, plain data) defines:
               missing='the feature it needs that does not exist yet' (the row is kept but not runnable), note='').
   BENCHMARKS  benchmark -> dict(task, metric, scale, pending, files) (configs/studies/_common.py).
   METRICS     metric -> dict(mean=(benchmarks or other metrics), shots=k): how a reported number aggregates.
-  PAPER       row -> {metric: (value, where, tag)}: the paper's number (or 'not found' / 'not published', a
-              string, or dict(delta=x, vs=row)), where it is (table / figure) and how we know it: '[P]' read in the
-              paper, '[S]' from secondary summaries, '[S1]' a single unchecked secondary source.
+  PAPER       row -> {metric: (value, where, tag)}: the paper's number (or 'not published', a string, or
+              dict(delta=x, vs=row)), where it is (table / figure) and how we know it: '[P]' read in the paper, '[S]'
+              from secondary summaries, '[S1]' a single unchecked secondary source; 'not found' (a number we could not
+              read) and 'not in the paper' (a row the paper does not have) carry no tag: ''.
   FINDINGS    optional: (sentence, where, tag) conclusions to compare against.
   FIGURES     optional: the report's figures in the paper's style, each dict(kind='bars', metrics=(...)) (a group
               of bars per metric, one bar per row) or dict(kind='line', metric=..., x={row: number}, logx=False)
@@ -48,6 +49,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 STUDIES_DIR = REPO / "configs" / "studies"
 DEFAULT_ROOT = "gs://YOUR_BUCKET/studies"
 TAGS = ("[P]", "[S]", "[S1]")
+# PAPER values that are no number: nothing was read, so they carry no tag ("" in place of one)
+NO_VALUE = ("not found", "not in the paper")
 ROW_KEYS = {"arg", "overrides", "stage_overrides", "skip", "missing", "note"}
 TRAIN_STAGE_KEYS = {"name", "config", "overrides", "shared", "missing", "note"}
 EVAL_STAGE_KEYS = {"name", "evaluate", "shots", "limit", "overrides", "missing", "config", "checkpoint", "note"}
@@ -266,9 +269,12 @@ def check_structure(study: Study) -> None:
         for metric, entry in values.items():
             if metric not in study.metrics and metric not in study.benchmarks:
                 raise StudyError(f"{where}: PAPER[{row!r}] names metric {metric!r}, which the study does not define.")
-            if not (isinstance(entry, tuple) and len(entry) == 3 and entry[1] and entry[2] in TAGS):
+            if not (isinstance(entry, tuple) and len(entry) == 3 and entry[1]
+                    and entry[2] in (("",) if entry[0] in NO_VALUE else TAGS)):
+                allowed = "'' (nothing was read)" if isinstance(entry, tuple) and entry and entry[0] in NO_VALUE \
+                    else f"one of {', '.join(TAGS)}"
                 raise StudyError(f"{where}: PAPER[{row!r}][{metric!r}]={entry!r} is not (value, where, tag) with tag "
-                                 f"one of {', '.join(TAGS)}.")
+                                 f"{allowed}.")
             value = entry[0]
             if isinstance(value, dict) and value.get("vs") not in study.rows:
                 raise StudyError(f"{where}: PAPER[{row!r}][{metric!r}] compares with {value.get('vs')!r}, not a row.")
