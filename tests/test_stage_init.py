@@ -155,3 +155,26 @@ def test_other_shape_differences_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"does not hold this model's parameters \(missing or different shape: "
                                          r"connector/proj"):
         ckpt.load_params(model, other.model, str(tmp_path / "ckpt"), field="init.checkpoint")
+
+
+def test_keep_steps_are_saved_and_never_deleted(tmp_path):
+    """train.checkpoint.keep_steps (MM1 Fig. 7c: SFT from several steps of one pre-training run): the trainer saves
+    at those steps as well as every every_steps, and the manager keeps them beside the last `keep`."""
+    import types
+
+    cfg = small_config()
+    cfg.train.update(steps=9)
+    cfg.train.checkpoint.update(every_steps=4, keep=1, keep_steps=(3,))
+    train_config.validate_train_config(cfg)
+    due = [s for s in range(1, 10) if trainer.Trainer._due_hooks(types.SimpleNamespace(config=cfg), s)["save"]]
+    assert due == [3, 4, 8, 9]  # keep_steps, every 4, the last
+    manager = ckpt.make_manager(str(tmp_path / "ckpt"), keep=1, async_save=False, keep_steps=(3,))
+    state = {"w": np.arange(4.0)}
+    for step in due:
+        ckpt.save(manager, step, state, "{}", force=True)
+    manager.wait_until_finished()
+    assert sorted(manager.all_steps()) == [3, 9]  # 4 and 8 gave way to the last one; 3 stays
+    manager.close()
+    cfg.train.checkpoint.keep_steps = (0, 5)
+    with pytest.raises(ValueError, match=r"train.checkpoint.keep_steps=\(0, 5\) must be a tuple of positive step"):
+        train_config.validate_train_config(cfg)

@@ -187,11 +187,16 @@ def move_aside(directory: str, step: int) -> str:
     return str(target)
 
 
-def make_manager(directory: str, *, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
-    """A manager keeping the last `keep` steps under `directory` (created if absent)."""
+def make_manager(directory: str, *, keep: int, async_save: bool = True, keep_steps: tuple[int, ...] = ()
+                 ) -> ocp.CheckpointManager:
+    """A manager keeping the last `keep` steps under `directory` (created if absent), and `keep_steps` for good."""
+    policies = ocp.checkpoint_managers
+    kept = dict(max_to_keep=keep) if not keep_steps else dict(preservation_policy=policies.AnyPreservationPolicy(
+        [policies.LatestN(keep), policies.CustomSteps(list(keep_steps))]))
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
-        save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(1),  # the trainer decides when to save
+        create=True, enable_async_checkpointing=async_save,
+        save_decision_policy=policies.FixedIntervalPolicy(1),  # the trainer decides when to save
+        **kept,
     )
     handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
     return ocp.CheckpointManager(_absolute(directory), options=options, item_handlers=handlers)

@@ -54,7 +54,10 @@ def train_defaults() -> ml_collections.ConfigDict:
     # on_damage: what a restart does when the newest step cannot be read (a file truncated or missing, as a full disk
     # or a bucket hiccup leaves): resume_older moves that step aside (checkpoints/damaged/) and resumes from the newest
     # step that restores completely; stop refuses, naming the step and the file.
-    t.checkpoint = ml_collections.ConfigDict(dict(every_steps=500, keep=3, async_save=True, on_damage="resume_older"))
+    # keep_steps: steps saved and never deleted beside the last `keep` (a later stage can start from any of them:
+    # init.checkpoint_step; MM1 Fig. 7c fine-tunes several steps of one pre-training run)
+    t.checkpoint = ml_collections.ConfigDict(dict(every_steps=500, keep=3, keep_steps=(), async_save=True,
+                                                  on_damage="resume_older"))
     return t
 
 
@@ -149,6 +152,9 @@ def validate_train_config(config: ml_collections.ConfigDict) -> None:
     c = t.checkpoint
     _check_int("train.checkpoint.keep", c.keep, 1)
     _check_int("train.checkpoint.every_steps", c.every_steps, 0)
+    keep_steps = c.get("keep_steps", ())
+    if not isinstance(keep_steps, (tuple, list)) or not all(_is_int(k) and k > 0 for k in keep_steps):
+        raise ValueError(f"train.checkpoint.keep_steps={keep_steps!r} must be a tuple of positive step numbers.")
     if type(c.async_save) is not bool:
         raise ValueError(f"train.checkpoint.async_save={c.async_save!r} must be True or False.")
     if c.on_damage not in ON_DAMAGE:

@@ -312,7 +312,8 @@ class Trainer:
         (evaluation and samples only when configured)."""
         tc, final = self.config.train, step >= self.config.train.steps
         every = lambda n: final or bool(n and step % n == 0)  # noqa: E731
-        return {"log": every(tc.log_every), "save": every(tc.checkpoint.every_steps),
+        return {"log": every(tc.log_every),
+                "save": every(tc.checkpoint.every_steps) or step in tuple(tc.checkpoint.get("keep_steps", ())),
                 "eval": bool(tc.eval_every) and every(tc.eval_every),
                 "samples": bool(tc.num_samples) and every(tc.sample_every)}
 
@@ -322,7 +323,8 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         tc, cc = self.config.train, self.config.train.checkpoint
-        manager = ckpt_lib.make_manager(f"{self.workdir}/checkpoints", keep=cc.keep, async_save=cc.async_save)
+        manager = ckpt_lib.make_manager(f"{self.workdir}/checkpoints", keep=cc.keep, async_save=cc.async_save,
+                                        keep_steps=tuple(cc.get("keep_steps", ())))
         distributed.watch_hosts(tc.host_timeout_s, str(manager.directory), self.workdir)  # a lost host: a sentence
         try:
             step = hooked = self._restore_if_any(manager)
