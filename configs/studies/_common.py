@@ -12,6 +12,8 @@ Every benchmark's task, score key and unit come from the task registry (`mm1_jax
 `mm1_jax.eval.suites.benchmark`); the papers' suites are `mm1_jax.eval.suites` (the eval CLI averages with them).
 Fixed settings: the MM1.5 ablation stages (MM15_*) and the mPLUG-Owl3 ablation recipe (OWL3_*, QWEN15_7B).
 """
+from mm1_jax.data import synthetic
+from mm1_jax.data.synthetic import writers as synthetic_writers
 from mm1_jax.eval import datasets, suites
 
 
@@ -142,4 +144,27 @@ TINY_MMBASE = {  # MM1.5's categories in the embedded world: general, text-rich,
     "General": suites.benchmark("embedded_vqa"),
     "Text-rich": suites.benchmark("embedded_docvqa"),
     "Knowledge": suites.benchmark("embedded_count", note="counting and position"),
+}
+# MM1.5's SFT categories in the embedded world (mm1_jax.data.synthetic.EMBEDDED_SFT_CATEGORIES; no code data): an SFT
+# stage on configs/tiny.py:main turns the pre-training sources off and every SFT source on at its number of records
+# (its share inside its category: sources of a category mix by size), its category named; data.sft.alpha and
+# data.sft.groups then weigh the categories as MM1.5 does (mm1_jax.data.config.sft_mixture).
+TINY_SFT_CATEGORIES = ",".join(f"{name}:{c}" for name, c in synthetic.EMBEDDED_SFT_CATEGORIES.items())
+TINY_SFT_BY_SIZE = ",".join(["caption:0", "interleaved:0", "text:0"] + [
+    f"{name}:{synthetic_writers.SIZES[name]}" for name in synthetic.EMBEDDED_SFT_CATEGORIES])
+TINY_MM15 = {  # MM1.5's five categories in the embedded world, one or two embedded tasks each
+    "embedded_vqa": suites.benchmark("embedded_vqa"),
+    "embedded_ocr": suites.benchmark("embedded_ocr", note="a rendered word on a 64 px image"),
+    "embedded_count": suites.benchmark("embedded_count", note="counting and position (the math data's skill)"),
+    "embedded_text": suites.benchmark("embedded_text", note="shape facts by likelihood (the science data's)"),
+    "embedded_grounding": suites.benchmark("embedded_grounding"),
+    "embedded_multi": suites.benchmark("embedded_multi"),
+}
+TINY_MM15_METRICS = {
+    "General": dict(mean=("embedded_vqa",), shots=0),
+    "Text-rich": dict(mean=("embedded_ocr",), shots=0),
+    "Knowledge": dict(mean=("embedded_count", "embedded_text"), shots=0),
+    "Refer&Ground": dict(mean=("embedded_grounding",), shots=0),
+    "Multi-image": dict(mean=("embedded_multi",), shots=0),
+    "MMBase": dict(mean=("General", "Text-rich", "Knowledge")),
 }

@@ -4,7 +4,9 @@
       [--config.data.seq_len=512 ...]
 
 Shows the observed share of each source against its weight, packing efficiency, images per row, skipped records by
-reason, and a few decoded rows (image slots shown as <image>); --dump also writes those rows' images as PNG.
+reason, and a few decoded rows (image slots shown as <image>); --dump also writes those rows' images as PNG. With
+MM1.5's SFT mixture by category (`data.sft.categories`), each source's category too, and a table of the categories:
+group, alpha, resolved weight and observed share (`--config.data.sft.alpha.science=0.5` shows what a change does).
 """
 
 import os
@@ -32,11 +34,16 @@ def summarise(it: pipeline_lib.Pipeline, data_config, batches: list[dict]) -> st
     """The report's numbers as text."""
     stats, lines = it.stats(), []
     weights = config_lib.source_weights(data_config)
+    categories = config_lib.sft_categories(data_config)
     total = max(1, sum(stats["examples"].values()))
-    lines.append(f"{'source':<16}{'weight':>8}{'observed':>10}{'examples':>10}{'skipped':>9}")
+    lines.append(f"{'source':<16}{'weight':>8}{'observed':>10}{'examples':>10}{'skipped':>9}"
+                 + ("  category" if categories else ""))
     for name, w in weights.items():
         n = stats["examples"].get(name, 0)
-        lines.append(f"{name:<16}{w:>8.3f}{n / total:>10.3f}{n:>10}{stats['skipped_by_source'].get(name, 0):>9}")
+        lines.append(f"{name:<16}{w:>8.3f}{n / total:>10.3f}{n:>10}{stats['skipped_by_source'].get(name, 0):>9}"
+                     + (f"  {categories.get(name, '-')}" if categories else ""))
+    if categories:
+        lines += sft_lines(data_config, stats["examples"], total)
     seg = np.concatenate([b["segment_ids"] for b in batches])
     n_images = np.concatenate([b["image_valid"] for b in batches]).sum(-1)
     lines.append(f"packing efficiency (non-pad / all tokens): {np.mean(seg > 0):.4f} over {len(seg)} rows")
@@ -49,6 +56,20 @@ def summarise(it: pipeline_lib.Pipeline, data_config, batches: list[dict]) -> st
         f"skipped records by reason: {stats['skipped'] or 'none'}; truncated SFT examples: {stats['truncated']}"
     )
     return "\n".join(lines)
+
+
+def sft_lines(data_config, examples: dict[str, int], total: int) -> list[str]:
+    """The SFT categories' table: group, alpha (relative to general data), resolved weight, observed share, sources."""
+    w_single, w_multi, w_text = config_lib.sft_groups(data_config)
+    lines = [(f"SFT mixture (data.sft): groups single-image {w_single:g} / multi-image {w_multi:g} / text-only "
+              f"{w_text:g}; alpha: examples per example of general data"),
+             f"{'category':<16}{'group':<14}{'alpha':>7}{'weight':>8}{'observed':>10}  sources"]
+    for category, row in config_lib.sft_category_table(data_config).items():
+        alpha = "-" if row["alpha"] is None else f"{row['alpha']:.3f}"
+        observed = sum(examples.get(n, 0) for n in row["sources"]) / total
+        sources = ",".join(row["sources"]) or "(no source)"
+        lines.append(f"{category:<16}{row['group']:<14}{alpha:>7}{row['weight']:>8.3f}{observed:>10.3f}  {sources}")
+    return lines
 
 
 def decode_row(tok: tokenizer_lib.Tokenizer, batch: dict, row: int) -> str:

@@ -29,13 +29,15 @@ Shapes are listed left to right (in reading order on a 3 x 3 grid), so every cap
 
 The package, by job: world (words, vocabulary, tokenizer), images (pictures of shapes), pages (text-rich pages),
 descriptions (what the texts say about a picture), records (one record of each source), writers (each format's
-writer, `generate`, `ensure_generated`), mixtures (the sources and each stage's weights as data configs). What is
+writer, `generate`, `ensure_generated`), mixtures (the sources, each stage's weights as data configs, and the SFT
+sources' MM1.5 categories, `EMBEDDED_SFT_CATEGORIES`). What is
 imported here is its API.
 """
 from mm1_jax.data.synthetic.descriptions import (ALT_NOISE, CONVENTIONS, alt_text, convention_caption, count_question,
                                                  dense_caption, describe)
 from mm1_jax.data.synthetic.images import count_scene, scene_image, shapes_image, text_image
-from mm1_jax.data.synthetic.mixtures import EMBEDDED_SOURCES, MIXTURES, embedded_data_config, ensure_data
+from mm1_jax.data.synthetic.mixtures import (EMBEDDED_SFT_CATEGORIES, EMBEDDED_SOURCES, MIXTURES,
+                                             embedded_data_config, ensure_data)
 from mm1_jax.data.synthetic.pages import (PAGE_ALPHABET, PAGE_LAYOUTS, PAGE_SIZES, glyphs, page_image, page_question,
                                           page_text)
 from mm1_jax.data.synthetic.records import (caption_records, grounding_record, interleaved_record, ocr_record,

@@ -33,6 +33,15 @@ MIXTURES = {
             "knowledge": 5, "multi_image": 7, "distractors": 6, "text_dialogue": 6},
 }
 
+# The SFT sources by MM1.5's SFT categories (arXiv 2409.20566 Sec. 3.2; `data.sft.categories`, mm1_jax.data.config):
+# the mapping is ours. count_vqa (counting scenes, CLEVR-like) goes with math, as MM1.5's math data holds CLEVR and
+# IconQA [S1]; knowledge (shape facts, half of them without an image) stands for science. The world has no code data.
+EMBEDDED_SFT_CATEGORIES = {
+    "vqa": "general", "ocr": "text_rich", "doc_vqa": "text_rich", "knowledge": "science", "count_vqa": "math",
+    "math": "math", "grounding": "refer_ground", "refer": "refer_ground", "multi_image": "multi_image",
+    "distractors": "multi_image", "text_dialogue": "text",
+}
+
 
 def embedded_data_config(
     stage: str = "pretrain", directory: str | None = None, seed: int = 0, scale: float = 1.0, **overrides: Any
