@@ -434,13 +434,13 @@ def test_mmbench(tmp_path):
     items, skipped = readers.read_mmbench("mmbench", annotations=tsv)
     assert items == [
         Item("0", [scene], "The photo was taken in a café.\nLook closely.\nWhich drink is shown?", ["coffee"],
-             ["tea", "coffee", "juice", "water"], 1, {"index": 0, "category": "image_scene", "passes": [
+             ["tea", "coffee", "juice", "water"], 1, {"index": 0, "category": "image_scene", "tsv_question": "Which drink is shown?", "passes": [
                  (["tea", "coffee", "juice", "water"], 1), (["coffee", "juice", "water", "tea"], 0),
                  (["juice", "water", "tea", "coffee"], 3)]}),
         Item("7", [cat], "What animal is this?", ["cat"], ["cat", "dog"], 0,
-             {"index": 7, "category": "object_localization"}),
+             {"index": 7, "category": "object_localization", "tsv_question": "What animal is this?"}),
         Item("8", [scene], "Is the drink hot?", ["yes"], ["yes", "no"], 0,
-             {"index": 8, "category": "attribute_recognition"}),
+             {"index": 8, "category": "attribute_recognition", "tsv_question": "Is the drink hot?"}),
     ]
     assert reasons(skipped) == {
         "9": f"{tsv}: row 4: answer 'D' is not one of the option letters AB",
@@ -449,7 +449,7 @@ def test_mmbench(tmp_path):
     test = _mmbench_tsv(tmp_path / "MMBench_TEST_EN.tsv", ["index", "question", "hint", "A", "B", "category", "image"],
                         [["3", "Which?", "", "x", "y", "c", b64(cat)]])
     items, skipped = readers.read_mmbench("mmbench_test", annotations=test)
-    assert items == [Item("3", [cat], "Which?", [], ["x", "y"], -1, {"index": 3, "category": "c"})] and not skipped
+    assert items == [Item("3", [cat], "Which?", [], ["x", "y"], -1, {"index": 3, "category": "c", "tsv_question": "Which?"})] and not skipped
     no_image = _mmbench_tsv(tmp_path / "bad.tsv", ["index", "question", "A", "B"], [["1", "q", "a", "b"]])
     with pytest.raises(ValueError, match=re.escape(f"eval task 'mmbench': {no_image}: expected a TSV header with "
                                                    "index, question, image and option columns A, B, ...; it lacks "

@@ -369,3 +369,37 @@ def test_a_bad_judge_field_is_one_sentence_before_anything_runs(tmp_path, monkey
     config.eval.judge.nonsense = 1
     with pytest.raises(ValueError, match=r"eval.judge.nonsense is not a field of eval.judge"):
         tasks.read_tasks(config, ["mmvet"], 10)
+
+
+def test_mmbench_letters_the_rules_cannot_read_go_to_the_judge(tmp_path):
+    """MMBench in letter mode under VLMEvalKit's rules: "Hmm, hard to say." names no option, so without a judge the
+    question fails CircularEval; with eval.judge, VLMEvalKit's matching prompt asks the judge, whose letter counts."""
+    import re
+
+    from tests.test_eval_benchmarks import write_other_kinds
+    from tests.test_judge import Scripted as ScriptedJudge
+
+    files = write_other_kinds(tmp_path)
+    config = tiny_config({"mmbench": files["mmbench"]}, byte_level_tokenizer(tmp_path / "tokenizer.json"))
+    answers = ["Hmm, hard to say.", "A", "D", "C", "A", "B"]  # question 0's passes, then question 1's
+
+    def run(judge):
+        ctx = tasks.Context.from_config(None, config)
+        ctx.generator = lambda batch, script=Scripted(ctx.tok, list(answers)): script
+        ctx._judge = [judge]
+        reports = {}
+        return tasks.run_tasks(None, None, config, ["mmbench"], [0], reports=reports, context=ctx), reports
+
+    scores, _ = run(None)
+    assert scores == {"mmbench/0shot/accuracy": 0.5, "mmbench/0shot/circular_accuracy": 0.5}
+    asked = []
+
+    def reply(messages):  # the letter of "coffee" among the options the prompt lists
+        asked.append(messages[-1]["content"])
+        return re.search(r"([A-D])\. coffee", messages[-1]["content"]).group(1)
+
+    scores, reports = run(ScriptedJudge(reply))
+    assert scores == {"mmbench/0shot/accuracy": 1.0, "mmbench/0shot/circular_accuracy": 1.0,
+                      "mmbench/0shot/needs_judge": 0.0}
+    assert len(asked) >= 1 and "Hmm, hard to say." in asked[0] and "What is in the cup?" in asked[0]
+    assert reports["mmbench/0shot"]["details"]["judge"] == {"backend": "local", "model": "scripted-judge"}

@@ -128,7 +128,8 @@ KINDS: dict[str, Kind] = {
     "tabfact": Kind(readers.read_tabfact, "vqa", ("accuracy",), dict(annotations="", images="", split="vtabfact"),
                     16, aggregate=items.tabfact_aggregate),
     "mathvista": Kind(readers.read_mathvista, "vqa", ("accuracy", "needs_judge"),
-                      dict(annotations="", images="", queries=""), 64, aggregate=items.mathvista_aggregate),
+                      dict(annotations="", images="", queries=""), 64, aggregate=items.mathvista_aggregate,
+                      judged=True),
     "mmmu": Kind(readers.read_mmmu, "vqa", ("accuracy",), dict(annotations="", split="validation"), 32,
                  question=_asked(items.mmmu_question), aggregate=items.mmmu_aggregate),
     # MM1.5's multi-image benchmarks (scorers.multi_image: each release's prompt and rules, or a harness's)
@@ -140,9 +141,10 @@ KINDS: dict[str, Kind] = {
                                                                               split="test"), 16,
                   question=multi_image.PROMPTS["nlvr2"], aggregate=multi_image.AGGREGATES["nlvr2"]),
     "blink": Kind(readers.read_blink, "vqa", ("accuracy", "needs_judge"), dict(annotations="", split="val"), 128,
-                  question=multi_image.PROMPTS["blink"], aggregate=multi_image.AGGREGATES["blink"]),
+                  question=multi_image.PROMPTS["blink"], aggregate=multi_image.AGGREGATES["blink"], judged=True),
     "muirbench": Kind(readers.read_muirbench, "vqa", ("accuracy", "needs_judge"), dict(annotations="", split="test"),
-                      16, question=multi_image.PROMPTS["muirbench"], aggregate=multi_image.AGGREGATES["muirbench"]),
+                      16, question=multi_image.PROMPTS["muirbench"], aggregate=multi_image.AGGREGATES["muirbench"],
+                      judged=True),
     # judged by a model (config.eval.judge); without one they are reported "not scored: no judge"
     "llava_w": Kind(readers.read_llava_w, "vqa", ("gpt_score", "unparsed"), dict(annotations="", images=""), 512,
                     aggregate=judged.llava_w_aggregate, judged=True),
@@ -478,8 +480,9 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
     if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit <= 1:
         raise ValueError(f"eval.max_skipped={limit!r} must be a fraction between 0 and 1.")
     names = expand(tasks, eval_cfg)
-    if any(KINDS[task_for(n, eval_cfg).kind].judged for n in names if task_for(n, eval_cfg).kind in KINDS):
-        judge.check_judge(eval_cfg.get("judge"))  # a judged task: the judge's fields before anything runs
+    kinds = [task_for(n, eval_cfg).kind for n in names]
+    if any(KINDS[k].judged or KINDS[k].options.get("answer_mode") is not None for k in kinds if k in KINDS):
+        judge.check_judge(eval_cfg.get("judge"))  # a task a judge may score: the judge's fields before anything runs
     for name in names:
         task = task_for(name, eval_cfg)
         values = task_config(task, eval_cfg)

@@ -370,8 +370,18 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
     rows, scores, report_extra = [], {}, {}
     if task.fmt == "choice":
         by_question: dict[str, list[bool]] = {}
-        for (item, prompt, shown), pred in zip(prompts, preds):
-            choice = pred if mode == "likelihood" else mmbench.extract_choice(pred, shown.options, _mcq(ctx))
+        judge_details: dict[str, Any] = {}
+        if mode == "likelihood":
+            choices = list(preds)
+        else:  # letters read by VLMEvalKit's rules, then (with eval.judge) its judge step, as MMBench's scorer does
+            passes = [{"group": item.id, "question": item.meta.get("tsv_question", item.question),  # without hint
+                       "options": shown.options, "answer": shown.answer} for item, _, shown in prompts]
+            try:
+                choices, judge_details = mmbench.mmbench_judge_choices(passes, preds, _mcq(ctx), ctx.judge(),
+                                                                        task=task.name)
+            except judge_lib.JudgeError as e:
+                return {"scores": {}, "predictions": [], "convention": ctx.convention, "stopped": str(e)}
+        for (item, prompt, shown), pred, choice in zip(prompts, preds, choices):
             right = choice == shown.answer
             by_question.setdefault(item.id, []).append(right)
             rows.append({"id": item.id, "pass": len(by_question[item.id]) - 1, "question": item.question,
@@ -383,13 +393,16 @@ def _score(ctx: Context, task: Task, prompts: list, preds: list, mode: str = "li
             scores["accuracy"] = float(np.mean([v[0] for v in by_question.values()])) if by_question else 0.0
         if "circular_accuracy" in task.metrics:
             scores["circular_accuracy"] = mmbench.circular_accuracy(by_question) if by_question else 0.0
+        if "needs_judge" in judge_details:  # answers the judge could not settle either (a random letter)
+            scores["needs_judge"] = judge_details["needs_judge"]
+        extra = {"details": judge_details} if judge_details else {}
         aggregate = _kind(task).aggregate
         if aggregate is not None and by_question:  # the benchmark's own breakdown of the first presentations
             firsts = {item.id: item for item, _, _ in prompts}
             own, _, details = aggregate(list(firsts.values()), [by_question[i][0] for i in firsts], ctx.convention)
             scores.update(own)
-            return {"scores": scores, "predictions": rows, "convention": ctx.convention, "details": details}
-        return {"scores": scores, "predictions": rows, "convention": ctx.convention}
+            extra = {"details": {**judge_details, **details}}
+        return {"scores": scores, "predictions": rows, "convention": ctx.convention, **extra}
     for (item, prompt, _), text in zip(prompts, preds):
         rows.append({"id": item.id, "question": item.question, "prediction": text, "answers": item.answers,
                      "dropped_demos": prompt.dropped_demos, **_meta(item)})

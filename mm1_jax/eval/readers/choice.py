@@ -106,7 +106,8 @@ def read_mmbench(task: str, *, annotations: str) -> tuple[list[Item], list[dict]
                 raise Skip(f"image is not base64 ({e})") from None
         question = _with_hint(cell(row, "hint"), cell(row, "question"))
         return Item(id=str(index), images=[decoded[image]], question=question, answers=answers, options=options,
-                    answer_index=answer_index, meta={"index": index, "category": cell(row, "category")})
+                    answer_index=answer_index, meta={"index": index, "category": cell(row, "category"),
+                                                     "tsv_question": cell(row, "question")})
 
     for n, row in rows:
         out.add(annotations, f"row {n}", cell(row, "index") or n, make, row)

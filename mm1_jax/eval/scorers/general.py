@@ -20,7 +20,10 @@ ranking):
     vanilla (not circular) evaluation, judge 'exact_matching'; vlmeval/dataset/utils/multiple_choice.py
     extract_answer_from_item, eval_vanilla; vlmeval/utils/matching_util.py can_infer): the letter can_infer reads
     (`mmbench.infer_letter`, convention "official": the rules of our MMBench scorer), 'Z' when none; right when it
-    equals the answer. report_acc: Overall and per category, plain means.
+    equals the answer. report_acc: Overall and per category, plain means. With a model judge (VLMEvalKit's default
+    for MCQ datasets), the responses can_infer cannot read go to it: `seed_correct(..., judge=, question=)` for
+    one response, `mmbench.mmbench_judge_choices` for a task's rows (the task runner's letter mode), both by
+    `mmbench.vlmevalkit_letter` (extract_answer_from_item: VLMEvalKit's default prompt, 3 tries, a random fallback).
 
 RealWorldQA: the release (xai-org/RealWorldQA on Hugging Face: a parquet table of image, question, answer) ships NO
 scoring code and the announcement (x.ai, Grok-1.5V) names no matching rule, only "easily verifiable" answers; its
@@ -34,12 +37,15 @@ convention; two harnesses':
     the response lower-cased, stripped, with trailing "." removed must equal the answer lower-cased. Metric
     exact_match = mean.
   "vlmevalkit" (VLMEvalKit at e8e78f05: RealWorldQA is an ImageMCQDataset like SEEDBench_IMG, the same can_infer
-    rule over the TSV's option columns). Accuracy = mean (report_acc Overall, and per category when given).
+    rule over the TSV's option columns, and the same judge step when a judge is given). Accuracy = mean (report_acc
+    Overall, and per category when given).
 """
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
+from mm1_jax.eval.judge import Judge
 from mm1_jax.eval.scorers import mmbench
 
 SEED_CONVENTIONS = ("official", "lmms_eval", "vlmevalkit")
@@ -58,9 +64,14 @@ def seed_choice_from_losses(losses: Sequence[float]) -> int:
     return losses.index(min(losses))
 
 
-def seed_correct(prediction: str, answer: str, options: Sequence[str] = (), convention: str = "official") -> bool:
+def seed_correct(prediction: str, answer: str, options: Sequence[str] = (), convention: str = "official", *,
+                 judge: Judge | None = None, question: str = "", rng: random.Random | None = None,
+                 task: str = "seed") -> bool:
     """Whether a SEED-Bench prediction is right: official, `prediction` is the letter of the likelihood ranking
-    (compared exactly); lmms_eval / vlmevalkit, it is a generated response (see the module docstring)."""
+    (compared exactly); lmms_eval / vlmevalkit, it is a generated response (see the module docstring). vlmevalkit
+    with `judge`: a response can_infer cannot read is matched by the judge (`question`: the TSV's question column;
+    `rng`: the random fallback's, random.Random(0) when None); JudgeError propagates. The other conventions have no
+    judge step and ignore it."""
     if convention not in SEED_CONVENTIONS:
         raise ValueError(f"unknown SEED-Bench convention {convention!r}; known: {', '.join(SEED_CONVENTIONS)}")
     prediction, answer = str(prediction), str(answer)
@@ -71,7 +82,7 @@ def seed_correct(prediction: str, answer: str, options: Sequence[str] = (), conv
         if len(text) > 1:
             text = text[0]
         return text.lower().strip() == answer.lower().strip()
-    letter = mmbench.infer_letter(prediction, list(options), "official")
+    letter = mmbench.vlmevalkit_letter(prediction, list(options), question, judge, rng=rng, task=task).letter
     return (letter or "Z") == answer
 
 
@@ -91,15 +102,17 @@ def seed_scores(correct: Sequence[bool], question_types: Sequence[int | str]) ->
     return out
 
 
-def realworldqa_correct(prediction: str, answer: str, options: Sequence[str] = (), convention: str = "lmms_eval"
-                        ) -> bool:
-    """Whether a RealWorldQA response is right under a harness's rule (the release has none; see the docstring)."""
+def realworldqa_correct(prediction: str, answer: str, options: Sequence[str] = (), convention: str = "lmms_eval",
+                        *, judge: Judge | None = None, question: str = "", rng: random.Random | None = None,
+                        task: str = "realworldqa") -> bool:
+    """Whether a RealWorldQA response is right under a harness's rule (the release has none; see the docstring).
+    vlmevalkit with `judge`: as `seed_correct`'s (lmms_eval has no judge step and ignores it)."""
     if convention not in REALWORLDQA_CONVENTIONS:
         raise ValueError(f"unknown RealWorldQA convention {convention!r}; known: {', '.join(REALWORLDQA_CONVENTIONS)}"
                          f" (the release ships no scorer, so there is no 'official' one)")
     prediction, answer = str(prediction), str(answer)
     if convention == "vlmevalkit":
-        letter = mmbench.infer_letter(prediction, list(options), "official")
+        letter = mmbench.vlmevalkit_letter(prediction, list(options), question, judge, rng=rng, task=task).letter
         return (letter or "Z") == answer
     gold = answer.strip()
     if gold.upper() in _ABCD:

@@ -110,21 +110,43 @@ def ocrbench_aggregate(items, predictions, convention):
             {"table": ocrbench.ocrbench_scores(records, used), "convention": used})
 
 
-def mathvista_aggregate(items, predictions, convention):
+def mathvista_aggregate(items, predictions, convention, judge=None, *, task="mathvista"):
     """MathVista: accuracy over all problems. A response whose answer the official code would have a model extract
-    (no rule of extract_answer.py settles it) counts as wrong here and is counted in "needs_judge" (a fraction of
-    the problems), never hidden; the official score table in the details."""
-    results, rows, judge = {}, [], 0
+    (no rule of extract_answer.py settles it):
+      * without a judge, counts as wrong and is counted in "needs_judge" (a fraction of the problems), never hidden;
+      * with `judge` (`mm1_jax.eval.judge.Judge`), is extracted by it with the official prompt
+        (`mathvista.judge_extraction`) and scored by calculate_score.py's rules; "needs_judge" is then the fraction
+        of problems whose extraction stayed empty (every reply empty). details: "judge" (its describe()),
+        "served_models", "prompt_version", "replies" ({"id", "replies", "extraction"} per problem asked) and
+        "unsettled" (their ids). A judge that gives no reply raises `JudgeError` (the task stops).
+    The official score table in the details."""
+    results, rows, waiting_count = {}, [], 0
+    replies, unsettled, served = [], [], set()
     for it, p in zip(items, predictions):
         verdict = mathvista.mathvista_correct(p, it.meta)
         waiting = verdict is mathvista.NEEDS_JUDGE
-        judge += waiting
-        results[it.id] = {"true_false": bool(verdict) and not waiting,
+        row = {}
+        if waiting and judge is not None:
+            query = it.meta.get("query") or it.question
+            extraction, texts, models = mathvista.judge_extraction(judge, query, p, task=task)
+            served |= models
+            verdict = mathvista.mathvista_correct(p, it.meta, extraction=extraction)
+            replies.append({"id": it.id, "replies": texts, "extraction": extraction})
+            waiting = extraction == ""
+            if waiting:
+                unsettled.append(it.id)
+            row = {"extraction": extraction}
+        waiting_count += waiting
+        results[it.id] = {"true_false": bool(verdict) and verdict is not mathvista.NEEDS_JUDGE,
                           **{k: it.meta[k] for k in mathvista.SCORE_KEYS if k in it.meta}}
-        rows.append({"correct": results[it.id]["true_false"], "needs_judge": waiting})
+        rows.append({"correct": results[it.id]["true_false"], "needs_judge": waiting, **row})
     table = mathvista.mathvista_scores(results)
-    return ({"accuracy": table["average"]["accuracy"], "needs_judge": judge / len(items)}, rows,
-            {"table": table, "convention": "official"})
+    details = {"table": table, "convention": "official"}
+    if judge is not None:
+        details.update({"judge": judge.describe(), "served_models": sorted(served),
+                        "prompt_version": mathvista.MATHVISTA_PROMPT_VERSION, "replies": replies,
+                        "unsettled": unsettled})
+    return {"accuracy": table["average"]["accuracy"], "needs_judge": waiting_count / len(items)}, rows, details
 
 
 def mmmu_aggregate(items, predictions, convention):

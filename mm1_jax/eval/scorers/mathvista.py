@@ -10,8 +10,19 @@ answer; those rules, in order, are:
   3. answer_type "integer" and int(response) works -> str(int(response));
   4. answer_type "float" and float(response) works -> str(float(response));
   5. only with --quick_extract (off by default): the first match of  The answer is "(.*)"\\.  -> its group;
-  6. otherwise the model is asked: here `extract_answer` returns NEEDS_JUDGE and nothing is invented in its place
-     (the judge interface comes later; a judge's extraction is passed on to `mathvista_correct(extraction=...)`).
+  6. otherwise the model is asked: `extract_answer` returns NEEDS_JUDGE and nothing is invented in its place;
+     `judge_extraction` asks our model judge (`mm1_jax.eval.judge`) as the official code asks GPT (below), and the
+     extraction it returns is passed on to `mathvista_correct(extraction=...)`.
+The model's extraction (extract_answer.py `create_test_prompt`, evaluation/prompts/ext_ans.py `demo_prompt`, and
+models/gpt.py `GPT_Model`, whose defaults extract_answer.py keeps; ext_ans.py last changed at 6ea75de6, gpt.py at
+01ed3996): one user message, demo_prompt.strip() + "\n\n" + the problem's query + "\n\n" + the response +
+"\n\nExtracted answer: " (`MATHVISTA_DEMO_PROMPT`, the official text); temperature 0, max_tokens 1024 (the judge's
+config may override both). The first non-empty reply, stripped, is the extraction. GPT_Model asks again while the
+reply is empty (up to its "patience" of 1,000,000 requests, then ""): here up to `MATHVISTA_TRIES` requests in all,
+then the extraction is "" (which extract_answer.py's verify_extraction calls invalid: such a problem is counted as
+unsettled). The official catches every exception of the request and extracts "": here a judge that stays down
+raises `JudgeError` (the task stops) rather than scoring "" silently. The query is the problem's "query" (the
+prompt the release gives models: hint, question, choices): the Item's question where the reader knew the query.
 `normalize_extracted_answer` (ignore_empty_extractions False by default):
   - multi_choice: the extraction as a stripped string; "(X)" anywhere -> its letter upper-cased (the first such);
     a letter among A, B, ... (one per choice) -> that choice's text; anything else -> the choice at the smallest
@@ -32,6 +43,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mm1_jax.eval.judge import Judge, JudgeError, prompt_version
 from mm1_jax.eval.scorers.text_rich import levenshtein
 
 MATHVISTA_CONVENTIONS = ("official",)
@@ -82,6 +94,76 @@ def extract_answer(response: str, problem: Mapping[str, Any], quick_extract: boo
         if found:
             return found.group(1)
     return NEEDS_JUDGE
+
+
+# evaluation/prompts/ext_ans.py `demo_prompt`, the official text (create_test_prompt strips it)
+MATHVISTA_DEMO_PROMPT = """
+Please read the following example. Then extract the answer from the model response and type it at the end of the prompt.
+
+Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.
+Question: Which number is missing?
+
+Model response: The number missing in the sequence is 14.
+
+Extracted answer: 14
+
+Hint: Please answer the question requiring a floating-point number with one decimal place and provide the final value, e.g., 1.2, 1.3, 1.4, at the end.
+Question: What is the fraction of females facing the camera?
+
+Model response: The fraction of females facing the camera is 0.6, which means that six out of ten females in the group are facing the camera.
+
+Extracted answer: 0.6
+
+Hint: Please answer the question requiring a floating-point number with two decimal places and provide the final value, e.g., 1.23, 1.34, 1.45, at the end.
+Question: How much money does Luca need to buy a sour apple candy and a butterscotch candy? (Unit: $)
+
+Model response: Luca needs $1.45 to buy a sour apple candy and a butterscotch candy.
+
+Extracted answer: 1.45
+
+Hint: Please answer the question requiring a Python list as an answer and provide the final list, e.g., [1, 2, 3], [1.2, 1.3, 1.4], at the end.
+Question: Between which two years does the line  graph saw its maximum peak?
+
+Model response: The line graph saw its maximum peak between 2007 and 2008.
+
+Extracted answer: [2007, 2008]
+
+Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.
+Question: What fraction of the shape is blue?\nChoices:\n(A) 3/11\n(B) 8/11\n(C) 6/11\n(D) 3/5
+
+Model response: The correct answer is (B) 8/11.
+
+Extracted answer: B
+"""
+MATHVISTA_TEST_TEMPLATE = "{demo}\n\n{query}\n\n{response}\n\nExtracted answer: "  # create_test_prompt
+MATHVISTA_TEMPERATURE = 0  # models/gpt.py GPT_Model defaults
+MATHVISTA_MAX_TOKENS = 1024
+MATHVISTA_TRIES = 3  # requests while the reply is empty (GPT_Model's patience is 1,000,000)
+MATHVISTA_PROMPT_VERSION = prompt_version("mathvista_extraction", [MATHVISTA_DEMO_PROMPT, MATHVISTA_TEST_TEMPLATE])
+
+
+def extraction_prompt(query: str, response: str) -> str:
+    """extract_answer.py create_test_prompt(demo_prompt, query, response): the text sent to the model."""
+    return MATHVISTA_TEST_TEMPLATE.format(demo=MATHVISTA_DEMO_PROMPT.strip(), query=query, response=response)
+
+
+def judge_extraction(judge: Judge, query: str, response: str, *, task: str = "mathvista"
+                     ) -> tuple[str, list[str], set[str]]:
+    """The extraction the official code has GPT make, made by `judge`: (the first non-empty reply stripped, "" when
+    all MATHVISTA_TRIES replies were empty; every raw reply; the models that answered). A judge that gives no reply
+    raises JudgeError naming the task."""
+    messages = [{"role": "user", "content": extraction_prompt(query, response)}]
+    replies, served = [], set()
+    for _ in range(MATHVISTA_TRIES):
+        try:
+            reply = judge.ask(messages, temperature=MATHVISTA_TEMPERATURE, max_tokens=MATHVISTA_MAX_TOKENS)
+        except JudgeError as e:
+            raise JudgeError(f"eval task {task!r}: {e}") from None
+        replies.append(reply.text)
+        served.add(reply.model)
+        if reply.text != "":  # get_response returns any non-empty content, stripped
+            return reply.text.strip(), replies, served
+    return "", replies, served
 
 
 def most_similar(prediction: str, choices: Sequence[str]) -> str:

@@ -34,8 +34,15 @@ BLINK (kind "blink"; conventions official, lmms_eval, vlmevalkit):
             A-E becomes "(X)"; exactly one of (A)-(E) stays; else the choices among its white-space words (set
             intersection) and among the words of its last "\\n\\n" paragraph: when the paragraph holds exactly one,
             it; else when the whole response holds exactly one, it; otherwise GPT-3.5 matches the response to an
-            option (multiple_choice.py). That model is not run here: such a response is scored wrong and counted in
-            "needs_judge". Right when the choice equals the answer ("(A)") exactly. Per subtask accuracy; the total
+            option (multiple_choice.py match_multiple_choice). Without a judge such a response is scored wrong and
+            counted in "needs_judge". With one (`blink_judge_choice`): one user message, build_prompt(question +
+            "\\nSelect from the following choices", "\\n".join("(X) choice"), response) (`BLINK_MATCH_PROMPT`, the
+            official text; its "{question}?" adds a "?"), temperature 0.0, no max_tokens in the official request (here
+            BLINK_MATCH_MAX_TOKENS; the config may override both); the reply, unparsed, IS the prediction (the saved
+            outputs hold "(C) Point C" as given), right only when it equals the answer exactly; "needs_judge" then
+            counts the replies that are neither one of the question's choices nor "(Z)". The official retries a failed
+            request 10 times, then predicts "(Z) Failed to get multiple choice"; here a judge that gives no reply
+            raises JudgeError. Right when the choice equals the answer ("(A)") exactly. Per subtask accuracy; the total
             is the plain mean over the subtasks (evaluate.py), the subtask named from idx ("val_Art_Style_1" ->
             Art_Style) as evaluate.py names it.
   lmms_eval prompt "Note: You only need to respond with A, B, C without providing any additional information.\\n"
@@ -46,8 +53,10 @@ BLINK (kind "blink"; conventions official, lmms_eval, vlmevalkit):
   vlmevalkit (BLINK.tsv, exact matching) prompt "Question: {question}\\nOptions:\\nA. ..\\nB. ..\\nPlease select the
             correct answer from the options above. \\n", images first; the letter `mmbench.infer_letter` reads
             (can_infer over the option columns), 'Z' when none; right when it equals the answer. Overall = the mean
-            over all questions (report_acc), per category too. A response can_infer cannot read would go to VLMEvalKit's
-            default ChatGPT judge: counted in "needs_judge" (and wrong, as under exact_matching).
+            over all questions (report_acc), per category too. A response can_infer cannot read goes to VLMEvalKit's
+            judge: without ours, counted in "needs_judge" (and wrong, as under exact_matching); with it,
+            `mmbench.vlmevalkit_letter` with dataset 'BLINK' (build_prompt_blink, 3 tries read by can_infer, then a
+            random letter or 'Z', counted in "needs_judge").
 
 MuirBench (kind "muirbench"; conventions official, lmms_eval, vlmevalkit). Its questions and options hold "<image>"
   markers where the release places the images (the question, or the options themselves):
@@ -61,7 +70,8 @@ MuirBench (kind "muirbench"; conventions official, lmms_eval, vlmevalkit). Its q
             flexible-extract filter: re.match(r"^\\s*([A-Z])\\.") -> that letter, else the whole response; right when
             it, lower-cased and stripped, equals the answer lower-cased and stripped ("B." and "b" right, "(B)" not).
   vlmevalkit (MUIRBench.tsv) prompt as lmms-eval's, split at the markers (MUIRDataset.split_MUIR); can_infer as for
-            BLINK ("needs_judge" likewise).
+            BLINK ("needs_judge" likewise; with a judge, `mmbench.vlmevalkit_letter` with VLMEvalKit's default
+            build_prompt: MUIRDataset keeps ImageMCQDataset.evaluate).
 
 Mantis-Eval (kind "mantis"; conventions official, lmms_eval), NLVR2 ("nlvr2"; official) and Q-Bench2 A1 pairs
   ("qbench2"; official, lmms_eval) by Mantis's eval.py (the suite Mantis defines: Mantis-Eval, NLVR2 test-public,
@@ -106,6 +116,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mm1_jax.eval.judge import Judge, JudgeError, prompt_version
 from mm1_jax.eval.prompts import Item
 from mm1_jax.eval.scorers import mmbench, mmmu
 
@@ -174,6 +185,61 @@ def blink_official_choice(response: str, n_choices: int) -> str | None:
     return last[0] if len(last) == 1 else anywhere[0]
 
 
+# eval/multiple_choice.py build_prompt: the official text, filled by str.format(question, options, prediction)
+BLINK_MATCH_PROMPT = (
+    "You are an AI assistant who will help me to match an answer with several options of a single-choice question. "
+    "You are provided with a question, several options, and an answer, and you need to find which option is most "
+    "similar to the answer. "
+    "If the answer says things like refuse to answer, I'm sorry cannot help, etc., output (Z)"
+    "If the meaning of all options are significantly different from the answer, or the answer does not select any "
+    "option, output (Z)"
+    "Your should output one of the choices, (A),(B),(C),(D),(E) (if they are valid options), or (Z)\n"
+    "Example 1: \n"
+    "Question: Which point is closer to the camera?\nSelect from the following choices.\nOptions: (A) Point A\n"
+    "(B) Point B\n(Z) Failed\nAnswer: Point B, where the child is sitting, is closer to the camera.\nYour output: (B)\n"
+    "Example 2: \n"
+    "Question: Which point is closer to the camera?\nSelect from the following choices.\nOptions: (A) Point A\n"
+    "(B) Point B\n(Z) Failed\nAnswer: I'm sorry, but I can't assist with that request.\nYour output: (Z)\n"
+    "Example 3: \n"
+    "Question: Which point is corresponding to the reference point?\nSelect from the following choices.\nOptions: "
+    "(A) Point A\n(B) Point B\n(Z) Failed\nAnswer:The reference point (REF) on the first image is at the tip of the "
+    "pot, which is the part used to Poke if the pots were used for that action. Looking at the second image, we need "
+    "to find the part of the object that would correspond to poking.\n(A) Point A is at the tip of the spoon's "
+    "handle, which is not used for poking.\n(B) Point B is at the bottom of the spoon, which is not used for "
+    "poking.\n(C) Point C is on the side of the pspoonot, which is not used for poking.\n(D) Point D is at the tip "
+    "of the spoon, which is not used for poking.\n\nTherefore, there is no correct answer in the choices\nYour "
+    "output: (Z)\n"
+    "Example 4: \n"
+    "Question: {}?\nOptions: {}\n(Z) Failed\nAnswer: {}\nYour output: "
+)
+BLINK_MATCH_QUESTION = "{question}\nSelect from the following choices"  # test_benchmark.py analyze_answer
+BLINK_MATCH_TEMPERATURE = 0.0
+BLINK_MATCH_MAX_TOKENS = 1024  # the official request sets none (the API's default); the config may override it
+BLINK_MATCH_PROMPT_VERSION = prompt_version("blink_match", [BLINK_MATCH_PROMPT, BLINK_MATCH_QUESTION])
+
+
+def blink_match_prompt(question: str, choices: Sequence[str], response: str) -> str:
+    """The matcher's prompt analyze_answer builds: build_prompt(f"{question}\\nSelect from the following choices",
+    "\\n".join(f"(X) {choice}"), response)."""
+    options = "\n".join(f"{BLINK_CHOICES[i]} {c}" for i, c in enumerate(choices))
+    return BLINK_MATCH_PROMPT.format(BLINK_MATCH_QUESTION.format(question=question), options, response)
+
+
+def blink_judge_choice(judge: Judge, question: str, choices: Sequence[str], response: str, *, task: str = "blink"
+                       ) -> tuple[str | None, str | None]:
+    """match_multiple_choice by `judge`: (the prediction, i.e. the reply as it is; the model that answered). More
+    than 5 choices: (None, None) with no request (analyze_answer's options list fails and it returns None). A judge
+    that gives no reply raises JudgeError naming the task."""
+    if len(choices) > len(BLINK_CHOICES):
+        return None, None
+    messages = [{"role": "user", "content": blink_match_prompt(question, choices, response)}]
+    try:
+        reply = judge.ask(messages, temperature=BLINK_MATCH_TEMPERATURE, max_tokens=BLINK_MATCH_MAX_TOKENS)
+    except JudgeError as e:
+        raise JudgeError(f"eval task {task!r}: {e}") from None
+    return reply.text, reply.model
+
+
 def blink_lmms_eval_letter(response: str) -> str:
     """lmms_eval/tasks/blink/utils.py _extract_answer_letter: the leading letter, upper-cased; "" when none."""
     found = _BLINK_LMMS_LETTER.match(_text(response).strip())
@@ -204,29 +270,71 @@ def blink_question(item: Item, convention: str = "official") -> str:
     return (BLINK_DISCLAIMER if meta.get("subtask") in BLINK_DISCLAIMER_TASKS else "") + meta["prompt"]
 
 
-def blink_aggregate(items: Sequence[Item], predictions: Sequence[str], convention: str = "official"):
+def _judge_details(judge: Judge, served: set, version: str, replies: list, unsettled: list) -> dict[str, Any]:
+    return {"judge": judge.describe(), "served_models": sorted(m for m in served if m is not None),
+            "prompt_version": version, "replies": replies, "unsettled": unsettled}
+
+
+def _vlmevalkit_row(item: Item, prediction: Any, gold: str, judge: Judge | None, dataset: str, rng: random.Random,
+                    task: str, replies: list, unsettled: list, served: set) -> dict:
+    """One VLMEvalKit row (vanilla evaluation): can_infer, then the judge when given (mmbench.vlmevalkit_letter)."""
+    question = item.meta.get("question", item.question)
+    result = mmbench.vlmevalkit_letter(_text(prediction), item.options, question, judge, dataset=dataset, rng=rng,
+                                       task=task)
+    got = result.letter
+    if result.source in ("judge", "fallback"):
+        served.update(result.models)
+        replies.append({"id": item.id, "replies": list(result.replies), "answer": got, "source": result.source})
+        if result.source == "fallback":
+            unsettled.append(item.id)
+    waiting = result.source in ("no_judge", "fallback")
+    return {"answer": got or "Z", "correct": got == gold, "needs_judge": waiting}
+
+
+def blink_aggregate(items: Sequence[Item], predictions: Sequence[str], convention: str = "official",
+                    judge: Judge | None = None, *, task: str = "blink", seed: int = 0):
     """BLINK: "accuracy" (official / lmms_eval: the mean of the subtask accuracies; vlmevalkit: over all questions)
     and "needs_judge" (the share of responses whose choice the convention leaves to a model); subtask accuracies
-    and the plain mean over questions ("micro") in the details."""
+    and the plain mean over questions ("micro") in the details.
+    With `judge` (official and vlmevalkit; lmms_eval has no judge step and ignores it): the responses the rules
+    leave to a model are matched by it (module docstring), and "needs_judge" becomes the share the judge could not
+    settle (official: a reply that is neither one of the choices nor "(Z)"; vlmevalkit: 3 unreadable replies, a
+    random letter drawn from random.Random(seed)). details then add "judge", "served_models", "prompt_version",
+    "replies" (per response asked) and "unsettled" (their ids). A judge that gives no reply raises JudgeError."""
     used = convention_used("blink", convention)
-    rows = []
+    rows, replies, unsettled, served = [], [], [], set()
+    rng = random.Random(seed)
     for it, p in zip(items, predictions):
         gold = it.meta["answer"]  # "(A)"
         if used == "official":
             got = blink_official_choice(p, len(it.options))
-            rows.append({"answer": got, "correct": got == gold, "needs_judge": got is None})
+            waiting = got is None
+            if waiting and judge is not None:
+                if isinstance(p, str):  # analyze_answer fails (and predicts None) on a non-string response
+                    got, model = blink_judge_choice(judge, it.meta.get("question", it.question), it.options, p,
+                                                    task=task)
+                    served.add(model)
+                    replies.append({"id": it.id, "reply": got})
+                waiting = got not in BLINK_CHOICES[:len(it.options)] + ("(Z)",)
+                if waiting:
+                    unsettled.append(it.id)
+            rows.append({"answer": got, "correct": got == gold, "needs_judge": waiting})
         elif used == "lmms_eval":
             got = blink_lmms_eval_letter(p)
             rows.append({"answer": got, "correct": got == gold.strip("()"), "needs_judge": False})
         else:
-            got = mmbench.infer_letter(_text(p), it.options, "official")
-            rows.append({"answer": got or "Z", "correct": got == gold.strip("()"), "needs_judge": got is None})
+            rows.append(_vlmevalkit_row(it, p, gold.strip("()"), judge, "BLINK", rng, task, replies, unsettled,
+                                        served))
     right = [r["correct"] for r in rows]
     subtasks = _grouped(right, [it.meta["subtask"] for it in items])
     micro = _mean(right)
     accuracy = micro if used == "vlmevalkit" else _mean(list(subtasks.values()))
     scores = {"accuracy": accuracy, "needs_judge": _mean([r["needs_judge"] for r in rows])}
-    return scores, rows, {"subtasks": subtasks, "micro": micro, "convention": used}
+    details = {"subtasks": subtasks, "micro": micro, "convention": used}
+    if judge is not None and used != "lmms_eval":
+        version = BLINK_MATCH_PROMPT_VERSION if used == "official" else mmbench.VLMEVALKIT_PROMPT_VERSION
+        details.update(_judge_details(judge, served, version, replies, unsettled))
+    return scores, rows, details
 
 
 # ======================================================================================================== MuirBench
@@ -252,12 +360,17 @@ def muirbench_lmms_eval_answer(response: str) -> str:
     return found.group(1) if found else _text(response)
 
 
-def muirbench_aggregate(items: Sequence[Item], predictions: Sequence[str], convention: str = "official"):
+def muirbench_aggregate(items: Sequence[Item], predictions: Sequence[str], convention: str = "official",
+                        judge: Judge | None = None, *, task: str = "muirbench", seed: int = 0):
     """MuirBench: "accuracy" over all questions and "needs_judge" (vlmevalkit); per task / image relation / image
-    type in the details."""
+    type in the details. With `judge` (vlmevalkit only: the official parser and lmms-eval's have no judge step), the
+    responses can_infer cannot read go to it (`mmbench.vlmevalkit_letter`, VLMEvalKit's default prompt) and
+    "needs_judge" is the share whose 3 replies stayed unreadable (a random letter drawn from random.Random(seed));
+    details then add "judge", "served_models", "prompt_version", "replies", "unsettled". JudgeError propagates."""
     used = convention_used("muirbench", convention)
     rng = mmmu.mmmu_rng()  # postprocess.py: random.seed(42) at import, then one draw per unparsed response
-    rows = []
+    fallback_rng = random.Random(seed)
+    rows, replies, unsettled, served = [], [], [], set()
     for it, p in zip(items, predictions):
         gold = it.meta["answer"]
         if used == "official":
@@ -268,13 +381,15 @@ def muirbench_aggregate(items: Sequence[Item], predictions: Sequence[str], conve
             got = muirbench_lmms_eval_answer(p)
             rows.append({"answer": got, "correct": got.lower().strip() == gold.lower().strip(), "needs_judge": False})
         else:
-            got = mmbench.infer_letter(_text(p), it.options, "official")
-            rows.append({"answer": got or "Z", "correct": got == gold, "needs_judge": got is None})
+            rows.append(_vlmevalkit_row(it, p, gold, judge, "MUIRBench", fallback_rng, task, replies, unsettled,
+                                        served))
     right = [r["correct"] for r in rows]
     details = {"tasks": _grouped(right, [it.meta.get("task", "") for it in items]),
                "image_relations": _grouped(right, [it.meta.get("image_relation", "") for it in items]),
                "image_types": _grouped(right, [it.meta.get("image_type", "") for it in items]),
                "convention": used}
+    if judge is not None and used == "vlmevalkit":
+        details.update(_judge_details(judge, served, mmbench.VLMEVALKIT_PROMPT_VERSION, replies, unsettled))
     return {"accuracy": _mean(right), "needs_judge": _mean([r["needs_judge"] for r in rows])}, rows, details
 
 
