@@ -7,7 +7,8 @@ device), `.module` and the entry points of its kind, each jitted once and comput
              'hidden_states' [depth + 1 x [B, N, D]] as transformers' output_hidden_states, 'pooled' where defined}
   decoder    logits(input_ids [B, T]) -> [B, T, V];  hidden_states(input_ids) -> [depth + 1 x [B, T, D]]
   connector  connect(features [B, N, Cv]) -> [B, K, D]
-mPLUG-Owl3 checkpoints load as `LoadedOwl3` (logits and generation).
+mPLUG-Owl3 checkpoints load as `LoadedOwl3`, LLaVA-OneVision / LLaVA-NeXT / LLaVA ones as `LoadedLlava` (logits and
+generation).
 
 `init_from_checkpoints(config.init, params)` puts converted encoder / decoder weights into a freshly initialised MM1
 parameter tree (the connector stays fresh), stacking layers for scanned models and resizing ViT position tables.
@@ -28,7 +29,7 @@ from flax import traverse_util
 from mm1_jax import convert
 from mm1_jax.convert import checkpoint
 from mm1_jax.data.images import pixel_dtype
-from mm1_jax.models import vit
+from mm1_jax.models import llava, vit
 from mm1_jax.models.decoder import stack_layers, stacked_period
 from mm1_jax.models.mm1 import encoder_norm, normalize_pixels
 from mm1_jax.models.owl3 import check_placeholder_count
@@ -163,6 +164,150 @@ class LoadedOwl3:
         return np.array(rows, np.int32).reshape(len(prompts), max_new_tokens)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# LLaVA-OneVision / LLaVA-NeXT / LLaVA: logits and generation on numpy inputs (the concatenation route)
+# ----------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class LlavaImages:
+    """`runtime.generate`'s prompt inputs for a `Llava` model: every request's tiles [n, S, S, 3] (its images' tiles
+    in order, base views first), the batch's image plans static (`models.llava.plan_images`)."""
+
+    image_token_id: int
+    plans: tuple
+    per_token = ()
+
+    def arrays(self, requests: Any, padded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tiles = [np.asarray(r.images) for r in requests if len(r.images)]
+        if np.any(padded["tokens"][padded["segment_ids"] == 0] == self.image_token_id):
+            raise ValueError(f"the padding id is the image token id {self.image_token_id}.")
+        return {"tiles": np.concatenate(tiles).astype(pixel_dtype(tiles))} if tiles else {}
+
+    def apply(self, model: Any, variables: dict, batch: dict, **kwargs) -> Any:
+        tiles = batch.get("tiles")
+        return model.apply(variables, batch["tokens"], tiles, plans=self.plans if tiles is not None else (),
+                           positions=batch["positions"], segment_ids=batch["segment_ids"], **kwargs)
+
+
+@dataclasses.dataclass
+class LoadedLlava:
+    """A `Llava` module with its parameters (what `mm1_jax.pretrained.load` returns for kind 'llava').
+
+    Images are given as transformers' processor gives them, with the sizes of the originals: `images` the processor's
+    pixel_values [N, P, 3, S, S] (or channels-last [N, P, S, S, 3]; tiles past an image's count are padding), a list
+    of N arrays [P_i, S, S, 3], or [N, S, S, 3] for images encoded as their base view alone; `image_sizes` [N, 2]
+    (height, width of each original, needed for any-res images); `batch_num_images` images per prompt
+    (LLaVA-OneVision tiles only the image of a one-image prompt; None: every image is taken as alone, as in
+    transformers). uint8 pixels are normalised with the encoder's statistics, float pixels are taken as normalised.
+    In input_ids every image's `<image>` token is repeated as often as `image_token_counts` says
+    (`expand_image_tokens` does it).
+    """
+
+    module: Any
+    params: Any
+    config: ml_collections.ConfigDict
+
+    def __post_init__(self):
+        self._logits = jax.jit(lambda p, ids, tiles, plans: self.module.apply({"params": p}, ids, tiles,
+                                                                              plans=plans)["logits"],
+                               static_argnames=("plans",))
+
+    @property
+    def image_token_id(self) -> int:
+        return int(self.config.image_token_id)
+
+    def plans(self, image_sizes: Any = None, num_images: int | None = None,
+              batch_num_images: Any = None) -> tuple:
+        """The images' `ImagePlan`s (tiles, tokens...) in order."""
+        sizes = None if image_sizes is None else np.asarray(image_sizes).reshape(-1, 2)
+        return llava.plan_images(self.config, sizes, num_images, batch_num_images)
+
+    def image_token_counts(self, image_sizes: Any = None, num_images: int | None = None,
+                           batch_num_images: Any = None) -> list[int]:
+        """How many `<image>` tokens each image fills."""
+        return [p.tokens for p in self.plans(image_sizes, num_images, batch_num_images)]
+
+    def expand_image_tokens(self, prompts: Any, image_sizes: Any = None, batch_num_images: Any = None) -> list:
+        """Prompts with one `<image>` token per image (rows of ids, images in order row after row) -> the same with
+        each image's token repeated `image_token_counts` times (what the processor does to the text)."""
+        rows = [np.asarray(row, np.int32).reshape(-1) for row in prompts]
+        marks = sum(int(np.sum(row == self.image_token_id)) for row in rows)
+        counts = iter(self.image_token_counts(image_sizes, marks if image_sizes is None else None, batch_num_images))
+        return [np.concatenate([np.full(next(counts) if t == self.image_token_id else 1, t, np.int32) for t in row]
+                               + [np.zeros(0, np.int32)]) for row in rows]
+
+    def _tiles(self, images: Any, plans: tuple) -> np.ndarray:
+        """[sum of plan.tiles, S, S, 3] from any of the accepted layouts (class docstring)."""
+        if isinstance(images, (list, tuple)):
+            per_image = [np.asarray(x) for x in images]
+            per_image = [x[None] if x.ndim == 3 else x for x in per_image]
+        else:
+            images = np.asarray(images)
+            if images.ndim == 4:
+                images = images[:, None]
+            if images.ndim != 5:
+                raise ValueError(f"images of shape {images.shape} are not [N, P, S, S, 3], [N, P, 3, S, S] or "
+                                 "[N, S, S, 3].")
+            per_image = list(images)
+        per_image = [x.transpose(0, 2, 3, 1) if x.ndim == 4 and x.shape[1] == 3 and x.shape[-1] != 3 else x
+                     for x in per_image]
+        if len(per_image) != len(plans):
+            raise ValueError(f"{len(per_image)} images were given but image_sizes / batch_num_images describe "
+                             f"{len(plans)}.")
+        size = self.config.encoder.image_size
+        for i, (x, plan) in enumerate(zip(per_image, plans)):
+            if x.ndim != 4 or x.shape[1:] != (size, size, 3) or x.shape[0] < plan.tiles:
+                raise ValueError(f"image {i} has tiles of shape {x.shape}; it needs {plan.tiles} tiles of "
+                                 f"{size}x{size}x3 (its base view first).")
+        tiles = [x[:plan.tiles] for x, plan in zip(per_image, plans)]
+        return np.concatenate(tiles).astype(pixel_dtype(tiles))
+
+    def logits(self, input_ids: Any, images: Any = None, image_sizes: Any = None,
+               batch_num_images: Any = None) -> np.ndarray:
+        """float32 [B, T, V] for int32 input_ids [B, T] (expanded image tokens) and the images (class docstring)."""
+        input_ids = np.asarray(input_ids, np.int32)
+        if images is None or len(images) == 0:
+            llava.check_image_tokens(input_ids, (), self.image_token_id)
+            return np.asarray(self._logits(self.params, input_ids, None, ()))
+        plans = self.plans(image_sizes, len(images), batch_num_images)
+        tiles = self._tiles(images, plans)
+        llava.check_image_tokens(input_ids, plans, self.image_token_id)
+        return np.asarray(self._logits(self.params, input_ids, tiles, plans))
+
+    def generate(self, input_ids: Any, images: Any = None, image_sizes: Any = None, batch_num_images: Any = None, *,
+                 max_new_tokens: int = 32, temperature: float = 0.0, top_k: int = 0, seed: int = 0,
+                 eos_id: int | None = None) -> np.ndarray:
+        """New tokens [B, max_new_tokens] int32 (greedy when temperature == 0, else sampled at `temperature` from the
+        top_k most likely tokens, 0: all) for input_ids [B, T] or a list of prompts of any lengths (left-padded; image
+        tokens expanded), the images of every row in order, row after row (class docstring). After `eos_id` a row
+        repeats `eos_id`. Runs on `mm1_jax.runtime.generate.Generator`."""
+        prompts = [np.asarray(row, np.int32).reshape(-1) for row in input_ids]
+        token_id = self.image_token_id
+        plans, tiles = (), np.zeros((0, 1, 1, 3), np.float32)
+        if images is not None and len(images):
+            plans = self.plans(image_sizes, len(images), batch_num_images)
+            tiles = self._tiles(images, plans)
+        llava.check_image_tokens(np.concatenate(prompts), plans, token_id)
+        starts = np.cumsum([0] + [p.tiles for p in plans])
+        requests, image = [], 0
+        for prompt in prompts:  # a row's images: the next ones whose tokens add up to the row's image tokens
+            need, first = int(np.sum(prompt == token_id)), image
+            while need > 0:
+                need -= plans[image].tokens
+                image += 1
+            if need < 0:
+                raise ValueError(f"a prompt's {int(np.sum(prompt == token_id))} image tokens do not end where an "
+                                 "image's tokens end; expand each image's token by `image_token_counts`.")
+            requests.append(gen.Request(prompt, tiles[starts[first]:starts[image]]))
+        generator = gen.Generator(self.module, image_token_id=token_id, pad_id=int(token_id == 0),
+                                  batch_size=len(prompts))
+        generator.inputs = LlavaImages(token_id, plans)  # the tiles-and-plans layout of this model
+        sampling = gen.Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed,
+                                stop_ids=() if eos_id is None else (int(eos_id),))
+        fill = 0 if eos_id is None else int(eos_id)
+        rows = [ids + [fill] * (max_new_tokens - len(ids)) for ids, _ in generator(self.params, requests, sampling)]
+        return np.array(rows, np.int32).reshape(len(prompts), max_new_tokens)
+
+
 def _pixels(images: Any) -> np.ndarray:
     """uint8 pixels stay uint8 (the model normalises them); anything else is normalised float, as float32."""
     images = np.asarray(images)
@@ -177,6 +322,8 @@ def load(path: str) -> Any:
     if family.KIND == "owl3":
         return LoadedOwl3(family.build_module(converted.config), params, converted.config,
                           converted.config.get("image_token_id"))
+    if family.KIND == "llava":
+        return LoadedLlava(family.build_module(converted.config), params, converted.config)
     if family.KIND not in convert.GENERIC_KINDS:
         raise ValueError(f"family {converted.family!r} has kind {family.KIND!r}, which pretrained.load cannot wrap.")
     return Loaded(converted.family, family.KIND, converted.config, params, family.build_module(converted.config))

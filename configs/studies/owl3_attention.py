@@ -4,7 +4,14 @@ hyper attention transformer block (cross-attention in parallel with self-attenti
 MI-Rope) in layers [1, 9, 17, 25].
 
 Set-up [P]: the LLaVA-1.5 recipe and data with Qwen1.5-7B (configs/studies/_common.py: OWL3_*). Hyper attention is
-`model.decoder.hyper_layers` (zero-based layer indices) with the connector 'mlp'.
+`model.decoder.hyper_layers` (zero-based layer indices) with the connector 'mlp'. The cross-attention rows are
+`model.decoder.cross_attention_layers` with `model.decoder.cross_attention_position` 'pre' or 'post': a Flamingo-style
+gated cross-attention block (tanh gates initialised at 0, then a gated FFN; `mm1_jax.models.cross_attention`) before or
+after those layers' self-attention. Both read the images the way hyper attention does (one placeholder token per
+image, the projector's output read by the block, images seen from their placeholder on). The text we read does not
+say which layers the cross-attention rows use: the hyper row's layers are assumed, so the rows differ only in the
+block. Stage 1 trains the projector and, as the hyper row trains its new image K/V and gate, the new blocks (all
+their parameters: Flamingo trains its cross-attention blocks from scratch with the language model frozen).
 """
 from configs.studies import _common as bm
 
@@ -14,14 +21,23 @@ STUDY = dict(
     fixed="LLaVA-1.5 recipe and data, Qwen1.5-7B, SigLIP-400m (assumed), MLP projector",
 )
 STAGES = bm.OWL3_STAGES
-CROSS = ("a {} cross-attention block (a decoder layer kind with its own cross-attention sub-layer {} "
-         "self-attention); the decoder has self and hyper layers only")
-HYPER = {**bm.QWEN15_7B, "model.decoder.hyper_layers": (1, 9, 17, 25)}  # period 8 over 32 layers: scan works
+LAYERS = (1, 9, 17, 25)  # the layers that read the images: period 8 over 32 layers, so scan works
+HYPER = {**bm.QWEN15_7B, "model.decoder.hyper_layers": LAYERS}
+
+
+def _cross(position: str) -> dict:
+    return {**bm.QWEN15_7B, "model.decoder.cross_attention_layers": LAYERS,
+            "model.decoder.cross_attention_position": position}
+
+
+STAGE1_CROSS = ("connector", "decoder/*/cross/*")  # the projector and the new gated cross-attention blocks
 ROWS = {
     "concatenate": dict(arg=bm.OWL3_ARG, overrides=bm.QWEN15_7B,
                         stage_overrides={"pretrain": {"train.trainable": bm.OWL3_STAGE1_CONNECTOR}}),
-    "pre_cross": dict(arg=bm.OWL3_ARG, overrides=bm.QWEN15_7B, missing=CROSS.format("pre-", "before")),
-    "post_cross": dict(arg=bm.OWL3_ARG, overrides=bm.QWEN15_7B, missing=CROSS.format("post-", "after")),
+    "pre_cross": dict(arg=bm.OWL3_ARG, overrides=_cross("pre"),
+                      stage_overrides={"pretrain": {"train.trainable": STAGE1_CROSS}}),
+    "post_cross": dict(arg=bm.OWL3_ARG, overrides=_cross("post"),
+                       stage_overrides={"pretrain": {"train.trainable": STAGE1_CROSS}}),
     "hyper": dict(arg=bm.OWL3_ARG, overrides=HYPER,
                   stage_overrides={"pretrain": {"train.trainable": bm.OWL3_STAGE1_HYPER}}),
 }

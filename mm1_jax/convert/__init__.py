@@ -4,7 +4,7 @@ A family is a module `mm1_jax/convert/<family>.py` (the family's name is the mod
 
   MODEL_TYPES: tuple[str, ...]          the config.json `model_type` values it handles
   ARCHITECTURES: tuple[str, ...]        (optional) config.json `architectures` entries it handles
-  KIND: str                             'encoder' | 'decoder' | 'connector' | 'owl3' | ...: what
+  KIND: str                             'encoder' | 'decoder' | 'connector' | 'owl3' | 'llava': what
                                         `mm1_jax.pretrained.load` wraps it as
   config_from_hf(hf_config: dict) -> ml_collections.ConfigDict      our config for that part
   hf_to_params(state: Mapping[str, np.ndarray], cfg) -> dict         nested dict of numpy arrays. `state` is lazy:
@@ -20,6 +20,9 @@ and optionally
   ignored(name: str, cfg) -> bool       checkpoint tensors to skip silently (e.g. lm_head.weight when tied)
   recognises(hf_config: dict) -> bool   for configs without a `model_type` (HoneyBee's projector config)
   update_config_from_dir(cfg, src) -> cfg   fields that live beside config.json (Owl3: the image token id)
+  checkpoint_name(name: str) -> str     the family's name for a checkpoint tensor, for models saved under several
+                                        naming layouts (LLaVA: the llava-hf release, transformers 4.5x and 5 saves);
+                                        the names checked and read are the renamed ones
 
 Families are discovered: any module in this package with a `MODEL_TYPES` attribute is one, so adding a family is
 adding a file. `hf_to_params` sees the checkpoint with its tensors' common prefix removed (a CLIP vision tower inside

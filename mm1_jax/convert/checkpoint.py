@@ -100,6 +100,13 @@ def find_prefix(names: list[str], expected: Mapping[str, Any]) -> str:
     return votes.most_common(1)[0][0] if votes else ""
 
 
+def checkpoint_names(family: ModuleType, tensors: Any) -> dict[str, str]:
+    """{the family's name for a tensor: its name in the checkpoint}: the family's `checkpoint_name` (one model saved
+    under several naming layouts, e.g. LLaVA by transformers 4 and 5) or the names as they are."""
+    rename = getattr(family, "checkpoint_name", None)
+    return {rename(name) if rename else name: name for name in tensors}
+
+
 def _is_ignored(family: ModuleType, name: str, cfg: Any) -> bool:
     if any(name.endswith(suffix) for suffix in ALWAYS_IGNORED):
         return True
@@ -118,8 +125,9 @@ def check_tensors(family_name: str, family: ModuleType, cfg: Any, tensors: Tenso
     expected = expected_tensors(family, cfg)
     if expected is None:
         return ""
-    prefix = find_prefix(list(tensors), expected)
-    local = {name[len(prefix):]: name for name in tensors if name.startswith(prefix)}
+    names = checkpoint_names(family, tensors)
+    prefix = find_prefix(list(names), expected)
+    local = {name[len(prefix):]: original for name, original in names.items() if name.startswith(prefix)}
     missing = [f"{k} {list(v)}" for k, v in expected.items() if k not in local]
     misshaped = [f"{k} {list(tensors.shape(local[k]))} (expected {list(v)})" for k, v in expected.items()
                  if k in local and tuple(tensors.shape(local[k])) != tuple(v)]
@@ -136,9 +144,11 @@ def check_tensors(family_name: str, family: ModuleType, cfg: Any, tensors: Tenso
 class _StreamingView(Mapping):
     """The family's view of the checkpoint: prefix removed, tensors cast on read, reads counted for progress."""
 
-    def __init__(self, tensors: TensorFiles, prefix: str, dtype: np.dtype, progress: Any):
+    def __init__(self, tensors: TensorFiles, prefix: str, dtype: np.dtype, progress: Any,
+                 names: Mapping[str, str] | None = None):
         self._tensors, self._dtype, self._progress = tensors, dtype, progress
-        self._names = {name[len(prefix):]: name for name in tensors if name.startswith(prefix)}
+        names = {name: name for name in tensors} if names is None else names
+        self._names = {name[len(prefix):]: original for name, original in names.items() if name.startswith(prefix)}
         self.source_dtypes: dict[str, str] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -185,20 +195,31 @@ def read_hf(src: str, dtype: str = "float32", progress: bool = False) -> Convert
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not one of {', '.join(DTYPES)}.")
     hf_config = read_hf_config(src)
-    family = convert.family_for(hf_config, os.path.join(src, "config.json"))
+    config_path = os.path.join(src, "config.json")
+    family = convert.family_for(hf_config, config_path)
     family_name = family.__name__.rsplit(".", 1)[-1]
-    cfg = family.config_from_hf(hf_config)
+    try:
+        cfg = family.config_from_hf(hf_config)
+    except KeyError as e:
+        raise CheckpointError(f"{config_path} lacks the field {e.args[0]!r} that the {family_name} family "
+                              "needs.") from None
+    except ValueError as e:  # the family's sentence names the field; the path names the file
+        message = str(e)
+        message = message[len("config.json"):] if message.startswith("config.json") else f": {message}"
+        raise CheckpointError(config_path + message) from None
     if hasattr(family, "update_config_from_dir"):  # fields kept beside config.json (Owl3: the <|image|> token id)
         cfg = family.update_config_from_dir(cfg, src)
     tensors = open_checkpoint(src)
     prefix = check_tensors(family_name, family, cfg, tensors, tensors.description)
+    names = checkpoint_names(family, tensors)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        total = sum(int(np.prod(tensors.shape(n))) * tensors.dtype(n).itemsize for n in tensors if n.startswith(prefix))
+        total = sum(int(np.prod(tensors.shape(n))) * tensors.dtype(n).itemsize for k, n in names.items()
+                    if k.startswith(prefix))
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"converting {family_name}")
-    view = _StreamingView(tensors, prefix, DTYPES[dtype], bar)
+    view = _StreamingView(tensors, prefix, DTYPES[dtype], bar, names)
     try:
         params = family.hf_to_params(view, cfg)
     except KeyError as e:
@@ -326,8 +347,11 @@ def write_hf(converted: Converted, dst: str, overwrite: bool = False) -> None:
         return array.astype(_np_dtype(exceptions.get(name, converted.source_dtype)), copy=False)
 
     hf_config = family.hf_config_to(converted.config)
-    if converted.source_hf_config.get("model_type") == hf_config["model_type"]:
-        hf_config = {**converted.source_hf_config, **hf_config}
+    source = converted.source_hf_config
+    if source.get("model_type") == hf_config["model_type"]:  # the source's other fields stay, nested ones too
+        hf_config = {**source, **{k: {**source[k], **v} if isinstance(v, dict) and isinstance(source.get(k), dict)
+                                  and source[k].get("model_type") == v.get("model_type") else v
+                                  for k, v in hf_config.items()}}
     hf_config["dtype"] = converted.source_dtype
     with _AtomicDirectory(dst, overwrite) as tmp:
         write_safetensors(os.path.join(tmp, "model.safetensors"), ((k, cast(k, v)) for k, v in tensors.items()))

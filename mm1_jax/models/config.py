@@ -67,6 +67,11 @@ DECODER: dict[str, Any] = dict(
     hyper_gate=True,  # the hyper block's parts, all on as released (mPLUG-Owl3 v2 Table 10 ablates them)
     hyper_shared_norm=True,
     hyper_mi_rope=True,
+    # Flamingo-style gated cross-attention blocks (mPLUG-Owl3 v2 Table 8; `cross_attention`): zero-based indices of the
+    # layers that get one (none of them a hyper layer), placed 'pre' (before the layer's self-attention, as Flamingo)
+    # or 'post' (after it)
+    cross_attention_layers=(),
+    cross_attention_position="pre",
     attention="xla",  # or 'cudnn' on an NVIDIA GPU (layers.ATTENTION_KINDS)
 )
 

@@ -1,17 +1,24 @@
 """Decoder of the Llama / Qwen2 family: embed -> N x (RMSNorm, attention, RMSNorm, FFN) -> norm -> logits.
 
-Every layer has a kind, the way MaxText picks a block per layer: its FFN is dense SwiGLU or a mixture of experts
-(`num_experts`, `moe_every`), its attention is GQA self-attention or, at `hyper_layers`, self-attention plus
-mPLUG-Owl3's gated cross-attention to image features (`hyper_attention.HyperAttention`; mPLUG-Owl3, arXiv
-2408.04840, Sec. 3 "Hyper Attention Transformer Block"). Parameters are named the same whatever the kind:
-layer_{i}/{input_norm, attn, post_attn_norm, mlp | moe}, embed_tokens, final_norm, lm_head.
+Every layer has a kind (block, MoE?), the way MaxText picks a block per layer: its FFN is dense SwiGLU or a mixture
+of experts (`num_experts`, `moe_every`); its block (`BLOCKS`) is
+  'self'        GQA self-attention;
+  'hyper'       at `hyper_layers`: self-attention plus mPLUG-Owl3's gated cross-attention to image features in
+                parallel (`hyper_attention.HyperAttention`; mPLUG-Owl3, arXiv 2408.04840, Sec. 3);
+  'cross_pre'   at `cross_attention_layers` with `cross_attention_position='pre'`: a Flamingo-style gated
+                cross-attention block (`cross_attention.GatedCrossAttention`, parameters layer_{i}/cross) before the
+                self-attention sub-layer;
+  'cross_post'  the same block after the self-attention sub-layer, before the FFN (mPLUG-Owl3 v2 Table 8's rows).
+Parameters are named the same whatever the kind: layer_{i}/{input_norm, attn, post_attn_norm, mlp | moe[, cross]},
+embed_tokens, final_norm, lm_head.
 
 Layers can be scanned (`scan_layers`: parameters stacked on a leading 'layers' axis) and rematerialised
 (`remat_policy`); scanned and unscanned give the same numbers. When the layers are not all of one kind, the scanned
 unit is a `LayerGroup` of the shortest repeating run of kinds (period p, parameters layers/sub_j for j < p, as
 `stack_layers(params, depth, p)` lays them out): MoE every n-th layer gives p = n, hyper layers (1, 3) of 4 give
-p = 2. `scan_period` finds p; the config check refuses hyper layers that do not repeat. The decoder takes token ids
-or ready-made input embeddings, so the MM1 model can put image embeddings into the sequence first.
+p = 2. `scan_period` finds p; the config check refuses hyper or cross-attention layers that do not repeat. The
+decoder takes token ids or ready-made input embeddings, so the MM1 model can put image embeddings into the sequence
+first.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 
 from mm1_jax.models import layers
+from mm1_jax.models.cross_attention import GatedCrossAttention, check_cross_attention
 from mm1_jax.models.hyper_attention import HyperAttention, check_hyper_layers, check_images
 from mm1_jax.models.layers import Array, constrain, with_axes
 from mm1_jax.models.moe import MoeMlp
@@ -41,14 +49,30 @@ REMAT_POLICIES = {
 }
 
 
-def layer_kinds(depth: int, hyper_layers: Sequence[int] = (), num_experts: int = 0,
-                moe_every: int = 1) -> tuple[tuple[bool, bool], ...]:
-    """(hyper attention?, MoE FFN?) of every layer: layer i is MoE when num_experts > 0 and (i + 1) % moe_every == 0."""
-    hyper = set(hyper_layers)
-    return tuple((i in hyper, num_experts > 0 and (i + 1) % moe_every == 0) for i in range(depth))
+BLOCKS = ("self", "hyper", "cross_pre", "cross_post")  # a layer's block kind (module docstring)
+Kind = tuple[str, bool]  # (block, MoE FFN?)
 
 
-def scan_period(kinds: Sequence[tuple[bool, bool]]) -> int:
+def layer_kinds(depth: int, hyper_layers: Sequence[int] = (), num_experts: int = 0, moe_every: int = 1,
+                cross_attention_layers: Sequence[int] = (), cross_attention_position: str = "pre"
+                ) -> tuple[Kind, ...]:
+    """(block, MoE FFN?) of every layer: the block is 'hyper' at hyper_layers, 'cross_pre' / 'cross_post' (by
+    cross_attention_position) at cross_attention_layers, 'self' elsewhere; layer i is MoE when num_experts > 0 and
+    (i + 1) % moe_every == 0."""
+    hyper, cross = set(hyper_layers), set(cross_attention_layers)
+    blocks = ["hyper" if i in hyper else f"cross_{cross_attention_position}" if i in cross else "self"
+              for i in range(depth)]
+    return tuple((blocks[i], num_experts > 0 and (i + 1) % moe_every == 0) for i in range(depth))
+
+
+def block_fields(block: str) -> dict:
+    """The `DecoderLayer` fields that make a layer of block kind `block` (`BLOCKS`)."""
+    if block not in BLOCKS:
+        raise ValueError(f"decoder block kind {block!r} is not one of {', '.join(BLOCKS)}.")
+    return dict(hyper=block == "hyper", cross_attention=block[len("cross_"):] if block.startswith("cross_") else "")
+
+
+def scan_period(kinds: Sequence[Kind]) -> int:
     """The shortest p dividing the depth with kinds[i] == kinds[i % p] for every layer (p = depth if none shorter)."""
     depth = len(kinds)
     for p in range(1, depth + 1):
@@ -58,12 +82,16 @@ def scan_period(kinds: Sequence[tuple[bool, bool]]) -> int:
 
 
 class DecoderLayer(nn.Module):
-    """One pre-norm transformer block of one kind: `hyper` picks the attention, `moe` the FFN.
+    """One pre-norm transformer block of one kind: `hyper` picks the attention, `cross_attention` adds a gated
+    cross-attention block ('pre': before the self-attention sub-layer, 'post': after it;
+    `cross_attention.GatedCrossAttention`), `moe` picks the FFN.
 
     A hyper layer's attention is `HyperAttention` and its input norm also normalises the images (the released
-    `modeling_hyper_qwen2.py` shares `input_layernorm`); images and image_index only reach hyper layers. The
-    `hyper_*` switches (`Decoder`'s, see `hyper_attention`) only change hyper layers: hyper_shared_norm=False gives the
-    images their own RMSNorm `image_norm` (initialised as input_norm), hyper_gate / hyper_mi_rope go to the attention.
+    `modeling_hyper_qwen2.py` shares `input_layernorm`); images and image_index only reach hyper and cross-attention
+    layers. The `hyper_*` switches (`Decoder`'s, see `hyper_attention`) only change hyper layers:
+    hyper_shared_norm=False gives the images their own RMSNorm `image_norm` (initialised as input_norm), hyper_gate /
+    hyper_mi_rope go to the attention. A cross-attention layer hands the images to its block `cross`, which norms
+    them itself.
     Returns (x, MoE statistics or None) so it can be the body of `nn.scan`.
     """
 
@@ -81,12 +109,21 @@ class DecoderLayer(nn.Module):
     hyper_gate: bool = True
     hyper_shared_norm: bool = True
     hyper_mi_rope: bool = True
+    cross_attention: str = ""  # '' (none), 'pre' or 'post': a gated cross-attention block before / after self-attn
     attention: str = "xla"
+
+    def _cross(self, x: Array, images: Array | None, image_index: Array | None, segment_ids: Array,
+               decode: bool) -> Array:
+        return GatedCrossAttention(self.num_heads, self.num_kv_heads, self.head_dim, self.mlp_dim, self.norm_eps,
+                                   dtype=self.dtype, name="cross")(x, images, image_index, segment_ids=segment_ids,
+                                                                   decode=decode)
 
     @nn.compact
     def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False,
                  images: Array | None = None, image_index: Array | None = None):
         x = checkpoint_name(x, "decoder_layer_input")  # named for the "full_offload" remat policy
+        if self.cross_attention == "pre":
+            x = self._cross(x, images, image_index, segment_ids, decode)
         norm = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="input_norm")
         if self.hyper:
             if images is not None:
@@ -108,6 +145,8 @@ class DecoderLayer(nn.Module):
                 name="attn",
             )(norm(x), positions=positions, segment_ids=segment_ids, decode=decode)
         x = x + h
+        if self.cross_attention == "post":
+            x = self._cross(x, images, image_index, segment_ids, decode)
         h = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="post_attn_norm")(x)
         stats = None
         if self.moe:
@@ -118,18 +157,19 @@ class DecoderLayer(nn.Module):
 
 
 class LayerGroup(nn.Module):
-    """Consecutive layers of the given kinds ((hyper, moe) each): the unit scanned when the kinds repeat."""
+    """Consecutive layers of the given kinds ((block, moe) each): the unit scanned when the kinds repeat."""
 
     layer_kwargs: dict
     moe: dict | None
-    kinds: tuple[tuple[bool, bool], ...]
+    kinds: tuple[Kind, ...]
 
     @nn.compact
     def __call__(self, x: Array, positions: Array, segment_ids: Array, decode: bool = False,
                  images: Array | None = None, image_index: Array | None = None):
         stats = []
-        for j, (hyper, is_moe) in enumerate(self.kinds):
-            layer = DecoderLayer(**self.layer_kwargs, moe=self.moe if is_moe else None, hyper=hyper, name=f"sub_{j}")
+        for j, (block, is_moe) in enumerate(self.kinds):
+            layer = DecoderLayer(**self.layer_kwargs, moe=self.moe if is_moe else None, **block_fields(block),
+                                 name=f"sub_{j}")
             x, s = layer(x, positions, segment_ids, decode, images, image_index)
             if s is not None:
                 stats.append(s)
@@ -173,6 +213,11 @@ class Decoder(nn.Module):
     hyper_gate: bool = True
     hyper_shared_norm: bool = True
     hyper_mi_rope: bool = True
+    # Flamingo-style gated cross-attention blocks (mPLUG-Owl3 v2 Table 8's pre-/post-cross-attention rows; see
+    # `cross_attention`): zero-based indices of the layers that get one, placed before ('pre') or after ('post') the
+    # layer's self-attention. No layer is both a hyper and a cross-attention layer.
+    cross_attention_layers: tuple[int, ...] = ()
+    cross_attention_position: str = "pre"
     # Self-attention kernel of the non-hyper layers (`layers.ATTENTION_KINDS`): 'xla' (ours, any backend) or
     # 'cudnn' (cuDNN's fused flash attention through `jax.nn.dot_product_attention`; NVIDIA GPU, bf16).
     attention: str = "xla"
@@ -190,15 +235,22 @@ class Decoder(nn.Module):
             shared_mlp_dim=self.shared_expert_mlp_dim,
         )
 
-    def kinds(self) -> tuple[tuple[bool, bool], ...]:
-        """(hyper, moe) per layer."""
-        return layer_kinds(self.depth, tuple(self.hyper_layers), self.num_experts, self.moe_every)
+    def kinds(self) -> tuple[Kind, ...]:
+        """(block, moe) per layer (`layer_kinds`)."""
+        return layer_kinds(self.depth, tuple(self.hyper_layers), self.num_experts, self.moe_every,
+                           tuple(self.cross_attention_layers), self.cross_attention_position)
+
+    def reads_images(self) -> bool:
+        """Whether some layer reads image features (hyper or cross-attention layers): the placeholder image route."""
+        return bool(tuple(self.hyper_layers) or tuple(self.cross_attention_layers))
 
     def is_moe_layer(self, i: int) -> bool:
         return self.kinds()[i][1]
 
     def setup(self):
         check_hyper_layers(self.hyper_layers, self.depth)
+        check_cross_attention(self.cross_attention_layers, self.cross_attention_position, self.hyper_layers,
+                              self.depth)
         self.embedder = nn.Embed(
             self.vocab_size,
             self.width,
@@ -232,8 +284,8 @@ class Decoder(nn.Module):
         if self.scan_layers:
             period = scan_period(kinds)
             if period == 1:  # every layer alike: the scanned unit is the layer, params 'layers' [depth, ...]
-                hyper, is_moe = kinds[0]
-                body, body_kwargs = DecoderLayer, dict(**kwargs, moe=moe if is_moe else None, hyper=hyper)
+                block, is_moe = kinds[0]
+                body, body_kwargs = DecoderLayer, dict(**kwargs, moe=moe if is_moe else None, **block_fields(block))
             else:  # params layers/sub_j [depth / period, ...]
                 body, body_kwargs = LayerGroup, dict(layer_kwargs=kwargs, moe=moe, kinds=kinds[:period])
             self.layers = nn.scan(
@@ -246,8 +298,8 @@ class Decoder(nn.Module):
             )(**body_kwargs, name="layers")
         else:
             self.layers = [
-                remat(DecoderLayer)(**kwargs, moe=moe if is_moe else None, hyper=hyper, name=f"layer_{i}")
-                for i, (hyper, is_moe) in enumerate(kinds)
+                remat(DecoderLayer)(**kwargs, moe=moe if is_moe else None, **block_fields(block), name=f"layer_{i}")
+                for i, (block, is_moe) in enumerate(kinds)
             ]
         self.final_norm = layers.RMSNorm(self.norm_eps, dtype=self.dtype, name="final_norm")
         if not self.tie_embeddings:
@@ -278,8 +330,8 @@ class Decoder(nn.Module):
         """Logits [B, T, V] (float32) from `tokens` [B, T] or `inputs_embeds` [B, T, D].
 
         `images` [B, M, Lv, D] (decoder width) with `image_index` [B, M] (each image's placeholder index, -1 =
-        absent; see `hyper_attention`) are read by the hyper layers only. With decode=True pass them on the prefill
-        call; later one-token steps read the cached image keys/values.
+        absent; see `hyper_attention`) are read by the hyper and cross-attention layers only. With decode=True pass
+        them on the prefill call; later one-token steps read the cached image keys/values.
 
         Returns {'logits', 'hidden_states' (tuple: embeddings then every layer's output, the last one after the
         final norm as in transformers; only when asked)} and, with MoE layers, 'moe_stats' and 'moe_loss'.
@@ -288,8 +340,9 @@ class Decoder(nn.Module):
         b, t = x.shape[:2]
         positions, segment_ids = layers.default_layout(positions, segment_ids, b, t)
         if images is not None:
-            if not self.hyper_layers:
-                raise ValueError("images were given to a decoder without hyper layers (decoder.hyper_layers is empty).")
+            if not self.reads_images():
+                raise ValueError("images were given to a decoder without hyper layers or cross-attention layers "
+                                 "(decoder.hyper_layers and decoder.cross_attention_layers are empty).")
             check_images(images, image_index, b)
             images = images.astype(self.dtype)
         x = constrain(x, "act_batch", "act_len", "act_embed")

@@ -44,6 +44,16 @@ def logical_axes(model_cfg: ml_collections.ConfigDict) -> dict:
     return nn.get_partition_spec(boxed)
 
 
+IMAGE_KV = ("attn/image_k_proj/", "attn/image_v_proj/", "cross/k_proj/", "cross/v_proj/")  # run on image tokens
+
+
+def image_kv_params(params: dict) -> int:
+    """Parameters of the decoder's image key/value projections (hyper layers' image_k_proj / image_v_proj, cross-
+    attention blocks' k_proj / v_proj): matrices applied to every image token, never to a text token."""
+    flat = traverse_util.flatten_dict(params.get("decoder", {}), sep="/")
+    return sum(math.prod(v.shape) for k, v in flat.items() if any(n in k for n in IMAGE_KV))
+
+
 def _factor(trains: Mapping[str, bool], part: str, before: tuple[str, ...]) -> float:
     """6 for a trained part, 4 for a frozen one behind a trained part, 2 otherwise (module docstring)."""
     return 6.0 if trains[part] else (4.0 if any(trains[p] for p in before) else 2.0)
@@ -54,7 +64,10 @@ def step_flops(model_cfg: ml_collections.ConfigDict, params: dict, *, rows: int,
     """Model FLOPs of one training step of `rows` rows of `seq_len` tokens: {'decoder', 'encoder', 'connector',
     'total', 'tokens'}.
 
-      decoder    f N_d T + 2 f L T^2 d_attn per row (+ 2 f T S d_attn per hyper layer, S = the row's image tokens)
+      decoder    f N_d T + 2 f L T^2 d_attn per row, and per image-reading layer (hyper attention or a gated
+                 cross-attention block) 2 f T S d_attn for the text queries over the S image tokens of the row plus
+                 f N_kv S for the image keys/values (N_kv: that layer's image K/V projections, which run on the image
+                 tokens, not the text tokens, and so are left out of N_d)
       encoder    f N_e P + 2 f L_e P^2 d_e per image, for every image slot (the model encodes all of them)
       connector  f N_c P' per image (a projection per encoder token: approximate for the C-Abstractor's convolutions)
 
@@ -82,12 +95,15 @@ def step_flops(model_cfg: ml_collections.ConfigDict, params: dict, *, rows: int,
     n_dec = parts["decoder"] - inactive - untied
     p_out = registry.num_encoder_tokens(enc)
     p_vit = vit_sequence_length(enc)
-    hyper = len(get("hyper_layers") or ())
-    # hyper attention reads each image's connector outputs; the slots route has them in the sequence already
-    image_tokens = images * connectors.num_connector_tokens(model_cfg.connector, p_out) if hyper else 0
+    readers = len(get("hyper_layers") or ()) + len(get("cross_attention_layers") or ())
+    # hyper and cross-attention layers read each image's connector outputs; the slots route has them in the
+    # sequence already
+    image_tokens = images * connectors.num_connector_tokens(model_cfg.connector, p_out) if readers else 0
+    image_kv = image_kv_params(params)
     f_dec = _factor(trains, "decoder", ("encoder", "connector"))
-    decoder = rows * seq_len * (transformer_flops_per_token(n_dec, dec.depth, d_attn, seq_len, f_dec)
-                                + 2 * f_dec * hyper * image_tokens * d_attn)
+    decoder = rows * seq_len * (transformer_flops_per_token(n_dec - image_kv, dec.depth, d_attn, seq_len, f_dec)
+                                + 2 * f_dec * readers * image_tokens * d_attn)
+    decoder += rows * f_dec * image_kv * image_tokens
     f_enc, f_con = _factor(trains, "encoder", ()), _factor(trains, "connector", ("encoder",))
     encoder = rows * images * p_vit * transformer_flops_per_token(parts["encoder"], enc.depth, enc.width, p_vit, f_enc)
     connector = rows * images * f_con * parts["connector"] * p_out

@@ -12,9 +12,10 @@ A batch (produced by `mm1_jax.data`) holds, for B rows of T tokens and up to M i
 
 Images reach the decoder by one of two routes (`image_route`, owned by `registry.image_route(config.model)`):
   'slots'  each image goes through encoder -> connector to K embeddings that replace the slot tokens' embeddings;
-  'hyper'  (the decoder has `hyper_layers`) each image has ONE placeholder slot token (K = 1 in the data contract)
-           and its connector output [K', D] is read by the decoder's hyper attention (mPLUG-Owl3, arXiv 2408.04840,
-           Sec. 3); image_valid masks absent images.
+  'hyper'  (the decoder has `hyper_layers` or `cross_attention_layers`) each image has ONE placeholder slot token
+           (K = 1 in the data contract) and its connector output [K', D] is read by the decoder's hyper attention
+           (mPLUG-Owl3, arXiv 2408.04840, Sec. 3) or gated cross-attention blocks (`cross_attention`; mPLUG-Owl3 v2
+           Table 8); image_valid masks absent images.
 The parts are submodules named 'encoder', 'connector' and 'decoder', so the trainer can freeze any of them by name.
 """
 from __future__ import annotations
@@ -29,9 +30,10 @@ from mm1_jax.models.layers import Array, constrain
 from mm1_jax.models.vit import norm_stats, style_value
 
 
-def image_route(hyper_layers: Sequence[int]) -> str:
-    """'hyper' when the decoder has hyper layers (images read by hyper attention), else 'slots'."""
-    return "hyper" if tuple(hyper_layers or ()) else "slots"
+def image_route(hyper_layers: Sequence[int], cross_attention_layers: Sequence[int] = ()) -> str:
+    """'hyper' when the decoder has hyper or cross-attention layers (one placeholder per image, its features read by
+    those layers), else 'slots'."""
+    return "hyper" if tuple(hyper_layers or ()) or tuple(cross_attention_layers or ()) else "slots"
 
 
 def normalize_pixels(images: Array, norm: str) -> Array:
@@ -84,8 +86,9 @@ class MM1(nn.Module):
 
     @property
     def route(self) -> str:
-        """'hyper' or 'slots' (`image_route` of the decoder's hyper layers)."""
-        return image_route(getattr(self.decoder, "hyper_layers", ()))
+        """'hyper' or 'slots' (`image_route` of the decoder's hyper and cross-attention layers)."""
+        decoder = self.decoder
+        return image_route(getattr(decoder, "hyper_layers", ()), getattr(decoder, "cross_attention_layers", ()))
 
     def image_embeddings(self, images: Array) -> Array:
         """[B, M, H, W, 3] pixels (uint8, or float already normalised) -> [B, M, K, D] connector outputs (encoder
@@ -115,7 +118,8 @@ class MM1(nn.Module):
     ) -> dict[str, Array]:
         """Logits [B, T, V] (float32). Extra batch fields (targets, weights...) are ignored.
 
-        With decode=True on the hyper route pass the images on the prefill call only (see `Decoder`)."""
+        With decode=True on the hyper route (hyper or cross-attention layers) pass the images on the prefill call only
+        (see `Decoder`)."""
         x = self.decoder.embed(tokens)
         kwargs = dict(positions=positions, segment_ids=segment_ids, decode=decode)
         if images is None or images.shape[1] == 0:

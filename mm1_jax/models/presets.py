@@ -45,6 +45,8 @@ def decoder_config(size: str, **overrides) -> ml_collections.ConfigDict:
     fields = dict(vocab_size=VOCAB, rope_theta=10000.0, qkv_bias=False, norm_eps=1e-5, scan_layers=True,
                   remat_policy="full", hyper_layers=(),  # hyper_layers: e.g. --config.model.decoder.hyper_layers=(1,3)
                   hyper_gate=True, hyper_shared_norm=True, hyper_mi_rope=True,  # the hyper block's parts (Owl3 v2 T10)
+                  # gated cross-attention blocks (Flamingo-style) 'pre' / 'post' self-attention (Owl3 v2 T8)
+                  cross_attention_layers=(), cross_attention_position="pre",
                   attention="xla")  # or 'cudnn' on an NVIDIA GPU
     fields.update(DECODER_PRESETS[size], **moe, **overrides)
     return ml_collections.ConfigDict(fields)

@@ -17,6 +17,7 @@ import ml_collections
 from mm1_jax.config_keys import check_known
 from mm1_jax.models import config as model_config
 from mm1_jax.models import connectors, layers, mm1
+from mm1_jax.models.cross_attention import check_cross_attention
 from mm1_jax.models.decoder import REMAT_POLICIES, Decoder, layer_kinds, scan_period
 from mm1_jax.models.hyper_attention import check_hyper_layers
 from mm1_jax.models.mm1 import MM1
@@ -74,14 +75,20 @@ def validate_decoder_config(cfg: ml_collections.ConfigDict, section: str = "mode
     hyper = get("hyper_layers")
     hyper = () if hyper is None else hyper
     check_hyper_layers(hyper, cfg.depth, f"{section}.hyper_layers")
-    if hyper and get("scan_layers"):
+    cross, position = get("cross_attention_layers"), get("cross_attention_position")
+    cross = () if cross is None else cross
+    check_cross_attention(cross, position, hyper, cfg.depth, section)
+    if (hyper or cross) and get("scan_layers"):
         moe = get("num_experts")
-        if cfg.depth > 1 and scan_period(layer_kinds(cfg.depth, hyper, moe, get("moe_every"))) == cfg.depth:
+        kinds = layer_kinds(cfg.depth, tuple(hyper), moe, get("moe_every"), tuple(cross), position)
+        if cfg.depth > 1 and scan_period(kinds) == cfg.depth:
+            named = " and ".join([f"{section}.hyper_layers={list(hyper)}"] * bool(hyper)
+                                 + [f"{section}.cross_attention_layers={list(cross)}"] * bool(cross))
             raise ValueError(
-                f"{section}.scan_layers=True needs the layer kinds to repeat, but {section}.hyper_layers="
-                f"{list(hyper)}{' with the MoE layers' if moe else ''} has no period shorter than {section}.depth="
-                f"{cfg.depth}; set {section}.scan_layers=False or put a hyper layer every p-th layer (p dividing the "
-                f"depth)."
+                f"{section}.scan_layers=True needs the layer kinds to repeat, but {named}"
+                f"{' with the MoE layers' if moe else ''} has no period shorter than {section}.depth="
+                f"{cfg.depth}; set {section}.scan_layers=False or put an image-reading layer every p-th layer (p "
+                f"dividing the depth)."
             )
 
 
@@ -149,12 +156,13 @@ def validate_model_config(cfg: ml_collections.ConfigDict) -> None:
 
 
 def image_route(cfg: ml_collections.ConfigDict) -> str:
-    """How images reach the decoder: 'hyper' (the decoder has hyper_layers, or the model is an Owl3: one placeholder
-    token per image, its features read by hyper attention) or 'slots' (the connector's K embeddings fill K slot
-    tokens)."""
+    """How images reach the decoder: 'hyper' (the decoder has hyper_layers or cross_attention_layers, or the model is
+    an Owl3: one placeholder token per image, its features read by those layers) or 'slots' (the connector's K
+    embeddings fill K slot tokens)."""
     if model_config.model_kind(cfg) == "owl3":
         return "hyper"
-    return mm1.image_route(model_config.get(cfg.decoder, "decoder", "hyper_layers") or ())
+    return mm1.image_route(model_config.get(cfg.decoder, "decoder", "hyper_layers") or (),
+                           model_config.get(cfg.decoder, "decoder", "cross_attention_layers") or ())
 
 
 def image_tokens(cfg: ml_collections.ConfigDict) -> int:
@@ -190,4 +198,5 @@ def build_decoder(cfg: ml_collections.ConfigDict, dtype: Any = jnp.float32) -> D
     """A decoder alone (text-only analysis, conversion)."""
     validate_decoder_config(cfg)
     fields = model_config.with_defaults(cfg, "decoder")
-    return Decoder(**{**fields, "hyper_layers": tuple(fields.get("hyper_layers") or ()), "dtype": dtype})
+    return Decoder(**{**fields, "hyper_layers": tuple(fields.get("hyper_layers") or ()),
+                      "cross_attention_layers": tuple(fields.get("cross_attention_layers") or ()), "dtype": dtype})
