@@ -39,6 +39,7 @@ def get_config(arg: str = "main") -> ml_collections.ConfigDict:
         tie_embeddings=True, norm_eps=1e-5, scan_layers=False, remat_policy="none",
         hyper_layers=(),  # e.g. --config.model.decoder.hyper_layers=(1,): mPLUG-Owl3 hyper attention in layer 1
         hyper_gate=True, hyper_shared_norm=True, hyper_mi_rope=True,  # its parts (mPLUG-Owl3 v2 Table 10 ablates them)
+        cross_attention_layers=(), cross_attention_position="pre",  # Flamingo-style blocks (mPLUG-Owl3 Table 8)
     )
     config.model.max_images = config.data.max_images
     config.model.dtype = "float32"
