@@ -167,27 +167,6 @@ class LoadedOwl3:
 # ----------------------------------------------------------------------------------------------------------------
 # LLaVA-OneVision / LLaVA-NeXT / LLaVA: logits and generation on numpy inputs (the concatenation route)
 # ----------------------------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class LlavaImages:
-    """`runtime.generate`'s prompt inputs for a `Llava` model: every request's tiles [n, S, S, 3] (its images' tiles
-    in order, base views first), the batch's image plans static (`models.llava.plan_images`)."""
-
-    image_token_id: int
-    plans: tuple
-    per_token = ()
-
-    def arrays(self, requests: Any, padded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tiles = [np.asarray(r.images) for r in requests if len(r.images)]
-        if np.any(padded["tokens"][padded["segment_ids"] == 0] == self.image_token_id):
-            raise ValueError(f"the padding id is the image token id {self.image_token_id}.")
-        return {"tiles": np.concatenate(tiles).astype(pixel_dtype(tiles))} if tiles else {}
-
-    def apply(self, model: Any, variables: dict, batch: dict, **kwargs) -> Any:
-        tiles = batch.get("tiles")
-        return model.apply(variables, batch["tokens"], tiles, plans=self.plans if tiles is not None else (),
-                           positions=batch["positions"], segment_ids=batch["segment_ids"], **kwargs)
-
-
 @dataclasses.dataclass
 class LoadedLlava:
     """A `Llava` module with its parameters (what `mm1_jax.pretrained.load` returns for kind 'llava').
@@ -297,10 +276,9 @@ class LoadedLlava:
             if need < 0:
                 raise ValueError(f"a prompt's {int(np.sum(prompt == token_id))} image tokens do not end where an "
                                  "image's tokens end; expand each image's token by `image_token_counts`.")
-            requests.append(gen.Request(prompt, tiles[starts[first]:starts[image]]))
-        generator = gen.Generator(self.module, image_token_id=token_id, pad_id=int(token_id == 0),
+            requests.append(gen.Request(prompt, tiles[starts[first]:starts[image]], plans[first:image]))
+        generator = gen.Generator(self.module, inputs=gen.LlavaImages(token_id), pad_id=int(token_id == 0),
                                   batch_size=len(prompts))
-        generator.inputs = LlavaImages(token_id, plans)  # the tiles-and-plans layout of this model
         sampling = gen.Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed,
                                 stop_ids=() if eos_id is None else (int(eos_id),))
         fill = 0 if eos_id is None else int(eos_id)

@@ -2,9 +2,11 @@
 among N (N-1 random dev images as distractors), prompted as `Image 1: <|image|> Image 2: <|image|> ... Image N:
 <|image|>. In Image X, {question}`, scored with CircularEval (every option order and distractor set must be right).
 
-Evaluation of the released mPLUG-Owl3 (converted with `python -m mm1_jax.convert`; rows `n_N`), beside the paper's
-concatenation-route comparison, LLaVA-Next-Interleave (rows `concat_n_N`: no converter for it here, so they hold the
-paper's numbers only). At embedded scale both routes are trained: the tiny model with images as tokens in the sequence
+Evaluation of the released mPLUG-Owl3 (converted with `python -m mm1_jax.convert`; rows `n_N`, stage `eval`) beside
+the paper's concatenation-route comparison, the released LLaVA-NeXT-Interleave (llava-hf/llava-interleave-qwen-7b-hf,
+converted the same way; rows `concat_n_N`, stage `eval_concat`, configs/llava_eval.py: every image 729 tokens of the
+sequence, prompted with the release's chat template and `Image 1: <image> ...`, the context sized for N images). The
+paper's concatenation model stops at N = 50: its rows beyond are ours. At embedded scale both routes are trained: the tiny model with images as tokens in the sequence
 (concatenation) or read by a hyper-attention layer (mPLUG-Owl3's route), on the same data (distractor questions with
 2-6 images among the SFT sources), then asked the embedded colour questions among N - 1 distractor images.
 """
@@ -19,13 +21,23 @@ STUDY = dict(
 STAGES = (
     dict(name="eval", evaluate=True, shots=(0,), limit=100_000, config="configs/owl3_eval.py",
          checkpoint="gs://YOUR_BUCKET/converted/mPLUG-Owl3-7B-240728"),
+    dict(name="eval_concat", evaluate=True, shots=(0,), limit=100_000, config="configs/llava_eval.py",
+         checkpoint="gs://YOUR_BUCKET/converted/llava-interleave-qwen-7b-hf"),
 )
 NS = (1, 5, 10, 20, 50, 100, 200, 400)
-CONCAT_MISSING = "a converted concatenation-route model (LLaVA-Next-Interleave: no converter here)"
+CONCAT_TOKENS_PER_IMAGE = 729  # LLaVA-NeXT-Interleave: 27 x 27 SigLIP features per 384 px image, no newline
+
+
+def _concat_seq_len(n: int) -> int:
+    """The context the concatenation route needs at N images: their features and room for MMBench's text."""
+    return max(32768, CONCAT_TOKENS_PER_IMAGE * n + 4096)
+
+
 ROWS = {
-    **{f"n_{n}": dict(arg="gs://YOUR_BUCKET/mPLUG-Owl3-7B-240728/tokenizer.json",
+    **{f"n_{n}": dict(arg="gs://YOUR_BUCKET/mPLUG-Owl3-7B-240728/tokenizer.json", skip=("eval_concat",),
                       overrides={"eval.mmbench_distractors.num_images": n}) for n in NS},
-    **{f"concat_n_{n}": dict(missing=CONCAT_MISSING, overrides={"eval.mmbench_distractors.num_images": n})
+    **{f"concat_n_{n}": dict(arg="gs://YOUR_BUCKET/llava-interleave-qwen-7b-hf/tokenizer.json", skip=("eval",),
+                             overrides={"eval.mmbench_distractors.num_images": n, "data.seq_len": _concat_seq_len(n)})
        for n in NS},
 }
 BENCHMARKS = bm.study_table({"MMBench-distractors": suites.benchmark("mmbench_distractors")})

@@ -1,6 +1,6 @@
 """Scoring a checkpoint into a results folder: what `python -m mm1_jax.eval` does, callable from Python.
 
-    params, ctx = load(config, checkpoint_dir, seed=0, batch_size=16)   # an MM1 checkpoint or a converted Owl3
+    params, ctx = load(config, checkpoint_dir, seed=0, batch_size=16)   # MM1, or a converted Owl3 / LLaVA
     out = run_and_write(ctx, params, config, ["coco_cap", "vqav2"], [0, 4], limit=100, seed=0, workdir=DIR)
 
 `eval_results.json` holds per task and shot count the scores, predictions, skipped items and truncations, the
@@ -31,18 +31,40 @@ def table(scores: dict[str, float]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 
 
-def load(config: ml_collections.ConfigDict, path: str | None, seed: int = 0, batch_size: int = 16
-         ) -> tuple[Any, Context]:
-    """(params, Context) for an MM1 checkpoint of config.model or a converted mPLUG-Owl3 directory."""
+def _hf_llava(path: str) -> bool:
+    """A Hugging Face LLaVA-OneVision / LLaVA-NeXT / LLaVA directory (config.json of one of their model types)."""
+    from mm1_jax import convert  # pylint: disable=import-outside-toplevel
     from mm1_jax.convert import checkpoint as converted  # pylint: disable=import-outside-toplevel
 
-    if path and converted.is_converted(path):
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        return False
+    try:
+        return convert.family_for(converted.read_hf_config(path)).KIND == "llava"
+    except ValueError:
+        return False
+
+
+def load(config: ml_collections.ConfigDict, path: str | None, seed: int = 0, batch_size: int = 16
+         ) -> tuple[Any, Context]:
+    """(params, Context) for an MM1 checkpoint of config.model, a converted mPLUG-Owl3 directory, or a converted (or
+    Hugging Face) LLaVA-OneVision / LLaVA-NeXT / LLaVA directory (`Context.for_llava`; a Hugging Face directory's
+    preprocessor_config.json gives the image processor unless config.data.image_processor names one)."""
+    from mm1_jax.convert import checkpoint as converted  # pylint: disable=import-outside-toplevel
+
+    if path and (converted.is_converted(path) or _hf_llava(path)):
         from mm1_jax import pretrained  # pylint: disable=import-outside-toplevel
+        from mm1_jax.data import llava_images  # pylint: disable=import-outside-toplevel
 
         loaded = pretrained.load(path)
+        if isinstance(loaded, pretrained.LoadedLlava):
+            own = os.path.join(path, "preprocessor_config.json")
+            processor = None
+            if not config.data.get("image_processor") and os.path.isfile(own):
+                processor = llava_images.ImageProcessor.from_hf(own, loaded.config)
+            return loaded.params, Context.for_llava(loaded, config, batch_size, processor=processor)
         if not isinstance(loaded, pretrained.LoadedOwl3):
             raise ValueError(f"--checkpoint={path!r} is a converted {loaded.kind} ({loaded.family}), not a model to "
-                             "evaluate; pass an mPLUG-Owl3 directory or an MM1 training checkpoint.")
+                             "evaluate; pass an mPLUG-Owl3 or LLaVA directory or an MM1 training checkpoint.")
         return loaded.params, Context.for_owl3(loaded.module, loaded.config, config, batch_size)
     model = build_model(config.model)
     params = checkpoint.load_params(model, config.model, path, seed)

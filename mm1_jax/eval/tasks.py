@@ -6,31 +6,36 @@ missing or undecodable images, prompts that cannot fit) and how many prompts los
 A task whose skipped items pass `eval.max_skipped` of its items stops before the model runs (`stopped` says why).
 `run_tasks` flattens the scores to {"task/Nshot/metric": value}; groups (textcore) add their mean.
 
-The models: an MM1 (`Context.from_config`: K slot tokens per image, or one on the hyper-attention route) or a
-converted mPLUG-Owl3 (`Context.for_owl3`: one <|image|> placeholder per image).
+The models: an MM1 (`Context.from_config`: K slot tokens per image, or one on the hyper-attention route), a
+converted mPLUG-Owl3 (`Context.for_owl3`: one <|image|> placeholder per image) or a converted LLaVA-OneVision /
+LLaVA-NeXT / LLaVA (`Context.for_llava`: one <image> per image, expanded to the image's features as the release's
+processor expands it, images preprocessed as its image processor does, `data.llava_images`).
 
     scores = run_tasks(model, params, config, ["embedded_cap", "embedded_vqa"], [0, 4])
 """
 from __future__ import annotations
 
 import dataclasses
+import io
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import ml_collections
 import numpy as np
+from PIL import Image
 
 from mm1_jax.data import examples as examples_lib
 from mm1_jax.data import images as images_lib
+from mm1_jax.data import llava_images, synthetic
 from mm1_jax.data import sources as sources_lib
-from mm1_jax.data import synthetic
 from mm1_jax.data.tokenizer import Tokenizer, load_tokenizer
 from mm1_jax.eval import datasets, embedded, metrics, suites
 from mm1_jax.eval import judge as judge_lib
 from mm1_jax.eval.datasets import TASKS, Task
-from mm1_jax.eval.prompts import TEMPLATES, Item, build_prompt, draw_demos, item_parts
+from mm1_jax.eval.prompts import TEMPLATES, Item, Prompt, Template, build_prompt, draw_demos, item_parts
 from mm1_jax.eval.scorers import mmbench, refexp, text_rich
+from mm1_jax.models import llava as llava_model
 from mm1_jax.models import vit
 from mm1_jax.models.inputs import input_spec
 from mm1_jax.runtime import generate as gen
@@ -121,6 +126,15 @@ def eval_split(config: ml_collections.ConfigDict) -> dict | None:
     return split
 
 
+@dataclasses.dataclass(frozen=True)
+class LlavaInputs:
+    """What a LLaVA context needs beyond the tokenizer: the model config (`models.llava.plan_images` decides each
+    image's tiles and tokens from it) and the release's image processor (`data.llava_images`)."""
+
+    config: Any
+    processor: llava_images.ImageProcessor
+
+
 @dataclasses.dataclass
 class Context:
     """What prompts, generation and scoring need about the model, and the evaluation settings."""
@@ -136,6 +150,7 @@ class Context:
     split: dict | None = None  # `eval_split`: images split as in training, or whole
     caption_tokenizer: str = "auto"  # CIDEr's tokenisation (`metrics.tokenize_captions`)
     image_token_id: int | None = None  # Owl3: the <|image|> placeholder (images passed flat); None: MM1 slots
+    llava: LlavaInputs | None = None  # a LLaVA model: its config and image processor (image_token_id its <image>)
     template: str = "mm1"
     box_format: str = "mm1_jax"
     convention: str = "official"  # eval.convention: the official scorers, or a harness's (datasets.CONVENTIONS)
@@ -172,6 +187,34 @@ class Context:
         return ctx
 
     @classmethod
+    def for_llava(cls, loaded: Any, config: ml_collections.ConfigDict, batch_size: int = 16, max_images: int = 512,
+                  processor: llava_images.ImageProcessor | None = None) -> Context:
+        """A converted (or Hugging Face) LLaVA-OneVision / LLaVA-NeXT / LLaVA (`pretrained.load(dir)`, a
+        `LoadedLlava`). Prompts: the release's chat template by default (`LLAVA_TEMPLATE`; eval.template=chatml
+        gives Qwen2's plain ChatML), one `<image>` per image, expanded to each image's feature count once the prompt
+        is laid out (demonstrations are dropped until the expanded prompt fits `config.data.seq_len`); images as
+        the release's image processor makes them (`processor`, else `config.data.image_processor` = its
+        preprocessor_config.json, else the llava-hf defaults of the model's style: `ImageProcessor.for_model`).
+        `config.data.tokenizer` is the release's tokenizer.json; its `<image>` must be the model's image token."""
+        tok = load_tokenizer(config.data.tokenizer)
+        cfg = loaded.config
+        token_id = int(cfg.image_token_id)
+        if tok.image_id != token_id:
+            raise ValueError(f"the checkpoint's image_token_id {token_id} is not the tokenizer's <image> id "
+                             f"{tok.image_id} ({config.data.tokenizer}).")
+        if processor is None:
+            path = str(config.data.get("image_processor") or "")
+            processor = llava_images.ImageProcessor.from_hf(path, cfg) if path else \
+                llava_images.ImageProcessor.for_model(cfg)
+        enc = cfg.encoder
+        norm = vit.STYLES[enc.style]["image_norm"]
+        ctx = cls._with_eval(loaded.module, tok, 1, int(enc.image_size), norm, int(config.data.seq_len), max_images,
+                             batch_size, config, template="llava", image_token_id=token_id,
+                             llava=LlavaInputs(cfg, processor))
+        ctx.split = None
+        return ctx
+
+    @classmethod
     def _with_eval(cls, model, tok, k, size, norm, max_tokens, max_images, batch_size, config, template="mm1",
                    **kw) -> Context:
         e = _eval_cfg(config)
@@ -182,7 +225,9 @@ class Context:
 
     @property
     def inputs(self) -> dict[str, int]:
-        """The image layout's arguments to `runtime.generate` (slots or placeholders)."""
+        """The image layout's arguments to `runtime.generate` (slots, placeholders or LLaVA's tiles)."""
+        if self.llava is not None:
+            return {"inputs": gen.LlavaImages(int(self.image_token_id))}
         if self.image_token_id is not None:
             return dict(image_token_id=self.image_token_id)
         return dict(tokens_per_image=self.k, image_id=self.tok.image_id)
@@ -201,13 +246,149 @@ class Context:
 
 
 def stop_ids(ctx: Context) -> tuple[int, ...]:
-    """Tokens that end an answer: <eos>, <image>, '.', and <|im_end|> for ChatML."""
+    """Tokens that end an answer: <eos>, <image>, '.', and <|im_end|> for ChatML (and LLaVA's chat template)."""
     tok = ctx.tok
     ids = [tok.eos_id, tok.image_id]
-    for text in (".", "<|im_end|>" if ctx.template == "chatml" else None):
+    for text in (".", "<|im_end|>" if ctx.template in ("chatml", "llava") else None):
         encoded = tok.encode(text) if text else []
         ids += encoded if len(encoded) == 1 else []
     return tuple(ids)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# LLaVA: the release's chat template, images kept as references until a batch needs their tiles, expanded prompts
+# --------------------------------------------------------------------------------------------------------------------
+# The llava-hf releases' chat template (chat_template.json of LLaVA-OneVision and LLaVA-NeXT-Interleave): a user turn
+# is '<|im_start|>user ' + its images + '\n' + its text + '<|im_end|>', an answer '<|im_start|>assistant \n' + text +
+# '<|im_end|>', the generation prompt '<|im_start|>assistant\n'; no system turn, no <bos>. `llava_parts` adds the
+# '\n' before the question and the demonstrations' own assistant header to what `item_parts` lays out.
+LLAVA_TEMPLATE = Template("<|im_start|>user ", "<|im_end|><|im_start|>assistant\n", ("text", "<|im_end|>"), bos=False)
+LLAVA_ANSWER_HEADER = "<|im_end|><|im_start|>assistant \n"
+
+
+def _template(ctx: Context) -> Template:
+    return LLAVA_TEMPLATE if ctx.template == "llava" else TEMPLATES[ctx.template]
+
+
+@dataclasses.dataclass(frozen=True)
+class LlavaImage:
+    """One image of a LLaVA prompt: its reference (bytes, a path or a uint8 array) and (height, width). Decoded
+    again when a batch needs its tiles, so that a task's prompts hold no pixels."""
+
+    ref: Any
+    size: tuple[int, int]
+
+    def decode(self) -> Any:
+        """The image (PIL, or the array as given), as transformers' processor takes it."""
+        if isinstance(self.ref, np.ndarray):
+            return self.ref
+        data = self.ref if isinstance(self.ref, bytes) else sources_lib.read_image_ref(self.ref, ".", "")
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        return img
+
+
+def llava_loader() -> Callable[[Any], LlavaImage]:
+    """Reference -> `LlavaImage` (the image decoded once here, so that an unreadable one is skipped with its item;
+    sizes are remembered per reference); OSError / ValueError when unreadable."""
+    sizes: dict = {}
+
+    def load(ref: Any) -> LlavaImage:
+        if isinstance(ref, np.ndarray):
+            pixels = llava_images.to_rgb(ref)
+            return LlavaImage(pixels, tuple(int(v) for v in pixels.shape[:2]))
+        key = ref if isinstance(ref, (bytes, str)) else None
+        if key is None or key not in sizes:
+            try:
+                img = LlavaImage(ref, (0, 0)).decode()
+                size = (int(img.height), int(img.width))
+                if size[0] < 1 or size[1] < 1:
+                    raise ValueError(f"the image is {size[1]}x{size[0]} pixels")
+            except (OSError, ValueError, KeyError) as e:
+                where = "its image bytes" if isinstance(ref, bytes) else f"image file {str(ref)[:120]}"
+                raise ValueError(f"{where}: {e}") from None
+            if key is None:
+                return LlavaImage(ref, size)
+            sizes[key] = size
+        return LlavaImage(ref, sizes[key])
+
+    return load
+
+
+def llava_parts(item: Item, fmt: str, load: Callable, answer: str | None = None, question: str | None = None,
+                template: Template = LLAVA_TEMPLATE) -> list[tuple]:
+    """`item_parts` in the release's chat template (`LLAVA_TEMPLATE`): a newline before the user turn's first text
+    (after its images, as the template puts them), a demonstration's answer after '<|im_start|>assistant ' and a
+    newline. Other templates (eval.template=chatml) lay out as `item_parts` does."""
+    parts = item_parts(item, fmt, load, answer=answer, question=question, template=template)
+    if template is not LLAVA_TEMPLATE or not parts or parts[0] != ("text", template.user):
+        return parts
+    end = parts.index(("text", template.assistant), 1)
+    for i in range(1, end):
+        if parts[i][0] == "text":
+            parts[i] = ("text", "\n" + parts[i][1])
+            break
+    if answer is not None:
+        parts[end] = ("text", LLAVA_ANSWER_HEADER)
+    return parts
+
+
+@dataclasses.dataclass
+class LlavaPrompt(Prompt):
+    """A LLaVA prompt: `tokens` with each image's <image> expanded to its features, `images` its `LlavaImage`s,
+    `plans` their `models.llava.ImagePlan`s (decided for this prompt's image count, as the processor decides)."""
+
+    plans: tuple = ()
+
+
+def llava_prompt(ctx: Context, demos: Sequence[list[tuple]], query: list[tuple], max_tokens: int,
+                 bos: bool = False) -> LlavaPrompt:
+    """`build_prompt` with one <image> per image, then each image's token repeated `plan.tokens` times; while the
+    expanded prompt passes `max_tokens`, laid out again in a budget smaller by the excess, so that demonstrations
+    drop (the earliest first) until it fits, then the query loses text or the item is skipped (ValueError)."""
+    stand_in = np.zeros((1, 1, 3), np.uint8)  # build_prompt stacks images: the references stay out of it
+    shown = [[("image", stand_in) if p[0] == "image" else p for p in parts] for parts in list(demos) + [query]]
+    budget, image_id, expanded = max_tokens, int(ctx.image_token_id), 0
+    while True:
+        try:
+            prompt = build_prompt(shown[:-1], shown[-1], ctx.tok, 1, max_tokens=budget, max_images=ctx.max_images,
+                                  image_shape=(1, 1, 3), bos=bos)
+        except ValueError as e:
+            if not expanded:
+                raise
+            raise ValueError(f"the query alone does not fit {max_tokens} tokens once its images' <image> tokens are "
+                             f"expanded (the shortest layout tried: {expanded} tokens); {e}") from None
+        kept = list(demos[prompt.dropped_demos:]) + [query]
+        images = tuple(p[1] for parts in kept for p in parts if p[0] == "image")
+        plans = llava_model.plan_images(ctx.llava.config, [im.size for im in images],
+                                        batch_num_images=[len(images)]) if images else ()
+        marks = np.flatnonzero(prompt.tokens == image_id)
+        if len(marks) != len(images):
+            raise ValueError(f"the prompt holds {len(marks)} <image> tokens for {len(images)} images (its text "
+                             "names <image> itself?)")
+        repeats = np.ones(len(prompt.tokens), np.int64)
+        repeats[marks] = [p.tokens for p in plans]
+        tokens = np.repeat(prompt.tokens, repeats)
+        expanded = len(tokens)
+        if len(tokens) <= max_tokens:
+            return LlavaPrompt(tokens.astype(np.int32), images, prompt.dropped_demos, prompt.cut_query_tokens, plans)
+        budget -= len(tokens) - max_tokens
+
+
+def _request(ctx: Context, prompt: Prompt) -> gen.Request:
+    """The generator's request for a prompt; a LLaVA prompt's images become their tiles here (float32, normalised
+    as the release's processor does), so that only a batch's pixels are ever held."""
+    if not isinstance(prompt, LlavaPrompt):
+        return gen.Request(prompt.tokens, prompt.images)
+    proc, tiles = ctx.llava.processor, []
+    for image, plan in zip(prompt.images, prompt.plans):
+        tiles.append(llava_images.process_image(image.decode(), proc, anyres=plan.grid != (0, 0)))
+        if len(tiles[-1]) != plan.tiles:
+            raise ValueError(f"the image processor made {len(tiles[-1])} tiles of an image the model plans "
+                             f"{plan.tiles} for; its pinpoints or tile size differ from the model's.")
+    size = proc.tile_size
+    pixels = np.concatenate(tiles) if tiles else np.zeros((0, size, size, 3), np.float32)
+    return gen.Request(prompt.tokens, pixels, prompt.plans)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -278,8 +459,10 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
     scores) when too many items were skipped. `skipped`: items the reader already refused (they count too)."""
     values = datasets.task_config(task, ctx.eval_cfg) if ctx.eval_cfg is not None else {}
     mode = values.get("answer_mode", "likelihood")
-    template = TEMPLATES[ctx.template]
-    load = image_loader(ctx.image_size, ctx.norm, ctx.split)
+    template = _template(ctx)
+    llava = ctx.llava is not None
+    load = llava_loader() if llava else image_loader(ctx.image_size, ctx.norm, ctx.split)
+    parts = llava_parts if llava else item_parts
     shape = (ctx.image_size, ctx.image_size, 3)
     if task.fmt == "choice" and mode == "likelihood":
         reserve = max((len(ctx.tok.encode(o)) for i in items for o in i.options), default=1)
@@ -295,11 +478,15 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
                 first = presentations(task, d, -1 - index, support, seed, values)[0]
                 answer = (LETTERS[first.answer] if mode == "letter" else first.options[first.answer]) \
                     if task.fmt == "choice" else d.answers[0]
-                demos.append(item_parts(first.query, task.fmt, load, answer=answer, template=template))
+                demos.append(parts(first.query, task.fmt, load, answer=answer, template=template))
             for p in shown:
-                query = item_parts(p.query, task.fmt, load, template=template)
-                prompt = build_prompt(demos, query, ctx.tok, ctx.k, split=ctx.split, max_tokens=ctx.max_tokens - reserve,
-                                      max_images=ctx.max_images, image_shape=shape, bos=template.bos)
+                query = parts(p.query, task.fmt, load, template=template)
+                if llava:
+                    prompt = llava_prompt(ctx, demos, query, ctx.max_tokens - reserve, bos=template.bos)
+                else:
+                    prompt = build_prompt(demos, query, ctx.tok, ctx.k, split=ctx.split,
+                                          max_tokens=ctx.max_tokens - reserve, max_images=ctx.max_images,
+                                          image_shape=shape, bos=template.bos)
                 prompts.append((item, prompt, p))
         except (OSError, ValueError) as e:
             skipped.append({"id": item.id, "reason": str(e)})
@@ -333,7 +520,7 @@ def _generate(ctx: Context, params: Any, name: str, prompts: list, new: int, bat
     sampling = gen.Sampling(max_new_tokens=new, stop_ids=stop_ids(ctx))
     generator, texts = ctx.generator(batch), []
     for start in range(0, len(prompts), batch):
-        chunk = [gen.Request(p.tokens, p.images) for _, p, _ in prompts[start:start + batch]]
+        chunk = [_request(ctx, p) for _, p, _ in prompts[start:start + batch]]
         for ids, _ in generator(params, chunk, sampling):
             texts.append(ctx.tok.decode(ids, mark_images=False).strip())
         _progress(progress, name, min(start + batch, len(prompts)), len(prompts))
@@ -341,15 +528,20 @@ def _generate(ctx: Context, params: Any, name: str, prompts: list, new: int, bat
 
 
 def _choose(ctx: Context, params: Any, prompts: list, batch: int, progress: bool, mean: bool = False) -> list[int]:
-    """The option with the highest log-likelihood as a continuation of each prompt (`mean`: per token)."""
-    requests, conts, owners = [], [], []
-    for n, (_, p, shown) in enumerate(prompts):
-        for option in shown.options:
-            requests.append(gen.Request(p.tokens, p.images))
-            conts.append(ctx.tok.encode(option))
-            owners.append(n)
-    scores = gen.score_continuations(ctx.model, params, requests, conts, pad_id=ctx.tok.pad_id, batch_size=batch,
-                                     **ctx.inputs)
+    """The option with the highest log-likelihood as a continuation of each prompt (`mean`: per token). A LLaVA
+    model's prompts are scored `batch` at a time, their images' tiles made for each batch only (one go otherwise)."""
+    conts, owners, scores = [], [], []
+    step = batch if ctx.llava is not None else max(1, len(prompts))
+    for start in range(0, len(prompts), step):
+        requests = []
+        for n, (_, p, shown) in enumerate(prompts[start:start + step], start):
+            request = _request(ctx, p)
+            for option in shown.options:
+                requests.append(request)
+                conts.append(ctx.tok.encode(option))
+                owners.append(n)
+        scores += gen.score_continuations(ctx.model, params, requests, conts[len(scores):], pad_id=ctx.tok.pad_id,
+                                          batch_size=batch, **ctx.inputs)
     if mean:
         scores = [s / max(1, len(c)) for s, c in zip(scores, conts)]
     _progress(progress, "choice", len(prompts), len(prompts))

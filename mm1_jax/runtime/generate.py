@@ -1,4 +1,4 @@
-"""The one cached generator (MM1 and mPLUG-Owl3 models): a prefill, then one cached 1-token step per new token.
+"""The one cached generator (MM1, mPLUG-Owl3 and LLaVA models): a prefill, then one cached 1-token step per new token.
 
 A request is a prompt's token ids and its images [n, S, S, 3] in order. How images sit in a prompt is the model's:
 
@@ -6,6 +6,12 @@ A request is a prompt's token ids and its images [n, S, S, 3] in order. How imag
                                              takes images per row [B, M, S, S, 3] and image_token_index [B, T].
   PlaceholderImages(image_token_id)          Owl3: one <|image|> placeholder per image; the model takes the batch's
                                              images flat [N, S, S, 3] in placeholder order and image_token_id.
+  LlavaImages(image_token_id)                LLaVA-OneVision / -NeXT / LLaVA (`models.llava`): each image's <image>
+                                             token repeated as often as the image has features; a request's images
+                                             are its images' tiles and `Request.plans` their `ImagePlan`s; the model
+                                             takes the batch's tiles flat and the batch's plans (static).
+The layout is an argument (`inputs=` of `Generator`, `stream` and `score_continuations`, or the MM1 / Owl3 fields
+that `prompt_inputs` turns into one); `bind(requests)` gives the static layout of one batch (LLaVA's plans).
 
 Requests of a batch are left-padded (`left_pad`, the one layout routine) to a common bucketed length: padding is
 segment 0, which the cache's attention masks out, and every row's positions start at 0 at its first real token, so
@@ -38,10 +44,13 @@ from mm1_jax.runtime.distributed import to_host
 @dataclasses.dataclass
 class Request:
     """One prompt: token ids [L] and its images [n, S, S, 3] in the order they appear: uint8 pixels (the model
-    normalises them) or float pixels already normalised."""
+    normalises them) or float pixels already normalised. For a LLaVA model (`LlavaImages`) `images` are the tiles
+    of the prompt's images in order (each image's base view first) and `plans` the images' `models.llava.ImagePlan`s
+    (how many tiles and tokens each has)."""
 
     tokens: np.ndarray
     images: np.ndarray
+    plans: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +146,9 @@ class SlotImages:
                 out["images"][row, :n] = req.images
         return out
 
+    def bind(self, requests: Sequence[Request]) -> SlotImages:  # the same for every batch
+        return self
+
     def apply(self, model: Any, variables: dict, batch: dict, **kwargs) -> Any:
         return model.apply(variables, batch["tokens"], images=batch.get("images"),
                            image_token_index=batch["image_token_index"], positions=batch["positions"],
@@ -163,14 +175,58 @@ class PlaceholderImages:
             raise ValueError(f"the padding id is the image placeholder id {self.image_token_id}.")
         return {"images": np.concatenate(pics)} if pics else {}
 
+    def bind(self, requests: Sequence[Request]) -> PlaceholderImages:  # the same for every batch
+        return self
+
     def apply(self, model: Any, variables: dict, batch: dict, **kwargs) -> Any:
         return model.apply(variables, batch["tokens"], batch.get("images"), image_token_id=self.image_token_id,
                            positions=batch["positions"], segment_ids=batch["segment_ids"], **kwargs)
 
 
+@dataclasses.dataclass(frozen=True)
+class LlavaImages:
+    """LLaVA prompts (`models.llava.Llava`): every image's `<image>` token repeated `plan.tokens` times; a request's
+    images are its images' tiles [sum of plan.tiles, S, S, 3] and `Request.plans` their plans. `bind` gives the
+    batch's layout: the plans of every row's images, row after row (static: one compilation per combination)."""
+
+    image_token_id: int
+    plans: tuple = ()
+    per_token = ()
+
+    def bind(self, requests: Sequence[Request]) -> LlavaImages:
+        return dataclasses.replace(self, plans=tuple(p for r in requests for p in r.plans))
+
+    def arrays(self, requests: Sequence[Request], padded: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for row, req in enumerate(requests):
+            tokens, tiles = int(np.sum(np.asarray(req.tokens) == self.image_token_id)), len(req.images)
+            want_tokens, want_tiles = sum(p.tokens for p in req.plans), sum(p.tiles for p in req.plans)
+            if tokens != want_tokens or tiles != want_tiles:
+                raise ValueError(f"request {row}: {tokens} image tokens (id {self.image_token_id}) and {tiles} tiles, "
+                                 f"but its {len(req.plans)} image plans take {want_tokens} tokens and {want_tiles} "
+                                 "tiles.")
+        if np.any(padded["tokens"][padded["segment_ids"] == 0] == self.image_token_id):
+            raise ValueError(f"the padding id is the image token id {self.image_token_id}.")
+        tiles = [np.asarray(r.images) for r in requests if len(r.images)]
+        return {"tiles": np.concatenate(tiles).astype(pixel_dtype(requests))} if tiles else {}
+
+    def apply(self, model: Any, variables: dict, batch: dict, **kwargs) -> Any:
+        tiles = batch.get("tiles")
+        return model.apply(variables, batch["tokens"], tiles, plans=self.plans if tiles is not None else (),
+                           positions=batch["positions"], segment_ids=batch["segment_ids"], **kwargs)
+
+
+Layout = SlotImages | PlaceholderImages | LlavaImages
+
+
 def prompt_inputs(tokens_per_image: int | None = None, image_id: int | None = None,
-                  image_token_id: int | None = None) -> SlotImages | PlaceholderImages:
-    """MM1's layout from (tokens_per_image, image_id), Owl3's from image_token_id."""
+                  image_token_id: int | None = None, inputs: Layout | None = None) -> Layout:
+    """MM1's layout from (tokens_per_image, image_id), Owl3's from image_token_id, or `inputs` as given (a
+    LLaVA model's `LlavaImages`)."""
+    if inputs is not None:
+        if tokens_per_image is not None or image_id is not None or image_token_id is not None:
+            raise ValueError("pass the image layout `inputs` or its fields (tokens_per_image and image_id, or "
+                             "image_token_id), not both.")
+        return inputs
     if image_token_id is not None:
         if tokens_per_image is not None or image_id is not None:
             raise ValueError("pass image_token_id (Owl3) or tokens_per_image and image_id (MM1), not both.")
@@ -184,8 +240,7 @@ def _bucket(n: int, size: int) -> int:
     return max(size, -(-n // size) * size)
 
 
-def _layout(inputs: SlotImages | PlaceholderImages, requests: Sequence[Request], *, length: int,
-            pad_id: int) -> dict[str, np.ndarray]:
+def _layout(inputs: Layout, requests: Sequence[Request], *, length: int, pad_id: int) -> dict[str, np.ndarray]:
     padded = left_pad([r.tokens for r in requests], length=length, pad_id=pad_id)
     return {**padded, **inputs.arrays(requests, padded)}
 
@@ -258,10 +313,10 @@ _run_choose = jax.jit(_choose, static_argnames=("sampling", "pad_id"))
 
 def stream(model: Any, params: Any, request: Request, sampling: Sampling = Sampling(), *, pad_id: int,
            tokens_per_image: int | None = None, image_id: int | None = None, image_token_id: int | None = None,
-           length_bucket: int = 32) -> Iterator[tuple[int, float]]:
+           inputs: Layout | None = None, length_bucket: int = 32) -> Iterator[tuple[int, float]]:
     """One request's new tokens and their log-probs as they are made (for a console or a UI): the same prefill,
     steps and choices as `Generator`, one jitted call per token. Stops after a stop token (not yielded)."""
-    inputs = prompt_inputs(tokens_per_image, image_id, image_token_id)
+    inputs = prompt_inputs(tokens_per_image, image_id, image_token_id, inputs).bind([request])
     n = sampling.max_new_tokens
     static = dataclasses.replace(sampling, seed=0, stop_ids=tuple(int(s) for s in sampling.stop_ids))
     length = _bucket(len(np.reshape(request.tokens, -1)), length_bucket)
@@ -283,6 +338,7 @@ class Generator:
 
         Generator(model, tokens_per_image=K, image_id=tok.image_id, pad_id=tok.pad_id)   # MM1 (K slots per image)
         Generator(owl3_module, image_token_id=id, pad_id=0)                               # Owl3 (one placeholder)
+        Generator(llava_module, inputs=LlavaImages(id), pad_id=0)                         # LLaVA (tiles and plans)
 
     `generator(params, requests, sampling)` returns, per request, the new token ids (up to, not including, the first
     stop token) and their log-probs. Requests run `batch_size` at a time (a short last batch is filled with copies,
@@ -290,9 +346,10 @@ class Generator:
     """
 
     def __init__(self, model: Any, *, pad_id: int, tokens_per_image: int | None = None, image_id: int | None = None,
-                 image_token_id: int | None = None, batch_size: int = 16, length_bucket: int = 32):
+                 image_token_id: int | None = None, inputs: Layout | None = None, batch_size: int = 16,
+                 length_bucket: int = 32):
         self.model, self.pad_id = model, int(pad_id)
-        self.inputs = prompt_inputs(tokens_per_image, image_id, image_token_id)
+        self.inputs = prompt_inputs(tokens_per_image, image_id, image_token_id, inputs)
         self.batch_size, self.length_bucket = batch_size, length_bucket
 
     def __call__(self, params: Any, requests: Sequence[Request], sampling: Sampling = Sampling()
@@ -305,9 +362,10 @@ class Generator:
             real = len(chunk)
             chunk += [chunk[-1]] * (self.batch_size - real)  # fixed batch: one compilation for the last chunk too
             length = _bucket(max(len(np.reshape(r.tokens, -1)) for r in chunk), self.length_bucket)
-            batch = _layout(self.inputs, chunk, length=length, pad_id=self.pad_id)
+            inputs = self.inputs.bind(chunk)
+            batch = _layout(inputs, chunk, length=length, pad_id=self.pad_id)
             key = jax.random.fold_in(jax.random.PRNGKey(sampling.seed), start)
-            tokens, logps = to_host(_run(self.model, self.inputs, static, self.pad_id, params, batch, key))
+            tokens, logps = to_host(_run(self.model, inputs, static, self.pad_id, params, batch, key))
             for row in range(real):
                 ids = [int(t) for t in tokens[row]]
                 end = next((i for i, t in enumerate(ids) if t in stop), len(ids))
@@ -330,19 +388,20 @@ _run_score = jax.jit(_score, static_argnames=("model", "inputs"))
 
 def score_continuations(model: Any, params: Any, requests: Sequence[Request], continuations: Sequence[Sequence[int]],
                         *, pad_id: int, tokens_per_image: int | None = None, image_id: int | None = None,
-                        image_token_id: int | None = None, batch_size: int = 16, length_bucket: int = 32
-                        ) -> list[float]:
+                        image_token_id: int | None = None, inputs: Layout | None = None, batch_size: int = 16,
+                        length_bucket: int = 32) -> list[float]:
     """Sum of log p(continuation | prompt) for each (request, continuation) pair (full forward, no cache); the
     image layout as for `Generator`."""
-    inputs = prompt_inputs(tokens_per_image, image_id, image_token_id)
+    layout = prompt_inputs(tokens_per_image, image_id, image_token_id, inputs)
     scores = []
     for start in range(0, len(requests), batch_size):
         pairs = list(zip(requests[start:start + batch_size], continuations[start:start + batch_size]))
         real = len(pairs)
         pairs += [pairs[-1]] * (batch_size - real)
         joined = [Request(np.concatenate([np.asarray(r.tokens, np.int32).reshape(-1), np.asarray(c, np.int32)]),
-                          r.images) for r, c in pairs]
+                          r.images, r.plans) for r, c in pairs]
         length = _bucket(max(len(j.tokens) for j in joined), length_bucket)
+        inputs = layout.bind(joined)
         batch = _layout(inputs, joined, length=length, pad_id=pad_id)
         weights = np.zeros((batch_size, length), np.float32)
         for row, (_, cont) in enumerate(pairs):
