@@ -10,7 +10,7 @@ get_config(arg): arg is the release's tokenizer.json (its `<image>` is the model
 release's chat template ('<|im_start|>user ' + images + '\\n' + text + '<|im_end|><|im_start|>assistant\\n'; set
 eval.template=chatml for Qwen2's plain ChatML), one <image> per image expanded to the image's features (729 per
 384 px SigLIP view for LLaVA-NeXT-Interleave), images preprocessed as the release's image processor does
-(`mm1_jax.data.llava_images`: the llava-hf defaults of the model's style, or data.image_processor = the release's
+(`mm1_jax.data.llava_images`: the llava-hf defaults of the model's style, or eval.image_processor = the release's
 preprocessor_config.json; a Hugging Face directory given as --checkpoint uses its own). data.seq_len bounds the
 expanded prompt: N images take about 730 * N tokens.
 """
@@ -25,7 +25,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.data = dict(tokenizer=arg or TOKENIZER,
                        seq_len=32768,  # Qwen1.5-7B's context; the prompt's tokens, image features included
-                       image_processor="",  # preprocessor_config.json; '' = the release defaults of the model's style
                        split=dict(mode="none"))
     config.eval = eval_defaults()
     config.eval.mmbench_distractors.answer_mode = "letter"  # MMBench answers by letter

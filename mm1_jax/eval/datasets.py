@@ -388,6 +388,7 @@ def eval_defaults() -> ml_collections.ConfigDict:
     #                           vlmevalkit (as those harnesses compute them, where they differ; mm1_jax.eval.scorers)
     e.max_skipped = 0.05      # the fraction of a task's items that may be skipped (unreadable) before it stops
     e.judge = ml_collections.ConfigDict(judge.JUDGE_DEFAULTS.to_dict())  # the model judge (mm1_jax.eval.judge)
+    e.image_processor = ""    # a converted LLaVA: the release's preprocessor_config.json ('' = its style's defaults)
     e.textcore = ",".join(GROUPS["textcore"])  # the tasks averaged as TextCore
     for name, (kind, defaults, _, _) in DATASETS.items():
         k = KINDS[kind]

@@ -48,7 +48,7 @@ def load(config: ml_collections.ConfigDict, path: str | None, seed: int = 0, bat
          ) -> tuple[Any, Context]:
     """(params, Context) for an MM1 checkpoint of config.model, a converted mPLUG-Owl3 directory, or a converted (or
     Hugging Face) LLaVA-OneVision / LLaVA-NeXT / LLaVA directory (`Context.for_llava`; a Hugging Face directory's
-    preprocessor_config.json gives the image processor unless config.data.image_processor names one)."""
+    preprocessor_config.json gives the image processor unless config.eval.image_processor names one)."""
     from mm1_jax.convert import checkpoint as converted  # pylint: disable=import-outside-toplevel
 
     if path and (converted.is_converted(path) or _hf_llava(path)):
@@ -59,7 +59,7 @@ def load(config: ml_collections.ConfigDict, path: str | None, seed: int = 0, bat
         if isinstance(loaded, pretrained.LoadedLlava):
             own = os.path.join(path, "preprocessor_config.json")
             processor = None
-            if not config.data.get("image_processor") and os.path.isfile(own):
+            if not (config.get("eval") or {}).get("image_processor") and os.path.isfile(own):
                 processor = llava_images.ImageProcessor.from_hf(own, loaded.config)
             return loaded.params, Context.for_llava(loaded, config, batch_size, processor=processor)
         if not isinstance(loaded, pretrained.LoadedOwl3):

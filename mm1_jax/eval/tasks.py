@@ -193,7 +193,7 @@ class Context:
         `LoadedLlava`). Prompts: the release's chat template by default (`LLAVA_TEMPLATE`; eval.template=chatml
         gives Qwen2's plain ChatML), one `<image>` per image, expanded to each image's feature count once the prompt
         is laid out (demonstrations are dropped until the expanded prompt fits `config.data.seq_len`); images as
-        the release's image processor makes them (`processor`, else `config.data.image_processor` = its
+        the release's image processor makes them (`processor`, else `config.eval.image_processor` = its
         preprocessor_config.json, else the llava-hf defaults of the model's style: `ImageProcessor.for_model`).
         `config.data.tokenizer` is the release's tokenizer.json; its `<image>` must be the model's image token."""
         tok = load_tokenizer(config.data.tokenizer)
@@ -203,7 +203,7 @@ class Context:
             raise ValueError(f"the checkpoint's image_token_id {token_id} is not the tokenizer's <image> id "
                              f"{tok.image_id} ({config.data.tokenizer}).")
         if processor is None:
-            path = str(config.data.get("image_processor") or "")
+            path = str((config.get("eval") or {}).get("image_processor") or "")
             processor = llava_images.ImageProcessor.from_hf(path, cfg) if path else \
                 llava_images.ImageProcessor.for_model(cfg)
         enc = cfg.encoder
