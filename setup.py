@@ -21,6 +21,9 @@ CORE = [
     "etils[epath]>=1.5",
     "array-record>=0.5",
     "tensorboard>=2.16",  # its TF-free event writer; `tensorboard --logdir WORKDIR/tb` to look at a run
+    # video decoding (mm1_jax.data.video): PyAV's wheels bundle their own FFmpeg; no torch/torchvision. lmms-eval 0.7.3
+    # (the [lmms] extra) needs av < 16, which pip then picks.
+    "av>=14",
 ]
 # `python -m mm1_jax.sweep report`: figures and rank correlations.
 SWEEP = ["matplotlib>=3.8", "scipy>=1.11"]

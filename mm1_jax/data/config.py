@@ -18,6 +18,7 @@ from typing import Any
 import ml_collections
 
 from mm1_jax.config_keys import check_known, did_you_mean, unknown_key
+from mm1_jax.data.video import SAMPLING_RULES as VIDEO_SAMPLING
 
 KINDS = ("caption", "interleaved", "text", "sft")
 FORMATS = ("wds", "jsonl", "parquet", "arrayrecord", "llava_json")
@@ -102,6 +103,13 @@ def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
     c.split.markers = "index"
     c.split.separators = (":", ",", "\n")
     c.split.max_images_to_split = 2  # MM1.5 splits only samples with fewer than 3 images.
+    # Videos (an SFT record's "video": a file or a frame folder, with a <video> placeholder; mm1_jax.data.video): each
+    # becomes `frames` image entries, frame by frame as whole images (never split), so a video takes frames x
+    # tokens-per-image tokens and `frames` of data.max_images. frames: MM1.5-Video 24 (arXiv 2409.20566), mPLUG-Owl3 8.
+    # sampling: uniform (MM1.5-Video; SlowFast-LLaVA's segment midpoints) | owl3 (mPLUG-Owl3's release: segment
+    # centres, short clips padded with the last frame) | linspace (LLaVA-Video: first to last frame); formulas in
+    # mm1_jax.data.video.
+    c.video = ml_collections.ConfigDict(dict(frames=24, sampling="uniform"))
     # Bad records: skipped and counted; once a source has seen `min_records_for_rate` records, a skipped share
     # above `max_error_rate` stops the run with a message naming the source and a sample record.
     c.max_error_rate = 0.05
@@ -167,6 +175,12 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
     _whole("data.split.n_max", split.n_max, 1)
     if split.n_max < split.n_min:
         raise ValueError(f"data.split.n_max={split.n_max} is smaller than data.split.n_min={split.n_min}.")
+    video = config.get("video") or get_data_config().video
+    _whole("data.video.frames", video.get("frames", 24), 1)
+    rule = video.get("sampling", "uniform")
+    if rule not in VIDEO_SAMPLING:
+        raise ValueError(f"data.video.sampling={rule!r} is not a sampling rule"
+                         f"{did_you_mean(str(rule), VIDEO_SAMPLING)}; the rules are {', '.join(VIDEO_SAMPLING)}.")
     embedded = config.get("embedded") or get_data_config().embedded
     if not isinstance(embedded.get("directory", ""), str):
         raise ValueError(f"data.embedded.directory={embedded.directory!r} must be a path ('' for no embedded data).")

@@ -4,20 +4,25 @@ An example is a dict: `tokens` int32 [L]; `weights` float32 [L], the loss weight
 (0 at the last token); `images` uint8 [n, S, S, 3] (the model normalises them); `source` int; `splittable`
 (pre-training documents may be cut across packed rows, SFT conversations may not). Each image entry is K consecutive
 <image> tokens; the entries of a split image are ordered (overview after or before the crops) and marked (<crop_i> /
-<overview>, separators, or nothing) as `data.split` says.
+<overview>, separators, or nothing) as `data.split` says. A video (an SFT record's `video`, at its <video>
+placeholder) is `data.video.frames` entries, one whole image per sampled frame, never split.
 A record that cannot make an example gives `{"skip": reason, "source": i, "key": where}` (counted, never raised).
 """
 
+import re
 from typing import Any, NamedTuple
 
 import numpy as np
+from PIL import Image
 
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import tokenizer as tokenizer_lib
+from mm1_jax.data import video as video_lib
 from mm1_jax.models.vit import norm_stats
 
-SKIP_REASONS = ("bad_image", "missing_image", "empty_text", "wrong_schema", "bad_json", "no_images")
+SKIP_REASONS = ("bad_image", "missing_image", "empty_text", "wrong_schema", "bad_json", "no_images", "bad_video",
+                "missing_video", "too_many_images")
 CAPTION_KEYS = ("caption", "text", "txt")
 TEXT_KEYS = ("text", "content", "txt")
 
@@ -101,6 +106,9 @@ class ExampleBuilder:
         self.size = image_size
         self.norm = image_norm
         self.max_images = data_config.max_images
+        video = data_config.get("video") or {}
+        self.video_frames = int(video.get("frames", 24))
+        self.video_sampling = str(video.get("sampling", "uniform"))
         self.split = dict(data_config.split)
         if self.split.get("overview", "after") not in SPLIT_OVERVIEW:
             raise ValueError(f"data.split.overview={self.split['overview']!r} is not one of "
@@ -178,22 +186,31 @@ class ExampleBuilder:
         refs = refs if isinstance(refs, list) else [refs]
         if len(refs) > self.max_images:
             refs = refs[: self.max_images]
-        pics = [self._image(r, rec, n_images=len(refs)) for r in refs]
-        markers = sum(str(t.get("value", "")).count("<image>") for t in turns if isinstance(t, dict))
-        parts, next_pic = [], 0
-        if markers == 0:  # LLaVA convention: images without markers go before the first question.
-            parts += [("image", p) for p in pics]
-            next_pic = len(pics)
+        videos = rec.get("video") or rec.get("videos") or []
+        videos = videos if isinstance(videos, list) else [videos]
+        if videos and len(videos) * self.video_frames + len(refs) > self.max_images:
+            raise SkipRecord("too_many_images", f"{len(videos)} video(s) of data.video.frames={self.video_frames} "
+                             f"frames and {len(refs)} image(s) exceed data.max_images={self.max_images}")
+        pics = [self._image(r, rec, n_images=len(refs) + len(videos) * self.video_frames) for r in refs]
+        clips = [self._video(v, rec) for v in videos]
+        values = [str(t.get("value", "")) for t in turns if isinstance(t, dict)]
+        parts, queue = [], {}
+        for marker, items in (("<image>", pics), ("<video>", clips)):
+            if any(marker in v for v in values):
+                queue[marker] = list(items)
+            else:  # LLaVA convention: images (videos) without markers go before the first question
+                parts += [("image", p) for p in items]
+                queue[marker] = []
         for t in turns:
             if not isinstance(t, dict) or not isinstance(t.get("value"), str):
                 raise SkipRecord("wrong_schema", "a conversation turn lacks a string `value`")
             answer = t.get("from") in ("gpt", "assistant")
             parts.append(("text", "Assistant:" if answer else "User:", 0.0))
-            for j, piece in enumerate(t["value"].split("<image>")):
-                if j > 0 and next_pic < len(pics):
-                    parts.append(("image", pics[next_pic]))
-                    next_pic += 1
-                if piece.strip():
+            for piece in re.split(r"(<image>|<video>)", t["value"]):
+                if piece in queue:
+                    if queue[piece]:  # a marker beyond the record's images (videos) is dropped
+                        parts.append(("image", queue[piece].pop(0)))
+                elif piece.strip():
                     parts.append(("text", piece.strip(), 1.0 if answer else 0.0))
             if answer:
                 parts.append(("eos", None, 1.0))
@@ -222,6 +239,20 @@ class ExampleBuilder:
             if len(entries.pixels) <= budget // max(1, n_images):
                 return entries
         return ImageEntries(images_lib.whole_image(img, self.size)[None])
+
+    def _video(self, ref, rec) -> ImageEntries:
+        """A video file or frame folder -> data.video.frames whole-image entries [frames, S, S, 3] (never split)."""
+        try:
+            frames = sources_lib.read_video_ref(ref, rec.get("__folder__", "."), self.image_root, self.video_frames,
+                                                self.video_sampling)
+        except KeyError as e:
+            raise SkipRecord("wrong_schema", str(e)) from e
+        except video_lib.MissingVideo as e:
+            raise SkipRecord("missing_video", str(e)) from e
+        except ValueError as e:
+            raise SkipRecord("bad_video", str(e)) from e
+        return ImageEntries(np.stack([images_lib.whole_image(Image.fromarray(f), self.size)
+                                      for f in frames]))
 
     def _assemble(self, parts) -> dict[str, Any]:
         """Parts -> tokens, target weights and image entries."""

@@ -17,6 +17,7 @@ from typing import Any
 from etils import epath
 
 from mm1_jax.data import config as config_lib
+from mm1_jax.data import video as video_lib
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp")
 
@@ -217,7 +218,12 @@ class ArrayRecordSource:
 
 
 class LlavaJsonSource:
-    """LLaVA SFT files: one JSON list of {"image": path(s), "conversations": [{"from", "value"}...]}."""
+    """LLaVA SFT files: one JSON list of {"image": path(s), "conversations": [{"from", "value"}...]}; a video record
+    has {"video": path(s)} instead or as well (a video file or a folder of frames, relative to the source's image_root
+    or the JSON file's folder) and a <video> placeholder in its human turn, as LLaVA-Hound / ShareGPTVideo
+    (RifleZhang/LLaVA-Hound-DPO: llava/constants.py DEFAULT_X_TOKEN["VIDEO"] = "<video>", llava/train/train.py reads
+    `video` under the video folder) and LLaVA-Video-178K's files have it. `mm1_jax.data.examples` expands each video
+    into data.video.frames image entries."""
 
     def __init__(self, paths: list[epath.Path]):
         self._records = []
@@ -279,3 +285,15 @@ def read_image_ref(ref: Any, folder: str, image_root: str = "") -> bytes:
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError) as e:
         raise FileNotFoundError(f"image file {os.fspath(path)!r} does not exist") from e
+
+
+def read_video_ref(ref: Any, folder: str, image_root: str, num_frames: int, rule: str):
+    """uint8 [num_frames, H, W, 3]: the sampled frames (`mm1_jax.data.video`) of a video given as a path (relative to
+    the root) or {"path": ...}, a video file or a frame folder. KeyError for a reference that is not a path;
+    video.MissingVideo (a ValueError) when it does not exist; ValueError naming the file when it cannot be read."""
+    if isinstance(ref, dict):
+        ref = ref.get("path") or ref.get("video")
+    if not isinstance(ref, str) or not ref:
+        raise KeyError(f"video reference {str(ref)[:80]!r} is not a path")
+    path = epath.Path(ref) if ref.startswith(("/", "gs://")) else epath.Path(image_root or folder) / ref
+    return video_lib.read_video(path, num_frames, rule)

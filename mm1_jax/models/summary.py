@@ -44,6 +44,7 @@ def summarize(config: ml_collections.ConfigDict) -> dict:
     get = lambda field: model_config.get(dec, "decoder", field)  # noqa: E731
     embed = dec.vocab_size * dec.width * (1 if get("tie_embeddings") else 2)
     seq_len = config.get("data", {}).get("seq_len", 4096) if "data" in config else 4096
+    video = (config.get("data") or {}).get("video") if "data" in config else None
     spec = input_spec(config.model)
     k, max_images = spec.tokens_per_image, spec.max_images
     inactive = 0
@@ -61,6 +62,9 @@ def summarize(config: ml_collections.ConfigDict) -> dict:
         seq_len=seq_len,
         max_images=max_images,
         max_image_tokens=k * max_images,
+        # data.video (mm1_jax.data.config): a video is `frames` whole images, never split
+        video_frames=int(video.frames) if video else None,
+        video_tokens=int(video.frames) * k if video else None,
     )
 
 
@@ -80,6 +84,14 @@ def format_summary(s: dict) -> str:
         f"{s['max_image_tokens']} image tokens ({100 * s['max_image_tokens'] / s['seq_len']:.1f}%), "
         f"leaving at least {s['seq_len'] - s['max_image_tokens']} for text",
     ]
+    if s.get("video_frames"):
+        frames, tokens, seq_len = s["video_frames"], s["video_tokens"], s["seq_len"]
+        fits = tokens < seq_len and frames <= s["max_images"]
+        why = "" if fits else (f": {tokens} tokens do not fit data.seq_len={seq_len}" if tokens >= seq_len else
+                               f": {frames} frames exceed max_images={s['max_images']} (video records are skipped)")
+        verdict = f"a row still fits, leaving {seq_len - tokens} for text" if fits else "does NOT fit" + why
+        lines.append(f"video: {frames} frames x {s['tokens_per_image']} tokens = {tokens} image tokens "
+                     f"({100 * tokens / seq_len:.1f}% of {seq_len}), no splitting; {verdict}")
     return "\n".join(lines)
 
 
