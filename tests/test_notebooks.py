@@ -17,14 +17,16 @@ pytestmark = pytest.mark.slow  # processes started, models trained: see pyprojec
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
-# A 4-row study; its sweep root gets results files as evaluations would leave them, without training anything.
+# A 4-row study (distinct rows: identical ones would be one run); its sweep root gets results files as evaluations
+# would leave them, without training anything.
 STUDY_FILE = '''
 STUDY = dict(title="toy scaling", paper="Toy (arXiv 0000.00000)", source="Fig. 1", fixed="a tiny model")
 STAGES = (
     dict(name="pretrain", config="configs/tiny.py"),
     dict(name="eval", evaluate=True, shots=(0, 4), limit=8),
 )
-ROWS = {"small": dict(), "medium": dict(), "large": dict(), "huge": dict()}
+ROWS = {row: dict(overrides={"train.optimizer.lr": lr}) for row, lr in (("small", 1e-4), ("medium", 2e-4),
+                                                                          ("large", 3e-4), ("huge", 4e-4))}
 BENCHMARKS = {"CAP": dict(task="embedded_cap", metric="cider", scale=100),
               "VQA": dict(task="embedded_vqa", metric="vqa_accuracy", scale=100)}
 METRICS = {"0-shot": dict(mean=("CAP", "VQA"), shots=0), "4-shot": dict(mean=("CAP", "VQA"), shots=4)}
