@@ -251,3 +251,42 @@ def test_summary_prints_a_videos_tokens_and_whether_a_row_fits():
     assert line.endswith(f"no splitting; a row still fits, leaving {4096 - s['video_tokens']} for text"), line
     line = summary.format_summary({**s, "seq_len": 4096, "max_images": 16}).splitlines()[-1]
     assert line.endswith("does NOT fit: 24 frames exceed max_images=16 (video records are skipped)"), line
+
+
+# --- a video benchmark through the evaluation runner
+
+
+def test_a_video_question_is_prompted_with_its_sampled_frames(tmp_path):
+    """NExT-QA from its release files (val.csv, map_vid_vidorID.json, the video) through `run_tasks`: the prompt holds
+    eval.video_frames whole images, frame for frame the ones `read_video` samples by the eval's rule, before the
+    question; the scripted answer is scored by NExT-QA's rule."""
+    from mm1_jax.data import images as images_lib
+    from mm1_jax.eval import tasks
+    from tests.test_eval_benchmarks import Scripted, byte_level_tokenizer, tiny_config
+
+    movie = clip(n=30)
+    (tmp_path / "NExTVideo" / "1106").mkdir(parents=True)
+    write_video(tmp_path / "NExTVideo" / "1106" / "4010069381.mp4", movie, "libx264rgb", "rgb24", {"qp": "0"})
+    (tmp_path / "val.csv").write_text(
+        "video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4\n"
+        "4010069381,30,64,48,how does the square move,1,6,CH,it stays,left to right,it jumps,it spins,it shrinks\n")
+    (tmp_path / "map_vid_vidorID.json").write_text('{"4010069381": "1106/4010069381"}')
+    config = tiny_config({"nextqa": dict(annotations=str(tmp_path / "val.csv"),
+                                         video_map=str(tmp_path / "map_vid_vidorID.json"),
+                                         videos=str(tmp_path / "NExTVideo"))},
+                         byte_level_tokenizer(tmp_path / "tokenizer.json"))
+    config.eval.update(video_frames=6, video_sampling="owl3")
+    config.data.max_images = config.model.max_images = 8
+    config.data.seq_len = 512  # 6 frames x 16 tokens and NExT-QA's listed options
+    ctx = tasks.Context.from_config(None, config)
+    script = Scripted(ctx.tok, ["B"])
+    ctx.generator = lambda batch: script
+    scores = tasks.run_tasks(None, None, config, ["nextqa"], [0], context=ctx)
+    assert scores == {"nextqa/0shot/accuracy": 1.0, "nextqa/0shot/CH": 1.0, "nextqa/0shot/causal": 1.0}  # eval_mc.py
+    (request,) = script.seen
+    want = np.stack([images_lib.whole_image(Image.fromarray(f), ctx.image_size)
+                     for f in movie[video.sample_indices(30, 6, "owl3")]])
+    np.testing.assert_array_equal(request.images, want)  # frames 2, 7, 12, 17, 22, 27, exact (a lossless codec)
+    assert list(video.sample_indices(30, 6, "owl3")) == [2, 7, 12, 17, 22, 27]
+    text = ctx.tok.decode(request.tokens, mark_images=False)
+    assert "how does the square move" in text and text.index("how does") > 0

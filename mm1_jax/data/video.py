@@ -31,9 +31,11 @@ An unreadable or truncated file, an unknown codec or a missing path raises one V
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
+from typing import NamedTuple
 
 import numpy as np
 from etils import epath
@@ -76,6 +78,31 @@ def sample_indices(num_frames_in_video: int, num_frames: int, rule: str = "unifo
         _log.warning("A video has %d frames, fewer than the %d asked: its frames are sampled with repetition "
                      "(rule %r; said once per process).", n, k, rule)
     return idx
+
+
+class Frame(NamedTuple):
+    """Frame `index` of the `frames` that `rule` samples from the video at `path` (a file or a frame folder): an image
+    reference, decoded when loaded (`frame_pixels`), so a video question holds no pixels until its prompt is built."""
+
+    path: str
+    index: int
+    frames: int
+    rule: str
+
+
+def video_frames(path: str, frames: int, rule: str = "uniform") -> list[Frame]:
+    """The frame references of one video: what an evaluation item's images are for a video question."""
+    return [Frame(str(path), i, int(frames), rule) for i in range(int(frames))]
+
+
+@functools.lru_cache(maxsize=2)  # a question's frames are loaded one after another: one decode per video
+def _sampled(path: str, frames: int, rule: str) -> np.ndarray:
+    return read_video(path, frames, rule)
+
+
+def frame_pixels(frame: Frame) -> np.ndarray:
+    """uint8 [H, W, 3] pixels of a `Frame` (its video decoded once for all of its frames)."""
+    return _sampled(frame.path, frame.frames, frame.rule)[frame.index]
 
 
 def read_video(path, num_frames: int, rule: str = "uniform") -> np.ndarray:

@@ -23,8 +23,10 @@ from typing import Any
 import ml_collections
 
 from mm1_jax.config_keys import did_you_mean
+from mm1_jax.data import video
 from mm1_jax.eval import embedded, judge, readers
 from mm1_jax.eval.scorers import gqa, grounding, items, judged, multi_image, text_rich, vqa
+from mm1_jax.eval.scorers import video as video_scorers
 
 # How a score is computed: by the benchmark's official scorer (the default), or as a common harness computes it
 # (lmms-eval, VLMEvalKit), where that differs; each scorer in `mm1_jax.eval.scorers` names its sources.
@@ -145,6 +147,19 @@ KINDS: dict[str, Kind] = {
     "muirbench": Kind(readers.read_muirbench, "vqa", ("accuracy", "needs_judge"), dict(annotations="", split="test"),
                       16, question=multi_image.PROMPTS["muirbench"], aggregate=multi_image.AGGREGATES["muirbench"],
                       judged=True),
+    # video benchmarks (MM1.5-Video, mPLUG-Owl3): each question's video sampled to eval.video_frames frames
+    # (mm1_jax.data.video), put before its text; the readers write the benchmarks' own prompts
+    "nextqa": Kind(readers.read_nextqa, "vqa", ("accuracy",), dict(annotations="", video_map="", videos=""), 16,
+                   aggregate=video_scorers.AGGREGATES["nextqa"]),
+    "videomme": Kind(readers.read_videomme, "vqa", ("accuracy", "answered"), dict(annotations="", videos=""), 16,
+                     aggregate=video_scorers.AGGREGATES["videomme"]),
+    "mvbench": Kind(readers.read_mvbench, "vqa", ("accuracy", "task_mean"), dict(annotations="", videos="", tasks=""),
+                    16, aggregate=video_scorers.AGGREGATES["mvbench"]),
+    "egoschema": Kind(readers.read_egoschema, "vqa", ("accuracy",), dict(annotations="", answers="", videos=""), 16,
+                      aggregate=video_scorers.AGGREGATES["egoschema"]),
+    "activitynet_qa": Kind(readers.read_activitynet_qa, "vqa", ("accuracy", "score"),
+                           dict(annotations="", answers="", videos=""), 32,
+                           aggregate=video_scorers.AGGREGATES["activitynet_qa"], judged=True),
     # judged by a model (config.eval.judge); without one they are reported "not scored: no judge"
     "llava_w": Kind(readers.read_llava_w, "vqa", ("gpt_score", "unparsed"), dict(annotations="", images=""), 512,
                     aggregate=judged.llava_w_aggregate, judged=True),
@@ -166,7 +181,7 @@ KINDS: dict[str, Kind] = {
 OPTIONAL_FILES = {"annotations": ("vqa", "flickr30k_entities"), "ids": ("ai2d",), "queries": ("mathvista",),
                   "images": ("mc", "pope", "seed", "ocrbench", "wtq", "tabfact", "mathvista", "llava_w", "mmvet",
                              "qbench2", "nlvr2")}
-NOT_FILES = ("image_pattern", "split", "splits", "protocol", "region", "categories")  # reader keywords that are settings, not paths
+NOT_FILES = ("image_pattern", "split", "splits", "protocol", "region", "categories", "tasks")  # reader keywords that are settings, not paths
 
 # name -> (kind, defaults that differ from the kind's, the release's files (documentation and placeholders), where
 # the format / metric is defined)
@@ -240,6 +255,19 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                   "counted as needs_judge) and calculate_score.py"),
     "mmmu": ("mmmu", {}, dict(annotations="MMMU (a folder per subject, validation-*.parquet) or MMMU_DEV_VAL.tsv"),
              "MMMU validation (arXiv 2311.16502); eval_utils.py's response parsing"),
+    "nextqa": ("nextqa", {}, dict(annotations="NExT-QA/val.csv", video_map="map_vid_vidorID.json",
+                                  videos="NExTVideo"),
+               "NExT-QA (arXiv 2105.08276) multiple choice; eval_mc.py's accuracy by question type"),
+    "videomme": ("videomme", {}, dict(annotations="Video-MME (test-*.parquet or its JSON)", videos="videos"),
+                 "Video-MME (arXiv 2405.21075) without subtitles; eval_your_results.py's answer extraction"),
+    "mvbench": ("mvbench", {}, dict(annotations="MVBench/json", videos="MVBench/video"),
+                "MVBench (arXiv 2311.17005); its notebook's prompt and check_ans, accuracy per task"),
+    "egoschema": ("egoschema", {}, dict(annotations="EgoSchema questions.json", answers="subset_answers.json",
+                                        videos="good_clips_git"),
+                  "EgoSchema (arXiv 2308.09126) public subset; accuracy"),
+    "activitynet_qa": ("activitynet_qa", {}, dict(annotations="test_q.json", answers="test_a.json",
+                                                  videos="ActivityNet videos"),
+                       "ActivityNet-QA (arXiv 1906.02467); judged as Video-ChatGPT's evaluate_activitynet_qa.py"),
     "qbench2": ("qbench2", {}, dict(annotations="Q-Bench2-HF (dev-*.parquet) or q-bench2-a1-dev.jsonl",
                                     images="all_single_images (for the jsonl)"),
                 "Q-Bench2 (arXiv 2402.07116) A1 pairs; Mantis' eval.py (the authors score only submissions)"),
@@ -346,10 +374,6 @@ REPORTED_SCALE = {"mme": 100 / items.MME_MAX}
 # to the paper's unit (None: not found), a note). Studies name them; `python -m mm1_jax.sweep plan` lists them pending.
 PENDING: dict[str, tuple[str, float | None, str]] = {
     "seed": ("accuracy", 100, ""),
-    "mvbench": ("accuracy", 100, "video input"),
-    "videomme": ("accuracy", 100, "video input"),
-    "nextqa": ("accuracy", 100, "video input"),
-    "activitynet_qa": ("accuracy", 100, "video input"),
     "ferret_ui_ref_i": ("accuracy", 100, ""),
     "ferret_ui_grd_i": ("accuracy", 100, ""),
 }
@@ -389,6 +413,8 @@ def eval_defaults() -> ml_collections.ConfigDict:
     e.max_skipped = 0.05      # the fraction of a task's items that may be skipped (unreadable) before it stops
     e.judge = ml_collections.ConfigDict(judge.JUDGE_DEFAULTS.to_dict())  # the model judge (mm1_jax.eval.judge)
     e.image_processor = ""    # a converted LLaVA: the release's preprocessor_config.json ('' = its style's defaults)
+    e.video_frames = 0        # a video question's frames (0 = data.video.frames: MM1.5-Video's 24; mPLUG-Owl3's 8)
+    e.video_sampling = ""     # their sampling rule (mm1_jax.data.video: uniform, owl3, linspace; '' = data.video's)
     e.textcore = ",".join(GROUPS["textcore"])  # the tasks averaged as TextCore
     for name, (kind, defaults, _, _) in DATASETS.items():
         k = KINDS[kind]
@@ -477,6 +503,11 @@ def check_eval_config(eval_cfg: Any, tasks: Any = ()) -> None:
         choices = {"template": ("", "mm1", "chatml"), "box_format": BOX_FORMATS, "convention": CONVENTIONS}[name]
         if eval_cfg.get(name, known[name]) not in choices:
             raise ValueError(f"eval.{name}={eval_cfg.get(name)!r} is not one of {', '.join(choices)}.")
+    frames, rule = eval_cfg.get("video_frames", 0), eval_cfg.get("video_sampling", "")
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
+        raise ValueError(f"eval.video_frames={frames!r} must be a non-negative integer (0: data.video.frames).")
+    if rule and rule not in video.SAMPLING_RULES:
+        raise ValueError(f"eval.video_sampling={rule!r} is not one of {', '.join(video.SAMPLING_RULES)} (or '').")
     limit = eval_cfg.get("max_skipped", known.max_skipped)
     if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit <= 1:
         raise ValueError(f"eval.max_skipped={limit!r} must be a fraction between 0 and 1.")

@@ -29,6 +29,7 @@ from mm1_jax.data import examples as examples_lib
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import llava_images, synthetic
 from mm1_jax.data import sources as sources_lib
+from mm1_jax.data import video as video_lib
 from mm1_jax.data.tokenizer import Tokenizer, load_tokenizer
 from mm1_jax.eval import datasets, embedded, metrics, suites
 from mm1_jax.eval import judge as judge_lib
@@ -81,6 +82,10 @@ def load_task(task: Task, config: ml_collections.ConfigDict, limit: int
     ask, convention = datasets.KINDS[task.kind].question, str(eval_cfg.get("convention") or "official")
     for item in items if ask else ():  # the benchmark's own prompt text (MMMU's options, RealWorldQA's as released)
         item.question = ask(item, convention)
+    frames, rule = video_settings(config)
+    for item in items:  # a video question: its frames (decoded when its prompt is built) before its other images
+        if item.meta.get("video"):
+            item.images = video_lib.video_frames(item.meta["video"], frames, rule) + list(item.images)
     suffix = datasets.POST_PROMPTS.get(str(eval_cfg.get("convention") or "official"), {}).get(task.kind, "")
     for item in items if suffix else ():  # the harness's instruction after each question, demonstrations' too
         item.question += suffix
@@ -94,6 +99,14 @@ def load_task(task: Task, config: ml_collections.ConfigDict, limit: int
     return items[:limit], items, skipped
 
 
+def video_settings(config: ml_collections.ConfigDict) -> tuple[int, str]:
+    """(frames, sampling rule) of a video question: eval.video_frames / eval.video_sampling when set, else the data
+    config's (data.video: MM1.5-Video's 24 uniform frames by default; mPLUG-Owl3's release samples 8, rule owl3)."""
+    e, data = _eval_cfg(config), (config.get("data") or {}).get("video") or {}
+    return (int(e.get("video_frames") or data.get("frames") or 24),
+            str(e.get("video_sampling") or data.get("sampling") or "uniform"))
+
+
 def image_loader(size: int, norm: str, split: dict | None = None) -> Callable[[Any], Any]:
     """Reference (path, bytes or a ready array) -> uint8 pixels [S, S, 3] (the model normalises them with `norm`), or
     with `split` (a `data.split`) the image's split entries as training lays them out, the canvas padded with
@@ -102,6 +115,8 @@ def image_loader(size: int, norm: str, split: dict | None = None) -> Callable[[A
     def load(ref: Any) -> Any:
         if isinstance(ref, np.ndarray):
             return ref
+        if isinstance(ref, video_lib.Frame):  # a video question's frame: whole, never split (MM1.5-Video)
+            return images_lib.whole_image(Image.fromarray(video_lib.frame_pixels(ref)), size)
         try:
             img = images_lib.decode_image(ref if isinstance(ref, bytes) else sources_lib.read_image_ref(ref, ".", ""))
         except (OSError, ValueError) as e:
