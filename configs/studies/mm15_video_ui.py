@@ -1,5 +1,6 @@
-"""MM1.5 (arXiv 2409.20566), its video and UI sections: MM1.5-Video and MM1.5-UI — listed so the study list is
-complete; neither can run yet.
+"""MM1.5 (arXiv 2409.20566), its video and UI sections: MM1.5-Video and MM1.5-UI. The training-free video row runs
+(the image SFT model scored on 24 frames per clip, each a whole image of 144 tokens: NExT-QA and ActivityNet-QA,
+which needs eval.judge); video SFT waits for its data config and UI for Ferret-UI's data and tasks.
 
 Video: 24 uniformly sampled frames, 144 tokens each, no splitting; training-free (the image model on frames) and SFT
 on ShareGPTVideo 556K + VideoChat2 225K + ActivityNet-QA 31.5K [S]. UI: a further SFT on Ferret-UI data (801K),
@@ -9,12 +10,15 @@ from configs.studies import _common as bm
 from mm1_jax.eval import suites
 
 STUDY = dict(
-    title="MM1.5-Video and MM1.5-UI (not yet runnable)",
+    title="MM1.5-Video and MM1.5-UI (training-free video runnable)",
     paper="MM1.5 (arXiv 2409.20566)", source="MM1.5-Video and MM1.5-UI sections",
     fixed="MM1.5 final recipe",
 )
-VIDEO = ("video input (24 uniformly sampled frames per clip, 144 tokens each) in mm1_jax.data and video eval tasks "
-         "(NExTQA, ActivityNet-QA)")
+VIDEO_SFT = ("the video SFT stage's data config (configs/mm15_video.py: ShareGPTVideo, VideoChat2 and ActivityNet-QA "
+             "in their release formats)")
+# 24 frames of 144 tokens (3,456 image tokens) and the question: room for 32 images and 4,096 tokens at evaluation
+VIDEO_EVAL = {"data.max_images": 32, "model.max_images": 32, "data.seq_len": 4096, "eval.video_frames": 24,
+              "eval.video_sampling": "uniform"}
 UI = ("Ferret-UI data and tasks, and Ferret-style box / point coordinate tokens (syntax and bin count not verified)")
 FINAL = "gs://YOUR_BUCKET/studies/mm15_final_{}/cpt/checkpoints"  # the MM1.5 model after continual pre-training
 STAGES = (
@@ -25,10 +29,11 @@ STAGES = (
 )
 ROWS = {
     # training-free: the image model scored on frames
-    "video_training_free_3b": dict(arg="decoder=3b", skip=("video_sft", "ui_sft"), missing=VIDEO,
-                                   stage_overrides={"sft": {"init.checkpoint": FINAL.format("3b")}}),
-    "video_sft_7b": dict(arg="decoder=7b", skip=("ui_sft",), missing=VIDEO,
-                         stage_overrides={"sft": {"init.checkpoint": FINAL.format("7b")}}),
+    "video_training_free_3b": dict(arg="decoder=3b", skip=("video_sft", "ui_sft"),
+                                   stage_overrides={"sft": {"init.checkpoint": FINAL.format("3b")},
+                                                    "eval": VIDEO_EVAL}),
+    "video_sft_7b": dict(arg="decoder=7b", skip=("ui_sft",), missing=VIDEO_SFT,
+                         stage_overrides={"sft": {"init.checkpoint": FINAL.format("7b")}, "eval": VIDEO_EVAL}),
     "ui_1b": dict(arg="decoder=1b", skip=("video_sft",), missing=UI,
                   stage_overrides={"sft": {"init.checkpoint": FINAL.format("1b")}}),
 }
