@@ -290,3 +290,32 @@ def test_a_video_question_is_prompted_with_its_sampled_frames(tmp_path):
     assert list(video.sample_indices(30, 6, "owl3")) == [2, 7, 12, 17, 22, 27]
     text = ctx.tok.decode(request.tokens, mark_images=False)
     assert "how does the square move" in text and text.index("how does") > 0
+
+
+def test_mvbench_is_asked_with_its_system_text_and_answer_start(tmp_path):
+    """MVBench's notebook puts its system text before the question and starts the answer with "Best option:(": the
+    prompt holds both, and the reply "A) ..." is read back as "(A) ..." by its check_ans."""
+    from mm1_jax.eval import tasks
+    from tests.test_eval_benchmarks import Scripted, byte_level_tokenizer, tiny_config
+
+    (tmp_path / "video" / "star" / "Charades_v1_480").mkdir(parents=True)
+    write_video(tmp_path / "video" / "star" / "Charades_v1_480" / "6H78U.mp4", clip(n=12), "libx264rgb", "rgb24",
+                {"qp": "0"})
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / "action_sequence.json").write_text(json.dumps([
+        {"video": "6H78U.mp4", "question": "What happened after the person took the food?",
+         "candidates": ["Ate the medicine.", "Took the box."], "answer": "Ate the medicine.", "start": 1.0,
+         "end": 3.0}]))
+    config = tiny_config({"mvbench": dict(annotations=str(tmp_path / "json"), videos=str(tmp_path / "video"),
+                                          tasks="Action Sequence")},
+                         byte_level_tokenizer(tmp_path / "tokenizer.json"))
+    config.eval.update(video_frames=4, video_sampling="uniform")
+    config.data.seq_len = 512
+    ctx = tasks.Context.from_config(None, config)
+    script = Scripted(ctx.tok, ["A) Ate the medicine."])
+    ctx.generator = lambda batch: script
+    scores = tasks.run_tasks(None, None, config, ["mvbench"], [0], context=ctx)
+    assert scores["mvbench/0shot/accuracy"] == 1.0
+    text = ctx.tok.decode(script.seen[0].tokens, mark_images=False)
+    assert text.removeprefix("<bos>").startswith("Carefully watch") and text.endswith("Assistant:Best option:(")
+    assert len(script.seen[0].images) == 4

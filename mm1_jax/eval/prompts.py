@@ -7,10 +7,12 @@ Formats (text between the parts is the model's training layout; `TEMPLATES` hold
   choice    as vqa (or plain text when the item has no images and no question), scored per option or by letter
   continue  <bos> [passage]*k context                                       -> generate the next word (LAMBADA)
 An item's question may place its images with `<image>` markers (multi-image questions); otherwise its images go
-before the question. Each image becomes K <image> slot tokens (or, when evaluation splits images as training did,
-its crops and overview, each K slots, ordered and marked as in training). A question-answer demonstration ends
-with <eos>, as every assistant turn does in SFT data, so a k-shot VQA prompt is a (k+1)-turn chat; caption
-demonstrations do not (in pre-training <eos> ends a document, so nothing follows one in the same document).
+before the question. A query item's meta may add a benchmark's system text before the turn ("system") and the start
+of the answer after it ("answer_prefix": MVBench's "Best option:(", which its scorer puts back before the reply).
+Each image becomes K <image> slot tokens (or, when evaluation splits images as training did, its crops and overview,
+each K slots, ordered and marked as in training). A question-answer demonstration ends with <eos>, as every
+assistant turn does in SFT data, so a k-shot VQA prompt is a (k+1)-turn chat; caption demonstrations do not (in
+pre-training <eos> ends a document, so nothing follows one in the same document).
 
 Demonstrations come from a support split, drawn reproducibly (seed, item index). When the prompt does not fit the
 model's context (tokens, plus the new tokens to generate) or its image budget, demonstrations are dropped from the
@@ -94,7 +96,11 @@ def item_parts(item: Item, fmt: str, load: Callable, answer: str | None = None, 
         context = [("text", item.meta["context"])] if item.meta.get("context") else []
         return context + ([("text", (" " if fmt == "continue" else "") + answer)] if answer is not None else [])
     parts = [("text", template.user)] + _content(item, question, load) + [("text", template.assistant)]
-    return parts + ([("text", answer), template.end] if answer is not None else [])
+    if answer is not None:
+        return parts + [("text", answer), template.end]
+    # a benchmark's own system text before the question and the start of its answer (MVBench: "Best option:(")
+    system, prefix = item.meta.get("system", ""), item.meta.get("answer_prefix", "")
+    return ([("text", system)] if system else []) + parts + ([("text", prefix)] if prefix else [])
 
 
 def encode(parts: Sequence[tuple], tok: Tokenizer, k: int, split: dict | None = None

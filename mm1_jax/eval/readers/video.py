@@ -219,7 +219,7 @@ def _videomme_item(rec: dict, folder: str) -> Item:
 # --- MVBench -------------------------------------------------------------------------------------------------------
 
 
-def read_mvbench(task: str, *, annotations: str, videos: str, tasks: tuple[str, ...] = ()
+def read_mvbench(task: str, *, annotations: str, videos: str, tasks: tuple[str, ...] | str = ()
                  ) -> tuple[list[Item], list[dict]]:
     """MVBench (OpenGVLab/MVBench): `annotations` its json/ folder (one <task>.json list a task: {"video",
     "question", "candidates", "answer" (the right candidate's text), "start", "end" (seconds; the bound tasks)}),
@@ -228,6 +228,8 @@ def read_mvbench(task: str, *, annotations: str, videos: str, tasks: tuple[str, 
     id = "<task>-<index>"; meta task, start / end for the bound tasks."""
     folder = image_folder(task, required(task, "annotations", annotations), "annotations")
     root = image_folder(task, videos, "videos")
+    if isinstance(tasks, str):  # the config field: a comma-separated list ('' = all)
+        tasks = tuple(t.strip() for t in tasks.split(",") if t.strip())
     names = list(tasks) or list(MVBENCH_TASKS)
     unknown = [t for t in names if t not in MVBENCH_TASKS]
     if unknown:
