@@ -1,11 +1,14 @@
 """python -m mm1_jax.generate --config=configs/tiny.py --checkpoint=DIR --image=a.jpg [--image=b.jpg] [--prompt=...]
+python -m mm1_jax.generate --config=configs/tiny.py --checkpoint=DIR --video=clip.mp4 --prompt="What happens?"
 
 Captions your images (no --prompt) or answers a question about them, printing the answer as it is generated. The
 checkpoint is an MM1 training checkpoint of the config's model or a converted mPLUG-Owl3 directory (with
 `configs/owl3_eval.py:TOKENIZER_JSON`); without --checkpoint, a random initialisation. Images are prepared and the
 prompt laid out exactly as the evaluation does (`mm1_jax.eval`: the model's image size, pixel statistics and
 splitting; its chat template), so what you see here is what the benchmarks score. Put `<image>` in the prompt to
-place the images inside the question (in order); otherwise they come first.
+place the images inside the question (in order); otherwise they come first. A --video (a file or a frame folder) is
+sampled as the evaluation samples a video question (`eval.video_frames`, else `data.video.frames`: MM1.5-Video's
+24; `eval.video_sampling`) and its frames, whole images, come before any --image.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Model/data config file (configs/X.py[:ARG]).")
 flags.DEFINE_string("checkpoint", None, "Orbax checkpoint (or a trainer workdir), or a converted mPLUG-Owl3 directory.")
 flags.DEFINE_multi_string("image", [], "An image file (repeat for several).")
+flags.DEFINE_string("video", "", "A video file or frame folder, given as its sampled frames (before the images).")
 flags.DEFINE_string("prompt", "", "A question or instruction; empty: caption the image(s).")
 flags.DEFINE_integer("max_new_tokens", 32, "At most this many new tokens.")
 flags.DEFINE_float("temperature", 0.0, "0: greedy; otherwise sample at this temperature.")
@@ -54,8 +58,14 @@ def main(argv):
     console.start_backends()
     try:
         pictures = _read_images(FLAGS.image)
+        if FLAGS.video:  # decoded once here: a bad video is one sentence before any model is built
+            from mm1_jax.data import video as video_lib  # pylint: disable=import-outside-toplevel
+
+            frames, rule = tasks.video_settings(FLAGS.config)
+            video_lib.read_video(FLAGS.video, frames, rule)
+            pictures = video_lib.video_frames(FLAGS.video, frames, rule) + pictures
         if not pictures and not FLAGS.prompt:
-            raise ValueError("give --image=FILE (to caption it) or --prompt=TEXT.")
+            raise ValueError("give --image=FILE (to caption it), --video=FILE or --prompt=TEXT.")
         params, ctx = results.load(FLAGS.config, FLAGS.checkpoint, FLAGS.seed, batch_size=1)
         template = prompts.TEMPLATES[ctx.template]
         item = prompts.Item("cli", pictures, question=FLAGS.prompt)

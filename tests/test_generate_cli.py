@@ -27,12 +27,13 @@ def _photo(tmp_path, name: str) -> str:
     return path
 
 
-def _expected(ctx, params, paths, question, max_new_tokens):
-    """What the evaluation's batched generator answers for the same images and prompt (greedy)."""
+def _expected(ctx, params, paths, question, max_new_tokens, frames=()):
+    """What the evaluation's batched generator answers for the same images and prompt (greedy); `frames`: a video's
+    frame references (mm1_jax.data.video.video_frames), before the images."""
     from mm1_jax.eval.prompts import TEMPLATES
 
     template = TEMPLATES[ctx.template]
-    pictures = [pathlib.Path(p).read_bytes() for p in paths]
+    pictures = list(frames) + [pathlib.Path(p).read_bytes() for p in paths]
     item = prompts.Item("x", pictures, question=question)
     load = tasks.image_loader(ctx.image_size, ctx.norm, ctx.split)
     parts = prompts.item_parts(item, "vqa" if question else "caption", load, template=template)
@@ -47,7 +48,8 @@ def _expected(ctx, params, paths, question, max_new_tokens):
 
 def test_generate_on_a_checkpoint_with_two_photographs(tmp_path):
     """The README's command on a trainer checkpoint and two photographs (scikit-image's astronaut and coffee): the
-    printed caption is the generator's on the restored parameters (perturbed, so no initialisation reproduces them)."""
+    printed caption is the generator's on the restored parameters (perturbed, so no initialisation reproduces them).
+    Then a video (written with PyAV) and one photograph: its 2 sampled frames come first, as a video question's."""
     import jax
 
     from configs import tiny
@@ -70,6 +72,17 @@ def test_generate_on_a_checkpoint_with_two_photographs(tmp_path):
     restored, ctx = load(config, str(tmp_path / "run"), seed=0, batch_size=1)
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored), params)
     expected = _expected(ctx, restored, paths, "", 8)
+    assert expected and out.stdout.strip() == expected
+    from mm1_jax.data import video
+    from tests.test_video import clip, write_video
+
+    movie = write_video(tmp_path / "clip.mp4", clip(n=12), "libx264rgb", "rgb24", {"qp": "0"})
+    out = subprocess.run([sys.executable, "-m", "mm1_jax.generate", "--config=configs/tiny.py",
+                          f"--checkpoint={tmp_path / 'run'}", f"--video={movie}", f"--image={paths[1]}",
+                          "--config.eval.video_frames=2", "--prompt=What changes?", "--max_new_tokens=8"],
+                         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    expected = _expected(ctx, restored, paths[1:], "What changes?", 8, video.video_frames(movie, 2, "uniform"))
     assert expected and out.stdout.strip() == expected
 
 
@@ -102,3 +115,7 @@ def test_a_bad_image_is_one_sentence(tmp_path):
                           f"--image={tmp_path}/none.jpg"], cwd=REPO, env=ENV, capture_output=True, text=True,
                          timeout=300)
     assert out.stderr.strip() == f"error: --image={tmp_path}/none.jpg: No such file or directory."
+    out = subprocess.run([sys.executable, "-m", "mm1_jax.generate", "--config=configs/tiny.py", f"--video={bad}"],
+                         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and out.stderr.strip().startswith(f"error: video {str(bad)!r} ") and \
+        "\n" not in out.stderr.strip(), out.stderr

@@ -51,9 +51,11 @@ class MissingVideo(ValueError):
     """The video file or frame folder does not exist."""
 
 
-def sample_indices(num_frames_in_video: int, num_frames: int, rule: str = "uniform") -> np.ndarray:
+def sample_indices(num_frames_in_video: int, num_frames: int, rule: str = "uniform", warn: bool = True
+                   ) -> np.ndarray:
     """`num_frames` frame indices (int64, ascending, with repetition when the clip is shorter) of a clip of
-    `num_frames_in_video` frames under `rule` (SAMPLING_RULES; the formulas in the module docstring)."""
+    `num_frames_in_video` frames under `rule` (SAMPLING_RULES; the formulas in the module docstring); `warn`: say so
+    (once per process) when the clip is shorter (the readers say it once the clip has decoded)."""
     n, k = int(num_frames_in_video), int(num_frames)
     if n < 1:
         raise ValueError(f"a video of {n} frames has no frame to sample.")
@@ -73,11 +75,16 @@ def sample_indices(num_frames_in_video: int, num_frames: int, rule: str = "unifo
         idx = np.linspace(0, n - 1, k).astype(np.int64)
     else:
         raise ValueError(f"video sampling rule {rule!r} is not one of {', '.join(SAMPLING_RULES)}.")
+    if warn:
+        _warn_short(n, k, rule)
+    return idx
+
+
+def _warn_short(n: int, k: int, rule: str) -> None:
     if n < k and os.getpid() not in _warned_short:
         _warned_short.add(os.getpid())
         _log.warning("A video has %d frames, fewer than the %d asked: its frames are sampled with repetition "
                      "(rule %r; said once per process).", n, k, rule)
-    return idx
 
 
 class Frame(NamedTuple):
@@ -133,7 +140,7 @@ def _read_folder(folder: epath.Path, k: int, rule: str) -> np.ndarray:
     files = frame_files(folder)
     if not files:
         raise ValueError(f"frame folder {os.fspath(folder)!r} holds no image files ({', '.join(FRAME_EXTS)}).")
-    idx = sample_indices(len(files), k, rule)
+    idx = sample_indices(len(files), k, rule, warn=False)
     decoded = {}
     for i in sorted(set(idx.tolist())):
         try:
@@ -145,6 +152,7 @@ def _read_folder(folder: epath.Path, k: int, rule: str) -> np.ndarray:
     if len(shapes) > 1:
         raise ValueError(f"frame folder {os.fspath(folder)!r} mixes frame sizes {sorted(shapes)}; a video's frames "
                          "must all have one size.")
+    _warn_short(len(files), k, rule)
     return np.stack([decoded[i] for i in idx.tolist()])
 
 
@@ -156,7 +164,7 @@ def _read_file(path: epath.Path, k: int, rule: str) -> np.ndarray:
     n, i = 0, -1  # frames the header lists; the last frame decoded
     try:
         n = _count_frames(av, name if local else path.open("rb"))
-        idx = sample_indices(n, k, rule)
+        idx = sample_indices(n, k, rule, warn=False)
         wanted, last = set(idx.tolist()), int(idx.max())
         frames = {}
         with av.open(name if local else path.open("rb")) as container:
@@ -176,6 +184,7 @@ def _read_file(path: epath.Path, k: int, rule: str) -> np.ndarray:
         raise ValueError(f"video {name!r} cannot be read: {reason}.") from e
     if last not in frames:
         raise ValueError(f"video {name!r} is truncated: its header lists {n} frames but only {i + 1} decode.")
+    _warn_short(n, k, rule)
     return np.stack([frames[j] for j in idx.tolist()])
 
 
