@@ -119,14 +119,25 @@ def _mme_pair(subtask: str, path: str, pictures: str, stem: str) -> list[Item]:
     return items
 
 
+def _yes_no_table(task: str, path: str, what: str) -> LmuTable:
+    """VLMEvalKit's TSV of a yes / no benchmark (MME.tsv, POPE.tsv)."""
+    return LmuTable(task, "annotations", path, ("index", "image", "question", "answer", "category"), what)
+
+
+def _yes_no_answer(tsv: LmuTable, row: list[str]) -> str:
+    """The row's answer, checked: a row of another width or an answer other than Yes / No is skipped."""
+    tsv.check_width(row)
+    answer = tsv.cell(row, "answer")
+    if answer.lower() not in ("yes", "no"):
+        raise Skip(f"answer {answer!r} is not Yes / No")
+    return answer
+
+
 def _mme_tsv(task: str, path: str) -> tuple[list[Item], list[dict]]:
-    tsv = LmuTable(task, "annotations", path, ("index", "image", "question", "answer", "category"), "VLMEvalKit's MME.tsv")
+    tsv = _yes_no_table(task, path, "VLMEvalKit's MME.tsv")
 
     def make(n: int, row: list[str]) -> Item:
-        tsv.check_width(row)
-        answer = tsv.cell(row, "answer")
-        if answer.lower() not in ("yes", "no"):
-            raise Skip(f"answer {answer!r} is not Yes / No")
+        answer = _yes_no_answer(tsv, row)
         category = tsv.cell(row, "category")
         if not category:
             raise Skip("has no category (the MME subtask)")
@@ -200,13 +211,10 @@ def _pope_item(split: str, folder: str, rec: Any) -> Item:
 
 
 def _pope_tsv(task: str, path: str) -> tuple[list[Item], list[dict]]:
-    tsv = LmuTable(task, "annotations", path, ("index", "image", "question", "answer", "category"), "VLMEvalKit's POPE.tsv")
+    tsv = _yes_no_table(task, path, "VLMEvalKit's POPE.tsv")
 
     def make(n: int, row: list[str]) -> Item:
-        tsv.check_width(row)
-        answer = tsv.cell(row, "answer")
-        if answer.lower() not in ("yes", "no"):
-            raise Skip(f"answer {answer!r} is not Yes / No")
+        answer = _yes_no_answer(tsv, row)
         category = tsv.cell(row, "category")
         names = [s.strip() for s in category.split(",") if s.strip()]
         if not names:

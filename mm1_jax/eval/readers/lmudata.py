@@ -1,5 +1,5 @@
-"""VLMEvalKit's LMUData TSV files (MMMU_DEV_VAL.tsv, MathVista_MINI.tsv, OCRBench.tsv, tablevqa-bench.tsv): a header row,
-one question a row, images as base64 in the "image" column.
+"""VLMEvalKit's LMUData TSV files (MME.tsv, POPE.tsv, MMMU_DEV_VAL.tsv, OCRBench.tsv, tablevqa-bench.tsv, ...): a
+header row, one question a row, images as base64 in the "image" column.
 
 How VLMEvalKit reads the image column (open-compass/VLMEvalKit vlmeval/dataset/image_base.py `ImageBaseDataset.
 __init__` / `dump_image` and vlmeval/smp/misc.py `toliststr`, commit e8e78f05): a cell of at most 64 characters is
@@ -87,13 +87,7 @@ class LmuTable:
 
     def images(self, row: list[str]) -> list[bytes]:
         """The row's images, decoded from base64 (shared from another row when the cell is that row's index)."""
-        cell = self.cell(row, "image")
-        if not cell:
-            raise Skip("has no image")
-        if len(cell) <= 64:
-            if cell not in self._encoded:
-                raise Skip(f"image refers to row index {cell}, which has no image")
-            cell = self._encoded[cell]
+        cell = self._encoded[self.image_key(row)]
         if cell.startswith("[") and cell.endswith("]"):
             try:
                 encoded = ast.literal_eval(cell)

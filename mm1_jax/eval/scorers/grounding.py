@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from mm1_jax.eval.prompts import Item
-from mm1_jax.eval.scorers.refexp import THRESHOLD, ferret_box_to_pixels
+from mm1_jax.eval.scorers.refexp import THRESHOLD, decode_ferret, ferret_box_to_pixels
 
 PROTOCOLS = ("merged", "any_box")
 TOPK = (1, 5, 10, -1)  # eval_flickr_entities.py __main__ topk; -1 = every predicted box ("Upper_bound")
@@ -75,7 +75,6 @@ GRID = 1000  # VOCAB_IMAGE_W = VOCAB_IMAGE_H = 1000
 
 FLICKR_QUESTION = "What are the locations of {}?"  # model_flickr.py FlickrGrounding.question_prompt, <objs> filled
 LVIS_QUESTION = "Is the object {} of the image a {} or a {}?"  # model_lvis.py LVISData_V1 question_prompt
-_DELIMITERS = ".,;!?"
 
 Box = tuple[int, int, int, int]
 
@@ -103,26 +102,7 @@ def decode_ferret_phrases(text: str) -> list[tuple[str, Box]]:
     """(entity, box in grid units) pairs of a generated answer as eval_flickr_entities.py decode_bbox_from_caption
     reads them; [] where the official decode fails (a non-integer piece: its caught ValueError; a box of under 4
     numbers: its uncaught IndexError)."""
-    pairs: list[tuple[str, Box]] = []
-    start, entity = 0, ""
-    for i, char in enumerate(text):
-        if char == "[":
-            entity = text[start:i].strip()  # empty when a box's delimiter search ran past this '['
-            start = i + 1
-        elif char == "]":
-            piece = text[start:i].strip()
-            start = i + 1
-            try:
-                numbers = [int(p) for p in piece.split(",")]
-            except ValueError:
-                return []
-            if len(numbers) < 4:
-                return []
-            pairs.append((entity, (numbers[0], numbers[1], numbers[2], numbers[3])))
-            while start < len(text) and text[start] not in _DELIMITERS:
-                start += 1
-            start += 1
-    return pairs
+    return [(entity, (box[0], box[1], box[2], box[3])) for entity, box in decode_ferret(text)]
 
 
 def _normalised_phrase(phrase: str) -> str:

@@ -136,19 +136,22 @@ def convention_used(kind: str, convention: str) -> str:
     return convention if convention in CONVENTIONS[kind] else "official"
 
 
-def _text(prediction: Any) -> str:
+def reply_text(prediction: Any) -> str:
+    """A prediction as text ('' when there is none)."""
     return prediction if isinstance(prediction, str) else ""
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean_or_nan(values: Sequence[float]) -> float:
+    """The mean, nan for no values."""
     return sum(values) / len(values) if values else float("nan")
 
 
-def _grouped(right: Sequence[bool], keys: Sequence[Any]) -> dict[str, float]:
+def accuracy_by(right: Sequence[bool], keys: Sequence[Any]) -> dict[str, float]:
+    """The fraction right per key (a breakdown by task, type or category), keys sorted."""
     groups: dict[str, list[bool]] = {}
     for r, k in zip(right, keys):
         groups.setdefault(str(k), []).append(bool(r))
-    return {k: _mean(v) for k, v in sorted(groups.items())}
+    return {k: mean_or_nan(v) for k, v in sorted(groups.items())}
 
 
 def _lettered(options: Sequence[str], fmt: str) -> str:
@@ -242,7 +245,7 @@ def blink_judge_choice(judge: Judge, question: str, choices: Sequence[str], resp
 
 def blink_lmms_eval_letter(response: str) -> str:
     """lmms_eval/tasks/blink/utils.py _extract_answer_letter: the leading letter, upper-cased; "" when none."""
-    found = _BLINK_LMMS_LETTER.match(_text(response).strip())
+    found = _BLINK_LMMS_LETTER.match(reply_text(response).strip())
     return found.group(1).upper() if found else ""
 
 
@@ -279,7 +282,7 @@ def _vlmevalkit_row(item: Item, prediction: Any, gold: str, judge: Judge | None,
                     task: str, replies: list, unsettled: list, served: set) -> dict:
     """One VLMEvalKit row (vanilla evaluation): can_infer, then the judge when given (mmbench.vlmevalkit_letter)."""
     question = item.meta.get("question", item.question)
-    result = mmbench.vlmevalkit_letter(_text(prediction), item.options, question, judge, dataset=dataset, rng=rng,
+    result = mmbench.vlmevalkit_letter(reply_text(prediction), item.options, question, judge, dataset=dataset, rng=rng,
                                        task=task)
     got = result.letter
     if result.source in ("judge", "fallback"):
@@ -326,10 +329,10 @@ def blink_aggregate(items: Sequence[Item], predictions: Sequence[str], conventio
             rows.append(_vlmevalkit_row(it, p, gold.strip("()"), judge, "BLINK", rng, task, replies, unsettled,
                                         served))
     right = [r["correct"] for r in rows]
-    subtasks = _grouped(right, [it.meta["subtask"] for it in items])
-    micro = _mean(right)
-    accuracy = micro if used == "vlmevalkit" else _mean(list(subtasks.values()))
-    scores = {"accuracy": accuracy, "needs_judge": _mean([r["needs_judge"] for r in rows])}
+    subtasks = accuracy_by(right, [it.meta["subtask"] for it in items])
+    micro = mean_or_nan(right)
+    accuracy = micro if used == "vlmevalkit" else mean_or_nan(list(subtasks.values()))
+    scores = {"accuracy": accuracy, "needs_judge": mean_or_nan([r["needs_judge"] for r in rows])}
     details = {"subtasks": subtasks, "micro": micro, "convention": used}
     if judge is not None and used != "lmms_eval":
         version = BLINK_MATCH_PROMPT_VERSION if used == "official" else mmbench.VLMEVALKIT_PROMPT_VERSION
@@ -356,8 +359,8 @@ def muirbench_question(item: Item, convention: str = "official") -> str:
 
 def muirbench_lmms_eval_answer(response: str) -> str:
     """lmms_eval/tasks/muirbench/utils.py MultiChoiceRegexFilter: the letter of a leading "X.", else the response."""
-    found = _MUIR_LMMS_LETTER.match(_text(response))
-    return found.group(1) if found else _text(response)
+    found = _MUIR_LMMS_LETTER.match(reply_text(response))
+    return found.group(1) if found else reply_text(response)
 
 
 def muirbench_aggregate(items: Sequence[Item], predictions: Sequence[str], convention: str = "official",
@@ -375,7 +378,7 @@ def muirbench_aggregate(items: Sequence[Item], predictions: Sequence[str], conve
         gold = it.meta["answer"]
         if used == "official":
             letters, index2ans = mmmu.choice_letters(it.options)
-            got = mmmu.parse_multi_choice_response(_text(p), letters, index2ans, rng)
+            got = mmmu.parse_multi_choice_response(reply_text(p), letters, index2ans, rng)
             rows.append({"answer": got, "correct": got == gold, "needs_judge": False})
         elif used == "lmms_eval":
             got = muirbench_lmms_eval_answer(p)
@@ -384,13 +387,13 @@ def muirbench_aggregate(items: Sequence[Item], predictions: Sequence[str], conve
             rows.append(_vlmevalkit_row(it, p, gold, judge, "MUIRBench", fallback_rng, task, replies, unsettled,
                                         served))
     right = [r["correct"] for r in rows]
-    details = {"tasks": _grouped(right, [it.meta.get("task", "") for it in items]),
-               "image_relations": _grouped(right, [it.meta.get("image_relation", "") for it in items]),
-               "image_types": _grouped(right, [it.meta.get("image_type", "") for it in items]),
+    details = {"tasks": accuracy_by(right, [it.meta.get("task", "") for it in items]),
+               "image_relations": accuracy_by(right, [it.meta.get("image_relation", "") for it in items]),
+               "image_types": accuracy_by(right, [it.meta.get("image_type", "") for it in items]),
                "convention": used}
     if judge is not None and used == "vlmevalkit":
         details.update(_judge_details(judge, served, mmbench.VLMEVALKIT_PROMPT_VERSION, replies, unsettled))
-    return {"accuracy": _mean(right), "needs_judge": _mean([r["needs_judge"] for r in rows])}, rows, details
+    return {"accuracy": mean_or_nan(right), "needs_judge": mean_or_nan([r["needs_judge"] for r in rows])}, rows, details
 
 
 # ======================================================================== Mantis's eval.py (Mantis, NLVR2, Q-Bench2)
@@ -437,7 +440,7 @@ def mantis_prediction(question_type: str, raw_answer: str, ref_answer: str, opti
                       dataset_name: str = "") -> tuple[str, bool]:
     """eval.py get_prediction: (parsed answer, correct). `options` as the task's file holds them (prefixed
     "(A) ..." or not); dataset_name "nlvr2" turns on its true / false reading."""
-    raw_answer = _text(raw_answer)
+    raw_answer = reply_text(raw_answer)
     answer = mantis_parse_answer(raw_answer)
     if question_type == "short-answer":
         ref = str(ref_answer).strip("()\n ")
@@ -513,9 +516,9 @@ def mantis_aggregate(items: Sequence[Item], predictions: Sequence[str], conventi
     used = convention_used("mantis", convention)
     rows = _mantis_rows(items, predictions, "mantis_eval")
     right = [r["correct"] for r in rows]
-    return ({"accuracy": _mean(right)}, rows,
-            {"question_types": _grouped(right, [it.meta["question_type"] for it in items]),
-             "categories": _grouped(right, [it.meta.get("category", "") for it in items]), "convention": used})
+    return ({"accuracy": mean_or_nan(right)}, rows,
+            {"question_types": accuracy_by(right, [it.meta["question_type"] for it in items]),
+             "categories": accuracy_by(right, [it.meta.get("category", "") for it in items]), "convention": used})
 
 
 def nlvr2_consistency_key(identifier: str) -> str:
@@ -535,7 +538,7 @@ def nlvr2_aggregate(items: Sequence[Item], predictions: Sequence[str], conventio
         key = nlvr2_consistency_key(it.meta.get("identifier", it.id))
         sentences[key] = sentences.get(key, True) and r["correct"]
     right = [r["correct"] for r in rows]
-    return ({"accuracy": _mean(right), "consistency": _mean(list(sentences.values()))}, rows,
+    return ({"accuracy": mean_or_nan(right), "consistency": mean_or_nan(list(sentences.values()))}, rows,
             {"sentences": len(sentences), "convention": "official"})
 
 
@@ -595,15 +598,15 @@ def qbench2_aggregate(items: Sequence[Item], predictions: Sequence[str], convent
     for it, p in zip(items, predictions):
         gold = it.meta["answer"]
         if used == "lmms_eval":
-            got = qbench2_lmms_eval_letter(_text(p), it.options, rng)
+            got = qbench2_lmms_eval_letter(reply_text(p), it.options, rng)
             rows.append({"answer": got, "correct": got == gold})
         else:
             got, correct = mantis_prediction("multi-choice", p, gold, qbench2_mantis_options(it.options))
             rows.append({"answer": got, "correct": bool(correct)})
     right = [r["correct"] for r in rows]
-    return ({"accuracy": _mean(right)}, rows,
-            {"question_types": _grouped(right, [it.meta.get("question_type", "") for it in items]),
-             "question_concerns": _grouped(right, [it.meta.get("question_concern", "") for it in items]),
+    return ({"accuracy": mean_or_nan(right)}, rows,
+            {"question_types": accuracy_by(right, [it.meta.get("question_type", "") for it in items]),
+             "question_concerns": accuracy_by(right, [it.meta.get("question_concern", "") for it in items]),
              "convention": used})
 
 

@@ -53,13 +53,16 @@ def ferret_question(expression: str) -> str:
     return FERRET_QUESTION.format(expression.replace(",", "").strip())
 
 
-def parse_ferret_boxes(text: str) -> list[Box]:
-    """Every box of a generated text in grid coordinates, as eval_refexp.py decode_bbox_from_caption reads them;
-    [] when the official decoder fails (a non-integer piece: ValueError; under 4 numbers: its uncaught IndexError)."""
-    boxes: list[Box] = []
-    start = 0
+def decode_ferret(text: str) -> list[tuple[str, tuple[int, ...]]]:
+    """(entity text, the box's first four integers) of each bracket of a generated text, as ml-ferret's
+    decode_bbox_from_caption scans it (eval_refexp.py, eval_flickr_entities.py: the same scan): after a box the entity
+    text restarts only past a delimiter (. , ; ! ?); [] when the official decoder fails (a non-integer piece:
+    ValueError; under 4 numbers: its uncaught IndexError)."""
+    pairs: list[tuple[str, tuple[int, ...]]] = []
+    start, entity = 0, ""
     for i, char in enumerate(text):
         if char == "[":
+            entity = text[start:i].strip()  # empty when a box's delimiter search ran past this '['
             start = i + 1
         elif char == "]":
             piece = text[start:i].strip()
@@ -70,11 +73,17 @@ def parse_ferret_boxes(text: str) -> list[Box]:
                 return []
             if len(numbers) < 4:
                 return []
-            boxes.append(tuple(float(v) for v in numbers[:4]))
-            while start < len(text) and text[start] not in ".,;!?":  # the entity text restarts after a delimiter
+            pairs.append((entity, tuple(numbers[:4])))
+            while start < len(text) and text[start] not in ".,;!?":
                 start += 1
             start += 1
-    return boxes
+    return pairs
+
+
+def parse_ferret_boxes(text: str) -> list[Box]:
+    """Every box of a generated text in grid coordinates, as eval_refexp.py decode_bbox_from_caption reads them;
+    [] when the official decoder fails (`decode_ferret`)."""
+    return [tuple(float(v) for v in box) for _, box in decode_ferret(text)]
 
 
 def parse_ferret_box(text: str) -> Box | None:

@@ -39,24 +39,10 @@ from typing import Any
 from mm1_jax.eval.judge import NOT_SCORED, Judge, JudgeError, prompt_version
 from mm1_jax.eval.prompts import Item
 from mm1_jax.eval.scorers import mmbench
+from mm1_jax.eval.scorers.multi_image import accuracy_by, mean_or_nan, reply_text
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 KINDS = ("nextqa", "videomme", "mvbench", "egoschema", "activitynet_qa")
-
-
-def _text(prediction: Any) -> str:
-    return prediction if isinstance(prediction, str) else ""
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")
-
-
-def _grouped(right: Sequence[bool], keys: Sequence[Any]) -> dict[str, float]:
-    groups: dict[str, list[bool]] = {}
-    for r, k in zip(right, keys):
-        groups.setdefault(str(k), []).append(bool(r))
-    return {k: _mean(v) for k, v in sorted(groups.items())}
 
 
 def _check(items: Sequence[Item], predictions: Sequence[Any], kind: str) -> None:
@@ -85,7 +71,7 @@ VIDEOMME_PREFIXES = ("The best answer is", "The correct answer is", "The answer 
 def videomme_extract(s: str) -> str:
     """eval_your_results.py extract_characters_regex: the first of A-D after the prefixes are removed; "" when a
     reply of more than 10 words holds none, or none at all."""
-    s = _text(s).strip()
+    s = reply_text(s).strip()
     for prefix in VIDEOMME_PREFIXES:
         s = s.replace(prefix, "")
     if len(s.split()) > 10 and not re.search("[ABCD]", s):
@@ -110,14 +96,14 @@ def videomme_aggregate(items: Sequence[Item], predictions: Sequence[str], conven
         rows.append({"answer": got, "correct": got != "" and got == it.meta["answer"], "answered": got != ""})
     kept = [(it, r) for it, r in zip(items, rows) if r["answered"]]
     right = [r["correct"] for _, r in kept]
-    scores = {"accuracy": _mean(right), "answered": _mean([r["answered"] for r in rows])}
+    scores = {"accuracy": mean_or_nan(right), "answered": mean_or_nan([r["answered"] for r in rows])}
     for d in ("short", "medium", "long"):
         sub = [r["correct"] for it, r in kept if it.meta.get("duration") == d]
         if any(it.meta.get("duration") == d for it in items):
-            scores[d] = _mean(sub)
+            scores[d] = mean_or_nan(sub)
     keys = [it for it, _ in kept]
-    return scores, rows, _details(convention, task_types=_grouped(right, [it.meta.get("task") for it in keys]),
-                                  domains=_grouped(right, [it.meta.get("domain") for it in keys]),
+    return scores, rows, _details(convention, task_types=accuracy_by(right, [it.meta.get("task") for it in keys]),
+                                  domains=accuracy_by(right, [it.meta.get("domain") for it in keys]),
                                   unanswered=len(rows) - len(kept))
 
 
@@ -154,7 +140,7 @@ def mvbench_question(item: Item, convention: str = "official") -> str:
 
 def mvbench_pred(reply: str) -> str:
     """infer_mvbench's return: "(" + the reply's first line (the reply continues "Best option:(")."""
-    return MVBENCH_RETURN_PROMPT + _text(reply).strip().split("\n")[0]
+    return MVBENCH_RETURN_PROMPT + reply_text(reply).strip().split("\n")[0]
 
 
 def mvbench_check_ans(pred: str, gt: str) -> bool:
@@ -182,9 +168,9 @@ def mvbench_aggregate(items: Sequence[Item], predictions: Sequence[str], convent
         pred = mvbench_pred(p)
         rows.append({"answer": pred, "gt": gt, "correct": mvbench_check_ans(pred, gt)})
     right = [r["correct"] for r in rows]
-    tasks = _grouped(right, [it.meta["task"] for it in items])
-    scores = {"accuracy": _mean(right), "task_mean": _mean(list(tasks.values())), **tasks}
-    empty = sum(1 for p in predictions if not _text(p).strip())
+    tasks = accuracy_by(right, [it.meta["task"] for it in items])
+    scores = {"accuracy": mean_or_nan(right), "task_mean": mean_or_nan(list(tasks.values())), **tasks}
+    empty = sum(1 for p in predictions if not reply_text(p).strip())
     return scores, rows, _details(convention, tasks=tasks, empty_replies=empty)
 
 
@@ -206,7 +192,7 @@ def lettered_question(item: Item, convention: str = "official") -> str:
 
 def choice_letter(prediction: Any, options: Sequence[str]) -> str | None:
     """The letter of a reply (VLMEvalKit can_infer: a letter, or an option's text), None when none."""
-    letter = mmbench.infer_letter(_text(prediction), options, "official")
+    letter = mmbench.infer_letter(reply_text(prediction), options, "official")
     return letter if letter and letter in LETTERS[:len(options)] else None
 
 
@@ -231,12 +217,12 @@ def nextqa_aggregate(items: Sequence[Item], predictions: Sequence[str], conventi
     rows = _choice_rows(items, predictions)
     right = [r["correct"] for r in rows]
     groups = [nextqa_group(it.meta["type"]) for it in items]
-    scores: dict[str, float] = {"accuracy": _mean(right)}
+    scores: dict[str, float] = {"accuracy": mean_or_nan(right)}
     for letter, name in (("C", "causal"), ("T", "temporal"), ("D", "descriptive")):
         sub = [r for r, g in zip(right, groups) if g[0] == letter]
         if sub:
-            scores[name] = _mean(sub)
-    per = _grouped(right, groups)
+            scores[name] = mean_or_nan(sub)
+    per = accuracy_by(right, groups)
     scores.update({g: per[g] for g in NEXTQA_GROUPS if g in per})
     return scores, rows, _details(convention, names=NEXTQA_NAMES)
 
@@ -246,7 +232,7 @@ def egoschema_aggregate(items: Sequence[Item], predictions: Sequence[str], conve
     """EgoSchema subset: "accuracy" over the questions of subset_answers.json."""
     _check(items, predictions, "egoschema")
     rows = _choice_rows(items, predictions)
-    return {"accuracy": _mean([r["correct"] for r in rows])}, rows, _details(convention)
+    return {"accuracy": mean_or_nan([r["correct"] for r in rows])}, rows, _details(convention)
 
 
 # ==================================================================================================== ActivityNet-QA
@@ -289,7 +275,7 @@ def activitynet_qa_parse(reply: str) -> tuple[str, int] | None:
     """ast.literal_eval of the reply: ("yes" / "no" / "", int(score)), or None when it is not such a dict. The
     verdict as the official summary reads it: "yes" in pred.lower() -> yes, elif "no" in it -> no."""
     try:
-        value = ast.literal_eval(_text(reply).strip())
+        value = ast.literal_eval(reply_text(reply).strip())
         pred, score = value["pred"], int(value["score"])
     except Exception:  # noqa: BLE001  literal_eval raises many kinds for free text
         return None
@@ -307,7 +293,7 @@ def activitynet_qa_aggregate(items: Sequence[Item], predictions: Sequence[str], 
     _check(items, predictions, task)
     rows, yes, no, scores_, unparsed, served = [], 0, 0, [], [], set()
     for it, p in zip(items, predictions):
-        messages = activitynet_qa_messages(it.question, it.answers[0], _text(p))
+        messages = activitynet_qa_messages(it.question, it.answers[0], reply_text(p))
         try:
             reply = judge.ask(messages, temperature=ANETQA_TEMPERATURE, max_tokens=ANETQA_MAX_TOKENS)
         except JudgeError as e:
@@ -324,7 +310,7 @@ def activitynet_qa_aggregate(items: Sequence[Item], predictions: Sequence[str], 
         scores_.append(score)
         rows.append({"reply": reply.text, "verdict": verdict, "score": score, "correct": verdict == "yes",
                      "unparsed": False})
-    average = _mean(scores_)
+    average = mean_or_nan(scores_)
     out = {"accuracy": yes / (yes + no) if yes + no else math.nan,
            "score": average / 5 if scores_ else math.nan, "unparsed": len(unparsed) / len(items) if items else 0.0}
     return out, rows, _details(convention, judge=judge.describe(), served_models=sorted(served),
