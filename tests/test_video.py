@@ -43,6 +43,34 @@ def test_linspace_includes_first_and_last_frame():
     assert video.sample_indices(100, 5, "linspace").tolist() == [0, 24, 49, 74, 99]
 
 
+def mvbench_get_index(bound, fps, max_frame, first_idx=0, num_segments=16):
+    """MVBench's frame choice as its notebook states it (video_chat2/mvbench.ipynb, MVBench_dataset.get_index)."""
+    start, end = bound if bound else (-100000, 100000)
+    start_idx = max(first_idx, round(start * fps))
+    end_idx = min(round(end * fps), max_frame)
+    seg_size = float(end_idx - start_idx) / num_segments
+    return [int(start_idx + (seg_size / 2) + np.round(seg_size * idx)) for idx in range(num_segments)]
+
+
+def test_mvbench_rule_and_clips_are_its_notebooks_get_index():
+    assert video.sample_indices(100, 16, "mvbench").tolist() == mvbench_get_index(None, 30.0, 99)
+    for n in (16, 17, 90, 301):
+        for k in (8, 16, 24):
+            assert video.sample_indices(n, k, "mvbench").tolist() == mvbench_get_index(None, 25.0, n - 1, 0, k)
+            for bound, fps in (((1.0, 3.0), 30.0), ((0.4, 2.2), 25.0), ((2.5, 99.0), 29.97)):
+                if round(bound[0] * fps) > n - 1:  # the clip starts after the video ends (below)
+                    continue
+                lo, hi = video.clip_range(video.Clip(*bound), fps, n)  # a video file: frames from 0
+                ours = (lo + video.sample_indices(hi - lo + 1, k, "mvbench", warn=False)).tolist()
+                assert ours == mvbench_get_index(bound, fps, n - 1, 0, k), (n, k, bound)
+                # a frame folder (TVQA's, 3 frames/s): files numbered from 1, file j is our frame j - 1
+                lo, hi = video.clip_range(video.Clip(bound[0] / 10, bound[1] / 10, 3.0), 3.0, n, first=1)
+                ours = (lo + video.sample_indices(hi - lo + 1, k, "mvbench", warn=False) + 1).tolist()
+                assert ours == mvbench_get_index((bound[0] / 10, bound[1] / 10), 3.0, n, 1, k), (n, k, bound)
+    with pytest.raises(ValueError, match=r"^the clip 5-6 s holds no frame of a video of 30 frames at 30 frames/s\.$"):
+        video.clip_range(video.Clip(5.0, 6.0), 30.0, 30)
+
+
 def test_short_video_repeats_frames_and_says_so_once(caplog, monkeypatch):
     monkeypatch.setattr(video, "_warned_short", set())
     with caplog.at_level(logging.WARNING, logger="mm1_jax.data.video"):
@@ -59,19 +87,19 @@ def test_every_rule_gives_k_sorted_in_range_indices():
             for k in (1, 8, 24):
                 idx = video.sample_indices(n, k, rule)
                 assert len(idx) == k and idx.min() >= 0 and idx.max() <= n - 1 and np.all(np.diff(idx) >= 0)
-                if n > k or (n == k and rule != "uniform"):  # SlowFast-LLaVA's (n-1)/k segments repeat one frame
+                if n > k or (n == k and rule not in ("uniform", "mvbench")):  # (n-1)/k segments repeat one frame
                     assert len(set(idx.tolist())) == k, (rule, n, k)  # when n == k; else no repetition
 
 
 def test_bad_rule_and_config_fields_one_sentence():
-    with pytest.raises(ValueError, match=r"^video sampling rule 'random' is not one of uniform, owl3, linspace\.$"):
+    with pytest.raises(ValueError, match=r"^video sampling rule 'random' is not one of uniform, owl3, linspace, mvbench\.$"):
         video.sample_indices(10, 4, "random")
     dc = config_lib.get_data_config()
     assert (dc.video.frames, dc.video.sampling) == (24, "uniform")  # MM1.5-Video
     config_lib.validate_data_config(dc)
     dc.video.sampling = "unifrom"
     with pytest.raises(ValueError, match=r'^data\.video\.sampling=\'unifrom\' is not a sampling rule \(did you mean '
-                                         r'"uniform"\?\); the rules are uniform, owl3, linspace\.$'):
+                                         r'"uniform"\?\); the rules are uniform, owl3, linspace, mvbench\.$'):
         config_lib.validate_data_config(dc)
     dc = config_lib.get_data_config()
     dc.video.frames = 0
@@ -137,6 +165,13 @@ def test_frame_folder_reads_as_a_video_in_natural_order(tmp_path):
     assert [f.name for f in video.frame_files(folder)][8:11] == ["frame_8.png", "frame_9.png", "frame_10.png"]
     got = video.read_video(folder, 4, "uniform")
     np.testing.assert_array_equal(got, frames[[1, 4, 7, 9]])  # s = 11/4: (0+3)//2, (3+6)//2, (6+8)//2, (8+11)//2
+    # a clip of a folder at 3 frames/s (MVBench's TVQA folders): 1.0-3.0 s are files 3 .. 9 (numbered from 1), our
+    # frames 2 .. 8; 4 uniform frames of those 7: s = 6/4, edges round(0, 1.5, 3, 4.5, 6) = 0 2 3 4 6 -> 1 2 3 5
+    got = video.read_video(folder, 4, "uniform", video.Clip(1.0, 3.0, 3.0))
+    np.testing.assert_array_equal(got, frames[[3, 4, 5, 7]])
+    with pytest.raises(ValueError, match=r"^frame folder '.*frames': a clip 1-3 s of a frame folder needs the "
+                                         r"folder's frame rate\.$"):
+        video.read_video(folder, 4, "uniform", video.Clip(1.0, 3.0))
 
 
 def test_bad_inputs_raise_one_sentence_naming_the_file(tmp_path):
@@ -299,7 +334,8 @@ def test_mvbench_is_asked_with_its_system_text_and_answer_start(tmp_path):
     from tests.test_eval_benchmarks import Scripted, byte_level_tokenizer, tiny_config
 
     (tmp_path / "video" / "star" / "Charades_v1_480").mkdir(parents=True)
-    write_video(tmp_path / "video" / "star" / "Charades_v1_480" / "6H78U.mp4", clip(n=12), "libx264rgb", "rgb24",
+    movie = clip(n=120)  # 4 s at 30 frames/s
+    write_video(tmp_path / "video" / "star" / "Charades_v1_480" / "6H78U.mp4", movie, "libx264rgb", "rgb24",
                 {"qp": "0"})
     (tmp_path / "json").mkdir()
     (tmp_path / "json" / "action_sequence.json").write_text(json.dumps([
@@ -318,4 +354,8 @@ def test_mvbench_is_asked_with_its_system_text_and_answer_start(tmp_path):
     assert scores["mvbench/0shot/accuracy"] == 1.0
     text = ctx.tok.decode(script.seen[0].tokens, mark_images=False)
     assert text.removeprefix("<bos>").startswith("Carefully watch") and text.endswith("Assistant:Best option:(")
-    assert len(script.seen[0].images) == 4
+    # Action Sequence is a bound task: frames come from its clip 1.0-3.0 s, frames 30 .. 90 of the file (61 frames);
+    # 4 uniform of those: s = 60/4 = 15, edges 0 15 30 45 60 -> midpoints 7 22 37 52, i.e. frames 37 52 67 82
+    from mm1_jax.data import images as images_lib
+    want = np.stack([images_lib.whole_image(Image.fromarray(f), ctx.image_size) for f in movie[[37, 52, 67, 82]]])
+    np.testing.assert_array_equal(script.seen[0].images, want)

@@ -17,6 +17,15 @@ Sampling rules, `sample_indices(n, k, rule)` for a clip of n frames (indices 0 .
   with its last frame. n=100, k=8: 5, 18, 30, 43, 55, 68, 80, 93.
 - "linspace" (LLaVA-NeXT-Video / LLaVA-Video's releases): int(linspace(0, n - 1, k)), truncated toward zero; first
   and last frames included. n=100, k=24: 0, 4, 8, 12, 17, ...
+- "mvbench" (MVBench's evaluation, OpenGVLab/Ask-Anything `video_chat2/mvbench.ipynb` `MVBench_dataset.get_index`,
+  num_segments=16 there): s = (n - 1) / k; frame i = int(s / 2 + round(s * i)), round half to even.
+  n=100, k=16: 3, 9, 15, 21, 28, 34, 40, 46, 52, 58, 65, 71, 77, 83, 89, 96.
+
+A `Clip` (start, end in seconds) restricts a video to the frames a benchmark asks about, as MVBench's `get_index`
+does for its bound tasks: frames round(start * fps) .. min(round(end * fps), last frame), fps the stream's average
+rate; a frame folder has no rate, so its clip gives one (MVBench's TVQA folders: 3 frames/s, files numbered from 1,
+so the folder's first file is frame 1 and the clip starts at max(1, round(start * fps))). The rule then samples that
+range as if it were the whole video.
 
 A clip shorter than k frames is sampled with repetition by the same formula (SlowFast-LLaVA would instead take
 min(n, k) frames, which makes a video's token count vary; Owl3 repeats the last frame), and the first such clip logs a
@@ -40,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 from etils import epath
 
-SAMPLING_RULES = ("uniform", "owl3", "linspace")
+SAMPLING_RULES = ("uniform", "owl3", "linspace", "mvbench")
 FRAME_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 _log = logging.getLogger(__name__)
@@ -73,6 +82,9 @@ def sample_indices(num_frames_in_video: int, num_frames: int, rule: str = "unifo
         idx = np.concatenate([idx, np.full(k - m, idx[-1], np.int64)])
     elif rule == "linspace":
         idx = np.linspace(0, n - 1, k).astype(np.int64)
+    elif rule == "mvbench":
+        s = (n - 1) / k
+        idx = (s / 2 + np.round(s * np.arange(k))).astype(np.int64)
     else:
         raise ValueError(f"video sampling rule {rule!r} is not one of {', '.join(SAMPLING_RULES)}.")
     if warn:
@@ -87,40 +99,76 @@ def _warn_short(n: int, k: int, rule: str) -> None:
                      "(rule %r; said once per process).", n, k, rule)
 
 
+class Clip(NamedTuple):
+    """The part of a video a question is about, in seconds; `fps` the frame rate of a frame folder (a file has its
+    own)."""
+
+    start: float
+    end: float
+    fps: float | None = None
+
+
+def clip_of(meta: dict) -> Clip | None:
+    """The `Clip` an evaluation item's meta names (start / end seconds, fps for a frame folder), None when unclipped."""
+    if meta.get("start") is None and meta.get("end") is None:
+        return None
+    fps = meta.get("fps")
+    return Clip(float(meta.get("start") or 0.0), float(meta.get("end") if meta.get("end") is not None else 1e9),
+                None if fps is None else float(fps))
+
+
+def clip_range(clip: Clip | None, fps: float | None, n: int, first: int = 0) -> tuple[int, int]:
+    """(lo, hi), the inclusive 0-based frame range of `clip` in a video of n frames at `fps` (MVBench's get_index;
+    `first`=1 for a frame folder numbered from 1: its bounds count from 1, its file i is frame i + 1)."""
+    if clip is None:
+        return 0, n - 1
+    if not fps:
+        raise ValueError(f"a clip {clip.start:g}-{clip.end:g} s of a frame folder needs the folder's frame rate.")
+    lo = max(first, round(clip.start * fps)) - first
+    hi = min(round(clip.end * fps), n - 1 + first) - first
+    if hi < lo:
+        raise ValueError(f"the clip {clip.start:g}-{clip.end:g} s holds no frame of a video of {n} frames at "
+                         f"{fps:g} frames/s.")
+    return lo, hi
+
+
 class Frame(NamedTuple):
-    """Frame `index` of the `frames` that `rule` samples from the video at `path` (a file or a frame folder): an image
-    reference, decoded when loaded (`frame_pixels`), so a video question holds no pixels until its prompt is built."""
+    """Frame `index` of the `frames` that `rule` samples from the video at `path` (a file or a frame folder), within
+    `clip` when given: an image reference, decoded when loaded (`frame_pixels`), so a video question holds no pixels
+    until its prompt is built."""
 
     path: str
     index: int
     frames: int
     rule: str
+    clip: Clip | None = None
 
 
-def video_frames(path: str, frames: int, rule: str = "uniform") -> list[Frame]:
+def video_frames(path: str, frames: int, rule: str = "uniform", clip: Clip | None = None) -> list[Frame]:
     """The frame references of one video: what an evaluation item's images are for a video question."""
-    return [Frame(str(path), i, int(frames), rule) for i in range(int(frames))]
+    return [Frame(str(path), i, int(frames), rule, clip) for i in range(int(frames))]
 
 
 @functools.lru_cache(maxsize=2)  # a question's frames are loaded one after another: one decode per video
-def _sampled(path: str, frames: int, rule: str) -> np.ndarray:
-    return read_video(path, frames, rule)
+def _sampled(path: str, frames: int, rule: str, clip: Clip | None) -> np.ndarray:
+    return read_video(path, frames, rule, clip)
 
 
 def frame_pixels(frame: Frame) -> np.ndarray:
     """uint8 [H, W, 3] pixels of a `Frame` (its video decoded once for all of its frames)."""
-    return _sampled(frame.path, frame.frames, frame.rule)[frame.index]
+    return _sampled(frame.path, frame.frames, frame.rule, frame.clip)[frame.index]
 
 
-def read_video(path, num_frames: int, rule: str = "uniform") -> np.ndarray:
-    """The sampled frames of a video file or frame folder (local or any etils.epath filesystem), uint8 RGB
-    [num_frames, H, W, 3]. ValueError in one sentence naming the path for anything that cannot be read."""
+def read_video(path, num_frames: int, rule: str = "uniform", clip: Clip | None = None) -> np.ndarray:
+    """The sampled frames of a video file or frame folder (local or any etils.epath filesystem), within `clip` when
+    given, uint8 RGB [num_frames, H, W, 3]. ValueError in one sentence naming the path for anything that cannot be
+    read."""
     p = epath.Path(path)
     if p.is_dir():
-        return _read_folder(p, num_frames, rule)
+        return _read_folder(p, num_frames, rule, clip)
     if not p.exists():
         raise MissingVideo(f"video {os.fspath(p)!r} does not exist (neither a video file nor a frame folder).")
-    return _read_file(p, num_frames, rule)
+    return _read_file(p, num_frames, rule, clip)
 
 
 def _natural_key(name: str):
@@ -134,13 +182,17 @@ def frame_files(folder) -> list[epath.Path]:
     return sorted(files, key=lambda f: _natural_key(f.name))
 
 
-def _read_folder(folder: epath.Path, k: int, rule: str) -> np.ndarray:
+def _read_folder(folder: epath.Path, k: int, rule: str, clip: Clip | None = None) -> np.ndarray:
     from mm1_jax.data import images as images_lib  # pylint: disable=import-outside-toplevel
 
     files = frame_files(folder)
     if not files:
         raise ValueError(f"frame folder {os.fspath(folder)!r} holds no image files ({', '.join(FRAME_EXTS)}).")
-    idx = sample_indices(len(files), k, rule, warn=False)
+    try:
+        lo, hi = clip_range(clip, clip and clip.fps, len(files), first=1)
+    except ValueError as e:
+        raise ValueError(f"frame folder {os.fspath(folder)!r}: {e}") from None
+    idx = lo + sample_indices(hi - lo + 1, k, rule, warn=False)
     decoded = {}
     for i in sorted(set(idx.tolist())):
         try:
@@ -152,19 +204,20 @@ def _read_folder(folder: epath.Path, k: int, rule: str) -> np.ndarray:
     if len(shapes) > 1:
         raise ValueError(f"frame folder {os.fspath(folder)!r} mixes frame sizes {sorted(shapes)}; a video's frames "
                          "must all have one size.")
-    _warn_short(len(files), k, rule)
+    _warn_short(hi - lo + 1, k, rule)
     return np.stack([decoded[i] for i in idx.tolist()])
 
 
-def _read_file(path: epath.Path, k: int, rule: str) -> np.ndarray:
+def _read_file(path: epath.Path, k: int, rule: str, clip: Clip | None = None) -> np.ndarray:
     import av  # pylint: disable=import-outside-toplevel
 
     name = os.fspath(path)
     local = os.path.exists(name)
-    n, i = 0, -1  # frames the header lists; the last frame decoded
+    n, i, lo, hi = 0, -1, 0, 0  # frames the header lists; the last frame decoded; the clip's frames
     try:
-        n = _count_frames(av, name if local else path.open("rb"))
-        idx = sample_indices(n, k, rule, warn=False)
+        n, fps = _count_frames(av, name if local else path.open("rb"))
+        lo, hi = clip_range(clip, fps, n)
+        idx = lo + sample_indices(hi - lo + 1, k, rule, warn=False)
         wanted, last = set(idx.tolist()), int(idx.max())
         frames = {}
         with av.open(name if local else path.open("rb")) as container:
@@ -184,12 +237,12 @@ def _read_file(path: epath.Path, k: int, rule: str) -> np.ndarray:
         raise ValueError(f"video {name!r} cannot be read: {reason}.") from e
     if last not in frames:
         raise ValueError(f"video {name!r} is truncated: its header lists {n} frames but only {i + 1} decode.")
-    _warn_short(n, k, rule)
+    _warn_short(hi - lo + 1, k, rule)
     return np.stack([frames[j] for j in idx.tolist()])
 
 
-def _count_frames(av, source) -> int:
-    """Frames of the first video stream: the container's count when it keeps one, else its packets counted
+def _count_frames(av, source) -> tuple[int, float | None]:
+    """(frames, average frame rate) of the first video stream: the container's frame count when it keeps one, else its packets counted
     (demuxing only, no decoding). A count-less file (Matroska, WebM) whose packets end well before the duration its
     header gives (the video stream's own, or the file's when the video is its only stream) is truncated."""
     with av.open(source) as container:
@@ -198,8 +251,9 @@ def _count_frames(av, source) -> int:
         stream = container.streams.video[0]
         if stream.codec_context is None or stream.codec_context.codec is None:
             raise ValueError("its video codec is unknown")
+        fps = float(stream.average_rate) if stream.average_rate else None
         if stream.frames > 0:
-            return int(stream.frames)
+            return int(stream.frames), fps
         n, last = 0, None
         for packet in container.demux(stream):
             if packet.size > 0:
@@ -219,4 +273,4 @@ def _count_frames(av, source) -> int:
                                  "gives")
     if n == 0:
         raise ValueError("it holds no video frames")
-    return n
+    return n, fps

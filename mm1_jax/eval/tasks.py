@@ -85,7 +85,8 @@ def load_task(task: Task, config: ml_collections.ConfigDict, limit: int
     frames, rule = video_settings(config)
     for item in items:  # a video question: its frames (decoded when its prompt is built) before its other images
         if item.meta.get("video"):
-            item.images = video_lib.video_frames(item.meta["video"], frames, rule) + list(item.images)
+            item.images = video_lib.video_frames(item.meta["video"], frames, rule,
+                                                 video_lib.clip_of(item.meta)) + list(item.images)
     suffix = datasets.POST_PROMPTS.get(str(eval_cfg.get("convention") or "official"), {}).get(task.kind, "")
     for item in items if suffix else ():  # the harness's instruction after each question, demonstrations' too
         item.question += suffix

@@ -55,6 +55,7 @@ MVBENCH_TASKS: dict[str, tuple[str, str, str, bool]] = {
     "Episodic Reasoning": ("episodic_reasoning.json", "tvqa/frames_fps3_hq", "frame", True),
     "Counterfactual Inference": ("counterfactual_inference.json", "clevrer/video_validation", "video", False),
 }
+MVBENCH_FRAME_FPS = 3.0  # mvbench.ipynb read_frame(video_path, bound, fps=3)
 NEXTQA_TYPES = ("CW", "CH", "TN", "TP", "TC", "DL", "DC", "DO")
 VIDEOMME_DURATIONS = ("short", "medium", "long")
 
@@ -225,7 +226,9 @@ def read_mvbench(task: str, *, annotations: str, videos: str, tasks: tuple[str, 
     "question", "candidates", "answer" (the right candidate's text), "start", "end" (seconds; the bound tasks)}),
     `videos` its video/ folder (each task's sub-folder as mvbench.ipynb's data_list names it; Episodic Reasoning a
     frame folder). `tasks`: the task names to read (all 20 when empty); a task whose json is absent -> ValueError.
-    id = "<task>-<index>"; meta task, start / end for the bound tasks."""
+    id = "<task>-<index>"; meta task, start / end for the bound tasks (the frames are then sampled within that clip,
+    `mm1_jax.data.video.Clip`; a frame folder's fps is 3, as mvbench.ipynb reads it). The notebook samples 16 frames
+    with its own rule: `--config.eval.video_frames=16 --config.eval.video_sampling=mvbench` reproduces its input."""
     folder = image_folder(task, required(task, "annotations", annotations), "annotations")
     root = image_folder(task, videos, "videos")
     if isinstance(tasks, str):  # the config field: a comma-separated list ('' = all)
@@ -236,15 +239,16 @@ def read_mvbench(task: str, *, annotations: str, videos: str, tasks: tuple[str, 
         raise ValueError(f"eval task {task!r}: config.eval.{task}.tasks names {unknown!r}, not MVBench tasks.")
     out = Collect()
     for name in names:
-        js, prefix, _kind, bound = MVBENCH_TASKS[name]
+        js, prefix, kind, bound = MVBENCH_TASKS[name]
         path = os.path.join(folder, js)
         records = load_json(task, "annotations", path, list, "a JSON list of questions")
         for i, rec in enumerate(records):
-            out.add(path, f"[{i}]", f"{name}-{i}", _mvbench_item, name, i, rec, os.path.join(root, prefix), bound)
+            out.add(path, f"[{i}]", f"{name}-{i}", _mvbench_item, name, i, rec, os.path.join(root, prefix), bound,
+                    kind == "frame")
     return out.result()
 
 
-def _mvbench_item(name: str, i: int, rec: Any, prefix: str, bound: bool) -> Item:
+def _mvbench_item(name: str, i: int, rec: Any, prefix: str, bound: bool, frames: bool) -> Item:
     video = need(rec, "video", str)
     candidates = need(rec, "candidates", list)
     if not candidates or not all(isinstance(c, str) and c for c in candidates):
@@ -259,6 +263,8 @@ def _mvbench_item(name: str, i: int, rec: Any, prefix: str, bound: bool) -> Item
         if not isinstance(start, (int, float)) or not isinstance(end, (int, float)) or isinstance(start, bool):
             raise Skip(f"task {name!r} clips its videos but start / end are {kind_of(start)} / {kind_of(end)}")
         meta["start"], meta["end"] = float(start), float(end)
+        if frames:  # mvbench.ipynb read_frame: the TVQA frame folders hold 3 frames per second, numbered from 1
+            meta["fpsx"] = MVBENCH_FRAME_FPS
     return _item(f"{name}-{i}", need(rec, "question", str), list(candidates), candidates.index(answer), meta)
 
 
