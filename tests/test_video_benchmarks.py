@@ -88,6 +88,55 @@ def test_nextqa_scorer():
     assert scores["TN"] == 1.0 and "TP" not in scores and details["convention"] == "official"
 
 
+# --------------------------------------------------------------------------------------------------------- IntentQA
+
+INTENTQA_CSV = (  # rows as JoseponLee/IntentQA datasets/IntentQA/test.csv writes them
+    "video_id,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4,action,lemma,lemma_id\n"
+    "6102982194,1266,640,360,why does the man playing the white guitar go near the man playing the keytar,2,2,CW,"
+    "want to talk to him,make music,to energise him,want to hit him,to annoy him,playing,play,141\n"
+    "8626931151,2160,640,360,what was the kid doing before he flipped the pages of the book,4,5,TP,flip the book,"
+    "turn behind to look,look at camera,hold the book in his hands,puts his hand into the robe,flipped,flip,96\n"
+    "5852331173,645,640,360,how did the ladies keep their sunglasses,3,1,CH,put inside bag,wear bib,hang on shirt,"
+    "put on head,hold in hand,put,put,160\n"
+    "1111111111,645,640,360,why is it raining,0,1,CW,a,b,c,d,e,rain,rain,1\n")
+
+
+def test_intentqa_reader(tmp_path):
+    _touch(tmp_path / "videos/6102982194.mp4")
+    _touch(tmp_path / "videos/8626931151.webm")
+    _touch(tmp_path / "videos/5852331173.mp4")
+    csv_path = _write(tmp_path / "test.csv", INTENTQA_CSV)
+    items, skipped = readers.read_intentqa("intentqa", annotations=csv_path, videos=str(tmp_path / "videos"))
+    assert [it.id for it in items] == ["6102982194_2", "8626931151_5", "5852331173_1"]
+    first, second = items[0], items[1]
+    assert first.answer_index == 2 and first.answers == ["to energise him"] and first.meta["answer"] == "C"
+    assert first.meta["kind"] == "intentqa" and first.meta["type"] == "CW"
+    assert first.meta["video"] == str(tmp_path / "videos/6102982194.mp4")
+    assert second.meta["video"] == str(tmp_path / "videos/8626931151.webm") and second.meta["type"] == "TP"
+    assert first.question.startswith("why does the man playing the white guitar go near the man playing the keytar\n"
+                                     "A. want to talk to him\nB. make music\n")
+    assert [s["id"] for s in skipped] == ["1111111111_1"] and "does not exist" in skipped[0]["reason"]
+    # with NExT-QA's map (IntentQA's videos are NExT-QA's): <folder>/<file>.mp4
+    _touch(tmp_path / "NExTVideo/1106/6102982194.mp4")
+    vmap = _write(tmp_path / "map.json", {"6102982194": "1106/6102982194"})
+    items, skipped = readers.read_intentqa("intentqa", annotations=csv_path, videos=str(tmp_path / "NExTVideo"),
+                                           video_map=vmap)
+    assert [it.id for it in items] == ["6102982194_2"] and len(skipped) == 3
+    assert items[0].meta["video"] == str(tmp_path / "NExTVideo/1106/6102982194.mp4")
+
+
+def test_intentqa_scorer_is_eval_intentqa():
+    # eval_intentqa.py: groups CW / CH / TN (TP counted as TN); Acc_C over CW + CH, Acc_T over TN; Acc over all
+    items = _items("intentqa", ["A", "B", "C", "D", "E", "A"], type=["CW", "CW", "CH", "TN", "TP", "TP"])
+    preds = ["A", "C", "(C)", "D", "B", "A"]
+    scores, rows, _ = scorers.AGGREGATES["intentqa"](items, preds, "official")
+    assert [r["correct"] for r in rows] == [True, False, True, True, False, True]
+    assert scores["accuracy"] == pytest.approx(4 / 6)
+    assert scores["CW"] == 0.5 and scores["CH"] == 1.0 and scores["TN"] == pytest.approx(2 / 3)
+    assert scores["causal"] == pytest.approx(2 / 3) and scores["temporal"] == pytest.approx(2 / 3)
+    assert "descriptive" not in scores and "TP" not in scores
+
+
 # -------------------------------------------------------------------------------------------------------- Video-MME
 
 VIDEOMME_JSON = [{

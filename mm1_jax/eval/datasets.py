@@ -151,6 +151,8 @@ KINDS: dict[str, Kind] = {
     # (mm1_jax.data.video), put before its text; the readers write the benchmarks' own prompts
     "nextqa": Kind(readers.read_nextqa, "vqa", ("accuracy",), dict(annotations="", video_map="", videos=""), 16,
                    aggregate=video_scorers.AGGREGATES["nextqa"]),
+    "intentqa": Kind(readers.read_intentqa, "vqa", ("accuracy",), dict(annotations="", videos="", video_map=""), 16,
+                     aggregate=video_scorers.AGGREGATES["intentqa"]),
     "videomme": Kind(readers.read_videomme, "vqa", ("accuracy", "answered"), dict(annotations="", videos=""), 16,
                      aggregate=video_scorers.AGGREGATES["videomme"]),
     "mvbench": Kind(readers.read_mvbench, "vqa", ("accuracy", "task_mean"), dict(annotations="", videos="", tasks=""),
@@ -258,6 +260,8 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
     "nextqa": ("nextqa", {}, dict(annotations="NExT-QA/val.csv", video_map="map_vid_vidorID.json",
                                   videos="NExTVideo"),
                "NExT-QA (arXiv 2105.08276) multiple choice; eval_mc.py's accuracy by question type"),
+    "intentqa": ("intentqa", {}, dict(annotations="IntentQA/test.csv", videos="IntentQA videos"),
+                 "IntentQA (ICCV 2023) multiple choice; eval_intentqa.py's accuracy by question type"),
     "videomme": ("videomme", {}, dict(annotations="Video-MME (test-*.parquet or its JSON)", videos="videos"),
                  "Video-MME (arXiv 2405.21075) without subtitles; eval_your_results.py's answer extraction"),
     "mvbench": ("mvbench", {}, dict(annotations="MVBench/json", videos="MVBench/video"),

@@ -39,6 +39,7 @@ names are the task's `config.eval.<task>.<keyword>` fields.
               read_lvis_ref         LVIS-Ref: Ferret's referring records (jsonl) + COCO val2017
   lmudata     (no reader)           VLMEvalKit's LMUData TSV format (base64 images, shared by index), `LmuTable`
   video       read_nextqa           NExT-QA val.csv + map_vid_vidorID.json + videos (meta["video"]: frames at run time)
+              read_intentqa         IntentQA test.csv + its videos (or NExT-QA's map and folders)
               read_videomme         Video-MME parquet / JSON + videos
               read_mvbench          MVBench json/ (20 tasks) + video/
               read_egoschema        EgoSchema questions.json + subset_answers.json + videos
@@ -65,12 +66,12 @@ from mm1_jax.eval.readers.refexp import read_refcoco
 from mm1_jax.eval.readers.text import read_arc, read_lambada, read_piqa
 from mm1_jax.eval.readers.tables import read_tabfact, read_wtq
 from mm1_jax.eval.readers.text_rich import read_chartqa, read_docvqa
-from mm1_jax.eval.readers.video import (read_activitynet_qa, read_egoschema, read_mvbench, read_nextqa,
-                                        read_videomme)
+from mm1_jax.eval.readers.video import (read_activitynet_qa, read_egoschema, read_intentqa, read_mvbench,
+                                        read_nextqa, read_videomme)
 from mm1_jax.eval.readers.vqa import read_gqa, read_textvqa, read_vizwiz, read_vqa
 
 __all__ = ["read_activitynet_qa", "read_ai2d", "read_arc", "read_blink", "read_captions", "read_chartqa",
-           "read_docvqa", "read_egoschema", "read_ferret_bench", "read_flickr30k_entities", "read_gqa",
+           "read_docvqa", "read_egoschema", "read_ferret_bench", "read_flickr30k_entities", "read_gqa", "read_intentqa",
            "read_lambada", "read_llava_w", "read_lvis_ref", "read_mantis", "read_mathvista", "read_mmbench",
            "read_mme", "read_mmmu", "read_mmvet", "read_muirbench", "read_multiple_choice", "read_mvbench",
            "read_nextqa", "read_nlvr2", "read_ocrbench", "read_piqa", "read_pope", "read_qbench2",

@@ -1,5 +1,5 @@
-"""Video benchmarks (MM1.5-Video, mPLUG-Owl3): NExT-QA (multiple choice), Video-MME, MVBench, EgoSchema (its public
-subset) and ActivityNet-QA, from the files their authors release.
+"""Video benchmarks (MM1.5-Video, mPLUG-Owl3): NExT-QA and IntentQA (multiple choice), Video-MME, MVBench, EgoSchema
+(its public subset) and ActivityNet-QA, from the files their authors release.
 
 Each item has no images: meta["video"] is the absolute path of its video file or frame folder (checked to exist, a
 record whose video is absent is skipped with "video file ... does not exist"; decoding is `mm1_jax.data.video`'s, at
@@ -126,7 +126,7 @@ def read_nextqa(task: str, *, annotations: str, video_map: str, videos: str) -> 
     return out.result()
 
 
-def _nextqa_item(row: dict, mapping: dict, folder: str) -> Item:
+def _nextqa_item(row: dict, mapping: dict, folder: str, path: str | None = None) -> Item:
     vid = str(row.get("video") or "").strip()
     qid = str(row.get("qid") or "").strip()
     if not vid or not qid:
@@ -142,11 +142,46 @@ def _nextqa_item(row: dict, mapping: dict, folder: str) -> Item:
         raise Skip(f"answer {answer!r} is not an option index 0-4")
     if vid not in mapping:
         raise Skip(f"video {vid!r} is not in map_vid_vidorID.json")
-    path = _video(os.path.join(folder, str(mapping[vid]) + ".mp4"))
+    path = path or _video(os.path.join(folder, str(mapping[vid]) + ".mp4"))
     index = int(answer)
     return _item(f"{vid}_{qid}", str(row.get("question") or "").strip(), options, index,
                  {"kind": "nextqa", "video": path, "answer": LETTERS[index], "type": qtype, "qid": qid,
                   "video_id": vid})
+
+
+# --- IntentQA (multiple choice) -----------------------------------------------------------------------------------
+
+_INTENTQA_COLUMNS = ("video_id", "question", "answer", "qid", "type", "a0", "a1", "a2", "a3", "a4")
+
+
+def read_intentqa(task: str, *, annotations: str, videos: str, video_map: str = "") -> tuple[list[Item], list[dict]]:
+    """IntentQA (JoseponLee/IntentQA, ICCV 2023): `annotations` its datasets/IntentQA/test.csv or val.csv (video_id,
+    frame_count, width, height, question, answer (0-4), qid, type CW / CH / TN / TP, a0..a4, action, lemma,
+    lemma_id), `videos` the folder of its released videos, <video_id>.mp4 (or another of VIDEO_EXTS); with
+    `video_map` (NExT-QA's map_vid_vidorID.json: IntentQA's videos are NExT-QA's) <folder>/<file>.mp4 as NExT-QA.
+    id = "<video_id>_<qid>" (eval_intentqa.py's qns_id); a type its scorer does not group is skipped (it counts in
+    none of its accuracies)."""
+    mapping = load_json(task, "video_map", video_map) if video_map else None
+    folder = image_folder(task, videos, "videos")
+    path = required(task, "annotations", annotations)
+    out = Collect()
+    for n, row in _csv_rows(task, "annotations", path, _INTENTQA_COLUMNS):
+        rid = f"{row.get('video_id')}_{row.get('qid')}"
+        out.add(path, f"row {n}", rid, _intentqa_item, row, mapping, folder)
+    return out.result()
+
+
+def _intentqa_item(row: dict, mapping: dict | None, folder: str) -> Item:
+    row = dict(row, video=row.get("video_id"))
+    if mapping is not None:
+        item = _nextqa_item(row, mapping, folder)
+    else:
+        vid = str(row.get("video") or "").strip()
+        if not vid:
+            raise Skip("lacks the video_id")
+        item = _nextqa_item(row, {vid: vid}, folder, path=_video_any_ext(folder, [vid]))
+    item.meta["kind"] = "intentqa"
+    return item
 
 
 # --- Video-MME -----------------------------------------------------------------------------------------------------

@@ -19,6 +19,10 @@ Sources:
              option index, so a generated reply is read as a letter by VLMEvalKit's can_infer
              (`mmbench.infer_letter`). Prompt: lmms-eval's nextqa_mc ("{question}\\nA. ..\\n...\\nAnswer with the
              option's letter from the given choices directly.").
+  IntentQA   JoseponLee/IntentQA at cee9eaae eval_intentqa.py: eval_mc.py's groups and names (Why, How, Bef&Aft
+             with TP counted as TN; Acc_C / Acc_T by the first letter; Acc over the grouped questions; a
+             prediction right when it equals the answer index); its models pick an index, so a reply is read as a
+             letter as for NExT-QA. Prompt: NExT-QA's (lmms-eval has no IntentQA task).
   EgoSchema  egoschema/EgoSchema: subset_answers.json scored as accuracy; no official prompt or parser (the full
              set is scored on Kaggle from option indices): the prompt is lmms-eval's egoschema one, the letter
              `mmbench.infer_letter`.
@@ -42,7 +46,7 @@ from mm1_jax.eval.scorers import mmbench
 from mm1_jax.eval.scorers.multi_image import accuracy_by, mean_or_nan, reply_text
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-KINDS = ("nextqa", "videomme", "mvbench", "egoschema", "activitynet_qa")
+KINDS = ("nextqa", "intentqa", "videomme", "mvbench", "egoschema", "activitynet_qa")
 
 
 def _check(items: Sequence[Item], predictions: Sequence[Any], kind: str) -> None:
@@ -210,10 +214,11 @@ def nextqa_group(qtype: str) -> str:
 
 
 def nextqa_aggregate(items: Sequence[Item], predictions: Sequence[str], convention: str = "official",
-                     judge: Judge | None = None):
-    """NExT-QA (eval_mc.py): "accuracy" over all, "causal" / "temporal" / "descriptive" (Acc_C / Acc_T / Acc_D by
-    the type's first letter), and each of CW CH TN TC DC DL DO present."""
-    _check(items, predictions, "nextqa")
+                     judge: Judge | None = None, kind: str = "nextqa"):
+    """NExT-QA (eval_mc.py) and IntentQA (eval_intentqa.py, the same rules): "accuracy" over all, "causal" /
+    "temporal" / "descriptive" (Acc_C / Acc_T / Acc_D by the type's first letter), and each of CW CH TN TC DC DL DO
+    present."""
+    _check(items, predictions, kind)
     rows = _choice_rows(items, predictions)
     right = [r["correct"] for r in rows]
     groups = [nextqa_group(it.meta["type"]) for it in items]
@@ -225,6 +230,13 @@ def nextqa_aggregate(items: Sequence[Item], predictions: Sequence[str], conventi
     per = accuracy_by(right, groups)
     scores.update({g: per[g] for g in NEXTQA_GROUPS if g in per})
     return scores, rows, _details(convention, names=NEXTQA_NAMES)
+
+
+def intentqa_aggregate(items: Sequence[Item], predictions: Sequence[str], convention: str = "official",
+                       judge: Judge | None = None):
+    """IntentQA (eval_intentqa.py): NExT-QA's accuracies; its table reports Why (CW), How (CH), Bef&Aft (TN) and
+    Total ("accuracy")."""
+    return nextqa_aggregate(items, predictions, convention, judge, kind="intentqa")
 
 
 def egoschema_aggregate(items: Sequence[Item], predictions: Sequence[str], convention: str = "official",
@@ -321,12 +333,13 @@ def activitynet_qa_aggregate(items: Sequence[Item], predictions: Sequence[str], 
 # ========================================================================================================= the tables
 
 Prompt = Callable[[Item, str], str]
-PROMPTS: dict[str, Prompt] = {"nextqa": lettered_question, "egoschema": lettered_question,
+PROMPTS: dict[str, Prompt] = {"nextqa": lettered_question, "intentqa": lettered_question,
+                              "egoschema": lettered_question,
                               "videomme": videomme_question, "mvbench": mvbench_question,
                               "activitynet_qa": activitynet_qa_question}
 QUESTIONS: dict[str, Callable[[Item], str]] = {kind: (lambda item, fn=fn: fn(item, "official"))
                                                for kind, fn in PROMPTS.items()}
 AGGREGATES: Mapping[str, Callable[..., tuple[dict[str, float], list[dict], dict[str, Any]]]] = {
-    "nextqa": nextqa_aggregate, "videomme": videomme_aggregate, "mvbench": mvbench_aggregate,
+    "nextqa": nextqa_aggregate, "intentqa": intentqa_aggregate, "videomme": videomme_aggregate, "mvbench": mvbench_aggregate,
     "egoschema": egoschema_aggregate, "activitynet_qa": activitynet_qa_aggregate,
 }
