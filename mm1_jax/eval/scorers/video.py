@@ -1,4 +1,4 @@
-"""Video benchmarks' prompts and scorers: NExT-QA (multiple choice), Video-MME, MVBench, EgoSchema (subset),
+"""Video benchmarks' prompts and scorers: NExT-QA and IntentQA (multiple choice), Video-MME, MVBench, EgoSchema (subset),
 ActivityNet-QA (judged). Contract as `mm1_jax.eval.scorers.multi_image`: `QUESTIONS[kind](item)`, `PROMPTS[kind](item,
 convention)`, `AGGREGATES[kind](items, predictions, convention, judge=None) -> (scores (fractions), rows (one dict
 with "correct" an item), details (with "convention"))`. Only the "official" rules are written; another convention
@@ -9,25 +9,25 @@ Sources:
              accuracies: correct / answered, a response with no letter counted in neither), README (the prompt:
              "Select the best answer ... Respond with only the letter (A, B, C, or D) of the correct option.\\n
              {question}\\n{options}\\nThe best answer is:", no subtitles).
-  MVBench    OpenGVLab/Ask-Anything video_chat2/mvbench.ipynb (qa_template, the system prompt, question_prompt
-             "\\nOnly give the best option.", answer_prompt "Best option:(", return_prompt "(" put before the first
-             line of the reply, check_ans, the per-task accuracy and "Avg" = all correct / all questions). The
-             notebook's text is known here from copies (find_string, e.g. InternVideo2 / VideoChat2 forks); the
-             commit of the notebook itself was not read.
-  NExT-QA    doc-doc/NExT-QA eval_mc.py (group CW CH TN TC DC DL DO, TP counted as TN; Acc_C / Acc_T / Acc_D by
-             the type's first letter; Acc over all), known from copies (adapted eval_qa_nextqa); its models pick an
+  MVBench    OpenGVLab/Ask-Anything at 71ac7a28 (the notebook's last change), video_chat2/mvbench.ipynb: qa_template,
+             the system text put before the question (system_llm=True), question_prompt "\\nOnly give the best
+             option.", answer_prompt "Best option:(", return_prompt "(" put before the reply's first line,
+             check_ans, the per-task accuracy and "Avg" = all correct / all questions; frames per get_index, within
+             start / end for its bound tasks (`mm1_jax.data.video`, rule "mvbench").
+  NExT-QA    doc-doc/NExT-QA at bc2af357 eval_mc.py (group CW CH TN TC DC DL DO, TP counted as TN; Acc_C / Acc_T /
+             Acc_D by the type's first letter; Acc over all; right when prediction == answer); its models pick an
              option index, so a generated reply is read as a letter by VLMEvalKit's can_infer
              (`mmbench.infer_letter`). Prompt: lmms-eval's nextqa_mc ("{question}\\nA. ..\\n...\\nAnswer with the
              option's letter from the given choices directly.").
   IntentQA   JoseponLee/IntentQA at cee9eaae eval_intentqa.py: eval_mc.py's groups and names (Why, How, Bef&Aft
              with TP counted as TN; Acc_C / Acc_T by the first letter; Acc over the grouped questions; a
              prediction right when it equals the answer index); its models pick an index, so a reply is read as a
-             letter as for NExT-QA. Prompt: NExT-QA's (lmms-eval has no IntentQA task).
+             letter as for NExT-QA. Prompt: NExT-QA's (the lmms-eval snapshot read here has no IntentQA task).
   EgoSchema  egoschema/EgoSchema: subset_answers.json scored as accuracy; no official prompt or parser (the full
              set is scored on Kaggle from option indices): the prompt is lmms-eval's egoschema one, the letter
              `mmbench.infer_letter`.
-  ActivityNet-QA  mbzuai-oryx/Video-ChatGPT quantitative_evaluation/evaluate_activitynet_qa.py (the judge's system and
-             user messages, model gpt-3.5-turbo with no temperature / max_tokens set, ast.literal_eval of the reply;
+  ActivityNet-QA  mbzuai-oryx/Video-ChatGPT at 69ea1db3 quantitative_evaluation/evaluate_activitynet_qa.py (the
+             judge's system and user messages, model gpt-3.5-turbo with no temperature / max_tokens set, ast.literal_eval of the reply;
              "yes" in pred.lower() -> yes, elif "no" -> no; accuracy = yes / (yes + no); average score = sum of
              int(score) / count). The official loop re-asks until a reply parses; here an unparsed reply is counted
              (scores["unparsed"]) and left out of both means.
