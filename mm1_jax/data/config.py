@@ -21,7 +21,7 @@ from mm1_jax.config_keys import check_known, did_you_mean, unknown_key
 from mm1_jax.data.video import SAMPLING_RULES as VIDEO_SAMPLING
 
 KINDS = ("caption", "interleaved", "text", "sft")
-FORMATS = ("wds", "jsonl", "parquet", "arrayrecord", "llava_json")
+FORMATS = ("wds", "jsonl", "parquet", "arrayrecord", "llava_json", "videochat2_json", "activitynet_qa")
 SOURCE_FIELDS = ("name", "kind", "format", "path", "weight", "image_root")  # an entry of `sources`
 
 # MM1.5's SFT data categories (arXiv 2409.20566 Sec. 3.2): six single-image ones, then multi-image and text-only data,
@@ -42,7 +42,11 @@ def source(name: str, kind: str, format: str, path: str, weight: float, **extra:
 
     name: shown in stats and error messages. kind: caption | interleaved | text | sft.
     format: wds (webdataset tar shards) | jsonl | parquet | arrayrecord (each record a utf-8 JSON object) |
-    llava_json (one JSON list of LLaVA conversations). path: a file, a glob, or several joined by ',';
+    llava_json (one JSON list of LLaVA conversations; a jsonl of them, ShareGPTVideo's SFT files, is jsonl) |
+    videochat2_json (VideoChat2's instruction json: {"video", "QA": [{"i", "q", "a"}]}) | activitynet_qa
+    (ActivityNet-QA's release: the <split>_q.json files, their <split>_a.json beside them; image_root the videos'
+    folder): the two video formats become LLaVA video records (mm1_jax.data.sources). path: a file, a glob, or
+    several joined by ',';
     local or any filesystem etils.epath knows (gs://...). weight: share of examples in the mixture (normalised); with
     `data.sft.categories` set, its share inside its category (e.g. its number of samples, to mix a category by size).
     image_root (extra): folder that relative image paths in jsonl/json/arrayrecord records are read from

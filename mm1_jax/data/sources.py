@@ -127,7 +127,14 @@ class WebDatasetSource:
 
 
 class JsonlSource:
-    """JSON-lines files, one record per non-empty line (random access through a line-offset index)."""
+    """JSON-lines files, one record per non-empty line (random access through a line-offset index).
+
+    With kind "sft", LLaVA records one per line: ShareGPTVideo's SFT files are such (ShareGPTVideo/
+    train_video_and_instruction `video_instruction/train/sft/*.jsonl`, read as RifleZhang/LLaVA-Hound-DPO
+    `llava_hound_dpo/llava/train/train.py` reads them: `load_data` takes a path containing "jsonl" one JSON object a
+    line, `LazySupervisedDataset` reads its "video" joined under --video_folder and its "conversations"; the video
+    processor, `.../languagebind/video/processing_video.py`, forces the "frames" backend, so "video" names a folder of
+    frames, listed and name-sorted). Give the frames' root as the source's image_root."""
 
     def __init__(self, paths: list[epath.Path]):
         self._index = []  # (path, offset)
@@ -247,12 +254,181 @@ class LlavaJsonSource:
         return self._records[i]
 
 
+def _load_json_list(path: epath.Path, what: str) -> list:
+    """A file holding one JSON list, or ValueError in one sentence naming the file."""
+    try:
+        items = json.loads(path.read_bytes())
+    except ValueError as e:
+        raise ValueError(f"{what} file {os.fspath(path)!r} is not valid JSON: {e}") from e
+    if not isinstance(items, list):
+        raise ValueError(f"{what} file {os.fspath(path)!r} must hold a JSON list, got {type(items).__name__}.")
+    return items
+
+
+def _wrong(key: str) -> dict[str, Any]:
+    return {"__error__": "wrong_schema", "__key__": key}
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+class VideoChat2Source:
+    """VideoChat2's instruction files (OpenGVLab/VideoChat2-IT, one `train.json` per subset; read as OpenGVLab/
+    Ask-Anything `video_chat2/dataset/it_dataset.py` `ITVidTrainDataset` reads them): a JSON list of
+    {"video": path relative to the subset's video folder, "QA": [{"i": instruction, "q": question, "a": answer}, ...]},
+    optionally with "start" and "end" (seconds; `get_anno` keeps both only when both are present, and the decord
+    reader then samples within them). Each folder comes from `video_chat2/configs/instruction_data.py` (one video root
+    per json file): give it as the source's image_root, or keep each train.json in its videos' folder and leave
+    image_root empty (one source can then glob several subsets).
+
+    Normalised to LLaVA's shape for `mm1_jax.data.examples`: the first QA's human turn is "<video>\n" + i + " " + q
+    (`process_qa` joins the instruction and the first question with one space, end_signal " ", into the instruction
+    it returns; in its conversation the instruction comes before the video turn and the question after it, a layout
+    a LLaVA record cannot hold), then one human turn per later question (q only: the release uses the first QA's i
+    alone) and a gpt turn per answer; an empty q (caption subsets) adds no human turn, as `process_qa` adds none.
+    A clip becomes {"path", "start", "end"}, sampled within by `mm1_jax.data.video`'s `Clip` (frames
+    round(start * fps) .. round(end * fps), MVBench's rule; the release's decord reader truncates, int(start * fps),
+    and takes int((end - start) * fps) frames: at most one frame apart). What the release adds that is VideoChat2's
+    own and not kept: the QA order shuffled per read (random_shuffle=True; here file order), the "###Human:" prompt
+    with <Video></Video> and its " The video contains N frames sampled at ... seconds." message. A record without a
+    string "video" or a non-empty "QA" list of {"a": str, "q"/"i": str when present}, or with a start / end that is not
+    a number, is wrong_schema (skipped and counted)."""
+
+    def __init__(self, paths: list[epath.Path]):
+        self._records = []  # (raw record, key, folder)
+        for path in paths:
+            for j, rec in enumerate(_load_json_list(path, "VideoChat2 instruction")):
+                self._records.append((rec, f"{path.name}#{j}", str(path.parent)))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return videochat2_record(*self._records[i])
+
+
+def videochat2_record(rec: Any, key: str, folder: str) -> dict[str, Any]:
+    """One VideoChat2 instruction record as a LLaVA video record (VideoChat2Source's docstring), or wrong_schema."""
+    if not isinstance(rec, dict) or not _text(rec.get("video")) or not rec["video"]:
+        return _wrong(key)
+    qa = rec.get("QA")
+    if not isinstance(qa, list) or not qa or not all(
+            isinstance(x, dict) and _text(x.get("a")) and _text(x.get("q", "")) and _text(x.get("i", ""))
+            for x in qa):
+        return _wrong(key)
+    video: Any = rec["video"]
+    if "start" in rec and "end" in rec:
+        bounds = (rec["start"], rec["end"])
+        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds):
+            return _wrong(key)
+        video = {"path": rec["video"], "start": float(bounds[0]), "end": float(bounds[1])}
+    turns = []
+    for j, item in enumerate(qa):
+        question = item.get("q", "").strip()
+        if j == 0:
+            first = " ".join(t for t in (item.get("i", "").strip(), question) if t)
+            turns.append({"from": "human", "value": "<video>\n" + first if first else "<video>"})
+        elif question:
+            turns.append({"from": "human", "value": question})
+        turns.append({"from": "gpt", "value": item["a"]})
+    return {"video": video, "conversations": turns, "__key__": key, "__folder__": folder}
+
+
+ACTIVITYNET_VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".avi", ".mov")  # ActivityNet v1.3's downloads are mp4/webm/mkv
+
+
+class ActivityNetQASource:
+    """ActivityNet-QA's official release (MILVLG/activitynet-qa `dataset/`, formats in its `dataset/README.md`):
+    `<split>_q.json` a JSON list of {"video_name", "question", "question_id"} and `<split>_a.json` beside it a list of
+    {"answer", "type", "question_id"} (train: 32,000 QA pairs on 3,200 videos). `path` names the `_q.json` files
+    (a `_a.json` named with its `_q.json` is passed over); each question is one record. The videos are ActivityNet's
+    (not in the release), named v_<video_name>.<ext> as ActivityNet's downloads are (Video-ChatGPT's
+    run_inference_activitynet_qa.py looks them up so; a file named <video_name>.<ext> or a frame folder of either name
+    is also found), in the source's image_root (default: the question file's folder), listed once when the source
+    opens.
+
+    Normalised to LLaVA's shape: human "<video>\n" + question (as released: lower case, no question mark; no answer
+    prompt is added, MM1.5 states none), gpt the answer. A question without string video_name / question /
+    question_id, or whose question_id has no answer with a string "answer", is wrong_schema (skipped and counted); a
+    video found under neither name is given as v_<video_name>.mp4, which the example builder reports missing."""
+
+    takes_video_root = True
+
+    def __init__(self, paths: list[epath.Path], video_root: str = ""):
+        names = {os.fspath(p) for p in paths}
+        self._files, self._index, self._videos = [], [], {}
+        for path in paths:
+            name = os.fspath(path)
+            if name.endswith("_a.json") and name[: -len("_a.json")] + "_q.json" in names:
+                continue  # the answers of a question file also named
+            if not name.endswith("_q.json"):
+                raise ValueError(f"ActivityNet-QA file {name!r} is not a question file: name the <split>_q.json "
+                                 "files (their answers are read from <split>_a.json beside them).")
+            answers_path = epath.Path(name[: -len("_q.json")] + "_a.json")
+            if not answers_path.exists():
+                raise ValueError(f"ActivityNet-QA answers file {os.fspath(answers_path)!r} (for {name!r}) does not "
+                                 "exist.")
+            questions = _load_json_list(path, "ActivityNet-QA question")
+            answers = {}
+            for a in _load_json_list(answers_path, "ActivityNet-QA answers"):
+                if isinstance(a, dict) and _text(a.get("question_id")):
+                    answers[a["question_id"]] = a
+            root = str(video_root or path.parent)
+            if root not in self._videos:
+                self._videos[root] = _video_names(root)
+            self._index += [(len(self._files), j) for j in range(len(questions))]
+            self._files.append((path.name, questions, answers, root))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        f, j = self._index[i]
+        name, questions, answers, root = self._files[f]
+        rec = questions[j]
+        qid = rec.get("question_id") if isinstance(rec, dict) else None
+        key = f"{name}#{qid if _text(qid) else j}"
+        if not (isinstance(rec, dict) and _text(qid) and _text(rec.get("video_name")) and rec["video_name"]
+                and _text(rec.get("question")) and _text(answers.get(qid, {}).get("answer"))):
+            return _wrong(key)
+        found = self._videos[root]
+        stems = ("v_" + rec["video_name"], rec["video_name"])
+        video = next((found[s] for s in stems if s in found), stems[0] + ACTIVITYNET_VIDEO_EXTS[0])
+        return {"video": video, "question_id": qid, "__key__": key, "__folder__": root,
+                "conversations": [{"from": "human", "value": "<video>\n" + rec["question"].strip()},
+                                  {"from": "gpt", "value": answers[qid]["answer"]}]}
+
+
+def _video_names(root: str) -> dict[str, str]:
+    """{stem: name} of the videos (files with a video extension, or frame folders) directly in `root`, a file's
+    extensions preferred in ACTIVITYNET_VIDEO_EXTS order; ValueError naming the folder when it does not exist."""
+    folder = epath.Path(root)
+    if not folder.is_dir():
+        raise ValueError(f"ActivityNet-QA video folder {root!r} does not exist (set the source's image_root to the "
+                         "folder of the ActivityNet videos).")
+    out, rank = {}, {}
+    for entry in folder.iterdir():
+        stem, ext = os.path.splitext(entry.name)
+        if ext.lower() in ACTIVITYNET_VIDEO_EXTS:
+            r = ACTIVITYNET_VIDEO_EXTS.index(ext.lower())
+        elif not ext and entry.is_dir():
+            r = len(ACTIVITYNET_VIDEO_EXTS)
+        else:
+            continue
+        if r < rank.get(stem, len(ACTIVITYNET_VIDEO_EXTS) + 1):
+            out[stem], rank[stem] = entry.name, r
+    return out
+
+
 READERS = {
     "wds": WebDatasetSource,
     "jsonl": JsonlSource,
     "parquet": ParquetSource,
     "arrayrecord": ArrayRecordSource,
     "llava_json": LlavaJsonSource,
+    "videochat2_json": VideoChat2Source,
+    "activitynet_qa": ActivityNetQASource,
 }
 
 
@@ -262,7 +438,10 @@ def open_source(src: dict[str, Any]):
         raise ValueError(
             f"Data source {src['name']!r}: format must be one of {config_lib.FORMATS}, got {src['format']!r}."
         )
-    reader = READERS[src["format"]](expand_paths(src["path"], src["name"]))
+    cls = READERS[src["format"]]
+    paths = expand_paths(src["path"], src["name"])
+    # a reader that resolves video names itself (ActivityNet-QA: v_<name>.<ext>) lists the videos' folder
+    reader = cls(paths, video_root=src.get("image_root", "")) if getattr(cls, "takes_video_root", False) else cls(paths)
     if len(reader) == 0:
         raise ValueError(f"Data source {src['name']!r}: path {src['path']!r} holds no records.")
     return reader
@@ -289,11 +468,15 @@ def read_image_ref(ref: Any, folder: str, image_root: str = "") -> bytes:
 
 def read_video_ref(ref: Any, folder: str, image_root: str, num_frames: int, rule: str):
     """uint8 [num_frames, H, W, 3]: the sampled frames (`mm1_jax.data.video`) of a video given as a path (relative to
-    the root) or {"path": ...}, a video file or a frame folder. KeyError for a reference that is not a path;
-    video.MissingVideo (a ValueError) when it does not exist; ValueError naming the file when it cannot be read."""
+    the root) or {"path": ...}, a video file or a frame folder; {"path", "start", "end"} (seconds, VideoChat2's
+    clips) samples within that clip. KeyError for a reference that is not a path; video.MissingVideo (a ValueError)
+    when it does not exist; ValueError naming the file when it cannot be read."""
+    clip = None
     if isinstance(ref, dict):
+        if ref.get("start") is not None or ref.get("end") is not None:
+            clip = video_lib.clip_of(ref)
         ref = ref.get("path") or ref.get("video")
     if not isinstance(ref, str) or not ref:
         raise KeyError(f"video reference {str(ref)[:80]!r} is not a path")
     path = epath.Path(ref) if ref.startswith(("/", "gs://")) else epath.Path(image_root or folder) / ref
-    return video_lib.read_video(path, num_frames, rule)
+    return video_lib.read_video(path, num_frames, rule, clip)
