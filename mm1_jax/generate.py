@@ -4,11 +4,16 @@ python -m mm1_jax.generate --config=configs/tiny.py --checkpoint=DIR --video=cli
 Captions your images (no --prompt) or answers a question about them, printing the answer as it is generated. The
 checkpoint is an MM1 training checkpoint of the config's model or a converted mPLUG-Owl3 directory (with
 `configs/owl3_eval.py:TOKENIZER_JSON`); without --checkpoint, a random initialisation. Images are prepared and the
-prompt laid out exactly as the evaluation does (`mm1_jax.eval`: the model's image size, pixel statistics and
-splitting; its chat template), so what you see here is what the benchmarks score. Put `<image>` in the prompt to
+prompt laid out exactly as the evaluation does (`mm1_jax.eval.tasks.layout_prompt`: the model's image size, pixel
+statistics and splitting; its chat template; a converted mPLUG-Owl3's one image cut into the release's crops unless
+`--config.eval.owl3_cut=false`), so what you see here is what the benchmarks score. Put `<image>` in the prompt to
 place the images inside the question (in order); otherwise they come first. A --video (a file or a frame folder) is
 sampled as the evaluation samples a video question (`eval.video_frames`, else `data.video.frames`: MM1.5-Video's
-24; `eval.video_sampling`) and its frames, whole images, come before any --image.
+24, mPLUG-Owl3's 8 in `configs/owl3_eval.py`; `eval.video_sampling`) and its frames, whole images, come before any
+--image (for mPLUG-Owl3 one <|image|> each, as its release expands <|video|>).
+
+`main(argv)` runs the command in this process (its flags parsed from `argv` into their own `FlagValues`, since the
+package's commands share flag names).
 """
 from __future__ import annotations
 
@@ -19,17 +24,25 @@ from ml_collections import config_flags
 
 from mm1_jax import command_line
 
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Model/data config file (configs/X.py[:ARG]).")
-flags.DEFINE_string("checkpoint", None, "Orbax checkpoint (or a trainer workdir), or a converted mPLUG-Owl3 directory.")
-flags.DEFINE_multi_string("image", [], "An image file (repeat for several).")
-flags.DEFINE_string("video", "", "A video file or frame folder, given as its sampled frames (before the images).")
-flags.DEFINE_string("prompt", "", "A question or instruction; empty: caption the image(s).")
-flags.DEFINE_integer("max_new_tokens", 32, "At most this many new tokens.")
-flags.DEFINE_float("temperature", 0.0, "0: greedy; otherwise sample at this temperature.")
-flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens (0: all).")
-flags.DEFINE_float("top_p", 1.0, "Sample within the smallest set of tokens whose probability reaches p.")
-flags.DEFINE_integer("seed", 0, "Sampling seed (and the random initialisation without --checkpoint).")
+
+def define_flags(fv: flags.FlagValues, argv: list[str] | None = None) -> flags.FlagValues:
+    """The command's flags, defined in `fv` (`argv`: the command line, for the `--config.a.b=v` overrides)."""
+    config_flags.DEFINE_config_file("config", None, "Model/data config file (configs/X.py[:ARG]).", flag_values=fv,
+                                    sys_argv=argv)
+    flags.DEFINE_string("checkpoint", None, "Orbax checkpoint (or a trainer workdir), or a converted mPLUG-Owl3 "
+                        "directory.", flag_values=fv)
+    flags.DEFINE_multi_string("image", [], "An image file (repeat for several).", flag_values=fv)
+    flags.DEFINE_string("video", "", "A video file or frame folder, given as its sampled frames (before the images).",
+                        flag_values=fv)
+    flags.DEFINE_string("prompt", "", "A question or instruction; empty: caption the image(s).", flag_values=fv)
+    flags.DEFINE_integer("max_new_tokens", 32, "At most this many new tokens.", flag_values=fv)
+    flags.DEFINE_float("temperature", 0.0, "0: greedy; otherwise sample at this temperature.", flag_values=fv)
+    flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens (0: all).", flag_values=fv)
+    flags.DEFINE_float("top_p", 1.0, "Sample within the smallest set of tokens whose probability reaches p.",
+                       flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Sampling seed (and the random initialisation without --checkpoint).",
+                         flag_values=fv)
+    return fv
 
 
 def _read_images(paths: list[str]) -> list[bytes]:
@@ -48,8 +61,22 @@ def _read_images(paths: list[str]) -> list[bytes]:
     return out
 
 
-def main(argv):
-    del argv
+def main(argv: list[str]) -> None:
+    """The command with the command line `argv` (argv[0] the program), in this process."""
+    fv = define_flags(flags.FlagValues(), argv)
+    try:
+        fv(argv)
+    except (AttributeError, KeyError) as e:  # a --config override naming a field the config does not have
+        sys.exit(f"error: {command_line.unknown_field(argv, e)}")
+    except flags.Error as e:
+        sys.exit(f"error: {e}")
+    if fv.config is None:
+        sys.exit("error: --config is required (configs/X.py[:ARG]).")
+    run(fv)
+
+
+def run(fv: flags.FlagValues) -> None:
+    """Generate with the parsed flags `fv`, printing the answer as it comes."""
     from mm1_jax.eval import prompts, results, tasks  # pylint: disable=import-outside-toplevel
     from mm1_jax.runtime import console  # pylint: disable=import-outside-toplevel
     from mm1_jax.runtime import generate as gen  # pylint: disable=import-outside-toplevel
@@ -57,30 +84,28 @@ def main(argv):
     console.quiet_libraries()
     console.start_backends()
     try:
-        pictures = _read_images(FLAGS.image)
-        if FLAGS.video:  # decoded once here: a bad video is one sentence before any model is built
+        pictures = _read_images(fv.image)
+        if fv.video:  # decoded once here: a bad video is one sentence before any model is built
             from mm1_jax.data import video as video_lib  # pylint: disable=import-outside-toplevel
 
-            frames, rule = tasks.video_settings(FLAGS.config)
-            video_lib.read_video(FLAGS.video, frames, rule)
-            pictures = video_lib.video_frames(FLAGS.video, frames, rule) + pictures
-        if not pictures and not FLAGS.prompt:
+            frames, rule = tasks.video_settings(fv.config)
+            video_lib.read_video(fv.video, frames, rule)
+            pictures = video_lib.video_frames(fv.video, frames, rule) + pictures
+        if not pictures and not fv.prompt:
             raise ValueError("give --image=FILE (to caption it), --video=FILE or --prompt=TEXT.")
-        params, ctx = results.load(FLAGS.config, FLAGS.checkpoint, FLAGS.seed, batch_size=1)
+        params, ctx = results.load(fv.config, fv.checkpoint, fv.seed, batch_size=1)
         template = prompts.TEMPLATES[ctx.template]
-        item = prompts.Item("cli", pictures, question=FLAGS.prompt)
-        load = tasks.image_loader(ctx.image_size, ctx.norm, ctx.split)
-        parts = prompts.item_parts(item, "vqa" if FLAGS.prompt else "caption", load, template=template)
-        prompt = prompts.build_prompt([], parts, ctx.tok, ctx.k, max_tokens=ctx.max_tokens - FLAGS.max_new_tokens,
-                                      max_images=ctx.max_images, image_shape=(ctx.image_size, ctx.image_size, 3),
-                                      split=ctx.split, bos=template.bos)
+        item = prompts.Item("cli", pictures, question=fv.prompt)
+        parts = prompts.item_parts(item, "vqa" if fv.prompt else "caption", tasks.prompt_loader(ctx),
+                                   template=template)
+        prompt = tasks.layout_prompt(ctx, [], parts, ctx.max_tokens - fv.max_new_tokens, bos=template.bos)
+        request = tasks.request(ctx, prompt)
     except ValueError as e:
         sys.exit(f"error: {e}")
-    sampling = gen.Sampling(max_new_tokens=FLAGS.max_new_tokens, temperature=FLAGS.temperature, top_k=FLAGS.top_k,
-                            top_p=FLAGS.top_p, seed=FLAGS.seed, stop_ids=tasks.stop_ids(ctx))
+    sampling = gen.Sampling(max_new_tokens=fv.max_new_tokens, temperature=fv.temperature, top_k=fv.top_k,
+                            top_p=fv.top_p, seed=fv.seed, stop_ids=tasks.stop_ids(ctx))
     ids, shown = [], ""
-    for token, _ in gen.stream(ctx.model, params, gen.Request(prompt.tokens, prompt.images), sampling,
-                               pad_id=ctx.tok.pad_id, **ctx.inputs):
+    for token, _ in gen.stream(ctx.model, params, request, sampling, pad_id=ctx.tok.pad_id, **ctx.inputs):
         ids.append(token)
         text = ctx.tok.decode(ids, mark_images=False).strip()
         print(text[len(shown):] if text.startswith(shown) else "\n" + text, end="", flush=True)
@@ -89,5 +114,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags(flags.FLAGS)
     flags.mark_flag_as_required("config")
-    command_line.run(main)
+    command_line.run(lambda argv: run(flags.FLAGS))

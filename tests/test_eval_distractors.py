@@ -203,6 +203,7 @@ def test_converted_owl3_runs_the_tasks(tmp_path):
 
     config = tiny.get_config()  # its embedded_vqa items; the tokenizer as Qwen2's special tokens are
     config.data.tokenizer, path = converted_owl3(tmp_path)
+    config.eval.owl3_cut = False  # images whole, as `_prompt` lays them out (the release's cutting: test_owl3_video)
     tok = load_tokenizer(config.data.tokenizer)
     assert tok.special["<pad>"] == tok.eos_id == 0 and tok.image_id == 3  # <|endoftext|>, <|image|>
     config.eval.mmbench_distractors.update(annotations=mmbench_tsv(tmp_path / "dev.tsv"), num_images=8,

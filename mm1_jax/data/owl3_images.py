@@ -1,10 +1,27 @@
 """mPLUG-Owl3 image processing: 384 px bicubic, mean = std = 0.5, cut into a grid of crops plus a global view.
 
-The grid (rows h, columns w) is chosen from OWL3_GRIDS by the highest 100 * IoU(grid box, grid box reshaped to the
-image's aspect) + IoU(grid box, image box), boxes anchored at the origin and a grid box w*size x h*size pixels
-(the release's image_processing_mplugowl3.py; as it computes it, the reshaped box's height is truncated to whole pixels and the first
-best grid wins ties). The image is resized to the grid, cut row-major, and the global view (the whole image at
-size x size) follows the crops. Each `<|image|>` of the prompt becomes the cut prompt, one placeholder per crop.
+The release's processor (its Hugging Face files, e.g. mPLUG/mPLUG-Owl3-7B-240728; `init_processor` in
+modeling_mplugowl3.py builds `mPLUGOwl3ImageProcessor(image_size=384)` with its default cut settings):
+
+- The grid (image_processing_mplugowl3.py, `CutMixin` defaults: anchors 'grid_squ_6', strategy 'docowl', prompt 'v2'
+  with a global view; `anchor_rank`): rows h, columns w from OWL3_GRIDS by the highest
+  100 * IoU(grid box, grid box reshaped to the image's aspect) + IoU(grid box, image box), boxes anchored at the
+  origin and a grid box w*size x h*size pixels. As it computes it, the reshaped box's height is a float32 product
+  truncated to whole pixels (the boxes are integer tensors) and the first best grid wins ties. Every image is cut
+  when cutting is on, small ones too (there is no size condition; `cut_prob` is read but never used).
+- The pixels (`_process_image`): the image resized (PIL bicubic, through torchvision) to w*size x h*size and cut
+  row-major, then the global view (the whole image resized to size x size, which is also what an uncut image is).
+- The prompt (processing_mplugowl3.py `__call__`, the 'v2_global' template): each `<|image|>` becomes `cut_prompt`,
+  one placeholder per crop and one for the global view, the text between placeholders tokenized as one piece.
+- When it cuts (processing_mplugowl3.py `__call__`): `cut_enable` (default True) unless the call has videos, which
+  force it off, so a video's frames are never cut (each `<|video|>` becomes one `<|image|>` per frame). Several
+  images are not refused, but their prompts come out wrong: `_process_image` lists two shapes per image (its grid,
+  then (1, 1) for its global view) and the processor takes the shape of the n-th placeholder from that list, so a
+  second image gets a 1 x 1 cut prompt for a full grid of crops. The release's evaluation cuts single-image
+  benchmarks only (evaluation/tasks/plans/all.yaml gives `cut_cfg` to MMBench, MM-Vet, POPE, AI2D and the VQA
+  tasks, none to NLVR2, Q-Bench2, the interleave bench or the video tasks; general_task_pipeline2.py passes
+  `cut_enable=bool(task.cut_cfg)`). `cuts_prompt` is that rule: the one image of a prompt with no video.
+
 Pixels are uint8, resized as the release's processor resizes (PIL bicubic on the 8-bit image); the model normalises
 them on the device with SigLIP's statistics (`mm1_jax.models.owl3.Owl3.encode_images`).
 """
@@ -43,6 +60,11 @@ def cut_prompt(rows: int, cols: int, image_token: str = IMAGE_TOKEN) -> str:
     """The text that replaces one image's placeholder: a line per grid row, then the global view."""
     lines = [" ".join(f"subimg({i},{j}){image_token}" for j in range(cols)) for i in range(rows)]
     return f"Cut to {rows} rows {cols} columns with a global view\n" + "\n".join(lines) + f"\nglobal_view{image_token}"
+
+
+def cuts_prompt(num_images: int, video: bool) -> bool:
+    """Whether the release cuts a prompt's image: the prompt shows exactly one image and no video (see above)."""
+    return num_images == 1 and not video
 
 
 def process_image(img: Image.Image, size: int = 384, cut: bool = True) -> tuple[np.ndarray, tuple[int, int] | None]:

@@ -417,6 +417,7 @@ def eval_defaults() -> ml_collections.ConfigDict:
     e.max_skipped = 0.05      # the fraction of a task's items that may be skipped (unreadable) before it stops
     e.judge = ml_collections.ConfigDict(judge.JUDGE_DEFAULTS.to_dict())  # the model judge (mm1_jax.eval.judge)
     e.image_processor = ""    # a converted LLaVA: the release's preprocessor_config.json ('' = its style's defaults)
+    e.owl3_cut = True         # a converted mPLUG-Owl3: a prompt's only still image cut as the release cuts (False: no)
     e.video_frames = 0        # a video question's frames (0 = data.video.frames: MM1.5-Video's 24; mPLUG-Owl3's 8)
     e.video_sampling = ""     # their sampling rule (mm1_jax.data.video: uniform, owl3, linspace; '' = data.video's)
     e.textcore = ",".join(GROUPS["textcore"])  # the tasks averaged as TextCore

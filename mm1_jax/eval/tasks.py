@@ -7,7 +7,8 @@ A task whose skipped items pass `eval.max_skipped` of its items stops before the
 `run_tasks` flattens the scores to {"task/Nshot/metric": value}; groups (textcore) add their mean.
 
 The models: an MM1 (`Context.from_config`: K slot tokens per image, or one on the hyper-attention route), a
-converted mPLUG-Owl3 (`Context.for_owl3`: one <|image|> placeholder per image) or a converted LLaVA-OneVision /
+converted mPLUG-Owl3 (`Context.for_owl3`: one <|image|> placeholder per image, a prompt's only still image cut into
+the release's crops and global view, a video's frames whole: `owl3_prompt`) or a converted LLaVA-OneVision /
 LLaVA-NeXT / LLaVA (`Context.for_llava`: one <image> per image, expanded to the image's features as the release's
 processor expands it, images preprocessed as its image processor does, `data.llava_images`).
 
@@ -27,7 +28,7 @@ from PIL import Image
 
 from mm1_jax.data import examples as examples_lib
 from mm1_jax.data import images as images_lib
-from mm1_jax.data import llava_images, synthetic
+from mm1_jax.data import llava_images, owl3_images, synthetic
 from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import video as video_lib
 from mm1_jax.data.tokenizer import Tokenizer, load_tokenizer
@@ -41,8 +42,8 @@ from mm1_jax.models import vit
 from mm1_jax.models.inputs import input_spec
 from mm1_jax.runtime import generate as gen
 
-__all__ = ["TASKS", "Context", "Task", "eval_split", "evaluate", "image_loader", "load_task", "read_tasks",
-           "run_tasks"]
+__all__ = ["TASKS", "Context", "Task", "eval_split", "evaluate", "image_loader", "layout_prompt", "load_task",
+           "prompt_loader", "read_tasks", "request", "run_tasks"]
 
 
 def _eval_cfg(config: ml_collections.ConfigDict) -> Any:
@@ -151,6 +152,14 @@ class LlavaInputs:
     processor: llava_images.ImageProcessor
 
 
+@dataclasses.dataclass(frozen=True)
+class Owl3Inputs:
+    """What an mPLUG-Owl3 context needs beyond the tokenizer: whether a prompt's only still image is cut as the
+    release cuts it (`eval.owl3_cut`; `owl3_prompt`)."""
+
+    cut: bool = True
+
+
 @dataclasses.dataclass
 class Context:
     """What prompts, generation and scoring need about the model, and the evaluation settings."""
@@ -167,6 +176,7 @@ class Context:
     caption_tokenizer: str = "auto"  # CIDEr's tokenisation (`metrics.tokenize_captions`)
     image_token_id: int | None = None  # Owl3: the <|image|> placeholder (images passed flat); None: MM1 slots
     llava: LlavaInputs | None = None  # a LLaVA model: its config and image processor (image_token_id its <image>)
+    owl3: Owl3Inputs | None = None  # an mPLUG-Owl3 model: how its images are laid out (image_token_id its <|image|>)
     template: str = "mm1"
     box_format: str = "mm1_jax"
     convention: str = "official"  # eval.convention: the official scorers, or a harness's (datasets.CONVENTIONS)
@@ -188,17 +198,23 @@ class Context:
     def for_owl3(cls, module: Any, owl3_config: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
                  batch_size: int = 16, max_images: int = 512) -> Context:
         """A converted mPLUG-Owl3 (`pretrained.load(dir).module` with its config): prompts in ChatML by default,
-        one <|image|> placeholder per whole image (the release's cutting of large images into crops is not done),
+        one <|image|> placeholder per image, a prompt's only still image cut into crops and a global view with the
+        release's cut prompt unless `config.eval.owl3_cut` is False (`owl3_prompt`; a video's frames are never cut),
         `config.data.tokenizer` = the release's tokenizer.json, `config.data.seq_len` the context to fill."""
         tok = load_tokenizer(config.data.tokenizer)
         token_id = owl3_config.get("image_token_id")
         if token_id is not None and int(token_id) != tok.image_id:
             raise ValueError(f"the checkpoint's image_token_id {token_id} is not the tokenizer's <|image|> id "
                              f"{tok.image_id} ({config.data.tokenizer}).")
+        cut = _eval_cfg(config).get("owl3_cut", True)
+        if not isinstance(cut, bool):
+            raise ValueError(f"eval.owl3_cut={cut!r} must be True (cut a prompt's only still image as the release "
+                             "does) or False (every image whole).")
         enc = owl3_config.encoder
         norm = vit.STYLES[enc.style]["image_norm"]
         ctx = cls._with_eval(module, tok, 1, int(enc.image_size), norm, int(config.data.seq_len), max_images,
-                             batch_size, config, template="chatml", image_token_id=tok.image_id)
+                             batch_size, config, template="chatml", image_token_id=tok.image_id,
+                             owl3=Owl3Inputs(cut))
         ctx.split = None
         return ctx
 
@@ -391,9 +407,143 @@ def llava_prompt(ctx: Context, demos: Sequence[list[tuple]], query: list[tuple],
         budget -= len(tokens) - max_tokens
 
 
-def _request(ctx: Context, prompt: Prompt) -> gen.Request:
+# --------------------------------------------------------------------------------------------------------------------
+# mPLUG-Owl3: a prompt's only still image cut as the release cuts it, images kept as references until a batch needs them
+# --------------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False)
+class Owl3Image:
+    """One image of an mPLUG-Owl3 prompt. A still image keeps its reference (bytes or a path) and (width, height),
+    and is decoded again when a batch needs its pixels, so that a task's prompts hold none; a video's frame (and an
+    array given as pixels) holds its whole-image pixels and is never cut."""
+
+    ref: Any = None
+    size: tuple[int, int] = (0, 0)
+    pixels: np.ndarray | None = None
+
+    def entries(self, image_size: int, cut: bool) -> np.ndarray:
+        """uint8 [n, S, S, 3]: the release's crops (row-major) then its global view when `cut`, else the whole image
+        (`data.owl3_images.process_image`); ready pixels as given."""
+        if self.pixels is not None:
+            return self.pixels[None]
+        data = self.ref if isinstance(self.ref, bytes) else sources_lib.read_image_ref(self.ref, ".", "")
+        return owl3_images.process_image(images_lib.decode_image(data), image_size, cut)[0]
+
+
+def owl3_loader(size: int) -> Callable[[Any], Owl3Image]:
+    """Reference -> `Owl3Image`: a still image decoded once here (an unreadable one is skipped with its item; sizes
+    are remembered per reference), a video's `Frame` as its whole image (size x size, as the release's processor
+    resizes an uncut image: image_processing_mplugowl3.py `resize_global`); OSError / ValueError when unreadable."""
+    sizes: dict = {}
+
+    def load(ref: Any) -> Owl3Image:
+        if isinstance(ref, np.ndarray):
+            return Owl3Image(pixels=ref)
+        if isinstance(ref, video_lib.Frame):
+            return Owl3Image(pixels=images_lib.whole_image(Image.fromarray(video_lib.frame_pixels(ref)), size))
+        key = ref if isinstance(ref, (bytes, str)) else None
+        if key is None or key not in sizes:
+            try:
+                img = images_lib.decode_image(ref if isinstance(ref, bytes) else
+                                              sources_lib.read_image_ref(ref, ".", ""))
+            except (OSError, ValueError) as e:
+                where = "its image bytes" if isinstance(ref, bytes) else f"image file {str(ref)[:120]}"
+                raise ValueError(f"{where}: {e}") from None
+            if key is None:
+                return Owl3Image(ref, img.size)
+            sizes[key] = img.size
+        return Owl3Image(ref, sizes[key])
+
+    return load
+
+
+@dataclasses.dataclass
+class Owl3Prompt(Prompt):
+    """An mPLUG-Owl3 prompt: `images` its (Owl3Image, entry) pairs in placeholder order, the entry indexing the
+    image's `entries` (cut when `cut`)."""
+
+    cut: bool = False
+
+
+def owl3_prompt(ctx: Context, demos: Sequence[list[tuple]], query: list[tuple], max_tokens: int,
+                bos: bool = False) -> Owl3Prompt:
+    """`build_prompt` with one <|image|> per image (`owl3_loader`'s images). When the prompt shows one image, a still
+    image, and `ctx.owl3.cut` (eval.owl3_cut), it is cut as the release cuts it (`owl3_images.cuts_prompt`): its
+    placeholder becomes the release's cut prompt (processing_mplugowl3.py; 'Cut to h rows w columns with a global
+    view', a `subimg(i,j)<|image|>` per crop, `global_view<|image|>`), the text between placeholders one piece, and
+    its placeholders take its crops then its global view. A video's frames stay whole, one placeholder each, one
+    after another (the release replaces <|video|> by a <|image|> per frame and turns cutting off for videos)."""
+    stand_in = np.zeros((1, 1, 3), np.uint8)  # build_prompt stacks images: the references stay out of it
+    groups = list(demos) + [query]
+    shown = [p[1] for parts in groups for p in parts if p[0] == "image"]
+    video = any(im.pixels is not None for im in shown)  # frames (and given pixels): not a still image to cut
+    cut = bool(ctx.owl3 is not None and ctx.owl3.cut and owl3_images.cuts_prompt(len(shown), video))
+    laid, views = [], []
+    for parts in groups:
+        out, mine = [], []
+        for part in parts:
+            if part[0] != "image":
+                out.append(part)
+                continue
+            if not cut:
+                out.append(("image", stand_in))
+                mine.append((part[1], 0))
+                continue
+            rows, cols = owl3_images.choose_cut_grid(*part[1].size, size=ctx.image_size)
+            pieces = owl3_images.cut_prompt(rows, cols).split(owl3_images.IMAGE_TOKEN)
+            for j, piece in enumerate(pieces[:-1]):  # the text before each placeholder, then the placeholder
+                out += ([("text", piece)] if piece else []) + [("image", stand_in)]
+                mine.append((part[1], j))
+            out += [("text", pieces[-1])] if pieces[-1] else []
+        laid.append(out)
+        views.append(mine)
+    prompt = build_prompt(laid[:-1], laid[-1], ctx.tok, 1, max_tokens=max_tokens, max_images=ctx.max_images,
+                          image_shape=(1, 1, 3), bos=bos)
+    kept = tuple(v for mine in views[prompt.dropped_demos:] for v in mine)
+    marks = int(np.sum(prompt.tokens == ctx.image_token_id))
+    if marks != len(kept):
+        raise ValueError(f"the prompt holds {marks} <|image|> tokens for {len(kept)} images (its text names "
+                         "<|image|> itself?)")
+    return Owl3Prompt(prompt.tokens, kept, prompt.dropped_demos, prompt.cut_query_tokens, cut)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Every model: its images' loader, its prompt layout, a prompt's generator request
+# --------------------------------------------------------------------------------------------------------------------
+def prompt_loader(ctx: Context) -> Callable[[Any], Any]:
+    """How `item_parts` loads a reference for this model: LLaVA's and Owl3's keep references (`llava_loader`,
+    `owl3_loader`), MM1's makes the pixels (`image_loader`, split as `ctx.split` says)."""
+    if ctx.llava is not None:
+        return llava_loader()
+    if ctx.owl3 is not None:
+        return owl3_loader(ctx.image_size)
+    return image_loader(ctx.image_size, ctx.norm, ctx.split)
+
+
+def layout_prompt(ctx: Context, demos: Sequence[list[tuple]], query: list[tuple], max_tokens: int,
+                  bos: bool = True) -> Prompt:
+    """Demonstrations' and the query's parts (from `prompt_loader(ctx)`) as the model's prompt within `max_tokens`:
+    `llava_prompt`, `owl3_prompt` or MM1's `build_prompt`."""
+    if ctx.llava is not None:
+        return llava_prompt(ctx, demos, query, max_tokens, bos=bos)
+    if ctx.owl3 is not None:
+        return owl3_prompt(ctx, demos, query, max_tokens, bos=bos)
+    return build_prompt(demos, query, ctx.tok, ctx.k, split=ctx.split, max_tokens=max_tokens,
+                        max_images=ctx.max_images, image_shape=(ctx.image_size, ctx.image_size, 3), bos=bos)
+
+
+def request(ctx: Context, prompt: Prompt) -> gen.Request:
     """The generator's request for a prompt; a LLaVA prompt's images become their tiles here (float32, normalised
-    as the release's processor does), so that only a batch's pixels are ever held."""
+    as the release's processor does) and an Owl3 prompt's their pixels (uint8: crops and global view, or whole), so
+    that only a batch's pixels are ever held."""
+    if isinstance(prompt, Owl3Prompt):
+        made, pics = {}, []
+        for image, entry in prompt.images:
+            if id(image) not in made:
+                made[id(image)] = image.entries(ctx.image_size, prompt.cut)
+            pics.append(made[id(image)][entry])
+        if not pics:
+            return gen.Request(prompt.tokens, np.zeros((0, ctx.image_size, ctx.image_size, 3), np.uint8))
+        return gen.Request(prompt.tokens, np.stack(pics).astype(images_lib.pixel_dtype(pics, "a prompt's images")))
     if not isinstance(prompt, LlavaPrompt):
         return gen.Request(prompt.tokens, prompt.images)
     proc, tiles = ctx.llava.processor, []
@@ -405,6 +555,9 @@ def _request(ctx: Context, prompt: Prompt) -> gen.Request:
     size = proc.tile_size
     pixels = np.concatenate(tiles) if tiles else np.zeros((0, size, size, 3), np.float32)
     return gen.Request(prompt.tokens, pixels, prompt.plans)
+
+
+_request = request  # the name the tests of the LLaVA path use
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -476,10 +629,8 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
     values = datasets.task_config(task, ctx.eval_cfg) if ctx.eval_cfg is not None else {}
     mode = values.get("answer_mode", "likelihood")
     template = _template(ctx)
-    llava = ctx.llava is not None
-    load = llava_loader() if llava else image_loader(ctx.image_size, ctx.norm, ctx.split)
-    parts = llava_parts if llava else item_parts
-    shape = (ctx.image_size, ctx.image_size, 3)
+    load = prompt_loader(ctx)
+    parts = llava_parts if ctx.llava is not None else item_parts
     if task.fmt == "choice" and mode == "likelihood":
         reserve = max((len(ctx.tok.encode(o)) for i in items for o in i.options), default=1)
     else:
@@ -497,12 +648,7 @@ def evaluate(ctx: Context, params: Any, task: Task, items: list[Item], support: 
                 demos.append(parts(first.query, task.fmt, load, answer=answer, template=template))
             for p in shown:
                 query = parts(p.query, task.fmt, load, template=template)
-                if llava:
-                    prompt = llava_prompt(ctx, demos, query, ctx.max_tokens - reserve, bos=template.bos)
-                else:
-                    prompt = build_prompt(demos, query, ctx.tok, ctx.k, split=ctx.split,
-                                          max_tokens=ctx.max_tokens - reserve, max_images=ctx.max_images,
-                                          image_shape=shape, bos=template.bos)
+                prompt = layout_prompt(ctx, demos, query, ctx.max_tokens - reserve, bos=template.bos)
                 prompts.append((item, prompt, p))
         except (OSError, ValueError) as e:
             skipped.append({"id": item.id, "reason": str(e)})
@@ -536,7 +682,7 @@ def _generate(ctx: Context, params: Any, name: str, prompts: list, new: int, bat
     sampling = gen.Sampling(max_new_tokens=new, stop_ids=stop_ids(ctx))
     generator, texts = ctx.generator(batch), []
     for start in range(0, len(prompts), batch):
-        chunk = [_request(ctx, p) for _, p, _ in prompts[start:start + batch]]
+        chunk = [request(ctx, p) for _, p, _ in prompts[start:start + batch]]
         for ids, _ in generator(params, chunk, sampling):
             texts.append(ctx.tok.decode(ids, mark_images=False).strip())
         _progress(progress, name, min(start + batch, len(prompts)), len(prompts))
@@ -544,16 +690,17 @@ def _generate(ctx: Context, params: Any, name: str, prompts: list, new: int, bat
 
 
 def _choose(ctx: Context, params: Any, prompts: list, batch: int, progress: bool, mean: bool = False) -> list[int]:
-    """The option with the highest log-likelihood as a continuation of each prompt (`mean`: per token). A LLaVA
-    model's prompts are scored `batch` at a time, their images' tiles made for each batch only (one go otherwise)."""
+    """The option with the highest log-likelihood as a continuation of each prompt (`mean`: per token). A LLaVA or
+    Owl3 model's prompts are scored `batch` at a time, their images' pixels made for each batch only (one go
+    otherwise)."""
     conts, owners, scores = [], [], []
-    step = batch if ctx.llava is not None else max(1, len(prompts))
+    step = batch if ctx.llava is not None or ctx.owl3 is not None else max(1, len(prompts))
     for start in range(0, len(prompts), step):
         requests = []
         for n, (_, p, shown) in enumerate(prompts[start:start + step], start):
-            request = _request(ctx, p)
+            one = request(ctx, p)
             for option in shown.options:
-                requests.append(request)
+                requests.append(one)
                 conts.append(ctx.tok.encode(option))
                 owners.append(n)
         scores += gen.score_continuations(ctx.model, params, requests, conts[len(scores):], pad_id=ctx.tok.pad_id,
