@@ -21,7 +21,11 @@ from mm1_jax.config_keys import check_known, did_you_mean, unknown_key
 from mm1_jax.data.video import SAMPLING_RULES as VIDEO_SAMPLING
 
 KINDS = ("caption", "interleaved", "text", "sft")
-FORMATS = ("wds", "jsonl", "parquet", "arrayrecord", "llava_json", "videochat2_json", "activitynet_qa")
+FORMATS = ("wds", "jsonl", "parquet", "arrayrecord", "llava_json", "videochat2_json", "activitynet_qa",
+           "ferret_ui_json")
+# data.split.mode: none | mm1 (2x2 + overview) | mm1.5 (MM1.5's dynamic grid) | ferret_ui (Ferret-UI's two halves along
+# the longer side + global view); mm1_jax.data.examples.split_entries
+SPLIT_MODES = ("none", "mm1", "mm1.5", "ferret_ui")
 SOURCE_FIELDS = ("name", "kind", "format", "path", "weight", "image_root")  # an entry of `sources`
 
 # MM1.5's SFT data categories (arXiv 2409.20566 Sec. 3.2): six single-image ones, then multi-image and text-only data,
@@ -45,8 +49,9 @@ def source(name: str, kind: str, format: str, path: str, weight: float, **extra:
     llava_json (one JSON list of LLaVA conversations; a jsonl of them, ShareGPTVideo's SFT files, is jsonl) |
     videochat2_json (VideoChat2's instruction json: {"video", "QA": [{"i", "q", "a"}]}) | activitynet_qa
     (ActivityNet-QA's release: the <split>_q.json files, their <split>_a.json beside them; image_root the videos'
-    folder): the two video formats become LLaVA video records (mm1_jax.data.sources). path: a file, a glob, or
-    several joined by ',';
+    folder): the two video formats become LLaVA video records (mm1_jax.data.sources) | ferret_ui_json (Ferret-UI's
+    release format: LLaVA records with image_w, image_h and box_x1y1x2y2, each <bbox_locationK> written as
+    coordinates text, mm1_jax.data.coordinates). path: a file, a glob, or several joined by ',';
     local or any filesystem etils.epath knows (gs://...). weight: share of examples in the mixture (normalised); with
     `data.sft.categories` set, its share inside its category (e.g. its number of samples, to mix a category by size).
     image_root (extra): folder that relative image paths in jsonl/json/arrayrecord records are read from
@@ -93,7 +98,10 @@ def get_data_config(**overrides: Any) -> ml_collections.ConfigDict:
     # Interleaved documents with more than max_images images keep the first max_images and drop the later images
     # (their text is kept).
     # Image splitting for high resolution (MM1 SFT and MM1.5). mode: none | mm1 (2x2 crops + overview) |
-    # mm1.5 (dynamic grid, MM1.5, arXiv 2409.20566). Crops are cut at r px and resized to the encoder's resolution.
+    # mm1.5 (dynamic grid, MM1.5, arXiv 2409.20566) | ferret_ui (Ferret-UI, arXiv 2404.05719: the screen squashed and
+    # cut in two along its longer side, top/bottom or left/right, + the global view; Ferret-UI puts the global view
+    # before the halves: overview='before'; n_min / n_max unused). Crops are cut at r px and resized to the
+    # encoder's resolution.
     c.split = ml_collections.ConfigDict()
     c.split.mode = "none"
     c.split.kinds = ("sft",)  # example kinds whose images are split.
@@ -173,6 +181,9 @@ def validate_data_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"data.max_error_rate={rate!r} must lie in [0, 1].")
     _whole("data.pack.min_piece", config.pack.min_piece, 0)
     split = config.split
+    if split.mode not in SPLIT_MODES:
+        raise ValueError(f"data.split.mode={split.mode!r} is not a splitting mode"
+                         f"{did_you_mean(str(split.mode), SPLIT_MODES)}; the modes are {', '.join(SPLIT_MODES)}.")
     _whole("data.split.r", split.r, 0)
     _whole("data.split.max_images_to_split", split.max_images_to_split, 0)
     _whole("data.split.n_min", split.n_min, 1)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
+from mm1_jax.data import config as config_lib
 from mm1_jax.data import images as images_lib
 from mm1_jax.data import sources as sources_lib
 from mm1_jax.data import tokenizer as tokenizer_lib
@@ -22,7 +23,7 @@ from mm1_jax.data import video as video_lib
 from mm1_jax.models.vit import norm_stats
 
 SKIP_REASONS = ("bad_image", "missing_image", "empty_text", "wrong_schema", "bad_json", "no_images", "bad_video",
-                "missing_video", "too_many_images")
+                "missing_video", "too_many_images", "bad_box")  # bad_box: a region that does not fit its image
 CAPTION_KEYS = ("caption", "text", "txt")
 TEXT_KEYS = ("text", "content", "txt")
 
@@ -40,7 +41,9 @@ class ImageEntries(NamedTuple):
 
 def split_entries(img: Any, split: dict, size: int, norm: str) -> ImageEntries:
     """A decoded image's entries under `split.mode` (none: the whole image; mm1: 2x2 + overview; mm1.5: dynamic,
-    the canvas padded with `norm`'s mean colour)."""
+    the canvas padded with `norm`'s mean colour; ferret_ui: Ferret-UI's two halves along the longer side + the global
+    view, `images.split_image_ferret_ui`). Coordinates in the text always refer to the whole image, whatever the mode
+    (mm1_jax.data.coordinates)."""
     mode = split["mode"]
     if mode == "none":
         return ImageEntries(images_lib.whole_image(img, size)[None])
@@ -50,7 +53,10 @@ def split_entries(img: Any, split: dict, size: int, norm: str) -> ImageEntries:
         r, n_min, n_max = split["r"] or size, split["n_min"], split["n_max"]
         return ImageEntries(images_lib.split_image_dynamic(img, size, norm, r, n_min, n_max),
                             images_lib.choose_grid(img.width, img.height, r, n_min, n_max))
-    raise ValueError(f"data.split.mode={mode!r} is not one of none, mm1, mm1.5.")
+    if mode == "ferret_ui":
+        return ImageEntries(images_lib.split_image_ferret_ui(img, size, split["r"] or size),
+                            images_lib.ferret_ui_grid(img.width, img.height))
+    raise ValueError(f"data.split.mode={mode!r} is not one of {', '.join(config_lib.SPLIT_MODES)}.")
 
 
 def arrange_entries(entries: ImageEntries, split: dict, tok: tokenizer_lib.Tokenizer
@@ -133,8 +139,8 @@ class ExampleBuilder:
         try:
             if not isinstance(record, dict):
                 raise SkipRecord("wrong_schema", f"record is a {type(record).__name__}")
-            if "__error__" in record:
-                raise SkipRecord(record["__error__"])
+            if "__error__" in record:  # a reader's verdict, with its sentence when it gave one
+                raise SkipRecord(record["__error__"], str(record.get("__detail__") or ""))
             parts = getattr(self, "_" + self.kind)(record)
             return self._assemble(parts)
         except SkipRecord as e:

@@ -1,4 +1,5 @@
-"""Images: decode, resize (bicubic), MM1 / MM1.5 image splitting, the pad colour and the numpy normalisation.
+"""Images: decode, resize (bicubic), MM1 / MM1.5 / Ferret-UI image splitting, the pad colour and the numpy
+normalisation.
 
 Every function here returns uint8 pixels [H, W, 3] (or [n, H, W, 3]), resized as the Hugging Face image processors
 do (PIL bicubic on the 8-bit image; rescaling and normalising come after). Normalising happens once, on the device,
@@ -120,4 +121,30 @@ def split_image_mm1(img: Image.Image, size: int) -> np.ndarray:
     """MM1 SFT splitting: 4 crops (2x2 of the image at 2*size) then the overview. uint8 [5, size, size, 3]."""
     big = np.asarray(resize(img, 2 * size, 2 * size), np.uint8)
     crops = [big[i * size : (i + 1) * size, j * size : (j + 1) * size] for i in range(2) for j in range(2)]
+    return np.stack(crops + [whole_image(img, size)])
+
+
+def ferret_ui_grid(width: int, height: int) -> tuple[int, int]:
+    """Ferret-UI's grid (n_h, n_w): a screen cut into 2 sub-images along its longer side, (1, 2) left | right for a
+    landscape screen, (2, 1) top / bottom for a portrait one (arXiv 2404.05719, abstract and Sec. 3: "horizontal
+    division for portrait screens and vertical division for landscape screens"). A square screen is cut top / bottom,
+    as the release's select_best_resolution (ferretui/ferretui/mm_utils.py) picks the first of tied grids, the first
+    listed (train.py: grids [[1, 2], [2, 1], ...], each [width, height] in 336 px units) being 1 wide, 2 high.
+    Restricted to these two grids select_best_resolution always picks this one. The released code itself offers
+    three more grids (2x2, 3x1, 1x3) to select_best_resolution; this mode is the paper's two sub-images."""
+    return (1, 2) if width > height else (2, 1)
+
+
+def split_image_ferret_ui(img: Image.Image, size: int, r: int) -> np.ndarray:
+    """Ferret-UI's any-resolution split (ferretui/ferretui/mm_utils.py process_anyres_image with is_pad=False): the
+    screen squashed (aspect not kept, no padding) to the grid's n_w*r x n_h*r canvas, cut into r x r sub-images
+    row-major (divide_to_patches), each resized to size x size when r != size; then the global view, the whole screen
+    squashed to size x size (image.resize to the encoder's size). The release puts the global view FIRST
+    (`[image_original_resize] + patches`): arrange them so with data.split.overview = 'before'. Here, as every split
+    here, the global view comes last in the array. uint8 [3, size, size, 3]."""
+    n_h, n_w = ferret_ui_grid(img.width, img.height)
+    canvas = np.asarray(resize(img, n_w * r, n_h * r), np.uint8)
+    crops = [canvas[i * r : (i + 1) * r, j * r : (j + 1) * r] for i in range(n_h) for j in range(n_w)]
+    if r != size:
+        crops = [whole_image(Image.fromarray(c), size) for c in crops]
     return np.stack(crops + [whole_image(img, size)])

@@ -10,13 +10,16 @@ import bisect
 import functools
 import json
 import os
+import re
 import tarfile
 import threading
+import zlib
 from typing import Any
 
 from etils import epath
 
 from mm1_jax.data import config as config_lib
+from mm1_jax.data import coordinates
 from mm1_jax.data import video as video_lib
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp")
@@ -421,6 +424,92 @@ def _video_names(root: str) -> dict[str, str]:
     return out
 
 
+class FerretUIJsonSource:
+    """Ferret-UI's training and evaluation files in its release format (apple/ml-ferret at 3c9e5c93,
+    ferretui/playground/sample_data/*.json, read as ferretui/ferretui/train/train.py LazySupervisedDataset reads
+    them): a JSON list of {"id", "image": path joined under the image folder (the source's image_root, default the
+    file's folder), "image_h", "image_w": the screen's size in pixels, "conversations": LLaVA turns (human first,
+    then alternating), "box_x1y1x2y2": one list per turn (possibly fewer lists than turns) of [x1, y1, x2, y2] pixel
+    boxes}; the K-th box of a turn is written where the turn says <bbox_locationK>. Files without boxes (screen2words,
+    detailed_description, ...) are plain LLaVA records and pass through.
+
+    Each record becomes a LLaVA record (`ferret_ui_record`), the boxes written as text by the release's rule
+    (`mm1_jax.data.coordinates`: the 0-999 grid of the WHOLE screen, image_w x image_h, whatever the split):
+      * an assistant turn (odd index, as the release counts turns) always gets the box "[x1, y1, x2, y2]";
+      * a human turn (even index) gets a box or its centre point "[x, y]", the release's random.choice(['point',
+        'box']) per human turn made deterministic here (`ferret_ui_point_turn`: a hash of the record key and turn).
+    Not kept (Ferret's own, which MM1.5 does not have): the " <region_fea>" token after a human turn's coordinates
+    and its region mask (add_region_feature), the Gaussian jitter of a point when a record has no segment mask.
+    Skipped and counted: a record that is not that shape, whose box is not 4 numbers, whose turn lacks the
+    placeholder of one of its boxes or keeps a placeholder with no box (wrong_schema); a box that does not fit its
+    screen (outside [0, image_w] x [0, image_h], or x2 < x1, y2 < y1: bad_box, with the sentence naming it) -- the
+    release clamps such boxes into the image instead."""
+
+    def __init__(self, paths: list[epath.Path]):
+        self._records = []  # (raw record, key, folder)
+        for path in paths:
+            for j, rec in enumerate(_load_json_list(path, "Ferret-UI")):
+                rid = rec.get("id", j) if isinstance(rec, dict) else j
+                self._records.append((rec, f"{path.name}#{rid}", str(path.parent)))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return ferret_ui_record(*self._records[i])
+
+
+FERRET_UI_PLACEHOLDER = re.compile(r"<bbox_location(\d+)>")  # ferretui train.py f'<bbox_location{box_idx}>'
+
+
+def ferret_ui_point_turn(key: str, turn: int) -> bool:
+    """Whether human turn `turn` of record `key` gives its regions as points (else boxes): the release draws
+    random.choice(['point', 'box']) per human turn at every read; here a fixed half of the turns, by crc32."""
+    return zlib.crc32(f"{key}|{turn}".encode()) % 2 == 1
+
+
+def _bad_box(key: str, detail: str) -> dict[str, Any]:
+    return {"__error__": "bad_box", "__key__": key, "__detail__": detail}
+
+
+def ferret_ui_record(rec: Any, key: str, folder: str) -> dict[str, Any]:
+    """One Ferret-UI record as a LLaVA record with its boxes as text (FerretUIJsonSource's docstring), or an error
+    record (wrong_schema, bad_box)."""
+    turns = rec.get("conversations") if isinstance(rec, dict) else None
+    if not isinstance(turns, list) or not turns or not all(isinstance(t, dict) and _text(t.get("value"))
+                                                           for t in turns):
+        return _wrong(key)
+    boxes = rec.get("box_x1y1x2y2") or []
+    if not isinstance(boxes, list) or len(boxes) > len(turns) or not all(isinstance(b, list) for b in boxes):
+        return _wrong(key)
+    width, height = rec.get("image_w"), rec.get("image_h")
+    if any(boxes) and not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                              for v in (width, height)):
+        return _wrong(key)
+    out_turns = []
+    for k, turn in enumerate(turns):
+        value, regions = turn["value"], boxes[k] if k < len(boxes) else []
+        as_point = k % 2 == 0 and bool(regions) and ferret_ui_point_turn(key, k)
+        for j, box in enumerate(regions):
+            marker = f"<bbox_location{j}>"
+            if marker not in value or not isinstance(box, list) or len(box) != 4 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
+                return _wrong(key)
+            try:
+                coordinates.check_box(box, width, height)
+            except ValueError as e:
+                return _bad_box(key, f"turn {k}, <bbox_location{j}>: {e}")
+            text = (coordinates.point_to_text(coordinates.box_center(box, width, height), width, height) if as_point
+                    else coordinates.box_to_text(box, width, height))
+            value = value.replace(marker, text)
+        if FERRET_UI_PLACEHOLDER.search(value):
+            return _wrong(key)
+        out_turns.append({**turn, "value": value})
+    out = {k: v for k, v in rec.items() if k not in ("conversations", "box_x1y1x2y2")}
+    out.update(conversations=out_turns, __key__=key, __folder__=folder)
+    return out
+
+
 READERS = {
     "wds": WebDatasetSource,
     "jsonl": JsonlSource,
@@ -429,6 +518,7 @@ READERS = {
     "llava_json": LlavaJsonSource,
     "videochat2_json": VideoChat2Source,
     "activitynet_qa": ActivityNetQASource,
+    "ferret_ui_json": FerretUIJsonSource,
 }
 
 

@@ -21,6 +21,7 @@ import shutil
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from mm1_jax.data import coordinates
 from mm1_jax.eval.scorers.vqa import normalize_vqa_answer
 
 
@@ -132,16 +133,21 @@ def exact_match(prediction: str, answers: Sequence[str]) -> float:
 # --------------------------------------------------------------------------------------------------------------------
 # How a model writes a box: coordinates on a grid of `scale` steps per side, in a text template, after a question.
 # mm1_jax: the embedded data's (`data.synthetic.grounding_record`). ferret: Ferret (arXiv 2310.07704) writes
-# "[x1, y1, x2, y2]" normalised to 0-999, and MM1.5 (arXiv 2409.20566, Sec. 3) follows Ferret for referring and
-# grounding; the exact prompt wording MM1.5 uses is not given in the papers (ours is an assumption).
+# "[x1, y1, x2, y2]" on a 0-999 grid, and MM1.5 (arXiv 2409.20566, Sec. 3) follows Ferret for referring and
+# grounding; its grid, text and pixel rules are `mm1_jax.data.coordinates`'s (the one owner, Ferret-UI's release
+# rule); the exact prompt wording MM1.5 uses is not given in the papers (ours is an assumption).
 BOX_FORMATS = {
     "mm1_jax": dict(scale=100, template="<box> {} , {} , {} , {} </box>", question="where is the {} ?"),
-    "ferret": dict(scale=1000, template="[{}, {}, {}, {}]", question="What are the coordinates of {} in the image?"),
+    "ferret": dict(scale=coordinates.GRID, template=coordinates.BOX_TEXT,
+                   question="What are the coordinates of {} in the image?"),
 }
 
 
 def box_to_text(box: Sequence[float], width: float, height: float, fmt: str = "mm1_jax") -> str:
-    """A pixel box (x1, y1, x2, y2) written in format `fmt` (grid coordinates, rounded down)."""
+    """A pixel box (x1, y1, x2, y2) written in format `fmt` (grid coordinates, rounded down; ferret:
+    `coordinates.box_to_text`, the corners clamped into the image first)."""
+    if fmt == "ferret":
+        return coordinates.box_to_text(box, width, height)
     scale = BOX_FORMATS[fmt]["scale"]
     grid = [min(scale - 1, int(v * scale // side)) for v, side in zip(box, (width, height, width, height))]
     return BOX_FORMATS[fmt]["template"].format(*grid)
@@ -149,7 +155,11 @@ def box_to_text(box: Sequence[float], width: float, height: float, fmt: str = "m
 
 def box_from_text(text: str, width: float, height: float, fmt: str = "mm1_jax"
                   ) -> tuple[float, float, float, float] | None:
-    """The first box in generated text, back in pixels (a grid cell's coordinate maps to the cell's start)."""
+    """The first box in generated text, back in pixels (mm1_jax: a grid cell's coordinate maps to the cell's start;
+    ferret: the first well-formed "[x1, y1, x2, y2]", `coordinates.parse_boxes`)."""
+    if fmt == "ferret":
+        boxes = coordinates.parse_boxes(text, width, height)
+        return boxes[0] if boxes else None
     grid = parse_box(text)
     if grid is None:
         return None

@@ -27,9 +27,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mm1_jax.data import coordinates
+
 CONVENTIONS = ("official", "lmms_eval", "vlmevalkit")
 PICKS = ("first", "mean", "upper_bound")  # eval_refexp.py k = (1, 'mean', 'upper bound')
-GRID = 1000  # eval_refexp.py / model_refcoco.py VOCAB_IMAGE_W = VOCAB_IMAGE_H = 1000
+GRID = coordinates.GRID  # eval_refexp.py / model_refcoco.py VOCAB_IMAGE_W = VOCAB_IMAGE_H = 1000
 THRESHOLD = 0.5
 
 # ferret/eval/model_refcoco.py RefExpGrounding.question_prompt, "<obj>" = the expression with its commas removed;
@@ -57,7 +59,8 @@ def decode_ferret(text: str) -> list[tuple[str, tuple[int, ...]]]:
     """(entity text, the box's first four integers) of each bracket of a generated text, as ml-ferret's
     decode_bbox_from_caption scans it (eval_refexp.py, eval_flickr_entities.py: the same scan): after a box the entity
     text restarts only past a delimiter (. , ; ! ?); [] when the official decoder fails (a non-integer piece:
-    ValueError; under 4 numbers: its uncaught IndexError)."""
+    ValueError; under 4 numbers: its uncaught IndexError). Each bracket's numbers are read as
+    `coordinates.read_integers` reads them (int() per comma-separated piece), the syntax's one owner."""
     pairs: list[tuple[str, tuple[int, ...]]] = []
     start, entity = 0, ""
     for i, char in enumerate(text):
@@ -68,7 +71,7 @@ def decode_ferret(text: str) -> list[tuple[str, tuple[int, ...]]]:
             piece = text[start:i].strip()
             start = i + 1
             try:
-                numbers = [int(p) for p in piece.split(",")]
+                numbers = coordinates.read_integers(piece)
             except ValueError:
                 return []
             if len(numbers) < 4:
