@@ -12,6 +12,12 @@ sampled as the evaluation samples a video question (`eval.video_frames`, else `d
 24, mPLUG-Owl3's 8 in `configs/owl3_eval.py`; `eval.video_sampling`) and its frames, whole images, come before any
 --image (for mPLUG-Owl3 one <|image|> each, as its release expands <|video|>).
 
+Referring and grounding (MM1.5-UI, Ferret): `--box=x1,y1,x2,y2` (pixels of the first image; repeat for several) is
+written into the prompt in the model's coordinate format (`eval.box_format`: 'ferret' is Ferret's [x1, y1, x2, y2]
+on the 0-999 grid of the whole image, `mm1_jax.data.coordinates`), at each `<box>` of the prompt in order, or after
+it when it has none; coordinates typed into the prompt are checked in that format (one sentence when a box is off the
+grid, inverted or not 2 or 4 integers). The boxes of the answer are printed back in pixels of the first image.
+
 `main(argv)` runs the command in this process (its flags parsed from `argv` into their own `FlagValues`, since the
 package's commands share flag names).
 """
@@ -35,6 +41,9 @@ def define_flags(fv: flags.FlagValues, argv: list[str] | None = None) -> flags.F
     flags.DEFINE_string("video", "", "A video file or frame folder, given as its sampled frames (before the images).",
                         flag_values=fv)
     flags.DEFINE_string("prompt", "", "A question or instruction; empty: caption the image(s).", flag_values=fv)
+    flags.DEFINE_multi_string("box", [], "A region x1,y1,x2,y2 in pixels of the first image, written into the prompt "
+                              "(at its <box>, in order) in the model's coordinate format (eval.box_format).",
+                              flag_values=fv)
     flags.DEFINE_integer("max_new_tokens", 32, "At most this many new tokens.", flag_values=fv)
     flags.DEFINE_float("temperature", 0.0, "0: greedy; otherwise sample at this temperature.", flag_values=fv)
     flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens (0: all).", flag_values=fv)
@@ -59,6 +68,39 @@ def _read_images(paths: list[str]) -> list[bytes]:
             raise ValueError(f"--image={path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}.") from None
         out.append(data)
     return out
+
+
+def _boxes(values: list[str], size: tuple[int, int] | None) -> list[tuple[float, ...]]:
+    """--box values as pixel boxes of the first image (`size`: its width, height), each checked to lie inside it."""
+    out = []
+    for value in values:
+        try:
+            box = tuple(float(v) for v in value.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4:
+            raise ValueError(f"--box={value} is not four numbers x1,y1,x2,y2 (pixels of the first image).")
+        if size is None:
+            raise ValueError(f"--box={value} needs an image to refer to: give --image or --video.")
+        w, h = size
+        if not (0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h):
+            raise ValueError(f"--box={value} is not a box inside the first image ({w}x{h} pixels, x1 < x2, y1 < y2).")
+        out.append(box)
+    return out
+
+
+def box_prompt(prompt: str, boxes: list[tuple[float, ...]], size: tuple[int, int] | None, fmt: str) -> str:
+    """The prompt with each box written in format `fmt` at its <box> (in order; after the prompt when it has none
+    left), its typed coordinates checked when `fmt` is Ferret's (`coordinates.check_prompt`)."""
+    from mm1_jax.data import coordinates  # pylint: disable=import-outside-toplevel
+    from mm1_jax.eval import metrics  # pylint: disable=import-outside-toplevel
+
+    if fmt == "ferret":
+        coordinates.check_prompt(prompt)
+    for box in boxes:
+        text = metrics.box_to_text(box, size[0], size[1], fmt)
+        prompt = prompt.replace("<box>", text, 1) if "<box>" in prompt else f"{prompt} {text}".strip()
+    return prompt
 
 
 def main(argv: list[str]) -> None:
@@ -93,10 +135,13 @@ def run(fv: flags.FlagValues) -> None:
             pictures = video_lib.video_frames(fv.video, frames, rule) + pictures
         if not pictures and not fv.prompt:
             raise ValueError("give --image=FILE (to caption it), --video=FILE or --prompt=TEXT.")
+        size = _first_size(pictures)
+        fmt = (fv.config.get("eval") or {}).get("box_format") or "mm1_jax"
+        question = box_prompt(fv.prompt, _boxes(fv.box, size), size, fmt)
         params, ctx = results.load(fv.config, fv.checkpoint, fv.seed, batch_size=1)
         template = prompts.TEMPLATES[ctx.template]
-        item = prompts.Item("cli", pictures, question=fv.prompt)
-        parts = prompts.item_parts(item, "vqa" if fv.prompt else "caption", tasks.prompt_loader(ctx),
+        item = prompts.Item("cli", pictures, question=question)
+        parts = prompts.item_parts(item, "vqa" if question else "caption", tasks.prompt_loader(ctx),
                                    template=template)
         prompt = tasks.layout_prompt(ctx, [], parts, ctx.max_tokens - fv.max_new_tokens, bos=template.bos)
         request = tasks.request(ctx, prompt)
@@ -111,6 +156,38 @@ def run(fv: flags.FlagValues) -> None:
         print(text[len(shown):] if text.startswith(shown) else "\n" + text, end="", flush=True)
         shown = text
     print(flush=True)
+    if size is not None and (fv.box or fmt == "ferret"):
+        _print_boxes(shown, size, fmt)
+
+
+def _first_size(pictures: list) -> tuple[int, int] | None:
+    """(width, height) of the first image (bytes) or video frame, None without one."""
+    from mm1_jax.data import images  # pylint: disable=import-outside-toplevel
+    from mm1_jax.data import video as video_lib  # pylint: disable=import-outside-toplevel
+
+    if not pictures:
+        return None
+    first = pictures[0]
+    if isinstance(first, video_lib.Frame):
+        h, w = video_lib.frame_pixels(first).shape[:2]
+        return w, h
+    return images.decode_image(first).size
+
+
+def _print_boxes(answer: str, size: tuple[int, int], fmt: str) -> None:
+    """The answer's boxes (and Ferret's points) in pixels of the first image, one line each."""
+    from mm1_jax.data import coordinates  # pylint: disable=import-outside-toplevel
+    from mm1_jax.eval import metrics  # pylint: disable=import-outside-toplevel
+
+    w, h = size
+    if fmt == "ferret":
+        found = [("box", b) for b in coordinates.parse_boxes(answer, w, h)]
+        found += [("point", p) for p in coordinates.parse_points(answer, w, h)]
+    else:
+        box = metrics.box_from_text(answer, w, h, fmt)
+        found = [("box", box)] if box is not None else []
+    for kind, values in found:
+        print(f"{kind} in pixels of the first image ({w}x{h}): [{', '.join(f'{v:.1f}' for v in values)}]")
 
 
 if __name__ == "__main__":

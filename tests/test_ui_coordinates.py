@@ -322,3 +322,52 @@ def test_mm15_ui_config_validates_with_ferret_uis_hyperparameters():
         validate_config(config)
     assert str(refused.value) == ("data.split.mode='ferret-ui' is not a splitting mode (did you mean \"ferret_ui\"?); "
                                   "the modes are none, mm1, mm1.5, ferret_ui.")
+
+
+# --- the generate CLI: a region written into the prompt, the answer's boxes read back in pixels
+
+
+def test_generate_writes_a_box_into_the_prompt_and_reads_the_answers_boxes_back(tmp_path, monkeypatch, capsys):
+    """`python -m mm1_jax.generate --box=...` in this process (the generator stubbed: the model is not what is tested):
+    the box is written at <box> as Ferret writes it (int(x * 1000 / W) of the whole screen), and the answer's box is
+    printed back in pixels ((g + 0.5) * side / 1000)."""
+    from PIL import Image
+
+    from mm1_jax import generate
+    from mm1_jax.runtime import generate as gen
+    from tests.test_eval_benchmarks import byte_level_tokenizer
+
+    screen = tmp_path / "screen.png"
+    Image.new("RGB", (400, 800), (200, 200, 200)).save(screen)  # a portrait phone screen
+    tokenizer = byte_level_tokenizer(tmp_path / "tokenizer.json")
+    seen = {}
+
+    def stream(model, params, request, sampling, **kw):
+        seen["tokens"] = request.tokens
+        for t in seen["tok"].encode("It is at [100, 200, 300, 400]."):
+            yield t, 0.0
+
+    from mm1_jax.data.tokenizer import load_tokenizer
+    seen["tok"] = load_tokenizer(tokenizer)
+    monkeypatch.setattr(gen, "stream", stream)
+    argv = ["generate", "--config=configs/tiny.py", f"--config.data.tokenizer={tokenizer}",
+            "--config.eval.box_format=ferret", f"--image={screen}", "--prompt=What is the widget <box>?",
+            "--box=103,40,300,500"]
+    generate.main(argv)
+    out = capsys.readouterr().out.splitlines()
+    prompt = seen["tok"].decode(seen["tokens"], mark_images=False)
+    want = (f"[{int(103 * (1000 / 400))}, {int(40 * (1000 / 800))}, {int(300 * (1000 / 400))}, "
+            f"{int(500 * (1000 / 800))}]")
+    assert want == "[257, 50, 750, 625]" and f"What is the widget {want}?" in prompt
+    assert out[0] == "It is at [100, 200, 300, 400]."
+    assert out[1] == "box in pixels of the first image (400x800): [40.2, 160.4, 120.2, 320.4]"
+    for extra, sentence in [
+        (["--box=1,2,3"], "error: --box=1,2,3 is not four numbers x1,y1,x2,y2 (pixels of the first image)."),
+        (["--box=10,10,500,20"], "error: --box=10,10,500,20 is not a box inside the first image (400x800 pixels, "
+                                 "x1 < x2, y1 < y2)."),
+        (["--prompt=What is at [5, 5, 1200, 9]?"], "error: the coordinates [5, 5, 1200, 9] in the prompt"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            generate.main([a for a in argv if not a.startswith(("--box", "--prompt"))] + ["--prompt=What is it?"]
+                          + extra)
+        assert str(e.value).startswith(sentence), str(e.value)
