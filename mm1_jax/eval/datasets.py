@@ -26,6 +26,7 @@ from mm1_jax.config_keys import did_you_mean
 from mm1_jax.data import video
 from mm1_jax.eval import embedded, judge, readers
 from mm1_jax.eval.scorers import gqa, grounding, items, judged, multi_image, text_rich, vqa
+from mm1_jax.eval.scorers import ui as ui_scorers
 from mm1_jax.eval.scorers import video as video_scorers
 
 # How a score is computed: by the benchmark's official scorer (the default), or as a common harness computes it
@@ -162,6 +163,21 @@ KINDS: dict[str, Kind] = {
     "activitynet_qa": Kind(readers.read_activitynet_qa, "vqa", ("accuracy", "score"),
                            dict(annotations="", answers="", videos=""), 32,
                            aggregate=video_scorers.AGGREGATES["activitynet_qa"], judged=True),
+    # MM1.5-UI (arXiv 2409.20566): Ferret-UI's evaluation records (scorers.ui; the rules past the prompt are our
+    # reading: Ferret-UI released no scorer)
+    "ferret_ui_ref": Kind(readers.read_ferret_ui, "vqa", ("accuracy",),
+                          dict(annotations="", images="", platform="",
+                               families="ocr,icon_recognition,widget_classification"), 64,
+                          aggregate=ui_scorers.AGGREGATES["ferret_ui"]),
+    "ferret_ui_grd": Kind(readers.read_ferret_ui, "vqa", ("accuracy",),
+                          dict(annotations="", images="", platform="",
+                               families="find_text,find_icons,find_widget,widget_listing"), 512,
+                          aggregate=ui_scorers.AGGREGATES["ferret_ui"]),
+    "ferret_ui_tap": Kind(readers.read_ferret_ui, "vqa", ("f1",),
+                          dict(annotations="", images="", platform="", families="taperception"), 16,
+                          aggregate=ui_scorers.AGGREGATES["ferret_ui_taperception"]),
+    "ferret_ui_caption": Kind(readers.read_ferret_ui, "vqa", ("cider",),
+                              dict(annotations="", images="", platform="", families="screen2words"), 64),
     # judged by a model (config.eval.judge); without one they are reported "not scored: no judge"
     "llava_w": Kind(readers.read_llava_w, "vqa", ("gpt_score", "unparsed"), dict(annotations="", images=""), 512,
                     aggregate=judged.llava_w_aggregate, judged=True),
@@ -183,7 +199,8 @@ KINDS: dict[str, Kind] = {
 OPTIONAL_FILES = {"annotations": ("vqa", "flickr30k_entities"), "ids": ("ai2d",), "queries": ("mathvista",),
                   "images": ("mc", "pope", "seed", "ocrbench", "wtq", "tabfact", "mathvista", "llava_w", "mmvet",
                              "qbench2", "nlvr2")}
-NOT_FILES = ("image_pattern", "split", "splits", "protocol", "region", "categories", "tasks")  # reader keywords that are settings, not paths
+NOT_FILES = ("image_pattern", "split", "splits", "protocol", "region", "categories", "tasks", "platform",
+             "families")  # reader keywords that are settings, not paths
 
 # name -> (kind, defaults that differ from the kind's, the release's files (documentation and placeholders), where
 # the format / metric is defined)
@@ -257,6 +274,30 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                   "counted as needs_judge) and calculate_score.py"),
     "mmmu": ("mmmu", {}, dict(annotations="MMMU (a folder per subject, validation-*.parquet) or MMMU_DEV_VAL.tsv"),
              "MMMU validation (arXiv 2311.16502); eval_utils.py's response parsing"),
+    "ferret_ui_ref_i": ("ferret_ui_ref", {"platform": "iphone"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
+                                 "released)", images="the screens"),
+                        "Ferret-UI (arXiv 2404.05719) referring on iPhone (OCR, icon recognition, widget "
+                        "classification): Ref-i, the mean of the three accuracies (exact match, our reading)"),
+    "ferret_ui_ref_a": ("ferret_ui_ref", {"platform": "android"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
+                                 "released)", images="the screens"),
+                        "Ferret-UI referring on Android: Ref-A (as Ref-i)"),
+    "ferret_ui_grd_i": ("ferret_ui_grd", {"platform": "iphone"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
+                                 "released)", images="the screens"),
+                        "Ferret-UI grounding on iPhone (find text / icon / widget: IoU >= 0.5 of the first box; "
+                        "widget listing: F1 of label + box matches; our reading): Grd-i, the mean of the four"),
+    "ferret_ui_grd_a": ("ferret_ui_grd", {"platform": "android"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
+                                 "released)", images="the screens"),
+                        "Ferret-UI grounding on Android: Grd-A (as Grd-i)"),
+    "ferret_ui_screen2words": ("ferret_ui_caption", {"families": "screen2words"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
+                                 "released)", images="the screens"),
+                               "Screen2Words (UIST 2021) in Ferret-UI's record format; CIDEr"),
+    "ferret_ui_widgetcaptions": ("ferret_ui_caption", {"families": "widgetcaptions"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
+                                 "released)", images="the screens"),
+                                 "Widget Captioning (EMNLP 2020) in Ferret-UI's record format; CIDEr"),
+    "ferret_ui_taperception": ("ferret_ui_tap", {}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
+                                 "released)", images="the screens"),
+                               "Taperception (CHI 2019) in Ferret-UI's record format; F1 (tappable positive, our "
+                               "reading)"),
     "nextqa": ("nextqa", {}, dict(annotations="NExT-QA/val.csv", video_map="map_vid_vidorID.json",
                                   videos="NExTVideo"),
                "NExT-QA (arXiv 2105.08276) multiple choice; eval_mc.py's accuracy by question type"),
@@ -378,8 +419,6 @@ REPORTED_SCALE = {"mme": 100 / items.MME_MAX}
 # to the paper's unit (None: not found), a note). Studies name them; `python -m mm1_jax.sweep plan` lists them pending.
 PENDING: dict[str, tuple[str, float | None, str]] = {
     "seed": ("accuracy", 100, ""),
-    "ferret_ui_ref_i": ("accuracy", 100, ""),
-    "ferret_ui_grd_i": ("accuracy", 100, ""),
 }
 
 

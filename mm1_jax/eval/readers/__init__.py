@@ -44,6 +44,7 @@ names are the task's `config.eval.<task>.<keyword>` fields.
               read_mvbench          MVBench json/ (20 tasks) + video/
               read_egoschema        EgoSchema questions.json + subset_answers.json + videos
               read_activitynet_qa   ActivityNet-QA test_q.json + test_a.json + videos (judged)
+  ui          read_ferret_ui        Ferret-UI's evaluation records (its JSON lists: referring, grounding, screen tasks)
   text        read_arc              TextCore's text-only tasks: ARC jsonl,
               read_piqa             PIQA jsonl + labels (one 0 / 1 a line),
               read_lambada          LAMBADA jsonl
@@ -66,14 +67,16 @@ from mm1_jax.eval.readers.refexp import read_refcoco
 from mm1_jax.eval.readers.text import read_arc, read_lambada, read_piqa
 from mm1_jax.eval.readers.tables import read_tabfact, read_wtq
 from mm1_jax.eval.readers.text_rich import read_chartqa, read_docvqa
+from mm1_jax.eval.readers.ui import read_ferret_ui
 from mm1_jax.eval.readers.video import (read_activitynet_qa, read_egoschema, read_intentqa, read_mvbench,
                                         read_nextqa, read_videomme)
 from mm1_jax.eval.readers.vqa import read_gqa, read_textvqa, read_vizwiz, read_vqa
 
 __all__ = ["read_activitynet_qa", "read_ai2d", "read_arc", "read_blink", "read_captions", "read_chartqa",
-           "read_docvqa", "read_egoschema", "read_ferret_bench", "read_flickr30k_entities", "read_gqa", "read_intentqa",
-           "read_lambada", "read_llava_w", "read_lvis_ref", "read_mantis", "read_mathvista", "read_mmbench",
-           "read_mme", "read_mmmu", "read_mmvet", "read_muirbench", "read_multiple_choice", "read_mvbench",
-           "read_nextqa", "read_nlvr2", "read_ocrbench", "read_piqa", "read_pope", "read_qbench2",
-           "read_realworldqa", "read_refcoco", "read_scienceqa", "read_seed_bench", "read_tabfact", "read_textvqa",
-           "read_videomme", "read_vizwiz", "read_vqa", "read_wtq", "write_coco_results"]
+           "read_docvqa", "read_egoschema", "read_ferret_bench", "read_ferret_ui", "read_flickr30k_entities",
+           "read_gqa", "read_intentqa", "read_lambada", "read_llava_w", "read_lvis_ref", "read_mantis",
+           "read_mathvista", "read_mmbench", "read_mme", "read_mmmu", "read_mmvet", "read_muirbench",
+           "read_multiple_choice", "read_mvbench", "read_nextqa", "read_nlvr2", "read_ocrbench", "read_piqa",
+           "read_pope", "read_qbench2", "read_realworldqa", "read_refcoco", "read_scienceqa", "read_seed_bench",
+           "read_tabfact", "read_textvqa", "read_videomme", "read_vizwiz", "read_vqa", "read_wtq",
+           "write_coco_results"]
