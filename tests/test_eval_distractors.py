@@ -133,7 +133,7 @@ def _prompt(ctx, task, item, index, pool, values):
     template = TEMPLATES[ctx.template]
     query = item_parts(p.query, task.fmt, load, template=template)
     prompt = build_prompt([], query, ctx.tok, ctx.k, max_tokens=ctx.max_tokens, max_images=ctx.max_images,
-                          image_shape=(ctx.image_size,) * 2 + (3,), bos=template.bos)
+                          image_shape=(ctx.image_size,) * 2 + (3,), bos=template.bos, start=template.start)
     return p, prompt
 
 
@@ -219,7 +219,8 @@ def test_converted_owl3_runs_the_tasks(tmp_path):
     items, _, _ = tasks.load_task(task, config, 2)
     _, prompt = _prompt(ctx, task, items[0], 0, items, {})
     text = tok.decode(prompt.tokens)
-    assert text.startswith("<|im_start|>user\n <image> is there") and text.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert text.startswith("<|im_start|>system\n<|im_end|>\n<|im_start|>user\n <image> is there")  # build_text_qwen
+    assert text.endswith("<|im_end|>\n<|im_start|>assistant\n")
     assert tok.bos_id not in prompt.tokens
     forward = _forward(lambda ids, images: ctx.model.apply({"params": loaded_params}, ids, images,
                                                             image_token_id=tok.image_id)["logits"])

@@ -39,7 +39,7 @@ def _expected(ctx, params, paths, question, max_new_tokens, frames=()):
     parts = prompts.item_parts(item, "vqa" if question else "caption", load, template=template)
     prompt = prompts.build_prompt([], parts, ctx.tok, ctx.k, max_tokens=ctx.max_tokens - max_new_tokens,
                                   max_images=ctx.max_images, image_shape=(ctx.image_size, ctx.image_size, 3),
-                                  split=ctx.split, bos=template.bos)
+                                  split=ctx.split, bos=template.bos, start=template.start)
     assert prompt.images.shape[0] >= len(paths)
     ids, _ = ctx.generator(1)(params, [gen.Request(prompt.tokens, prompt.images)],
                               gen.Sampling(max_new_tokens=max_new_tokens, stop_ids=tasks.stop_ids(ctx)))[0]

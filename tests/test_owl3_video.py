@@ -89,8 +89,9 @@ def release_cut(img, size):
 
 
 def release_tokens(tok, content):
-    """ChatML around `content` with the text between <|image|> placeholders tokenized as one piece each."""
-    chunks = ("<|im_start|>user\n" + content + ASSISTANT).split("<|image|>")
+    """ChatML around `content` as build_text_qwen lays it out (an empty system turn first), the text between
+    <|image|> placeholders tokenized as one piece each."""
+    chunks = ("<|im_start|>system\n<|im_end|>\n<|im_start|>user\n" + content + ASSISTANT).split("<|image|>")
     ids = tok.encode(chunks[0])
     for chunk in chunks[1:]:
         ids += [tok.image_id] + (tok.encode(chunk) if chunk else [])

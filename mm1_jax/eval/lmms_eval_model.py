@@ -232,7 +232,7 @@ class LmmsEvalModel(lmms):
         size = self.ctx.image_size
         return prompts.build_prompt([], parts, self.ctx.tok, self.ctx.k, max_tokens=self.ctx.max_tokens - reserve,
                                     max_images=self.ctx.max_images, image_shape=(size, size, 3), split=self.ctx.split,
-                                    bos=self.template.bos)
+                                    bos=self.template.bos, start=self.template.start)
 
     def _doc(self, task: str, split: str, doc_id: int) -> Any:
         return self.task_dict[task][split][doc_id]

@@ -75,13 +75,16 @@ class Template:
     assistant: str
     end: tuple  # a part: ("eos",) or ("text", "...")
     bos: bool = True  # prompts start with <bos>
+    start: str = ""  # text once at the start of a prompt (after <bos>), before the first demonstration
 
 
 TEMPLATES = {
     "mm1": Template("User:", "Assistant:", ("eos",)),  # what the SFT data's turns look like (data.examples)
-    # Qwen2's ChatML, as mPLUG-Owl3 is prompted (its release's chat template); Qwen2 has no <bos>
+    # Qwen2's ChatML as mPLUG-Owl3's release prompts it (processing_mplugowl3.py build_text_qwen: an empty system
+    # turn first when the messages have none, then "\n<|im_start|>user\n...<|im_end|>", "\n<|im_start|>assistant\n");
+    # Qwen2 has no <bos>
     "chatml": Template("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n", ("text", "<|im_end|>\n"),
-                       bos=False),
+                       bos=False, start="<|im_start|>system\n<|im_end|>\n"),
 }
 
 
@@ -136,11 +139,11 @@ def draw_demos(support: Sequence[Item], shots: int, seed: int, index: int, exclu
 
 
 def build_prompt(demos: Sequence[list[tuple]], query: list[tuple], tok: Tokenizer, k: int, *, max_tokens: int,
-                 max_images: int, image_shape: tuple[int, ...], split: dict | None = None, bos: bool = True
-                 ) -> Prompt:
-    """<bos> + demos + query within max_tokens / max_images (demos dropped from the left first); images split into
-    entries (`split`, a `data.split`) count one each."""
-    head = [tok.bos_id] if bos else []
+                 max_images: int, image_shape: tuple[int, ...], split: dict | None = None, bos: bool = True,
+                 start: str = "") -> Prompt:
+    """<bos> + `start` (a template's text once before everything) + demos + query within max_tokens / max_images
+    (demos dropped from the left first); images split into entries (`split`, a `data.split`) count one each."""
+    head = ([tok.bos_id] if bos else []) + (tok.encode(start) if start else [])
     encoded = [encode(d, tok, k, split) for d in demos]
     q_ids, q_pics = encode(query, tok, k, split)
     dropped = 0

@@ -465,7 +465,7 @@ class Owl3Prompt(Prompt):
 
 
 def owl3_prompt(ctx: Context, demos: Sequence[list[tuple]], query: list[tuple], max_tokens: int,
-                bos: bool = False) -> Owl3Prompt:
+                bos: bool = False, start: str = "") -> Owl3Prompt:
     """`build_prompt` with one <|image|> per image (`owl3_loader`'s images). When the prompt shows one image, a still
     image, and `ctx.owl3.cut` (eval.owl3_cut), it is cut as the release cuts it (`owl3_images.cuts_prompt`): its
     placeholder becomes the release's cut prompt (processing_mplugowl3.py; 'Cut to h rows w columns with a global
@@ -497,7 +497,7 @@ def owl3_prompt(ctx: Context, demos: Sequence[list[tuple]], query: list[tuple], 
         laid.append(out)
         views.append(mine)
     prompt = build_prompt(laid[:-1], laid[-1], ctx.tok, 1, max_tokens=max_tokens, max_images=ctx.max_images,
-                          image_shape=(1, 1, 3), bos=bos)
+                          image_shape=(1, 1, 3), bos=bos, start=start)
     kept = tuple(v for mine in views[prompt.dropped_demos:] for v in mine)
     marks = int(np.sum(prompt.tokens == ctx.image_token_id))
     if marks != len(kept):
@@ -522,13 +522,15 @@ def prompt_loader(ctx: Context) -> Callable[[Any], Any]:
 def layout_prompt(ctx: Context, demos: Sequence[list[tuple]], query: list[tuple], max_tokens: int,
                   bos: bool = True) -> Prompt:
     """Demonstrations' and the query's parts (from `prompt_loader(ctx)`) as the model's prompt within `max_tokens`:
-    `llava_prompt`, `owl3_prompt` or MM1's `build_prompt`."""
+    `llava_prompt`, `owl3_prompt` or MM1's `build_prompt` (the template's `start` once before everything)."""
     if ctx.llava is not None:
         return llava_prompt(ctx, demos, query, max_tokens, bos=bos)
+    start = _template(ctx).start
     if ctx.owl3 is not None:
-        return owl3_prompt(ctx, demos, query, max_tokens, bos=bos)
+        return owl3_prompt(ctx, demos, query, max_tokens, bos=bos, start=start)
     return build_prompt(demos, query, ctx.tok, ctx.k, split=ctx.split, max_tokens=max_tokens,
-                        max_images=ctx.max_images, image_shape=(ctx.image_size, ctx.image_size, 3), bos=bos)
+                        max_images=ctx.max_images, image_shape=(ctx.image_size, ctx.image_size, 3), bos=bos,
+                        start=start)
 
 
 def request(ctx: Context, prompt: Prompt) -> gen.Request:
