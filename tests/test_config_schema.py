@@ -177,7 +177,7 @@ def test_the_pipeline_generates_the_embedded_dataset_on_first_read(tmp_path, cap
     assert not world.exists()
     it = pipeline_lib.build_pipeline(dc, global_batch_size=2, tokens_per_image=4, image_size=16, image_norm="clip",
                                      process_index=0, process_count=1)
-    assert capsys.readouterr().out.startswith(f"generating the embedded dataset into {world} (once, about 10 s)")
+    assert capsys.readouterr().out.startswith(f"generating the embedded dataset into {world} (once, about 15 s)")
     assert (world / "DONE").exists() and (world / "tokenizer.json").exists()
     assert next(it)["tokens"].shape == (2, 64)
     synthetic.ensure_data(dc)  # present: nothing is generated again

@@ -64,7 +64,11 @@ def all_texts(root):
     reader = array_record_module.ArrayRecordReader(glob.glob(os.path.join(root, "text", "*"))[0])
     out += [("text", json.loads(x)["text"]) for x in reader.read_all()]
     for path in sorted(glob.glob(os.path.join(root, "sft", "*.json*"))) + [os.path.join(root, "eval", "vqa.json")]:
-        out += [(os.path.basename(path).split(".")[0], t["value"]) for r in _json(path) for t in r["conversations"]]
+        out += [(os.path.basename(path).split(".")[0], t["value"].replace("<video>", ""))  # a marker, not a word
+                for r in _json(path) for t in r["conversations"]]
+    videos = _json(os.path.join(root, "eval", "video.json"))  # held-out clips: their questions and options
+    out += [("video_eval", t.replace("<video>", "")) for r in videos
+            for t in [c["value"] for c in r["conversations"]] + r["options"]]
     return out
 
 
@@ -85,7 +89,7 @@ def test_same_seed_same_bytes_other_seed_differs(world, tmp_path):
             tarfile.open(os.path.join(again, "ocr_pages", "shard-00000.tar")) as b:
         assert [(m.name, a.extractfile(m).read()) for m in a] == [(m.name, b.extractfile(m).read()) for m in b]
     for rel in [f"{n}/shard-00000.tar" for n in NEW_WDS] + [f"sft/{n}.json" for n in NEW_SFT] + \
-            ["interleaved/docs-00000.parquet"]:
+            ["interleaved/docs-00000.parquet", "sft/video.json", "sft/videos/video-00000.mp4", "eval/video.json"]:
         assert not filecmp.cmp(os.path.join(world, rel), os.path.join(other, rel), shallow=False), rel
     # an existing empty folder is fine (tempfile.mkdtemp()), a non-empty one is not
     os.makedirs(tmp_path / "empty")
@@ -99,7 +103,8 @@ def test_no_unknown_word_in_any_source(world):
     unk = tok.special["<unk>"]
     texts = all_texts(world)
     names = {s for s, _ in texts}
-    assert names >= {"captions", "interleaved", "text", "vqa", "ocr", "grounding", *NEW_WDS, *NEW_SFT}, names
+    assert names >= {"captions", "interleaved", "text", "vqa", "ocr", "grounding", "video", "video_eval", *NEW_WDS,
+                     *NEW_SFT}, names
     for source, text in texts:
         assert unk not in tok.encode(text), (source, text)
     assert tok.vocab_size == len(synthetic.vocabulary())
@@ -378,7 +383,10 @@ def test_every_source_is_read_by_the_pipelines_readers(world):
                 markers = sum(t["value"].count("<image>") for t in rec["conversations"])
                 refs = rec.get("image", [])
                 refs = refs if isinstance(refs, list) else [refs]
-                assert len(ex["images"]) == markers == len(refs), (src["name"], rec)
+                clips = sum(t["value"].count("<video>") for t in rec["conversations"])
+                assert clips == (1 if "video" in rec else 0), (src["name"], rec)
+                assert len(ex["images"]) == markers + clips * dc.video.frames, (src["name"], rec)
+                assert markers == len(refs), (src["name"], rec)
                 assert ex["weights"].sum() > 0
     for name in ("doc_vqa", "count_vqa"):  # several questions about one picture, none asked twice
         for r in _json(os.path.join(world, "sft", f"{name}.json")):

@@ -178,7 +178,8 @@ def test_grad_accumulation_equals_full_batch(optimizer):
         assert micro_batch_scans(t_acc.train_step, t_acc.state, batch) == [(4, (2, 64))]
     with jax.set_mesh(t.mesh), t._rules():
         assert micro_batch_scans(t.train_step, t.state, batch) == []
-    assert float(m_acc["loss"]) == pytest.approx(float(m_full["loss"]), abs=1e-6)
+    # a mean over 4 micro-batches of 2 rows against one over 8: float32 sums in another order, a few ulp apart
+    assert float(m_acc["loss"]) == pytest.approx(float(m_full["loss"]), rel=1e-6)
     assert float(m_acc["grad_norm"]) == pytest.approx(float(m_full["grad_norm"]), rel=1e-5)
     by_hand = grads_by_hand(t.model, before, batch)
     assert norm(by_hand) == pytest.approx(float(m_acc["grad_norm"]), rel=1e-4)

@@ -278,6 +278,8 @@ def test_summary_prints_a_videos_tokens_and_whether_a_row_fits():
     from mm1_jax.models import summary  # pylint: disable=import-outside-toplevel
 
     config = tiny.get_config()
+    assert config.data.video.frames == 8  # the embedded world's clips fill the tiny model's 8 images
+    config.data.video.frames = 24  # MM1.5-Video's
     s = summary.summarize(config)
     assert s["video_frames"] == 24 and s["video_tokens"] == 24 * s["tokens_per_image"]  # frames x K, no splitting
     assert f"video: 24 frames x {s['tokens_per_image']} tokens = {s['video_tokens']} image tokens" in \

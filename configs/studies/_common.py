@@ -160,6 +160,16 @@ TINY_MM15 = {  # MM1.5's five categories in the embedded world, one or two embed
     "embedded_grounding": suites.benchmark("embedded_grounding"),
     "embedded_multi": suites.benchmark("embedded_multi"),
 }
+# MM1.5-Video in the embedded world (configs/studies/mm15_video_ui.py): a video SFT stage on the world's clips alone
+# (sft/video.json, 8 frames each), scored on held-out clips by likelihood over 4 options and in words, and on the
+# image VQA questions (what video SFT may cost the image skills)
+TINY_VIDEO_SFT = "caption:0,interleaved:0,text:0,vqa:0,video:1"
+TINY_VIDEO = {
+    "video (choice)": suites.benchmark("embedded_video", note="order, direction, count, colour change; 4 options"),
+    "video (open)": suites.benchmark("embedded_video_open", note="the same questions answered in words"),
+    "image VQA": suites.benchmark("embedded_vqa", note="the image questions (General)"),
+}
+TINY_VIDEO_METRICS = {name: dict(mean=(name,), shots=0) for name in TINY_VIDEO}
 TINY_MM15_METRICS = {
     "General": dict(mean=("embedded_vqa",), shots=0),
     "Text-rich": dict(mean=("embedded_ocr",), shots=0),

@@ -107,6 +107,9 @@ KINDS: dict[str, Kind] = {
                         circular=True, distractors=True, options=dict(_CHOICE, num_images=1)),
     "embedded_distractors": Kind(embedded.read_colour_questions, "choice", ("circular_accuracy", "accuracy"), {},
                                  circular=True, distractors=True, options=dict(_CHOICE, num_images=1)),
+    # the embedded world's held-out clips (reader-backed, so their frames come from the .mp4 as any video's do)
+    "embedded_video": Kind(embedded.read_video_choice, "choice", ("accuracy",), {}, options=dict(_CHOICE)),
+    "embedded_video_open": Kind(embedded.read_video_open, "vqa", ("exact_match",), {}, 8),
     "scienceqa": Kind(readers.read_scienceqa, "choice", ("accuracy",),
                       dict(annotations="", images="", split="test", image_only=True), options=dict(_CHOICE)),
     "ai2d": Kind(readers.read_ai2d, "choice", ("accuracy",), dict(annotations="", images="", ids=""),
@@ -246,6 +249,11 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
     "embedded_distractors": ("embedded_distractors", {}, {},
                              "mPLUG-Owl3 Sec. 4.5's protocol on the embedded world's colour questions (no files; "
                              "a section config.eval.NAME = dict(kind='embedded_distractors', num_images=N) adds an N)"),
+    "embedded_video": ("embedded_video", {}, {},
+                       "the embedded world's held-out clips (mm1_jax.eval.embedded: order, direction, count, colour "
+                       "change; .mp4 files written once into the cache), 4 options by likelihood; no files"),
+    "embedded_video_open": ("embedded_video_open", {}, {},
+                            "embedded_video's questions answered in words, exact match; no files"),
     "scienceqa": ("scienceqa", {}, dict(annotations="ScienceQA/data/scienceqa/problems.json",
                                         images="ScienceQA/images"),
                   "ScienceQA-IMG (arXiv 2209.09513): test questions with an image"),
@@ -274,28 +282,28 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                   "counted as needs_judge) and calculate_score.py"),
     "mmmu": ("mmmu", {}, dict(annotations="MMMU (a folder per subject, validation-*.parquet) or MMMU_DEV_VAL.tsv"),
              "MMMU validation (arXiv 2311.16502); eval_utils.py's response parsing"),
-    "ferret_ui_ref_i": ("ferret_ui_ref", {"platform": "iphone"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
-                                 "released)", images="the screens"),
+    "ferret_ui_ref_i": ("ferret_ui_ref", {"platform": "iphone"}, dict(annotations="ferret_ui/eval (Ferret-UI's records, a folder of <task>*.json, e.g. "
+                                 "iphone/ocr_test.json; not released)", images="ferret_ui/screens"),
                         "Ferret-UI (arXiv 2404.05719) referring on iPhone (OCR, icon recognition, widget "
                         "classification): Ref-i, the mean of the three accuracies (exact match, our reading)"),
-    "ferret_ui_ref_a": ("ferret_ui_ref", {"platform": "android"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
-                                 "released)", images="the screens"),
+    "ferret_ui_ref_a": ("ferret_ui_ref", {"platform": "android"}, dict(annotations="ferret_ui/eval (Ferret-UI's records, a folder of <task>*.json, e.g. "
+                                 "iphone/ocr_test.json; not released)", images="ferret_ui/screens"),
                         "Ferret-UI referring on Android: Ref-A (as Ref-i)"),
-    "ferret_ui_grd_i": ("ferret_ui_grd", {"platform": "iphone"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
-                                 "released)", images="the screens"),
+    "ferret_ui_grd_i": ("ferret_ui_grd", {"platform": "iphone"}, dict(annotations="ferret_ui/eval (Ferret-UI's records, a folder of <task>*.json, e.g. "
+                                 "iphone/ocr_test.json; not released)", images="ferret_ui/screens"),
                         "Ferret-UI grounding on iPhone (find text / icon / widget: IoU >= 0.5 of the first box; "
                         "widget listing: F1 of label + box matches; our reading): Grd-i, the mean of the four"),
-    "ferret_ui_grd_a": ("ferret_ui_grd", {"platform": "android"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
-                                 "released)", images="the screens"),
+    "ferret_ui_grd_a": ("ferret_ui_grd", {"platform": "android"}, dict(annotations="ferret_ui/eval (Ferret-UI's records, a folder of <task>*.json, e.g. "
+                                 "iphone/ocr_test.json; not released)", images="ferret_ui/screens"),
                         "Ferret-UI grounding on Android: Grd-A (as Grd-i)"),
-    "ferret_ui_screen2words": ("ferret_ui_caption", {"families": "screen2words"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
-                                 "released)", images="the screens"),
+    "ferret_ui_screen2words": ("ferret_ui_caption", {"families": "screen2words"}, dict(annotations="ferret_ui/eval (Ferret-UI's records, a folder of <task>*.json, e.g. "
+                                 "iphone/ocr_test.json; not released)", images="ferret_ui/screens"),
                                "Screen2Words (UIST 2021) in Ferret-UI's record format; CIDEr"),
-    "ferret_ui_widgetcaptions": ("ferret_ui_caption", {"families": "widgetcaptions"}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
-                                 "released)", images="the screens"),
+    "ferret_ui_widgetcaptions": ("ferret_ui_caption", {"families": "widgetcaptions"}, dict(annotations="ferret_ui/eval (Ferret-UI's records, a folder of <task>*.json, e.g. "
+                                 "iphone/ocr_test.json; not released)", images="ferret_ui/screens"),
                                  "Widget Captioning (EMNLP 2020) in Ferret-UI's record format; CIDEr"),
-    "ferret_ui_taperception": ("ferret_ui_tap", {}, dict(annotations="Ferret-UI eval records (a folder of <task>*.json, e.g. iphone/ocr_test.json; not "
-                                 "released)", images="the screens"),
+    "ferret_ui_taperception": ("ferret_ui_tap", {}, dict(annotations="ferret_ui/eval (Ferret-UI's records, a folder of <task>*.json, e.g. "
+                                 "iphone/ocr_test.json; not released)", images="ferret_ui/screens"),
                                "Taperception (CHI 2019) in Ferret-UI's record format; F1 (tappable positive, our "
                                "reading)"),
     "nextqa": ("nextqa", {}, dict(annotations="NExT-QA/val.csv", video_map="map_vid_vidorID.json",

@@ -19,15 +19,24 @@ as support.
   distractors  mc's questions, each image among num_images - 1 others: "Image 1: <image> ... In Image X, ..."
              (mPLUG-Owl3 Sec. 4.5), CircularEval; a reader-backed task (`read_colour_questions`), so config
              sections with kind='embedded_distractors' add other N
+  video      200 held-out clips (`synthetic.videos`: order, direction, count, colour change, 50 each), one question
+             each with 4 options, scored by likelihood: accuracy (chance 0.25); item meta "type" is the kind
+  video_open the same questions answered in words: exact match
+The video tasks are reader-backed (`read_video_choice`, `read_video_open`) so that their items take the path every
+video benchmark takes: meta["video"] names the clip's .mp4 file, and `mm1_jax.eval.tasks.load_task` puts its frames
+(eval.video_frames, else data.video.frames; the embedded data configs': 8, 'uniform') before the question. The clips
+are written once into the cache (`synthetic.cache_directory`) from the eval seed, never a training seed.
 """
 from __future__ import annotations
 
 import json
 import os
+import pathlib
 
 import numpy as np
 
 from mm1_jax.data import synthetic
+from mm1_jax.data.synthetic import writers
 from mm1_jax.eval.prompts import Item
 
 EVAL_SEED = 424_242  # not a training seed
@@ -169,3 +178,42 @@ def counting(n: int, split: str) -> list[Item]:
         items.append(Item(id=f"count-{split}-{i}", images=[data], question=question, answers=[answer],
                           meta={"type": kind}))
     return items
+
+
+VIDEO_ITEMS = 200  # held-out clips of the video tasks, question kinds in turn
+
+
+def video_root() -> str:
+    """The folder of the video tasks' held-out clips (eval/video.json, eval/videos/*.mp4), written on first use."""
+    directory = synthetic.cache_directory(f"{writers.VERSION}-video-eval{EVAL_SEED}-n{VIDEO_ITEMS}")
+    rng = _rng("video", "eval")
+    return synthetic.ensure_written(
+        directory, lambda d: synthetic.write_videos(pathlib.Path(d), rng, "video", VIDEO_ITEMS, "eval", held_out=True),
+        "the embedded video benchmark's clips", "a few seconds")
+
+
+def video_questions(choice: bool) -> list[Item]:
+    """The held-out clips' questions: with their 4 options (choice) or open; meta: the clip's path and the kind."""
+    root = os.path.join(video_root(), "eval")
+    with open(os.path.join(root, "video.json")) as f:
+        records = json.load(f)
+    items = []
+    for r in records:
+        ask, reply = r["conversations"][:2]
+        item = Item(id=os.path.basename(r["id"]), images=[],
+                    question=ask["value"].replace("<video>", "").strip(), answers=[reply["value"]],
+                    meta={"video": os.path.join(root, r["video"]), "type": r["type"]})
+        if choice:
+            item.options, item.answer_index = list(r["options"]), int(r["answer_index"])
+        items.append(item)
+    return items
+
+
+def read_video_choice(task: str) -> tuple[list[Item], list[dict]]:  # a reader's signature
+    """The `embedded_video` task's items as a file reader returns them (nothing skipped)."""
+    return video_questions(choice=True), []
+
+
+def read_video_open(task: str) -> tuple[list[Item], list[dict]]:  # a reader's signature
+    """The `embedded_video_open` task's items as a file reader returns them (nothing skipped)."""
+    return video_questions(choice=False), []

@@ -22,27 +22,44 @@ One seed decides everything (each source draws from its own stream [seed, i]). C
                   multi_image.json  2-4 images addressed as "image 2"
                   distractors.json  one question, 2-6 images, "Image 1: <image> ... . In Image X, ..." (mPLUG-Owl3 4.5)
                   text_dialogue.json  text-only multi-turn chat with follow-ups ("and a square ?")
+                  video.json        {"video": "videos/video-i.mp4", "conversations"} with a <video> marker: 1-3
+                                    questions about a clip (below), half of them with their 4 options listed
+                                    ("... move ? up , left , down , right"); read as data.video.frames whole images
+  sft/videos/   the clips: real .mp4 files (H.264 via PyAV; MPEG-4 Part 2 where FFmpeg lacks H.264), 16 / 24 / 32
+                frames at 8 fps (2-4 s), 64 or 96 px. 1-4 shapes of distinct colours appear one after another, each at
+                the start of its own quarter of the clip, and stay; one of the first two moves left / right / up / down
+                by two cells of the 3 x 3 grid; often (0.6) a still one turns a new colour at a later quarter. The
+                questions: order ("which shape appears first ?" / "... last ?" -> "the red circle ."), direction
+                ("which way does the red circle move ?" -> "up ."), count ("how many shapes appear ?" -> "three .")
+                and colour change ("what colour does the green square turn ?" -> "blue ."); `videos` says more.
   eval/vqa.json held out VQA (one turn).
+  eval/video.json + eval/videos/  held out clips, one question each (the kinds in turn), with 4 "options" and the
+                "answer_index" among them (multiple choice) and the question's "type".
   tokenizer.json  a word-level HF tokenizer over the world's closed vocabulary (built here, deterministic; every
-                number 0-99 is one token).
+                number 0-99 is one token; v5 added the videos' words `VIDEO_WORDS`, so its ids differ from v4's).
+The data configs (`embedded_data_config`) read a video as 8 frames sampled 'uniform' (`EMBEDDED_VIDEO`; data.video).
 Shapes are listed left to right (in reading order on a 3 x 3 grid), so every caption and answer is exact ground truth.
 
 The package, by job: world (words, vocabulary, tokenizer), images (pictures of shapes), pages (text-rich pages),
-descriptions (what the texts say about a picture), records (one record of each source), writers (each format's
-writer, `generate`, `ensure_generated`), mixtures (the sources, each stage's weights as data configs, and the SFT
-sources' MM1.5 categories, `EMBEDDED_SFT_CATEGORIES`). What is
-imported here is its API.
+descriptions (what the texts say about a picture), videos (clips: scenes, frames, .mp4 bytes, questions), records
+(one record of each source), writers (each format's writer, `generate`, `ensure_generated`, `ensure_written`),
+mixtures (the sources, each stage's weights as data configs, and the SFT sources' MM1.5 categories,
+`EMBEDDED_SFT_CATEGORIES`). What is imported here is its API.
 """
 from mm1_jax.data.synthetic.descriptions import (ALT_NOISE, CONVENTIONS, alt_text, convention_caption, count_question,
                                                  dense_caption, describe)
 from mm1_jax.data.synthetic.images import count_scene, scene_image, shapes_image, text_image
-from mm1_jax.data.synthetic.mixtures import (EMBEDDED_SFT_CATEGORIES, EMBEDDED_SOURCES, MIXTURES,
+from mm1_jax.data.synthetic.mixtures import (EMBEDDED_SFT_CATEGORIES, EMBEDDED_SOURCES, EMBEDDED_VIDEO, MIXTURES,
                                              embedded_data_config, ensure_data)
 from mm1_jax.data.synthetic.pages import (PAGE_ALPHABET, PAGE_LAYOUTS, PAGE_SIZES, glyphs, page_image, page_question,
                                           page_text)
 from mm1_jax.data.synthetic.records import (caption_records, grounding_record, interleaved_record, ocr_record,
-                                            vqa_dialogue_record)
-from mm1_jax.data.synthetic.world import (COLOURS, CORNERS, COUNTS, POSITIONS, SHAPES, build_tokenizer, vocab_size,
-                                          vocabulary)
-from mm1_jax.data.synthetic.writers import (STREAMS, default_directory, ensure_generated, generate, write_interleaved,
-                                            write_sft, write_text, write_wds)
+                                            video_eval_record, video_record, vqa_dialogue_record)
+from mm1_jax.data.synthetic.videos import (DIRECTIONS, PHASES, VIDEO_FPS, VIDEO_FRAMES, VIDEO_QUESTIONS, VIDEO_SIZES,
+                                           question_kinds, render_video, video_bytes, video_codec, video_question,
+                                           video_scene)
+from mm1_jax.data.synthetic.world import (COLOURS, CORNERS, COUNTS, POSITIONS, SHAPES, VIDEO_WORDS, build_tokenizer,
+                                          vocab_size, vocabulary)
+from mm1_jax.data.synthetic.writers import (STREAMS, cache_directory, default_directory, ensure_generated,
+                                            ensure_written, generate, write_interleaved, write_sft, write_text,
+                                            write_videos, write_wds)

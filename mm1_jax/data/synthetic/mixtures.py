@@ -20,8 +20,10 @@ EMBEDDED_SOURCES = {
     "ocr_pages": ("caption", "wds", "ocr_pages", "shard-*.tar"),
     **{name: ("sft", "llava_json", "sft", f"{name}.json")
        for name in ("doc_vqa", "count_vqa", "refer", "math", "knowledge", "multi_image", "distractors",
-                    "text_dialogue")},
+                    "text_dialogue", "video")},
 }
+# a video reaches the tiny model as 8 frames (MM1.5-Video samples 24 'uniform'; 8 fill the embedded max_images)
+EMBEDDED_VIDEO = dict(frames=8, sampling="uniform")
 MIXTURES = {
     "pretrain": {"caption": 45, "interleaved": 45, "text": 10},
     # the README's main job; every other source is listed at weight 0 (never opened) so data.weights can use it
@@ -58,7 +60,9 @@ def embedded_data_config(
     text at weight 0.
     sft: the SFT categories: general VQA 20 / ocr 8 / grounding 8 / doc_vqa 15 / count_vqa 10 / refer 8 / math 7 /
     knowledge 5 / multi_image 7 / distractors 6 / text_dialogue 6.
-    Defaults sized for the tiny model: seq_len 256, max_images 8; overrides replace any top-level field.
+    The video SFT source (`video`, sft/video.json) is in main at weight 0 (e.g. data.weights "...,video:1").
+    Defaults sized for the tiny model: seq_len 256, max_images 8, a video as 8 uniformly sampled frames
+    (`EMBEDDED_VIDEO`); overrides replace any top-level field.
     """
     if stage not in MIXTURES:
         raise ValueError(f"embedded_data_config: stage must be one of {', '.join(MIXTURES)}, got {stage!r}.")
@@ -67,6 +71,7 @@ def embedded_data_config(
     sources = [config_lib.source(name, *EMBEDDED_SOURCES[name][:2], j(*EMBEDDED_SOURCES[name][2:]), weight)
                for name, weight in MIXTURES[stage].items()]
     fields = dict(sources=sources, tokenizer=j("tokenizer.json"), seq_len=256, max_images=8, seed=seed,
+                  video=dict(EMBEDDED_VIDEO),
                   embedded=dict(directory=root, seed=seed, scale=float(scale)))
     fields.update(overrides)
     return config_lib.get_data_config(**fields)

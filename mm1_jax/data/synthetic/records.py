@@ -1,11 +1,13 @@
 """One record of each embedded source: (image bytes, caption) for the caption-like sources, an OBELICS document, a
-text document, and LLaVA conversations (`*_record(rng, image_name)` -> image bytes or a list of them, the record)."""
+text document, LLaVA conversations (`*_record(rng, image_name)` -> image bytes or a list of them, the record) and
+video conversations (`video_record(rng, video_name)` -> .mp4 bytes, the record with "video" and a <video> marker)."""
 from typing import Any
 
 from mm1_jax.data.synthetic.descriptions import (CONVENTIONS, alt_text, convention_caption, count_question,
                                                  dense_caption, describe)
 from mm1_jax.data.synthetic.images import count_scene, scene_image, shapes_image, text_image
 from mm1_jax.data.synthetic.pages import page_image, page_question, page_text
+from mm1_jax.data.synthetic.videos import question_kinds, render_video, video_bytes, video_question, video_scene
 from mm1_jax.data.synthetic.world import COLOUR_NAMES, CORNERS, COUNTS, FILLER, IMAGE_SIZE, SHAPES, article, pick
 
 
@@ -236,6 +238,36 @@ def text_dialogue_record(rng, image_name: str) -> tuple[list[bytes], dict[str, A
             pairs.append((f"is a {shape} round ?", "yes ." if shape == "circle" else "no ."))
             last = None
     return [], {"id": image_name.rsplit(".", 1)[0], "conversations": _turns(pairs)}
+
+
+def video_record(rng, video_name: str) -> tuple[bytes, dict[str, Any]]:
+    """A clip (`videos.video_scene`) and 1-3 questions of different kinds about it, "<video>" before the first; half
+    of them multiple choice, the 4 options listed after the question as the evaluation lists them for a question
+    with images ("which way does the red circle move ? up , left , down , right"; the answer is the option's text),
+    as video SFT data holds multiple-choice questions (VideoChat2's)."""
+    scene = video_scene(rng)
+    kinds = question_kinds(scene)
+    asked = rng.choice(len(kinds), int(rng.integers(1, min(3, len(kinds)) + 1)), replace=False)
+    pairs = []
+    for j in asked:
+        q = video_question(rng, scene, kinds[int(j)])
+        listed = " " + " , ".join(o.rstrip(" .") for o in q["options"]) if rng.random() < 0.5 else ""
+        pairs.append((q["question"] + listed, q["answer"]))
+    turns = _turns(pairs)
+    turns[0]["value"] = "<video>\n" + turns[0]["value"]
+    return video_bytes(render_video(scene)), {"id": video_name.rsplit(".", 1)[0], "video": video_name,
+                                               "conversations": turns}
+
+
+def video_eval_record(rng, video_name: str, kind: str) -> tuple[bytes, dict[str, Any]]:
+    """A held-out clip with one question of `kind` (`videos.VIDEO_QUESTIONS`); the record also holds the question's
+    kind ("type"), its 4 options and the answer's index among them (multiple choice)."""
+    scene = video_scene(rng, need=kind)
+    q = video_question(rng, scene, kind)
+    rec = {"id": video_name.rsplit(".", 1)[0], "video": video_name,
+           "conversations": _turns([("<video>\n" + q["question"], q["answer"])]),
+           "type": kind, "options": q["options"], "answer_index": q["answer_index"]}
+    return video_bytes(render_video(scene)), rec
 
 
 def _conversation(image_name: str, question: str, answer: str) -> dict[str, Any]:

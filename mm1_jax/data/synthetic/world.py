@@ -132,11 +132,14 @@ MORE_WORDS = (
     "not", "which", "same", "do", "Image", "In", "title", "line", "row", "first", "sign", "number", "to", "plus",
     "name", "show",
 )
+# words of the videos' questions and answers (mm1_jax.data.synthetic.videos)
+VIDEO_WORDS = ("appear", "appears", "last", "way", "move", "up", "down", "turn")
 
 
 def vocabulary() -> list[str]:
     """Every word of the world, sorted, after the special tokens (ids are stable across runs)."""
-    words = set(BASE_WORDS) | set(MORE_WORDS) | set(COUNTS) | set(PAGE_WORDS) | {str(i) for i in range(100)}
+    words = set(BASE_WORDS) | set(MORE_WORDS) | set(VIDEO_WORDS) | set(COUNTS) | set(PAGE_WORDS)
+    words |= {str(i) for i in range(100)}
     return list(tokenizer_lib.SPECIAL_TOKENS) + sorted(words - set(tokenizer_lib.SPECIAL_TOKENS))
 
 

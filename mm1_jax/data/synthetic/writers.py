@@ -1,5 +1,6 @@
 """Writing the embedded dataset: each format's own writer (webdataset tars, parquet, ArrayRecord, LLaVA json /
-jsonl), `generate` (the whole world from one seed) and `ensure_generated` (once, into the cache)."""
+jsonl, .mp4 videos with LLaVA json), `generate` (the whole world from one seed) and `ensure_generated` (once, into the
+cache; `ensure_written` does the same for any folder a function writes)."""
 import io
 import json
 import os
@@ -14,17 +15,19 @@ from mm1_jax.data.synthetic.records import (alt_text_records, caption_records, c
                                             dense_caption_records, distractors_record, doc_vqa_record,
                                             grounding_record, interleaved_record, knowledge_record, math_record,
                                             multi_image_record, ocr_page_records, ocr_record, refer_record,
-                                            text_dialogue_record, text_record, vqa_dialogue_record, vqa_record)
+                                            text_dialogue_record, text_record, video_eval_record, video_record,
+                                            vqa_dialogue_record, vqa_record)
+from mm1_jax.data.synthetic.videos import VIDEO_QUESTIONS
 from mm1_jax.data.synthetic.world import build_tokenizer
 
-VERSION = "v4"
+VERSION = "v5"  # v5: videos (sft/video.json, eval/video.json)
 SIZES = dict(captions=4000, interleaved=1200, text=1000, vqa=3000, ocr=1000, grounding=1000, vqa_eval=300,
              alt_text=3000, dense_captions=2000, ocr_pages=500, doc_vqa=500, count_vqa=1500, refer=800, math=800,
-             knowledge=500, multi_image=800, distractors=800, text_dialogue=500)
+             knowledge=500, multi_image=800, distractors=800, text_dialogue=500, video=800, video_eval=100)
 # each source's random stream is [seed, its index here]: a new source goes at the end, so the others' streams stay
 STREAMS = ("captions", "grounding", "interleaved", "ocr", "text", "vqa", "vqa_eval", "alt_text", "dense_captions",
            "ocr_pages", "doc_vqa", "count_vqa", "refer", "math", "knowledge", "multi_image", "distractors",
-           "text_dialogue")
+           "text_dialogue", "video", "video_eval")
 
 
 def write_wds(root: pathlib.Path, folder: str, records: list[tuple[bytes, str]], shards: int = 2):
@@ -94,6 +97,24 @@ def write_sft(root: pathlib.Path, rng, name: str, make, n: int, as_jsonl: bool, 
             json.dump(records, f)
 
 
+def write_videos(root: pathlib.Path, rng, name: str, n: int, folder: str = "sft", held_out: bool = False
+                 ) -> list[dict]:
+    """n clips as folder/videos/<name>-<i>.mp4 and their LLaVA records as folder/<name>.json ("video" relative to
+    the json's folder, a <video> marker): 1-3 questions each (`video_record`), or with held_out one question each,
+    the kinds in turn, with its options (`video_eval_record`). Returns the records."""
+    (root / folder / "videos").mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(n):
+        video_name = f"videos/{name}-{i:05d}.mp4"
+        data, rec = (video_eval_record(rng, video_name, VIDEO_QUESTIONS[i % len(VIDEO_QUESTIONS)]) if held_out
+                     else video_record(rng, video_name))
+        (root / folder / video_name).write_bytes(data)
+        records.append(rec)
+    with open(root / folder / f"{name}.json", "w") as f:
+        json.dump(records, f)
+    return records
+
+
 # the SFT sources: name -> (record maker, written as jsonl)
 SFT_MAKERS = {
     "vqa": (vqa_dialogue_record, False),
@@ -137,29 +158,44 @@ def generate(directory: str, seed: int = 0, scale: float = 1.0, text_factor: int
     for name, (make, as_jsonl) in SFT_MAKERS.items():
         write_sft(root, rngs[name], name, make, sizes[name], as_jsonl=as_jsonl)
     write_sft(root, rngs["vqa_eval"], "vqa", vqa_record, sizes["vqa_eval"], as_jsonl=False, folder="eval")
+    write_videos(root, rngs["video"], "video", sizes["video"])
+    write_videos(root, rngs["video_eval"], "video", sizes["video_eval"], folder="eval", held_out=True)
     (root / "DONE").write_text(
         json.dumps({"version": VERSION, "seed": seed, "scale": scale, "text_factor": text_factor, "sizes": sizes})
     )
     return str(root)
 
 
+def cache_directory(name: str) -> str:
+    """A folder of the synthetic cache (MM1_JAX_CACHE, default ~/.cache/mm1_jax): <cache>/synthetic/<name>."""
+    base = os.environ.get("MM1_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mm1_jax"))
+    return os.path.join(base, "synthetic", name)
+
+
 def default_directory(seed: int = 0, scale: float = 1.0) -> str:
     """Where the dataset of `seed` and `scale` is cached (MM1_JAX_CACHE, default ~/.cache/mm1_jax)."""
-    base = os.environ.get("MM1_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mm1_jax"))
-    return os.path.join(base, "synthetic", f"{VERSION}-seed{seed}-scale{scale:g}")
+    return cache_directory(f"{VERSION}-seed{seed}-scale{scale:g}")
 
 
 def ensure_generated(directory: str | None = None, seed: int = 0, scale: float = 1.0) -> str:
     """The dataset's directory, generating it first if absent (written to a temporary folder, then renamed)."""
-    directory = directory or default_directory(seed, scale)
+    return ensure_written(directory or default_directory(seed, scale),
+                          lambda d: generate(d, seed=seed, scale=scale), "the embedded dataset", "about 15 s")
+
+
+def ensure_written(directory: str, write, what: str, takes: str = "seconds") -> str:
+    """`directory`, once `write(folder)` has filled it: written into a temporary folder beside it, marked DONE (if
+    `write` did not) and renamed, so a reader never sees half of it and two processes may race. Returns it."""
     if os.path.exists(os.path.join(directory, "DONE")):
         return directory
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-synthetic-")
     start = time.time()
-    print(f"generating the embedded dataset into {directory} (once, about 10 s) ...", end="", flush=True)
-    generate(os.path.join(tmp, "data"), seed=seed, scale=scale)
+    print(f"generating {what} into {directory} (once, {takes}) ...", end="", flush=True)
+    write(os.path.join(tmp, "data"))
+    if not os.path.exists(os.path.join(tmp, "data", "DONE")):
+        pathlib.Path(tmp, "data", "DONE").write_text(json.dumps({"version": VERSION}))
     print(f" done in {time.time() - start:.0f} s", flush=True)
     try:
         os.rename(os.path.join(tmp, "data"), directory)
