@@ -30,7 +30,8 @@ def test_tokenizer_ids_are_fixed_and_vocabulary_closed(tmp_path):
     root = synthetic.generate(str(tmp_path / "w"), seed=0, scale=0.005)
     tok = tokenizer_lib.load_tokenizer(os.path.join(root, "tokenizer.json"))
     assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.image_id, tok.overview_id, tok.crop_id(1)) == (0, 1, 2, 4, 5, 6)
-    assert tok.vocab_size == len(synthetic.vocabulary()) == 279  # v5: + the videos' 8 words
+    # v5: + the videos' 8 words; v6: + the UI screens' 15 words and the numbers 100-999 of Ferret's grid
+    assert tok.vocab_size == len(synthetic.vocabulary()) == 1194
     unk = tok.special["<unk>"]
     texts = [json.loads(l)["conversations"][1]["value"] for l in open(os.path.join(root, "sft", "grounding.jsonl"))]
     texts += [t["value"] for r in json.load(open(os.path.join(root, "sft", "vqa.json"))) for t in r["conversations"]]

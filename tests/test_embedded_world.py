@@ -13,6 +13,7 @@ import tarfile
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from etils import epath
 from PIL import Image
 
 from mm1_jax.data import config as config_lib
@@ -64,8 +65,10 @@ def all_texts(root):
     reader = array_record_module.ArrayRecordReader(glob.glob(os.path.join(root, "text", "*"))[0])
     out += [("text", json.loads(x)["text"]) for x in reader.read_all()]
     for path in sorted(glob.glob(os.path.join(root, "sft", "*.json*"))) + [os.path.join(root, "eval", "vqa.json")]:
+        # Ferret-UI's records (sft/ui.json) as the ferret_ui_json source reads them: boxes written as text
+        records = (sources_lib.FerretUIJsonSource([epath.Path(path)]) if path.endswith("ui.json") else _json(path))
         out += [(os.path.basename(path).split(".")[0], t["value"].replace("<video>", ""))  # a marker, not a word
-                for r in _json(path) for t in r["conversations"]]
+                for r in records for t in r["conversations"]]
     videos = _json(os.path.join(root, "eval", "video.json"))  # held-out clips: their questions and options
     out += [("video_eval", t.replace("<video>", "")) for r in videos
             for t in [c["value"] for c in r["conversations"]] + r["options"]]

@@ -170,6 +170,15 @@ TINY_VIDEO = {
     "image VQA": suites.benchmark("embedded_vqa", note="the image questions (General)"),
 }
 TINY_VIDEO_METRICS = {name: dict(mean=(name,), shots=0) for name in TINY_VIDEO}
+# MM1.5-UI in the embedded world: a UI SFT stage on the world's screens alone (sft/ui.json, Ferret-UI's release
+# format), scored on held-out screens through Ferret-UI's reader and scorer (referring: exact match; grounding: a box
+# at IoU >= 0.5; iphone = portrait, android = landscape screens)
+TINY_UI_SFT = "caption:0,interleaved:0,text:0,vqa:0,ui:1"
+TINY_UI = {
+    "UI referring": suites.benchmark("embedded_ui_ref", note="widget type, icon, text of a box; chance 12"),
+    "UI grounding": suites.benchmark("embedded_ui_grd", note="find a text, icon, widget: IoU >= 0.5; chance 6"),
+}
+TINY_UI_METRICS = {name: dict(mean=(name,), shots=0) for name in TINY_UI}
 TINY_MM15_METRICS = {
     "General": dict(mean=("embedded_vqa",), shots=0),
     "Text-rich": dict(mean=("embedded_ocr",), shots=0),

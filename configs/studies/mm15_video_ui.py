@@ -13,6 +13,10 @@ SFT mixture) per seed, shared by both rows; `video_training_free_3b` scores that
 clips (8 frames of 16 tokens each, sampled 'uniform'), `video_sft_7b` first fine-tunes it on the world's video SFT
 data alone (sft/video.json: questions on order, direction, count and colour change). Both rows are the tiny model:
 the names are the paper's rows, not their sizes. Results: docs/miniature/mm15_video/.
+MM1.5-UI in miniature: `ui_1b` fine-tunes the same image SFT model on the world's UI screens alone (sft/ui.json,
+Ferret-UI's release format: referring and grounding questions with boxes on Ferret's 0-999 grid) and is scored with
+the image SFT model (`video_training_free_3b`) on held-out screens through Ferret-UI's reader and scorer
+(embedded_ui_ref, embedded_ui_grd; eval.box_format ferret). Results: docs/miniature/mm15_ui/.
 """
 from configs.studies import _common as bm
 from mm1_jax.eval import suites
@@ -59,7 +63,8 @@ PAPER = {
 }
 FINDINGS = (("MM1.5-UI-1B vs Ferret-UI-13B: Ref-i 90.0 vs 80.5, Grd-i 86.5 vs 79.4", "MM1.5-UI section", "[S]"),)
 
-# Embedded scale: the tiny model, 300 steps per training stage; the eval stage scores all 200 held-out clips.
+# Embedded scale: the tiny model, 300 steps per training stage; the eval stage scores all 200 held-out clips and all
+# 180 + 180 held-out UI questions.
 EMBEDDED = dict(
     stages=(
         dict(name="pretrain", config="configs/tiny.py", shared=True,
@@ -68,10 +73,14 @@ EMBEDDED = dict(
              overrides={**bm.TINY_TRAIN, "data.weights": bm.TINY_SFT}),
         dict(name="video_sft", config="configs/tiny.py",
              overrides={**bm.TINY_TRAIN, "data.weights": bm.TINY_VIDEO_SFT}),
+        dict(name="ui_sft", config="configs/tiny.py", overrides={**bm.TINY_TRAIN, "data.weights": bm.TINY_UI_SFT}),
         dict(name="eval", evaluate=True, shots=(0,), limit=200),
     ),
-    rows={"video_training_free_3b": dict(arg="main", skip=("video_sft",)),
-          "video_sft_7b": dict(arg="main")},
-    benchmarks=dict(bm.TINY_VIDEO),
-    metrics=dict(bm.TINY_VIDEO_METRICS),
+    rows={"video_training_free_3b": dict(arg="main", skip=("video_sft", "ui_sft")),
+          "video_sft_7b": dict(arg="main", skip=("ui_sft",)),
+          # box_format: how the harness writes a grounding task's boxes; the Ferret-UI tasks' boxes are already text
+          # on Ferret's grid (the reader writes them), so it marks the convention rather than changing a score
+          "ui_1b": dict(arg="main", skip=("video_sft",), stage_overrides={"eval": UI_EVAL})},
+    benchmarks={**bm.TINY_VIDEO, **bm.TINY_UI},
+    metrics={**bm.TINY_VIDEO_METRICS, **bm.TINY_UI_METRICS},
 )

@@ -110,6 +110,11 @@ KINDS: dict[str, Kind] = {
     # the embedded world's held-out clips (reader-backed, so their frames come from the .mp4 as any video's do)
     "embedded_video": Kind(embedded.read_video_choice, "choice", ("accuracy",), {}, options=dict(_CHOICE)),
     "embedded_video_open": Kind(embedded.read_video_open, "vqa", ("exact_match",), {}, 8),
+    # the embedded world's held-out UI screens as Ferret-UI's evaluation files, read and scored as Ferret-UI's are
+    "embedded_ui_ref": Kind(embedded.read_ui_ref, "vqa", ("accuracy",), {}, 8,
+                            aggregate=ui_scorers.AGGREGATES["ferret_ui"]),
+    "embedded_ui_grd": Kind(embedded.read_ui_grd, "vqa", ("accuracy",), {}, 16,
+                            aggregate=ui_scorers.AGGREGATES["ferret_ui"]),
     "scienceqa": Kind(readers.read_scienceqa, "choice", ("accuracy",),
                       dict(annotations="", images="", split="test", image_only=True), options=dict(_CHOICE)),
     "ai2d": Kind(readers.read_ai2d, "choice", ("accuracy",), dict(annotations="", images="", ids=""),
@@ -254,6 +259,13 @@ DATASETS: dict[str, tuple[str, dict, dict, str]] = {
                        "change; .mp4 files written once into the cache), 4 options by likelihood; no files"),
     "embedded_video_open": ("embedded_video_open", {}, {},
                             "embedded_video's questions answered in words, exact match; no files"),
+    "embedded_ui_ref": ("embedded_ui_ref", {}, {},
+                        "the embedded world's held-out UI screens (mm1_jax.data.synthetic.screens), Ferret-UI's "
+                        "referring questions (widget type, icon, text of a box), read and scored by the Ferret-UI "
+                        "reader and scorer: exact match; iphone = portrait, android = landscape screens; no files"),
+    "embedded_ui_grd": ("embedded_ui_grd", {}, {},
+                        "the same screens' grounding questions (find a text, an icon, a widget -> a box on Ferret's "
+                        "0-999 grid), hit at IoU >= 0.5; no files"),
     "scienceqa": ("scienceqa", {}, dict(annotations="ScienceQA/data/scienceqa/problems.json",
                                         images="ScienceQA/images"),
                   "ScienceQA-IMG (arXiv 2209.09513): test questions with an image"),

@@ -22,6 +22,15 @@ as support.
   video      200 held-out clips (`synthetic.videos`: order, direction, count, colour change, 50 each), one question
              each with 4 options, scored by likelihood: accuracy (chance 0.25); item meta "type" is the kind
   video_open the same questions answered in words: exact match
+  ui_ref     held-out UI screens (`synthetic.screens`), Ferret-UI's referring questions: the widget's type, its icon,
+             its text, given its box "[x1, y1, x2, y2]" (0-999 grid); exact match per (platform, family), "accuracy"
+             their mean (Ref-i / Ref-A as ref_i / ref_a). Chance (a uniform guess of the right kind of answer): type
+             1/6, icon 1/6, text 1/40 (`PAGE_WORDS`): 0.12 mean (the six widget types are each 14-18% of the
+             widgets, so always answering one type is no better). 30 screens a (platform, family) cell.
+  ui_grd     the same screens' grounding questions: find a text, an icon, the one widget of a type -> a box; a hit
+             at IoU >= 0.5 of the first box (Ferret-UI's grounding rule as scorers.ui reads it). Chance: a box of a
+             widget of the screen drawn at random hits 0.06 (17 widgets a screen on average; measured over 3,000
+             screens); a box that is no widget's scores less.
 The video tasks are reader-backed (`read_video_choice`, `read_video_open`) so that their items take the path every
 video benchmark takes: meta["video"] names the clip's .mp4 file, and `mm1_jax.eval.tasks.load_task` puts its frames
 (eval.video_frames, else data.video.frames; the embedded data configs': 8, 'uniform') before the question. The clips
@@ -38,6 +47,7 @@ import numpy as np
 from mm1_jax.data import synthetic
 from mm1_jax.data.synthetic import writers
 from mm1_jax.eval.prompts import Item
+from mm1_jax.eval.readers import ui as ui_reader
 
 EVAL_SEED = 424_242  # not a training seed
 HUMANS = 10  # VQA accuracy needs 10 human answers; the world's one exact answer is given 10 times
@@ -207,6 +217,34 @@ def video_questions(choice: bool) -> list[Item]:
             item.options, item.answer_index = list(r["options"]), int(r["answer_index"])
         items.append(item)
     return items
+
+
+UI_ITEMS = 30  # held-out screens per (platform, question family): 90 referring and 90 grounding items a platform
+
+
+def ui_root() -> str:
+    """The folder of the UI tasks' held-out screens (Ferret-UI's evaluation files: <platform>/<family>_test.json,
+    images/), written on first use from the eval seed."""
+    directory = synthetic.cache_directory(f"{writers.VERSION}-ui-eval{EVAL_SEED}-n{UI_ITEMS}")
+    rng = _rng("ui", "eval")
+    return synthetic.ensure_written(directory, lambda d: synthetic.write_ui_eval(pathlib.Path(d), rng, UI_ITEMS, "ui"),
+                                    "the embedded UI benchmark's screens", "a second")
+
+
+def _read_ui(task: str, families: tuple[str, ...]) -> tuple[list[Item], list[dict]]:
+    root = os.path.join(ui_root(), "ui")
+    return ui_reader.read_ferret_ui(task, annotations=root, images=os.path.join(root, "images"),
+                                    families=",".join(families))
+
+
+def read_ui_ref(task: str) -> tuple[list[Item], list[dict]]:  # a reader's signature
+    """The `embedded_ui_ref` task's items: the held-out screens' referring questions, read by Ferret-UI's reader."""
+    return _read_ui(task, synthetic.screens.REFERRING)
+
+
+def read_ui_grd(task: str) -> tuple[list[Item], list[dict]]:  # a reader's signature
+    """The `embedded_ui_grd` task's items: the held-out screens' grounding questions, read by Ferret-UI's reader."""
+    return _read_ui(task, synthetic.screens.GROUNDING)
 
 
 def read_video_choice(task: str) -> tuple[list[Item], list[dict]]:  # a reader's signature

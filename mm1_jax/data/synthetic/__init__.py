@@ -32,16 +32,28 @@ One seed decides everything (each source draws from its own stream [seed, i]). C
                 questions: order ("which shape appears first ?" / "... last ?" -> "the red circle ."), direction
                 ("which way does the red circle move ?" -> "up ."), count ("how many shapes appear ?" -> "three .")
                 and colour change ("what colour does the green square turn ?" -> "blue ."); `videos` says more.
+  sft/ui.json   Ferret-UI's release format (format ferret_ui_json: "image", "image_w", "image_h", "conversations" with
+                <bbox_location0> placeholders, "box_x1y1x2y2" per turn): phone screens (sft/images/ui-i.png, 96 x 192
+                portrait or 192 x 96 landscape) of buttons, labels, icons, toggles, text fields and tab bars on an
+                8 px layout grid, 1-3 questions each: referring (the widget's type, icon name or text, given its box)
+                and grounding (where is a text, an icon, the one widget of a type -> its box); `screens` says more.
+                The boxes become text by `mm1_jax.data.coordinates` (Ferret's [x1, y1, x2, y2] on 0-999) when read.
   eval/vqa.json held out VQA (one turn).
+  eval/ui/      held out screens as Ferret-UI's evaluation files, <platform>/<family>_test.json (iphone: portrait,
+                android: landscape; families widget_classification, icon_recognition, ocr, find_text, find_icons,
+                find_widget; one question a screen) + images/, read by `mm1_jax.eval.readers.ui`.
   eval/video.json + eval/videos/  held out clips, one question each (the kinds in turn), with 4 "options" and the
                 "answer_index" among them (multiple choice) and the question's "type".
   tokenizer.json  a word-level HF tokenizer over the world's closed vocabulary (built here, deterministic; every
-                number 0-99 is one token; v5 added the videos' words `VIDEO_WORDS`, so its ids differ from v4's).
+                number 0-999 is one token (v6; 0-99 before); v5 added the videos' words `VIDEO_WORDS`, v6 the screens'
+                `UI_WORDS` ("[", "]", widget types, icon names) and the numbers 100-999 of Ferret's grid (1194
+                tokens), so ids differ between versions).
 The data configs (`embedded_data_config`) read a video as 8 frames sampled 'uniform' (`EMBEDDED_VIDEO`; data.video).
 Shapes are listed left to right (in reading order on a 3 x 3 grid), so every caption and answer is exact ground truth.
 
 The package, by job: world (words, vocabulary, tokenizer), images (pictures of shapes), pages (text-rich pages),
-descriptions (what the texts say about a picture), videos (clips: scenes, frames, .mp4 bytes, questions), records
+descriptions (what the texts say about a picture), videos (clips: scenes, frames, .mp4 bytes, questions), screens
+(UI screens: widgets, pixels, Ferret-UI questions and records), records
 (one record of each source), writers (each format's writer, `generate`, `ensure_generated`, `ensure_written`),
 mixtures (the sources, each stage's weights as data configs, and the SFT sources' MM1.5 categories,
 `EMBEDDED_SFT_CATEGORIES`). What is imported here is its API.
@@ -55,11 +67,13 @@ from mm1_jax.data.synthetic.pages import (PAGE_ALPHABET, PAGE_LAYOUTS, PAGE_SIZE
                                           page_text)
 from mm1_jax.data.synthetic.records import (caption_records, grounding_record, interleaved_record, ocr_record,
                                             video_eval_record, video_record, vqa_dialogue_record)
+from mm1_jax.data.synthetic.screens import (ICONS, PLATFORM, SCREENS, UI_QUESTIONS, WIDGET_TYPES, question_families,
+                                            render_screen, screen, ui_eval_record, ui_question, ui_record)
 from mm1_jax.data.synthetic.videos import (DIRECTIONS, PHASES, VIDEO_FPS, VIDEO_FRAMES, VIDEO_QUESTIONS, VIDEO_SIZES,
                                            question_kinds, render_video, video_bytes, video_codec, video_question,
                                            video_scene)
-from mm1_jax.data.synthetic.world import (COLOURS, CORNERS, COUNTS, POSITIONS, SHAPES, VIDEO_WORDS, build_tokenizer,
-                                          vocab_size, vocabulary)
+from mm1_jax.data.synthetic.world import (COLOURS, CORNERS, COUNTS, POSITIONS, SHAPES, UI_WORDS, VIDEO_WORDS,
+                                          build_tokenizer, vocab_size, vocabulary)
 from mm1_jax.data.synthetic.writers import (STREAMS, cache_directory, default_directory, ensure_generated,
                                             ensure_written, generate, write_interleaved, write_sft, write_text,
-                                            write_videos, write_wds)
+                                            write_ui, write_ui_eval, write_videos, write_wds)

@@ -21,6 +21,7 @@ EMBEDDED_SOURCES = {
     **{name: ("sft", "llava_json", "sft", f"{name}.json")
        for name in ("doc_vqa", "count_vqa", "refer", "math", "knowledge", "multi_image", "distractors",
                     "text_dialogue", "video")},
+    "ui": ("sft", "ferret_ui_json", "sft", "ui.json"),
 }
 # a video reaches the tiny model as 8 frames (MM1.5-Video samples 24 'uniform'; 8 fill the embedded max_images)
 EMBEDDED_VIDEO = dict(frames=8, sampling="uniform")
@@ -60,7 +61,8 @@ def embedded_data_config(
     text at weight 0.
     sft: the SFT categories: general VQA 20 / ocr 8 / grounding 8 / doc_vqa 15 / count_vqa 10 / refer 8 / math 7 /
     knowledge 5 / multi_image 7 / distractors 6 / text_dialogue 6.
-    The video SFT source (`video`, sft/video.json) is in main at weight 0 (e.g. data.weights "...,video:1").
+    The video SFT source (`video`, sft/video.json) and the UI screens (`ui`, sft/ui.json, Ferret-UI's release
+    format) are in main at weight 0 (e.g. data.weights "...,video:1").
     Defaults sized for the tiny model: seq_len 256, max_images 8, a video as 8 uniformly sampled frames
     (`EMBEDDED_VIDEO`); overrides replace any top-level field.
     """

@@ -134,12 +134,17 @@ MORE_WORDS = (
 )
 # words of the videos' questions and answers (mm1_jax.data.synthetic.videos)
 VIDEO_WORDS = ("appear", "appears", "last", "way", "move", "up", "down", "turn")
+# words of the UI screens' questions and answers (mm1_jax.data.synthetic.screens: widget types, icon names, the
+# brackets of Ferret's coordinates "[x1, y1, x2, y2]"; the numbers 0-999 of its grid are in `vocabulary`)
+UI_WORDS = ("type", "widget", "button", "label", "toggle", "field", "tab", "icon",
+            "play", "stop", "menu", "close", "back", "[", "]")
+GRID_NUMBERS = 1000  # every number 0-999 is one word: Ferret's 0-999 grid (mm1_jax.data.coordinates)
 
 
 def vocabulary() -> list[str]:
     """Every word of the world, sorted, after the special tokens (ids are stable across runs)."""
-    words = set(BASE_WORDS) | set(MORE_WORDS) | set(VIDEO_WORDS) | set(COUNTS) | set(PAGE_WORDS)
-    words |= {str(i) for i in range(100)}
+    words = set(BASE_WORDS) | set(MORE_WORDS) | set(VIDEO_WORDS) | set(UI_WORDS) | set(COUNTS) | set(PAGE_WORDS)
+    words |= {str(i) for i in range(GRID_NUMBERS)}
     return list(tokenizer_lib.SPECIAL_TOKENS) + sorted(words - set(tokenizer_lib.SPECIAL_TOKENS))
 
 

@@ -17,17 +17,19 @@ from mm1_jax.data.synthetic.records import (alt_text_records, caption_records, c
                                             multi_image_record, ocr_page_records, ocr_record, refer_record,
                                             text_dialogue_record, text_record, video_eval_record, video_record,
                                             vqa_dialogue_record, vqa_record)
+from mm1_jax.data.synthetic.screens import PLATFORM, UI_QUESTIONS, ui_eval_record, ui_record
 from mm1_jax.data.synthetic.videos import VIDEO_QUESTIONS
 from mm1_jax.data.synthetic.world import build_tokenizer
 
-VERSION = "v5"  # v5: videos (sft/video.json, eval/video.json)
+VERSION = "v6"  # v5: videos (sft/video.json, eval/video.json); v6: UI screens (sft/ui.json, eval/ui/), numbers 0-999
 SIZES = dict(captions=4000, interleaved=1200, text=1000, vqa=3000, ocr=1000, grounding=1000, vqa_eval=300,
              alt_text=3000, dense_captions=2000, ocr_pages=500, doc_vqa=500, count_vqa=1500, refer=800, math=800,
-             knowledge=500, multi_image=800, distractors=800, text_dialogue=500, video=800, video_eval=100)
+             knowledge=500, multi_image=800, distractors=800, text_dialogue=500, video=800, video_eval=100, ui=1500,
+             ui_eval=30)  # ui_eval: held-out screens per (platform, question family)
 # each source's random stream is [seed, its index here]: a new source goes at the end, so the others' streams stay
 STREAMS = ("captions", "grounding", "interleaved", "ocr", "text", "vqa", "vqa_eval", "alt_text", "dense_captions",
            "ocr_pages", "doc_vqa", "count_vqa", "refer", "math", "knowledge", "multi_image", "distractors",
-           "text_dialogue", "video", "video_eval")
+           "text_dialogue", "video", "video_eval", "ui", "ui_eval")
 
 
 def write_wds(root: pathlib.Path, folder: str, records: list[tuple[bytes, str]], shards: int = 2):
@@ -115,6 +117,43 @@ def write_videos(root: pathlib.Path, rng, name: str, n: int, folder: str = "sft"
     return records
 
 
+def write_ui(root: pathlib.Path, rng, n: int, folder: str = "sft") -> list[dict]:
+    """n screens as folder/images/ui-<i>.png and their Ferret-UI records (1-3 questions each, `screens.ui_record`)
+    as folder/ui.json, the format the `ferret_ui_json` source reads. Returns the records."""
+    (root / folder / "images").mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(n):
+        image_name = f"images/ui-{i:05d}.png"
+        data, rec = ui_record(rng, image_name, i)
+        (root / folder / image_name).write_bytes(data)
+        records.append(rec)
+    with open(root / folder / "ui.json", "w") as f:
+        json.dump(records, f)
+    return records
+
+
+def write_ui_eval(root: pathlib.Path, rng, n: int, folder: str = "eval/ui") -> dict[str, list[dict]]:
+    """Held-out screens as Ferret-UI's evaluation files, the shape `mm1_jax.eval.readers.ui` reads: for each
+    platform (iphone: portrait screens, android: landscape) and question family, n screens with one question each
+    in folder/<platform>/<family>_test.json, the screens in folder/images/. Returns {file name: records}."""
+    (root / folder / "images").mkdir(parents=True, exist_ok=True)
+    out = {}
+    for orientation, platform in PLATFORM.items():
+        (root / folder / platform).mkdir(exist_ok=True)
+        for family in UI_QUESTIONS:
+            records = []
+            for i in range(n):
+                image_name = f"images/{platform}-{family}-{i:05d}.png"
+                data, rec = ui_eval_record(rng, image_name, orientation, family, i)
+                (root / folder / image_name).write_bytes(data)
+                records.append(rec)
+            name = f"{platform}/{family}_test.json"
+            with open(root / folder / name, "w") as f:
+                json.dump(records, f)
+            out[name] = records
+    return out
+
+
 # the SFT sources: name -> (record maker, written as jsonl)
 SFT_MAKERS = {
     "vqa": (vqa_dialogue_record, False),
@@ -160,6 +199,8 @@ def generate(directory: str, seed: int = 0, scale: float = 1.0, text_factor: int
     write_sft(root, rngs["vqa_eval"], "vqa", vqa_record, sizes["vqa_eval"], as_jsonl=False, folder="eval")
     write_videos(root, rngs["video"], "video", sizes["video"])
     write_videos(root, rngs["video_eval"], "video", sizes["video_eval"], folder="eval", held_out=True)
+    write_ui(root, rngs["ui"], sizes["ui"])
+    write_ui_eval(root, rngs["ui_eval"], sizes["ui_eval"])
     (root / "DONE").write_text(
         json.dumps({"version": VERSION, "seed": seed, "scale": scale, "text_factor": text_factor, "sizes": sizes})
     )
