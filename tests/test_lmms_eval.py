@@ -219,6 +219,7 @@ def test_bad_arguments_are_one_sentence():
         LmmsEvalModel(config="nowhere.py")
     with pytest.raises(ValueError, match="data.nonsense=1: the config has no such field"):
         LmmsEvalModel(config=CONFIG, **{"data.nonsense": 1})
+    assert decoding({"until": 184}, 8).until == ("184",)  # "until=184" as lmms-eval's argument parser reads it
     how = decoding({"do_sample": True, "top_p": 0.5, "until": "\n", "max_new_tokens": 3}, 8)
     assert (how.temperature, how.top_p, how.until, how.max_new_tokens) == (1.0, 0.5, ("\n",), 3)
     assert decoding({"temperature": 0.7, "do_sample": False}, 8).temperature == 0.0

@@ -147,7 +147,11 @@ def decoding(gen_kwargs: dict | None, default_max_new_tokens: int) -> Decoding:
         if kw.get(key) not in (None, neutral):
             raise ValueError(f"generation_kwargs {key}={kw[key]!r} is not supported by mm1_jax's generator "
                              f"(only greedy decoding or sampling with temperature, top_p and top_k).")
-    until = kw.get("until") or ()
+    until = kw.get("until")
+    if isinstance(until, (int, float)) and not isinstance(until, bool):
+        # lmms-eval's --gen_kwargs parser (utils.handle_arg_string) reads until=184 as the number 184: its text
+        until = str(until)
+    until = until or ()
     if isinstance(until, str):
         until = (until,)
     if not all(isinstance(u, str) for u in until):
