@@ -238,13 +238,7 @@ class LlavaJsonSource:
     def __init__(self, paths: list[epath.Path]):
         self._records = []
         for path in paths:
-            try:
-                items = json.loads(path.read_bytes())
-            except ValueError as e:
-                raise ValueError(f"LLaVA JSON file {os.fspath(path)!r} is not valid JSON: {e}") from e
-            if not isinstance(items, list):
-                raise ValueError(f"LLaVA JSON file {os.fspath(path)!r} must hold a list, got {type(items).__name__}.")
-            for j, rec in enumerate(items):
+            for j, rec in enumerate(_load_json_list(path, "LLaVA JSON")):
                 rec = rec if isinstance(rec, dict) else {"__error__": "wrong_schema"}
                 rec.setdefault("__key__", f"{path.name}#{rec.get('id', j)}")
                 rec["__folder__"] = str(path.parent)
