@@ -15,14 +15,13 @@ Mantis-Eval mantis_eval/test-*.parquet).
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from mm1_jax.eval.prompts import Item
-from mm1_jax.eval.readers.common import (Collect, Skip, annotation_file, fail, image_folder, kind_of, load_jsonl,
-                                         need, read_text, record_id, required)
+from mm1_jax.eval.readers.common import (Collect, Skip, annotation_file, fail, image_folder, kind_of, load_json,
+                                         load_jsonl, need, record_id, required)
 from mm1_jax.eval.readers.lmudata import LmuTable
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -223,7 +222,7 @@ def _read_mantis_format(task: str, annotations: str, split: str, inner: str, wha
     path = required(task, "annotations", annotations)
     out = Collect()
     if path.lower().endswith(".json") and not os.path.isdir(path):
-        records = _json_list(task, path, what)
+        records = load_json(task, "annotations", path, list, f"{what} as a JSON list of questions")
         base = os.path.dirname(os.path.abspath(path))
         for i, rec in enumerate(records):
             out.add(path, f"[{i}]", record_id(rec, "id", i), _mantis_record, rec, base, source)
@@ -232,17 +231,6 @@ def _read_mantis_format(task: str, annotations: str, split: str, inner: str, wha
         rows = _parquet_rows(task, file, _MANTIS_COLUMNS, f"{what}'s table")
         _collect_rows(out, file, rows, "id", lambda rec: _mantis_record(rec, None, source))
     return out.result()
-
-
-def _json_list(task: str, path: str, what: str) -> list:
-    path = annotation_file(task, "annotations", path)
-    try:
-        data = json.loads(read_text(task, path))
-    except json.JSONDecodeError as e:
-        raise fail(task, path, f"not valid JSON ({e.msg}: line {e.lineno} column {e.colno})") from None
-    if not isinstance(data, list):
-        raise fail(task, path, f"expected {what} as a JSON list of questions, found {kind_of(data)}")
-    return data
 
 
 def _plain_option(option: str, letter: str) -> str:

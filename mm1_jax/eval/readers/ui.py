@@ -27,14 +27,13 @@ has no <bbox_location0>, an answer is missing, or a Taperception label reads as 
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any
 
 from mm1_jax.data.coordinates import box_to_text, check_box
 from mm1_jax.eval.prompts import Item
-from mm1_jax.eval.readers.common import Collect, Skip, fail, image_folder, kind_of, need, read_text, required
+from mm1_jax.eval.readers.common import Collect, Skip, fail, image_folder, load_json, need, required
 from mm1_jax.eval.scorers.ui import (BOX_IN, FAMILIES, FILE_ORDER, GROUNDING, PLACEHOLDER, PLATFORMS,
                                      placeholder_labels, tappable)
 
@@ -72,16 +71,6 @@ def _files(task: str, annotations: str) -> list[tuple[str, str]]:
         else:
             raise ValueError(f"eval task {task!r}: annotation file {path!r} does not exist.")
     return out
-
-
-def _records(task: str, path: str) -> list:
-    try:
-        data = json.loads(read_text(task, path))
-    except json.JSONDecodeError as e:
-        raise fail(task, path, f"not valid JSON ({e.msg}: line {e.lineno} column {e.colno})") from None
-    if not isinstance(data, list):
-        raise fail(task, path, f"expected a JSON list of Ferret-UI records, found {kind_of(data)}")
-    return data
 
 
 def _number(rec: dict, field: str) -> int | float:
@@ -224,7 +213,7 @@ def read_ferret_ui(task: str, *, annotations: str, images: str, platform: str = 
         if platform and named and named != platform:
             continue
         family = file_family(name)
-        records = _records(task, path)
+        records = load_json(task, "annotations", path, list, "a JSON list of Ferret-UI records")
         if family is None and not any(isinstance(r, dict) and "dataset" in r for r in records):
             raise fail(task, path, f"names no Ferret-UI task ({', '.join(FILE_ORDER)}) and its records have no "
                                    "'dataset' field; name the file after its task as Ferret-UI does (e.g. "

@@ -106,6 +106,17 @@ def _csv_rows(task: str, keyword: str, path: str, columns: tuple[str, ...]) -> l
     return rows
 
 
+def _video_csv(task: str, annotations: str, columns: tuple[str, ...], video_column: str, make, *args
+               ) -> tuple[list[Item], list[dict]]:
+    """The items of a NExT-QA-style CSV (one question a row, id "<video>_<qid>", eval_mc.py's qns_id): make(row,
+    *args) per row, a row it cannot use skipped with its reason."""
+    path = required(task, "annotations", annotations)
+    out = Collect()
+    for n, row in _csv_rows(task, "annotations", path, columns):
+        out.add(path, f"row {n}", f"{row.get(video_column)}_{row.get('qid')}", make, row, *args)
+    return out.result()
+
+
 # --- NExT-QA (multiple choice) -------------------------------------------------------------------------------------
 
 _NEXTQA_COLUMNS = ("video", "question", "answer", "qid", "type", "a0", "a1", "a2", "a3", "a4")
@@ -116,14 +127,8 @@ def read_nextqa(task: str, *, annotations: str, video_map: str, videos: str) -> 
     height, question, answer (0-4), qid, type, a0..a4), `video_map` map_vid_vidorID.json (video id -> "1025/
     5159741010", the VidOR folder/file), `videos` the NExTVideo folder (<folder>/<file>.mp4). id = "<video>_<qid>"
     (eval_mc.py's qns_id); meta type (TP counted as TN by the scorer, as eval_mc.py does)."""
-    mapping = load_json(task, "video_map", video_map)
-    folder = image_folder(task, videos, "videos")
-    path = required(task, "annotations", annotations)
-    out = Collect()
-    for n, row in _csv_rows(task, "annotations", path, _NEXTQA_COLUMNS):
-        rid = f"{row.get('video')}_{row.get('qid')}"
-        out.add(path, f"row {n}", rid, _nextqa_item, row, mapping, folder)
-    return out.result()
+    return _video_csv(task, annotations, _NEXTQA_COLUMNS, "video", _nextqa_item,
+                      load_json(task, "video_map", video_map), image_folder(task, videos, "videos"))
 
 
 def _nextqa_item(row: dict, mapping: dict, folder: str, path: str | None = None) -> Item:
@@ -162,13 +167,8 @@ def read_intentqa(task: str, *, annotations: str, videos: str, video_map: str = 
     id = "<video_id>_<qid>" (eval_intentqa.py's qns_id); a type its scorer does not group is skipped (it counts in
     none of its accuracies)."""
     mapping = load_json(task, "video_map", video_map) if video_map else None
-    folder = image_folder(task, videos, "videos")
-    path = required(task, "annotations", annotations)
-    out = Collect()
-    for n, row in _csv_rows(task, "annotations", path, _INTENTQA_COLUMNS):
-        rid = f"{row.get('video_id')}_{row.get('qid')}"
-        out.add(path, f"row {n}", rid, _intentqa_item, row, mapping, folder)
-    return out.result()
+    return _video_csv(task, annotations, _INTENTQA_COLUMNS, "video_id", _intentqa_item, mapping,
+                      image_folder(task, videos, "videos"))
 
 
 def _intentqa_item(row: dict, mapping: dict | None, folder: str) -> Item:
